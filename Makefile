@@ -1,0 +1,56 @@
+# stompgate — small Makefile: install, services, up, test, lint, types, format, benchmarks.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install services up test check lint types format bench bench-codec bench-persist clean
+
+install: $(STAMP) tests/js/node_modules/.installed
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+services:
+	@bash scripts/ensure-services.sh
+
+up: install services
+	@bash scripts/up.sh
+
+test: install services
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(PY) -m pytest
+
+check: lint types
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+types: install
+	$(PY) -m mypy
+
+format: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+bench-codec: install
+	$(PY) -m benchmarks.bench_codec
+
+bench-persist: install services
+	$(PY) -m benchmarks.bench_persist
+
+bench: install services
+	$(PY) -m benchmarks.bench_gateway
+
+clean:
+	rm -rf $(VENV) tests/js/node_modules .mypy_cache .ruff_cache .pytest_cache
