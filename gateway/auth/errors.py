@@ -1,0 +1,58 @@
+"""Exceptions raised by gateway.auth.
+
+Every exception here carries ``message``: a short, fixed-shape text meant for the ``message``
+header of a STOMP ERROR frame (or the body of an HTTP 403 at the WebSocket handshake).  The
+texts are part of the contract: tests assert them exactly, and operators grep logs for them.
+They never contain raw client input that has not passed destination hygiene first, and never
+contain secrets (keys, tokens, passcodes).
+"""
+
+from __future__ import annotations
+
+__all__ = ["AccessDenied", "AuthError", "DestinationRejected", "LimitExceeded"]
+
+
+class AuthError(Exception):
+    """Authentication failed: the session must get an ERROR and be closed.
+
+    ``message`` is short ("token expired", "token audience mismatch", ...); ``detail`` is a
+    longer human explanation for the ERROR body (still free of secrets).
+    """
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail or message
+
+
+class AccessDenied(Exception):  # noqa: N818 -- name fixed by the contract
+    """A SUBSCRIBE or SEND is not allowed by the ACL.
+
+    ``message`` names the frame, the destination and the reason, e.g.
+    ``"SEND to /topic/room.7 denied: not a member of room 7"``.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class DestinationRejected(ValueError):  # noqa: N818 -- name fixed by the contract
+    """A destination name failed hygiene; ``message`` says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class LimitExceeded(Exception):  # noqa: N818 -- name fixed by the contract
+    """An abuse limit was breached.
+
+    ``kind`` is a stable label for the breach metric (see ``gateway.auth.limits.BREACH_KINDS``);
+    ``message`` is the exact ERROR text.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
