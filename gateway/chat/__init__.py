@@ -1,0 +1,29 @@
+"""Chat layer: ``/app`` destinations (validate, stamp, id, cache, publish), replay, history.
+
+Modules, one job each: `snowflake` (ids), `node_lease` (node ids leased in Redis),
+`destinations`, `events` (event JSON + headers), `keys` (Redis key names), `lua`,
+`post_ledger` (idempotency + cache writes), `recent` (cache reads), `read_state` (read
+pointers, unread counts), `history` (cache + store merge), `store_api` (the store contract),
+`layer` (`ChatLayer`), `history_api` (HTTP history routes).
+"""
+
+from gateway.chat.errors import ChatError
+from gateway.chat.layer import ChatLayer, ChatResult, IdSource, PublishFn, ReplayItem
+from gateway.chat.node_lease import LeaseLostError, NodeLease, NoFreeNodeIdError
+from gateway.chat.snowflake import SnowflakeGenerator
+from gateway.chat.store_api import MessageReader, StoredMessage
+
+__all__ = [
+    "ChatError",
+    "ChatLayer",
+    "ChatResult",
+    "IdSource",
+    "LeaseLostError",
+    "MessageReader",
+    "NoFreeNodeIdError",
+    "NodeLease",
+    "PublishFn",
+    "ReplayItem",
+    "SnowflakeGenerator",
+    "StoredMessage",
+]

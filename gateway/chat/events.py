@@ -1,0 +1,98 @@
+"""Building the JSON events the chat layer publishes, and their STOMP headers.
+
+Live publishes and replays use the same header builders, so a client cannot tell a replayed
+message from a live one (apart from ``stompgate-replay: true``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from schemas.models import ChatPost
+
+Headers = tuple[tuple[str, str], ...]
+
+JSON = "application/json"
+REPLAY_HEADER = ("stompgate-replay", "true")
+
+
+def message_event(
+    *, message_id: int, room: str, sender: str, post: ChatPost, sent_at: int
+) -> bytes:
+    """chat.message.v1 for an accepted post."""
+    event: dict[str, Any] = {
+        "v": 1,
+        "type": "message",
+        "id": str(message_id),
+        "room": room,
+        "sender": sender,
+        "client_id": post.client_id,
+        "text": post.text,
+        "sent_at": sent_at,
+    }
+    if isinstance(post.lang, str):
+        event["lang"] = post.lang
+    if isinstance(post.reply_to, str):
+        event["reply_to"] = post.reply_to
+    if isinstance(post.meta, Mapping):
+        event["meta"] = post.meta
+    return orjson.dumps(event)
+
+
+def receipt_event(*, room: str, user: str, message_id: int, read_at: int) -> bytes:
+    """chat.receipt.v1."""
+    return orjson.dumps(
+        {
+            "v": 1,
+            "type": "receipt",
+            "room": room,
+            "user": user,
+            "message_id": str(message_id),
+            "read_at": read_at,
+        }
+    )
+
+
+def typing_event(*, room: str, user: str, typing: bool, at: int) -> bytes:
+    """chat.typing.v1."""
+    return orjson.dumps(
+        {"v": 1, "type": "typing", "room": room, "user": user, "typing": typing, "at": at}
+    )
+
+
+def message_headers(message_id: int, sender: str, client_id: str) -> Headers:
+    return (
+        ("event-type", "message"),
+        ("content-type", JSON),
+        ("stompgate-message-id", str(message_id)),
+        ("sender", sender),
+        ("client-id", client_id),
+        ("persistent", "true"),
+    )
+
+
+def message_headers_from_event(event: bytes) -> Headers:
+    """The live-publish headers of a stored or cached chat.message.v1."""
+    doc = orjson.loads(event)
+    return message_headers(int(doc["id"]), str(doc["sender"]), str(doc["client_id"]))
+
+
+def receipt_headers(user: str) -> Headers:
+    return (
+        ("event-type", "receipt"),
+        ("content-type", JSON),
+        ("sender", user),
+        ("persistent", "true"),
+    )
+
+
+def typing_headers(user: str) -> Headers:
+    return (
+        ("event-type", "typing"),
+        ("content-type", JSON),
+        ("sender", user),
+        ("persistent", "false"),
+    )

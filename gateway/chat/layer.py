@@ -1,0 +1,217 @@
+"""`ChatLayer`: the gateway's handler for SENDs to ``/app/...`` destinations.
+
+- ``/app/rooms/{room}/messages`` (chat.post.v1): validate, stamp the sender from the session
+  (never from the client), take a Snowflake id, build chat.message.v1, put it in the room's
+  recent cache *before* publishing (a subscriber that binds and then reads the cache cannot
+  miss a message published just before its binding existed), publish once to
+  ``/topic/room.{room}``. A failed publish takes the message back out of the cache. Retries
+  with the same ``client_id`` get the original id and publish nothing (`post_ledger`).
+- ``/app/rooms/{room}/read`` (chat.read.v1): move the read pointer forward (`read_state`) and,
+  if it moved, publish chat.receipt.v1.
+- ``/app/rooms/{room}/typing`` (chat.typing_state.v1): publish chat.typing.v1, not persistent,
+  never cached.
+
+Client headers are never forwarded: the published headers are built here, so a client cannot
+set ``sender`` (in the body it is an unknown field and rejected).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import redis.asyncio as aioredis
+
+from gateway.chat import events
+from gateway.chat.destinations import (
+    APP_PREFIX,
+    Action,
+    is_valid_room,
+    parse_app_destination,
+    room_topic,
+)
+from gateway.chat.errors import ChatError
+from gateway.chat.history import HistoryReader
+from gateway.chat.keys import ChatKeys
+from gateway.chat.post_ledger import Existing, PostLedger
+from gateway.chat.read_state import ReadState
+from gateway.chat.recent import RecentCache
+from gateway.chat.snowflake import MAX_ID, parse
+from gateway.chat.store_api import MessageReader
+from schemas import SchemaError, decode
+from schemas.models import ChatPost, ChatRead, TypingState
+
+log = logging.getLogger("stompgate.chat")
+
+_T = TypeVar("_T", ChatPost, ChatRead, TypingState)
+
+PublishFn = Callable[[str, Sequence[tuple[str, str]], bytes], Awaitable[None]]
+"""(destination, headers, body) -> returns once the broker confirmed; raises on failure."""
+
+IdSource = Callable[[int], int]
+"""now_ms -> a new Snowflake id (`SnowflakeGenerator.next_id`, `NodeLease.next_id`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    action: Action
+    room: str
+    message_id: int | None = None
+    """messages: the message's id (the original one for a duplicate); read: the pointer."""
+    duplicate: bool = False
+    """messages: the client id was seen before; nothing was published."""
+    unread: int | None = None
+    """read: messages in the room after the pointer."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayItem:
+    message_id: int
+    destination: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+class ChatLayer:
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        key_prefix: str,
+        ids: IdSource,
+        clock: Callable[[], int],
+        publish: PublishFn,
+        store: MessageReader | None,
+        recent_limit: int = 200,
+        max_body: int = 16384,
+        recent_ttl_s: int = 7 * 24 * 3600,
+        pending_ttl_ms: int = 60_000,
+        idempotency_ttl_s: int = 24 * 3600,
+        max_future_ms: int = 5_000,
+    ) -> None:
+        if recent_limit < 1:
+            raise ValueError("recent_limit must be at least 1")
+        keys = ChatKeys(key_prefix)
+        self._ids = ids
+        self._clock = clock
+        self._publish = publish
+        self._max_body = max_body
+        self._max_future_ms = max_future_ms
+        self.recent = RecentCache(redis, keys)
+        self.history = HistoryReader(self.recent, store)
+        self.read_state = ReadState(redis, keys)
+        self._ledger = PostLedger(
+            redis,
+            keys,
+            recent_limit=recent_limit,
+            recent_ttl_s=recent_ttl_s,
+            pending_ttl_ms=pending_ttl_ms,
+            idempotency_ttl_s=idempotency_ttl_s,
+        )
+
+    def handles(self, destination: str) -> bool:
+        return destination.startswith(APP_PREFIX)
+
+    async def handle_send(
+        self, user: str, destination: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> ChatResult:
+        """Handle one SEND to an /app destination; `ChatError` for a client mistake.
+
+        Any other exception (Redis, the publish, a lost node lease) is the server's failure.
+        """
+        target = parse_app_destination(destination)
+        if len(body) > self._max_body:
+            raise ChatError(f"body too large: {len(body)} bytes, at most {self._max_body}")
+        if target.action == "messages":
+            return await self._post(user, target.room, body)
+        if target.action == "read":
+            return await self._read(user, target.room, body)
+        return await self._typing(user, target.room, body)
+
+    async def _post(self, user: str, room: str, body: bytes) -> ChatResult:
+        post = _decode(ChatPost, body)
+        now = self._clock()
+        message_id = self._ids(now)
+        event = events.message_event(
+            message_id=message_id, room=room, sender=user, post=post, sent_at=now
+        )
+        reservation = await self._ledger.reserve(
+            user=user, client_id=post.client_id, room=room, message_id=message_id, event=event
+        )
+        if isinstance(reservation, Existing):
+            if reservation.pending:
+                raise ChatError(
+                    f"message with client_id '{post.client_id}' is still being published",
+                    "an earlier SEND with the same client_id has not finished; retry later",
+                )
+            return ChatResult("messages", room, reservation.message_id, duplicate=True)
+        headers = events.message_headers(message_id, user, post.client_id)
+        try:
+            await self._publish(room_topic(room), headers, event)
+        except BaseException:
+            try:
+                await self._ledger.abort(
+                    user=user, client_id=post.client_id, room=room, reserved=reservation
+                )
+            except Exception:
+                log.exception("could not uncache unpublished message %d", message_id)
+            raise
+        await self._ledger.confirm(user=user, client_id=post.client_id, message_id=message_id)
+        return ChatResult("messages", room, message_id)
+
+    async def _read(self, user: str, room: str, body: bytes) -> ChatResult:
+        read = _decode(ChatRead, body)
+        message_id = int(read.message_id)
+        now = self._clock()
+        if message_id > MAX_ID or parse(message_id).ts_ms > now + self._max_future_ms:
+            raise ChatError(
+                "invalid chat.read: `message_id` is not a message id issued so far",
+                f"message id {message_id} lies in the future",
+            )
+        pointer = await self.read_state.mark_read(user, room, message_id)
+        if pointer.moved:
+            receipt = events.receipt_event(
+                room=room, user=user, message_id=pointer.message_id, read_at=now
+            )
+            await self._publish(room_topic(room), events.receipt_headers(user), receipt)
+        return ChatResult("read", room, pointer.message_id, unread=pointer.unread)
+
+    async def _typing(self, user: str, room: str, body: bytes) -> ChatResult:
+        state = _decode(TypingState, body)
+        event = events.typing_event(room=room, user=user, typing=state.typing, at=self._clock())
+        await self._publish(room_topic(room), events.typing_headers(user), event)
+        return ChatResult("typing", room)
+
+    async def replay(self, room: str, after_id: int, limit: int = 1000) -> list[ReplayItem]:
+        """Messages of ``room`` with id > after_id, ascending, as the live publish sent them.
+
+        Reads the recent cache and, when the cache does not reach back to ``after_id``, the
+        store. Each item carries the live headers plus ``stompgate-replay: true``.
+        """
+        if not is_valid_room(room):
+            raise ChatError(f"invalid room id '{room}'")
+        topic = room_topic(room)
+        return [
+            ReplayItem(
+                entry.id,
+                topic,
+                (*events.message_headers_from_event(entry.event), events.REPLAY_HEADER),
+                entry.event,
+            )
+            for entry in await self.history.after(room, after_id, limit)
+        ]
+
+    async def unread(self, user: str, room: str) -> int:
+        return await self.read_state.unread(user, room)
+
+    async def read_pointer(self, user: str, room: str) -> int | None:
+        return await self.read_state.pointer(user, room)
+
+
+def _decode(model: type[_T], body: bytes) -> _T:
+    try:
+        return decode(model, body)
+    except SchemaError as exc:
+        raise ChatError(str(exc), f"{exc}; see schemas/{exc.schema}.json") from None

@@ -1,0 +1,99 @@
+"""Redis side of posting a message: idempotency on the client id, and the recent cache.
+
+A post goes through three states, each one atomic Lua step:
+
+1. ``reserve``: unless ``{prefix}client:{user}:{client_id}`` exists, set it to ``p<id>``
+   (pending, short TTL), take the next room ordinal, add the message to the recent cache and
+   trim it. If the key exists, report the earlier id (``<id>``: done; ``p<id>``: in flight).
+2. ``confirm`` (after the broker confirmed the publish): the key becomes ``<id>`` for 24 h, so
+   a retry with the same client id gets the original id and publishes nothing.
+3. ``abort`` (the publish failed): delete the key if still ours and take the message out of
+   the cache, so a retry goes through as new.
+
+If a node dies between 1 and 2 the pending key expires after ``pending_ttl_ms``; a later retry
+then gets a new id (the persist worker's idempotency on the client id still keeps one copy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from gateway.chat import lua
+from gateway.chat.keys import ChatKeys
+from gateway.chat.recent import as_bytes, encode_member, id_key
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """The post is new; ``member`` is its recent-cache entry."""
+
+    message_id: int
+    ordinal: int
+    member: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """The client id was used before: ``message_id`` is the earlier id."""
+
+    message_id: int
+    pending: bool
+
+
+class PostLedger:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: ChatKeys,
+        *,
+        recent_limit: int,
+        recent_ttl_s: int,
+        pending_ttl_ms: int,
+        idempotency_ttl_s: int,
+    ) -> None:
+        self._keys = keys
+        self._recent_limit = recent_limit
+        self._recent_ttl_s = recent_ttl_s
+        self._pending_ttl_ms = pending_ttl_ms
+        self._idempotency_ttl_s = idempotency_ttl_s
+        self._reserve = redis.register_script(lua.RESERVE_POST)
+        self._confirm = redis.register_script(lua.CONFIRM_POST)
+        self._abort = redis.register_script(lua.ABORT_POST)
+
+    async def reserve(
+        self, *, user: str, client_id: str, room: str, message_id: int, event: bytes
+    ) -> Reserved | Existing:
+        keys = [
+            self._keys.client(user, client_id),
+            self._keys.recent(room),
+            self._keys.room_seq(room),
+        ]
+        args: list[bytes | int] = [
+            b"p%d" % message_id,
+            self._pending_ttl_ms,
+            id_key(message_id),
+            event,
+            self._recent_limit,
+            self._recent_ttl_s,
+        ]
+        created, value = await self._reserve(keys=keys, args=args)
+        if int(created):
+            ordinal = int(value)
+            return Reserved(message_id, ordinal, encode_member(message_id, ordinal, event))
+        raw = as_bytes(value)
+        pending = raw.startswith(b"p")
+        return Existing(int(raw[1:] if pending else raw), pending)
+
+    async def confirm(self, *, user: str, client_id: str, message_id: int) -> None:
+        await self._confirm(
+            keys=[self._keys.client(user, client_id)],
+            args=[b"p%d" % message_id, b"%d" % message_id, self._idempotency_ttl_s],
+        )
+
+    async def abort(self, *, user: str, client_id: str, room: str, reserved: Reserved) -> None:
+        await self._abort(
+            keys=[self._keys.client(user, client_id), self._keys.recent(room)],
+            args=[b"p%d" % reserved.message_id, reserved.member],
+        )

@@ -1,0 +1,177 @@
+"""msgspec Structs mirroring the JSON Schema files in this package, one per event.
+
+The JSON Schema files are the published contract; these Structs are the fast path
+(``msgspec.json.decode(body, type=Struct)``). ``tests/schemas`` keeps the two in step.
+
+Conventions shared by every schema:
+
+- Snowflake message ids travel as decimal *strings* (JavaScript numbers lose precision past
+  2**53). Timestamps are integer epoch milliseconds, at most 2**53 - 1.
+- Every pattern ends in ``$(?!\\n)``: Python's ``re`` (used by msgspec and by ``jsonschema``)
+  lets a bare ``$`` match before a trailing newline, so ``"room\\n"`` would otherwise pass.
+- Optional fields are ``UNSET`` when absent and never ``null`` on the wire.
+- Unknown fields are rejected everywhere: a new field means a new schema version.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+JS_MAX_SAFE_INTEGER = 2**53 - 1
+
+ID_PATTERN = r"^(0|[1-9][0-9]{0,18})$(?!\n)"
+ROOM_PATTERN = r"^[A-Za-z0-9_-]{1,64}$(?!\n)"
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9._~-]{1,64}$(?!\n)"
+USER_PATTERN = r"^[^\x00-\x1f\x7f]{1,256}$(?!\n)"
+LANG_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$(?!\n)"
+META_KEY_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$(?!\n)"
+
+PATTERN_WORDS = {
+    ID_PATTERN: "be a message id (a decimal string of up to 19 digits)",
+    ROOM_PATTERN: "be a room id (1-64 characters from A-Z a-z 0-9 _ -)",
+    CLIENT_ID_PATTERN: "be 1-64 characters from A-Z a-z 0-9 . _ ~ -",
+    USER_PATTERN: "be 1-256 characters without control characters",
+    LANG_PATTERN: "be a language tag such as `en` or `pt-BR`",
+    META_KEY_PATTERN: "be 1-64 characters from A-Z a-z 0-9 _ . -",
+}
+"""Readable wording for each pattern, used in error messages instead of the regex."""
+
+MAX_TEXT = 4000
+MAX_META_PROPERTIES = 16
+MAX_META_STRING = 256
+
+MessageId = Annotated[str, Meta(pattern=ID_PATTERN, description="Snowflake id, decimal")]
+RoomId = Annotated[str, Meta(pattern=ROOM_PATTERN)]
+ClientId = Annotated[str, Meta(pattern=CLIENT_ID_PATTERN)]
+UserId = Annotated[str, Meta(pattern=USER_PATTERN)]
+Lang = Annotated[str, Meta(pattern=LANG_PATTERN, max_length=35)]
+EpochMs = Annotated[int, Meta(ge=0, le=JS_MAX_SAFE_INTEGER)]
+Text = Annotated[str, Meta(min_length=1, max_length=MAX_TEXT)]
+MetaKey = Annotated[str, Meta(pattern=META_KEY_PATTERN)]
+MetaValue = (
+    Annotated[str, Meta(max_length=MAX_META_STRING)]
+    | Annotated[int, Meta(ge=-JS_MAX_SAFE_INTEGER, le=JS_MAX_SAFE_INTEGER)]
+    | bool
+    | None
+)
+MetaObject = Annotated[dict[MetaKey, MetaValue], Meta(max_length=MAX_META_PROPERTIES)]
+
+
+class _Body(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base for every schema Struct."""
+
+
+class ChatPost(_Body, frozen=True):
+    """chat.post.v1: what a client SENDs to ``/app/rooms/{room}/messages``."""
+
+    client_id: ClientId
+    text: Text
+    lang: Lang | UnsetType = UNSET
+    reply_to: MessageId | UnsetType = UNSET
+    meta: MetaObject | UnsetType = UNSET
+
+
+class ChatMessage(_Body, frozen=True):
+    """chat.message.v1: a chat message as published to the room topic and stored."""
+
+    v: Literal[1]
+    type: Literal["message"]
+    id: MessageId
+    room: RoomId
+    sender: UserId
+    client_id: ClientId
+    text: Text
+    sent_at: EpochMs
+    lang: Lang | UnsetType = UNSET
+    reply_to: MessageId | UnsetType = UNSET
+    meta: MetaObject | UnsetType = UNSET
+
+
+class ChatTranslation(_Body, frozen=True):
+    """chat.translation.v1: a translated copy of a message, published by the translate worker."""
+
+    v: Literal[1]
+    type: Literal["translation"]
+    room: RoomId
+    message_id: MessageId
+    lang: Lang
+    text: Text
+    provider: Annotated[str, Meta(min_length=1, max_length=64)]
+    translated_at: EpochMs
+    source_lang: Lang | UnsetType = UNSET
+
+
+class ChatRead(_Body, frozen=True):
+    """chat.read.v1: a client's mark-read body for ``/app/rooms/{room}/read``."""
+
+    message_id: MessageId
+
+
+class ChatReceipt(_Body, frozen=True):
+    """chat.receipt.v1: ``user`` has read ``room`` up to and including ``message_id``."""
+
+    v: Literal[1]
+    type: Literal["receipt"]
+    room: RoomId
+    user: UserId
+    message_id: MessageId
+    read_at: EpochMs
+
+
+class ChatPresence(_Body, frozen=True):
+    """chat.presence.v1: a user's presence changed."""
+
+    v: Literal[1]
+    type: Literal["presence"]
+    user: UserId
+    status: Literal["online", "away", "offline"]
+    at: EpochMs
+    room: RoomId | UnsetType = UNSET
+    last_seen: EpochMs | UnsetType = UNSET
+
+
+class TypingState(_Body, frozen=True):
+    """chat.typing_state.v1: a client's body for ``/app/rooms/{room}/typing``."""
+
+    typing: bool
+
+
+class ChatTyping(_Body, frozen=True):
+    """chat.typing.v1: a user started or stopped typing (never cached nor stored)."""
+
+    v: Literal[1]
+    type: Literal["typing"]
+    room: RoomId
+    user: UserId
+    typing: bool
+    at: EpochMs
+
+
+class PushNotification(_Body, frozen=True):
+    """push.notification.v1: a push notification for a user with no live session."""
+
+    v: Literal[1]
+    type: Literal["notification"]
+    user: UserId
+    room: RoomId
+    message_id: MessageId
+    title: Annotated[str, Meta(min_length=1, max_length=200)]
+    body: Annotated[str, Meta(max_length=1000)]
+    sent_at: EpochMs
+    data: MetaObject | UnsetType = UNSET
+
+
+MODELS: dict[str, type[Struct]] = {
+    "chat.message.v1": ChatMessage,
+    "chat.post.v1": ChatPost,
+    "chat.translation.v1": ChatTranslation,
+    "chat.read.v1": ChatRead,
+    "chat.receipt.v1": ChatReceipt,
+    "chat.presence.v1": ChatPresence,
+    "chat.typing_state.v1": TypingState,
+    "chat.typing.v1": ChatTyping,
+    "push.notification.v1": PushNotification,
+}
+"""Schema name -> Struct. Each name has a ``<name>.json`` file beside this module."""

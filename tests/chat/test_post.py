@@ -1,0 +1,260 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jsonschema
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+import schemas
+from gateway.chat.errors import ChatError
+from gateway.chat.layer import ChatLayer
+from gateway.chat.node_lease import LeaseLostError
+from gateway.chat.recent import decode_member
+from gateway.chat.snowflake import SnowflakeGenerator, parse
+from tests.chat.fakes import InMemoryReader, ManualClock, RecordingPublisher
+
+DEST = "/app/rooms/general/messages"
+
+
+def post(client_id: str = "c1", text: str = "hello", **extra: object) -> bytes:
+    return orjson.dumps({"client_id": client_id, "text": text, **extra})
+
+
+async def cached_ids(redis: aioredis.Redis, prefix: str, room: str = "general") -> list[int]:
+    members = await redis.zrange(f"{prefix}room:{room}:recent", 0, -1)
+    return [decode_member(m).id for m in members]
+
+
+async def test_post_stamps_ids_caches_and_publishes_once(
+    chat: ChatLayer,
+    publisher: RecordingPublisher,
+    clock: ManualClock,
+    redis: aioredis.Redis,
+    redis_prefix: str,
+) -> None:
+    body = post(lang="en", reply_to="12345", meta={"client": "web"})
+    result = await chat.handle_send("alice", DEST, [("sender", "mallory")], body)
+
+    assert result.action == "messages"
+    assert result.message_id is not None
+    assert not result.duplicate
+    assert parse(result.message_id).ts_ms == clock.now_ms
+    assert parse(result.message_id).node == 7
+    [pub] = publisher.published
+    assert pub.destination == "/topic/room.general"
+    assert pub.headers == (
+        ("event-type", "message"),
+        ("content-type", "application/json"),
+        ("stompgate-message-id", str(result.message_id)),
+        ("sender", "alice"),
+        ("client-id", "c1"),
+        ("persistent", "true"),
+    )
+    event = orjson.loads(pub.body)
+    assert event == {
+        "v": 1,
+        "type": "message",
+        "id": str(result.message_id),
+        "room": "general",
+        "sender": "alice",
+        "client_id": "c1",
+        "text": "hello",
+        "sent_at": clock.now_ms,
+        "lang": "en",
+        "reply_to": "12345",
+        "meta": {"client": "web"},
+    }
+    jsonschema.Draft202012Validator(schemas.json_schema("chat.message.v1")).validate(event)
+    schemas.validate("chat.message.v1", pub.body)
+    members = await redis.zrange(f"{redis_prefix}room:general:recent", 0, -1)
+    assert [decode_member(m).event for m in members] == [pub.body]
+
+
+async def test_sender_in_body_is_rejected(chat: ChatLayer, publisher: RecordingPublisher) -> None:
+    with pytest.raises(ChatError) as info:
+        await chat.handle_send("alice", DEST, [], post(sender="mallory"))
+    assert info.value.message == "invalid chat.post: unknown field `sender`"
+    assert publisher.published == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (post(text="x" * 4001), "invalid chat.post: `text` must have length <= 4000"),
+        (b'{"text":"hi"}', "invalid chat.post: missing required field `client_id`"),
+        (b"not json", "invalid chat.post: body is not valid JSON"),
+    ],
+)
+async def test_invalid_posts_name_field_and_rule(
+    chat: ChatLayer, publisher: RecordingPublisher, body: bytes, message: str
+) -> None:
+    with pytest.raises(ChatError) as info:
+        await chat.handle_send("alice", DEST, [], body)
+    assert info.value.message.startswith(message)
+    assert publisher.published == []
+
+
+@pytest.mark.parametrize(
+    "destination",
+    ["/app/x", "/app/rooms/general", "/app/rooms/general/edit", "/app/rooms/a/b/messages"],
+)
+async def test_unknown_app_destination(chat: ChatLayer, destination: str) -> None:
+    with pytest.raises(ChatError) as info:
+        await chat.handle_send("alice", destination, [], post())
+    assert info.value.message == f"unknown application destination '{destination}'"
+
+
+async def test_bad_room_id(chat: ChatLayer) -> None:
+    with pytest.raises(ChatError, match=r"invalid room id 'a\.b'"):
+        await chat.handle_send("alice", "/app/rooms/a.b/messages", [], post())
+
+
+def test_handles_only_app(chat: ChatLayer) -> None:
+    assert chat.handles("/app/rooms/x/messages")
+    assert not chat.handles("/topic/room.x")
+    assert not chat.handles("/application")
+
+
+async def test_body_too_large(chat: ChatLayer) -> None:
+    with pytest.raises(ChatError, match="body too large: 16385 bytes, at most 16384"):
+        await chat.handle_send("alice", DEST, [], b" " * 16385)
+
+
+async def test_retry_with_same_client_id_returns_original_and_publishes_nothing(
+    chat: ChatLayer, publisher: RecordingPublisher, clock: ManualClock
+) -> None:
+    first = await chat.handle_send("alice", DEST, [], post("dup-1"))
+    clock.advance(1000)
+    again = await chat.handle_send("alice", DEST, [], post("dup-1", text="edited retry"))
+    assert again.duplicate
+    assert again.message_id == first.message_id
+    assert len(publisher.published) == 1
+    other_user = await chat.handle_send("bob", DEST, [], post("dup-1"))
+    assert not other_user.duplicate
+    assert other_user.message_id != first.message_id
+
+
+async def test_publish_failure_uncaches_and_lets_the_retry_through(
+    chat: ChatLayer,
+    publisher: RecordingPublisher,
+    redis: aioredis.Redis,
+    redis_prefix: str,
+) -> None:
+    publisher.fail_next = 1
+    with pytest.raises(ConnectionError):
+        await chat.handle_send("alice", DEST, [], post("c9"))
+    assert await cached_ids(redis, redis_prefix) == []
+    assert await redis.exists(f"{redis_prefix}client:alice:c9") == 0
+    retry = await chat.handle_send("alice", DEST, [], post("c9"))
+    assert not retry.duplicate
+    assert len(publisher.published) == 1
+    assert await cached_ids(redis, redis_prefix) == [retry.message_id]
+
+
+async def test_message_is_cached_before_it_is_published(
+    redis: aioredis.Redis, redis_prefix: str, clock: ManualClock
+) -> None:
+    seen_in_cache: list[list[int]] = []
+
+    async def publish(destination: str, headers: Sequence[tuple[str, str]], body: bytes) -> None:
+        seen_in_cache.append(await cached_ids(redis, redis_prefix))
+
+    layer = ChatLayer(
+        redis=redis,
+        key_prefix=redis_prefix,
+        ids=SnowflakeGenerator(1),
+        clock=clock,
+        publish=publish,
+        store=None,
+    )
+    result = await layer.handle_send("alice", DEST, [], post())
+    assert seen_in_cache == [[result.message_id]]
+
+
+async def test_retry_while_first_is_in_flight_is_refused(
+    redis: aioredis.Redis, redis_prefix: str, clock: ManualClock
+) -> None:
+    layer: ChatLayer
+
+    async def publish(destination: str, headers: Sequence[tuple[str, str]], body: bytes) -> None:
+        with pytest.raises(ChatError, match="still being published"):
+            await layer.handle_send("alice", DEST, [], post("slow"))
+
+    layer = ChatLayer(
+        redis=redis,
+        key_prefix=redis_prefix,
+        ids=SnowflakeGenerator(1),
+        clock=clock,
+        publish=publish,
+        store=None,
+    )
+    await layer.handle_send("alice", DEST, [], post("slow"))
+
+
+async def test_cache_is_trimmed_to_recent_limit(
+    chat: ChatLayer, clock: ManualClock, redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    ids = []
+    for i in range(8):
+        clock.advance()
+        result = await chat.handle_send("alice", DEST, [], post(f"m{i}"))
+        ids.append(result.message_id)
+    assert await cached_ids(redis, redis_prefix) == ids[-5:]
+    assert await redis.ttl(f"{redis_prefix}room:general:recent") > 0
+
+
+async def test_store_is_not_read_while_posting(chat: ChatLayer, store: InMemoryReader) -> None:
+    await chat.handle_send("alice", DEST, [], post())
+    assert store.calls == []
+
+
+async def test_a_lost_node_lease_stops_posting_before_anything_is_written(
+    redis: aioredis.Redis, redis_prefix: str, clock: ManualClock, publisher: RecordingPublisher
+) -> None:
+    def no_ids(now_ms: int) -> int:
+        raise LeaseLostError("lost")
+
+    layer = ChatLayer(
+        redis=redis,
+        key_prefix=redis_prefix,
+        ids=no_ids,
+        clock=clock,
+        publish=publisher,
+        store=None,
+    )
+    with pytest.raises(LeaseLostError):
+        await layer.handle_send("alice", DEST, [], post())
+    assert publisher.published == []
+    assert [k async for k in redis.scan_iter(match=f"{redis_prefix}*")] == []
+
+
+async def test_works_with_a_decoding_redis_client(
+    redis: aioredis.Redis,  # deletes the keys afterwards
+    redis_url: str,
+    redis_prefix: str,
+    clock: ManualClock,
+    publisher: RecordingPublisher,
+) -> None:
+    text_redis = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        layer = ChatLayer(
+            redis=text_redis,
+            key_prefix=redis_prefix,
+            ids=SnowflakeGenerator(2),
+            clock=clock,
+            publish=publisher,
+            store=InMemoryReader(),
+        )
+        first = await layer.handle_send("alice", DEST, [], post("d1", text="héllo"))
+        again = await layer.handle_send("alice", DEST, [], post("d1"))
+        assert again.duplicate
+        assert again.message_id == first.message_id
+        [item] = await layer.replay("general", 0)
+        assert item.body == publisher.published[0].body
+        read = orjson.dumps({"message_id": str(first.message_id)})
+        result = await layer.handle_send("bob", "/app/rooms/general/read", [], read)
+        assert (result.message_id, result.unread) == (first.message_id, 0)
+    finally:
+        await text_redis.aclose()

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import itertools
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.chat.errors import ChatError
+from gateway.chat.keys import ChatKeys
+from gateway.chat.layer import ChatLayer
+from gateway.chat.post_ledger import PostLedger
+from gateway.chat.snowflake import SnowflakeGenerator
+from tests.chat.fakes import InMemoryReader, ManualClock, RecordingPublisher
+
+POST = "/app/rooms/general/messages"
+_rooms = itertools.count()
+
+
+def event(message_id: int, room: str) -> bytes:
+    return orjson.dumps(
+        {
+            "v": 1,
+            "type": "message",
+            "id": str(message_id),
+            "room": room,
+            "sender": f"u{message_id % 3}",
+            "client_id": f"c{message_id}",
+            "text": "t",
+            "sent_at": 1,
+        }
+    )
+
+
+async def test_replay_carries_the_live_headers(
+    chat: ChatLayer, clock: ManualClock, publisher: RecordingPublisher
+) -> None:
+    for i in range(3):
+        clock.advance()
+        await chat.handle_send("alice", POST, [], orjson.dumps({"client_id": f"r{i}", "text": "x"}))
+    items = await chat.replay("general", 0)
+    assert [(i.destination, i.headers, i.body) for i in items] == [
+        (p.destination, (*p.headers, ("stompgate-replay", "true")), p.body)
+        for p in publisher.published
+    ]
+    first_id = items[0].message_id
+    assert [i.message_id for i in await chat.replay("general", first_id)] == [
+        i.message_id for i in items[1:]
+    ]
+    assert await chat.replay("general", items[-1].message_id) == []
+
+
+async def test_replay_reads_the_store_for_what_the_cache_dropped(
+    chat: ChatLayer, clock: ManualClock, store: InMemoryReader, publisher: RecordingPublisher
+) -> None:
+    for i in range(9):  # the cache keeps 5
+        clock.advance()
+        await chat.handle_send("alice", POST, [], orjson.dumps({"client_id": f"r{i}", "text": "x"}))
+    for pub in publisher.published[:6]:  # the persist worker is 3 messages behind
+        store.add_event(pub.body)
+    items = await chat.replay("general", 0)
+    assert [i.body for i in items] == [p.body for p in publisher.published]
+    assert items[0].headers == (*publisher.published[0].headers, ("stompgate-replay", "true"))
+    assert len(await chat.replay("general", 0, limit=4)) == 4
+
+
+async def test_replay_skips_the_store_when_the_cache_reaches_back(
+    chat: ChatLayer, clock: ManualClock, store: InMemoryReader
+) -> None:
+    ids = []
+    for i in range(8):
+        clock.advance()
+        body = orjson.dumps({"client_id": f"r{i}", "text": "x"})
+        ids.append((await chat.handle_send("alice", POST, [], body)).message_id)
+    assert ids[3] is not None
+    assert len(await chat.replay("general", ids[3])) == 4
+    assert store.calls == []
+    await chat.replay("general", 0)
+    assert store.calls == [("general", None, 0, 1000)]
+
+
+async def test_replay_rejects_bad_room(chat: ChatLayer) -> None:
+    with pytest.raises(ChatError):
+        await chat.replay("no/such", 0)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+async def test_cache_and_store_merge_without_gap_or_duplicate(
+    redis: aioredis.Redis, redis_prefix: str, data: st.DataObject
+) -> None:
+    room = f"r{next(_rooms)}"
+    gen = SnowflakeGenerator(5)
+    now = 1_767_225_600_000 + 10**9
+    steps = data.draw(st.lists(st.integers(0, 3), min_size=0, max_size=30), label="steps")
+    ids = []
+    for step in steps:
+        now += step
+        ids.append(gen.next_id(now))
+    n = len(ids)
+    recent_limit = data.draw(st.integers(1, 12), label="recent_limit")
+    # The store holds an old prefix (the persist worker may lag), overlapping the cache.
+    stored = data.draw(st.integers(max(n - recent_limit, 0), n), label="stored")
+    order = data.draw(st.permutations(ids), label="arrival order")
+    ledger = PostLedger(
+        redis,
+        ChatKeys(redis_prefix),
+        recent_limit=recent_limit,
+        recent_ttl_s=60,
+        pending_ttl_ms=60_000,
+        idempotency_ttl_s=60,
+    )
+    for message_id in order:
+        await ledger.reserve(
+            user="u", client_id=f"{room}-{message_id}", room=room, message_id=message_id,
+            event=event(message_id, room),
+        )  # fmt: skip
+    store = InMemoryReader()
+    for message_id in ids[:stored]:
+        store.add_event(event(message_id, room))
+    layer = ChatLayer(
+        redis=redis,
+        key_prefix=redis_prefix,
+        ids=gen,
+        clock=lambda: now,
+        publish=RecordingPublisher(),
+        store=store,
+        recent_limit=recent_limit,
+    )
+    after = data.draw(st.sampled_from([0, *ids, *(i + 1 for i in ids)]), label="after")
+    limit = data.draw(st.integers(1, 40), label="limit")
+
+    items = await layer.replay(room, after, limit)
+
+    expected = [i for i in ids if i > after][:limit]
+    assert [i.message_id for i in items] == expected
+    assert [i.body for i in items] == [event(i, room) for i in expected]
+
+    before = data.draw(st.sampled_from([None, *ids, *(i + 1 for i in ids)]), label="before")
+    page = await layer.history.before(room, before, limit)
+    newest = [i for i in ids if before is None or i < before][-limit:]
+    assert [(e.id, e.event) for e in page] == [(i, event(i, room)) for i in newest]
