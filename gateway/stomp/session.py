@@ -1,0 +1,654 @@
+"""Server side of one STOMP connection, sans I/O.
+
+Theory of operation
+-------------------
+A :class:`ServerSession` is fed the bytes a client sent (:meth:`~ServerSession.receive_data`)
+and reports what the client asked for as events (:meth:`~ServerSession.events_received`).
+The adapter answers by calling methods (``accept``, ``receipt``, ``send_message``, ...)
+that queue bytes, which it collects with :meth:`~ServerSession.data_to_send` and writes.
+The session never does I/O, never reads a clock and never sleeps: the adapter owns the
+socket, the CONNECT timeout and the heart-beat timers (:attr:`~ServerSession.heartbeat`
+tells it the negotiated periods).
+
+States (:class:`SessionState`) and what moves between them::
+
+    AWAITING_CONNECT --CONNECT/STOMP ok----------------> CONNECTING   (ConnectRequested)
+    AWAITING_CONNECT --other frame / bad CONNECT------> CLOSED       (ERROR + ProtocolViolation)
+    CONNECTING       --adapter accept()----------------> CONNECTED    (CONNECTED frame)
+    CONNECTING       --adapter reject()----------------> CLOSED       (ERROR)
+    CONNECTING       --too much pipelined data---------> CLOSED       (ERROR + ProtocolViolation)
+    CONNECTED        --SEND/SUBSCRIBE/.../COMMIT/ABORT-> CONNECTED    (events)
+    CONNECTED        --DISCONNECT----------------------> CLOSED       (DisconnectRequested)
+    CONNECTED        --protocol violation--------------> CLOSED       (ERROR + ProtocolViolation)
+    CLOSED           --any frame-----------------------> CLOSED       (ignored)
+    any              --adapter error(close=True)-------> CLOSED       (ERROR)
+
+Which client frame is handled by which method in which state is the table
+``_TRANSITIONS`` at the bottom of this module; a frame missing from the table gets the
+state's fallback (``_FALLBACK``). In CONNECTING and CLOSED no frames are parsed.
+
+Details worth knowing:
+
+* Pipelining. Frames a client sends after CONNECT but before it saw CONNECTED are not
+  an error: they stay unparsed in the parser's buffer while the adapter authenticates
+  and are handled after ``accept()`` (with the negotiated version's escaping), so the
+  adapter should call ``events_received()`` after ``accept()``. At most
+  ``max_frame_size`` such bytes are held; more is an ERROR.
+* Backpressure. ``events_received()`` hands out at most ``max_pending_frames`` events;
+  further frames stay unparsed until the next call, so drain with
+  ``while events := session.events_received(): ...``. Unparsed bytes beyond
+  ``max_frame_size`` while that many events are pending are an ERROR.
+* Receipts. SEND, SUBSCRIBE, UNSUBSCRIBE, ACK, NACK, COMMIT and DISCONNECT receipts are
+  the adapter's to send, once the work is done (``receipt()``). BEGIN and ABORT are
+  handled entirely here and receipted at once.
+* Errors. A client violation queues one ERROR frame (``message`` header, ``receipt-id``
+  if the offending frame asked for a receipt, detail in the body), emits
+  :class:`~.events.ProtocolViolation` and closes. ERRORs the adapter asks for with
+  ``reject()`` or ``error()`` emit no event. After an ERROR every adapter call is a
+  no-op. After DISCONNECT only ``receipt()`` and ``error()`` still queue bytes, so the
+  adapter can answer the DISCONNECT receipt.
+* ``closed`` becomes True as soon as an ERROR was queued or DISCONNECT handled; the
+  adapter then flushes ``data_to_send()`` and closes the transport.
+* Leniency. ``host`` is not required on CONNECT (STOMP 1.2 requires it, but not every
+  client sends it; authentication is the adapter's business). ``client-individual`` is
+  accepted in every version, as is NACK. CRLF is accepted in every version.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from . import events
+from .errors import ProtocolError
+from .errors import quote as _quote
+from .frames import SERVER_COMMANDS, VERSIONS, Frame
+from .limits import Limits
+from .message import PreparedMessage
+from .parser import Parser
+from .serializer import HEARTBEAT, serialize
+
+__all__ = ["HeartBeatPlan", "ServerSession", "SessionConfig", "SessionState"]
+
+_DEFAULT_LIMITS: Final = Limits()
+_ACK_MODES: Final = frozenset({"auto", "client", "client-individual"})
+
+
+class SessionState(enum.Enum):
+    """Where a session is in its life."""
+
+    AWAITING_CONNECT = "AWAITING_CONNECT"
+    CONNECTING = "CONNECTING"  # CONNECT seen; waiting for the adapter's accept/reject
+    CONNECTED = "CONNECTED"
+    CLOSED = "CLOSED"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """Settings for every session of a listener."""
+
+    limits: Limits = _DEFAULT_LIMITS
+    server_name: str = "stompgate/0.1"
+    #: (sx, sy): how often the server can send heart-beats / wants to receive them, ms.
+    heartbeat: tuple[int, int] = (10000, 10000)
+    versions: tuple[str, ...] = ("1.0", "1.1", "1.2")
+
+    def __post_init__(self) -> None:
+        unknown = [v for v in self.versions if v not in VERSIONS]
+        if unknown or not self.versions:
+            raise ValueError(f"versions must be a non-empty subset of {VERSIONS}")
+        if min(self.heartbeat) < 0 or len(self.heartbeat) != 2:
+            raise ValueError("heartbeat must be two non-negative integers")
+
+
+@dataclass(frozen=True, slots=True)
+class HeartBeatPlan:
+    """Negotiated heart-beating, for the adapter's timers."""
+
+    send_every_ms: int  # 0 = the server sends none
+    expect_every_ms: int  # 0 = don't check the client
+
+
+def negotiate_heartbeat(server: tuple[int, int], client: tuple[int, int]) -> HeartBeatPlan:
+    """Spec 1.2 "Heart-beating": each side uses the larger period, 0 if either opts out."""
+    sx, sy = server
+    cx, cy = client
+    send = max(sx, cy) if sx and cy else 0
+    expect = max(cx, sy) if cx and sy else 0
+    return HeartBeatPlan(send, expect)
+
+
+def _parse_heartbeat(value: str) -> tuple[int, int] | None:
+    parts = value.split(",")
+    if len(parts) != 2:
+        return None
+    numbers: list[int] = []
+    for part in parts:
+        text = part.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 9:
+            return None
+        numbers.append(int(text))
+    return numbers[0], numbers[1]
+
+
+class ServerSession:
+    """The STOMP protocol state machine for one client connection."""
+
+    __slots__ = (
+        "_client_heartbeat",
+        "_closed",
+        "_errored",
+        "_events",
+        "_out",
+        "_parser",
+        "_proposed_version",
+        "_subscriptions",
+        "_transactions",
+        "config",
+        "heartbeat",
+        "state",
+        "version",
+    )
+
+    def __init__(self, config: SessionConfig = SessionConfig()) -> None:
+        self.config = config
+        self.state = SessionState.AWAITING_CONNECT
+        self.version: str | None = None
+        self.heartbeat: HeartBeatPlan | None = None
+        # 1.0 (no unescaping) until a version is negotiated: CONNECT is never unescaped,
+        # and anything else before it only earns an ERROR.
+        self._parser = Parser(config.limits, "1.0")
+        self._events: list[events.Event] = []
+        self._out: list[bytes] = []
+        self._closed = False
+        self._errored = False
+        self._proposed_version: str | None = None
+        self._client_heartbeat = (0, 0)
+        self._subscriptions: dict[str, events.SubscribeRequested] = {}
+        self._transactions: dict[str, list[events.TransactionFrame]] = {}
+
+    # -- bytes in, events out ---------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes received from the client. Ignored once closed."""
+        if self.state is SessionState.CLOSED:
+            return
+        self._parser.feed(data)
+        self._pump()
+
+    def events_received(self) -> list[events.Event]:
+        """Take the events produced so far (at most ``max_pending_frames`` of them)."""
+        taken = self._events
+        self._events = []
+        if self.state is SessionState.CONNECTED and self._parser.buffered:
+            self._pump()
+        return taken
+
+    def data_to_send(self) -> bytes:
+        """Take the bytes queued for the client."""
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    @property
+    def closed(self) -> bool:
+        """True once an ERROR was queued or DISCONNECT handled: flush, then close."""
+        return self._closed
+
+    def subscription(self, sub_id: str) -> events.SubscribeRequested | None:
+        """The active subscription with id ``sub_id``, if any."""
+        return self._subscriptions.get(sub_id)
+
+    # -- calls from the adapter -----------------------------------------------------
+
+    def accept(
+        self,
+        *,
+        session_id: str,
+        user_name: str | None = None,
+        extra_headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Accept the pending CONNECT: queue CONNECTED and start handling frames."""
+        if self._errored:
+            return
+        if self.state is not SessionState.CONNECTING:
+            raise RuntimeError(f"accept() in state {self.state.name}")
+        version = self._proposed_version
+        assert version is not None
+        self.version = version
+        self._parser.version = version
+        headers = [("version", version)]
+        if version == "1.0":
+            self.heartbeat = HeartBeatPlan(0, 0)
+        else:
+            sx, sy = self.config.heartbeat
+            headers.append(("heart-beat", f"{sx},{sy}"))
+            self.heartbeat = negotiate_heartbeat(self.config.heartbeat, self._client_heartbeat)
+        headers.append(("server", self.config.server_name))
+        headers.append(("session", session_id))
+        if user_name is not None:
+            headers.append(("user-name", user_name))
+        headers.extend(extra_headers)
+        self._out.append(serialize(Frame("CONNECTED", tuple(headers)), version))
+        self.state = SessionState.CONNECTED
+        self._pump()
+
+    def reject(self, message: str, detail: str = "") -> None:
+        """Refuse the pending CONNECT (e.g. bad credentials): ERROR, then closed."""
+        if self._errored:
+            return
+        if self.state is not SessionState.CONNECTING:
+            raise RuntimeError(f"reject() in state {self.state.name}")
+        self._queue_error(ProtocolError(message, detail), violation=False)
+
+    def receipt(self, receipt_id: str) -> None:
+        """Queue a RECEIPT for a request whose work is done."""
+        if self._errored:
+            return
+        if self.version is None:
+            raise RuntimeError(f"receipt() in state {self.state.name}")
+        frame = Frame("RECEIPT", (("receipt-id", receipt_id),))
+        self._out.append(serialize(frame, self.version))
+
+    def error(
+        self,
+        message: str,
+        detail: str = "",
+        *,
+        receipt_id: str | None = None,
+        close: bool = True,
+    ) -> None:
+        """Queue an ERROR frame; with ``close`` (the default, per spec) the session closes."""
+        if self._errored:
+            return
+        error = ProtocolError(message, detail, receipt_id)
+        if close:
+            self._queue_error(error, violation=False)
+        else:
+            self._out.append(serialize(error.frame(), self._error_version()))
+
+    def send_message(
+        self,
+        prepared: PreparedMessage,
+        subscription: str,
+        message_id: str,
+        ack: str | None = None,
+    ) -> None:
+        """Queue a MESSAGE rendered for this session's version. No-op once closed."""
+        if self.state is SessionState.CONNECTED:
+            assert self.version is not None
+            self._out.append(prepared.render(self.version, subscription, message_id, ack))
+        elif self.state is not SessionState.CLOSED:
+            raise RuntimeError(f"send_message() in state {self.state.name}")
+
+    def send_raw(self, data: bytes) -> None:
+        """Queue pre-rendered frame bytes (adapter batching). No-op once closed."""
+        if self.state is SessionState.CONNECTED:
+            self._out.append(data)
+        elif self.state is not SessionState.CLOSED:
+            raise RuntimeError(f"send_raw() in state {self.state.name}")
+
+    def send_heartbeat(self) -> None:
+        """Queue a heart-beat EOL. No-op unless connected."""
+        if self.state is SessionState.CONNECTED:
+            self._out.append(HEARTBEAT)
+
+    # -- internals ------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Parse and handle buffered frames while the state allows it."""
+        parser = self._parser
+        limits = self.config.limits
+        pending = self._events
+        state = self.state
+        while state is SessionState.CONNECTED or state is SessionState.AWAITING_CONNECT:
+            if len(pending) >= limits.max_pending_frames:
+                if parser.buffered > limits.max_frame_size:
+                    self._fail(
+                        f"too many pending frames: {len(pending)} events pending "
+                        f"(max_pending_frames {limits.max_pending_frames}) and "
+                        f"{parser.buffered} bytes unparsed > max_frame_size "
+                        f"{limits.max_frame_size}",
+                        "The client sent frames faster than the server handles them.",
+                    )
+                return
+            event = parser.next_event()
+            if event is None:
+                return
+            if type(event) is Frame:
+                handler = _TRANSITIONS[state].get(event.command) or _FALLBACK[state]
+                handler(self, event)
+            elif type(event) is ProtocolError:
+                self._queue_error(event)
+            state = self.state
+        if state is SessionState.CONNECTING and parser.buffered > limits.max_frame_size:
+            self._fail(
+                f"too much data before CONNECTED: {parser.buffered} bytes > "
+                f"max_frame_size {limits.max_frame_size}",
+                "Wait for the CONNECTED frame before sending more frames.",
+            )
+
+    def _error_version(self) -> str:
+        # Before CONNECTED the client cannot know the version, so nothing is escaped.
+        return self.version or "1.0"
+
+    def _queue_error(self, error: ProtocolError, *, violation: bool = True) -> None:
+        try:
+            data = serialize(error.frame(), self._error_version())
+        except ValueError:
+            # A receipt id the negotiated version cannot carry back: drop it.
+            data = serialize(ProtocolError(error.message, error.detail).frame(), "1.0")
+        self._out.append(data)
+        if violation:
+            self._events.append(events.ProtocolViolation(error))
+        self.state = SessionState.CLOSED
+        self._closed = True
+        self._errored = True
+        self._transactions.clear()
+
+    def _fail(
+        self,
+        message: str,
+        detail: str,
+        frame: Frame | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        receipt = frame.header("receipt") if frame is not None else None
+        self._queue_error(ProtocolError(message, detail, receipt, headers))
+
+    def _require(self, frame: Frame, name: str) -> str | None:
+        value = frame.header(name)
+        if not value:
+            self._fail(
+                f"missing header '{name}' in {frame.command}",
+                f"A {frame.command} frame must have a non-empty '{name}' header "
+                f"(STOMP {self.version}).",
+                frame,
+            )
+            return None
+        return value
+
+    # Frame handlers (see _TRANSITIONS) ------------------------------------------------
+
+    def _on_connect(self, frame: Frame) -> None:
+        supported = self.config.versions
+        accept = frame.header("accept-version")
+        offered = ["1.0"] if accept is None else [v.strip() for v in accept.split(",")]
+        common = [v for v in supported if v in offered]
+        if not common:
+            listed = ",".join(supported)
+            self._fail(
+                "unsupported protocol version",
+                f"Supported protocol versions are {' '.join(supported)}; "
+                f"the client offered {_quote(accept or '1.0')}.",
+                frame,
+                (("version", listed),),
+            )
+            return
+        version = max(common, key=VERSIONS.index)
+        if frame.command == "STOMP" and version == "1.0":
+            self._fail(
+                "STOMP frame requires protocol version 1.1 or later",
+                "Send CONNECT for STOMP 1.0, or offer 1.1 or 1.2 in accept-version.",
+                frame,
+            )
+            return
+        client_heartbeat = (0, 0)
+        beat = frame.header("heart-beat")
+        if beat is not None and version != "1.0":
+            parsed = _parse_heartbeat(beat)
+            if parsed is None:
+                self._fail(
+                    f"invalid heart-beat header: {_quote(beat)}",
+                    "heart-beat must be two non-negative integers, e.g. 10000,10000.",
+                    frame,
+                )
+                return
+            client_heartbeat = parsed
+        self._proposed_version = version
+        self._client_heartbeat = client_heartbeat
+        self.state = SessionState.CONNECTING
+        self._events.append(
+            events.ConnectRequested(
+                version=version,
+                host=frame.header("host"),
+                login=frame.header("login"),
+                passcode=frame.header("passcode"),
+                client_heartbeat=client_heartbeat,
+                headers=frame.headers,
+            )
+        )
+
+    def _on_frame_before_connect(self, frame: Frame) -> None:
+        self._fail(
+            f"expected CONNECT or STOMP frame, got {_quote(frame.command)}",
+            "The first frame on a connection must be CONNECT or STOMP.",
+            frame,
+        )
+
+    def _on_connect_again(self, frame: Frame) -> None:
+        self._fail(
+            "already connected",
+            f"{frame.command} received on a connection that is already connected.",
+            frame,
+        )
+
+    def _on_unexpected(self, frame: Frame) -> None:
+        command = frame.command
+        if command in SERVER_COMMANDS:
+            self._fail(
+                f"unexpected server frame {_quote(command)} from client",
+                f"{command} frames are sent by servers only.",
+                frame,
+            )
+        else:
+            self._fail(
+                f"unknown command {_quote(command)}",
+                "Client commands are SEND, SUBSCRIBE, UNSUBSCRIBE, ACK, NACK, BEGIN, "
+                "COMMIT, ABORT and DISCONNECT.",
+                frame,
+            )
+
+    def _buffer(self, transaction: str, item: events.TransactionFrame, frame: Frame) -> None:
+        frames = self._transactions.get(transaction)
+        if frames is None:
+            self._unknown_transaction(transaction, frame)
+            return
+        limit = self.config.limits.max_transaction_frames
+        if len(frames) >= limit:
+            self._fail(
+                f"too many frames in transaction {_quote(transaction)}: "
+                f"{len(frames) + 1} > max_transaction_frames {limit}",
+                "Commit or abort the transaction before sending more frames in it.",
+                frame,
+            )
+            return
+        frames.append(item)
+
+    def _unknown_transaction(self, transaction: str, frame: Frame) -> None:
+        self._fail(
+            f"unknown transaction {_quote(transaction)}",
+            f"{frame.command} names a transaction that was not begun (or already ended).",
+            frame,
+        )
+
+    def _on_send(self, frame: Frame) -> None:
+        destination = self._require(frame, "destination")
+        if destination is None:
+            return
+        transaction = frame.header("transaction")
+        event = events.SendRequested(
+            destination, frame.headers, frame.body, frame.header("receipt"), transaction
+        )
+        if transaction is None:
+            self._events.append(event)
+        else:
+            self._buffer(transaction, event, frame)
+
+    def _on_subscribe(self, frame: Frame) -> None:
+        destination = self._require(frame, "destination")
+        if destination is None:
+            return
+        if self.version == "1.0":
+            sub_id = frame.header("id") or destination
+        else:
+            required = self._require(frame, "id")
+            if required is None:
+                return
+            sub_id = required
+        ack = frame.header("ack", "auto") or "auto"
+        if ack not in _ACK_MODES:
+            self._fail(
+                f"invalid ack mode {_quote(ack)}",
+                "ack must be auto, client or client-individual.",
+                frame,
+            )
+            return
+        if sub_id in self._subscriptions:
+            self._fail(
+                f"duplicate subscription id {_quote(sub_id)}",
+                "Each active subscription on a connection needs its own id.",
+                frame,
+            )
+            return
+        limit = self.config.limits.max_subscriptions
+        if len(self._subscriptions) >= limit:
+            self._fail(
+                f"too many subscriptions: {len(self._subscriptions) + 1} "
+                f"> max_subscriptions {limit}",
+                "Unsubscribe from something before subscribing again.",
+                frame,
+            )
+            return
+        event = events.SubscribeRequested(
+            sub_id, destination, ack, frame.headers, frame.header("receipt")
+        )
+        self._subscriptions[sub_id] = event
+        self._events.append(event)
+
+    def _on_unsubscribe(self, frame: Frame) -> None:
+        if self.version == "1.0":
+            sub_id = frame.header("id") or frame.header("destination")
+            if not sub_id:
+                self._fail(
+                    "missing header 'id' in UNSUBSCRIBE",
+                    "A STOMP 1.0 UNSUBSCRIBE frame needs an 'id' or 'destination' header.",
+                    frame,
+                )
+                return
+        else:
+            required = self._require(frame, "id")
+            if required is None:
+                return
+            sub_id = required
+        if self._subscriptions.pop(sub_id, None) is None:
+            self._fail(
+                f"unknown subscription id {_quote(sub_id)}",
+                "UNSUBSCRIBE names no active subscription.",
+                frame,
+            )
+            return
+        self._events.append(events.UnsubscribeRequested(sub_id, frame.header("receipt")))
+
+    def _on_ack(self, frame: Frame) -> None:
+        ack_id = self._require(frame, "id" if self.version == "1.2" else "message-id")
+        if ack_id is None:
+            return
+        event_type = events.AckRequested if frame.command == "ACK" else events.NackRequested
+        transaction = frame.header("transaction")
+        event = event_type(
+            ack_id, frame.header("subscription"), frame.header("receipt"), transaction
+        )
+        if transaction is None:
+            self._events.append(event)
+        else:
+            self._buffer(transaction, event, frame)
+
+    def _on_begin(self, frame: Frame) -> None:
+        transaction = self._require(frame, "transaction")
+        if transaction is None:
+            return
+        if transaction in self._transactions:
+            self._fail(
+                f"transaction {_quote(transaction)} already started",
+                "BEGIN names a transaction that is still open.",
+                frame,
+            )
+            return
+        limit = self.config.limits.max_transactions
+        if len(self._transactions) >= limit:
+            self._fail(
+                f"too many transactions: {len(self._transactions) + 1} > max_transactions {limit}",
+                "Commit or abort a transaction before beginning another.",
+                frame,
+            )
+            return
+        self._transactions[transaction] = []
+        receipt = frame.header("receipt")
+        if receipt is not None:
+            self.receipt(receipt)
+
+    def _on_commit(self, frame: Frame) -> None:
+        transaction = self._require(frame, "transaction")
+        if transaction is None:
+            return
+        frames = self._transactions.pop(transaction, None)
+        if frames is None:
+            self._unknown_transaction(transaction, frame)
+            return
+        self._events.append(
+            events.TransactionCommitted(transaction, tuple(frames), frame.header("receipt"))
+        )
+
+    def _on_abort(self, frame: Frame) -> None:
+        transaction = self._require(frame, "transaction")
+        if transaction is None:
+            return
+        frames = self._transactions.pop(transaction, None)
+        if frames is None:
+            self._unknown_transaction(transaction, frame)
+            return
+        receipt = frame.header("receipt")
+        if receipt is not None:
+            self.receipt(receipt)
+        self._events.append(events.TransactionAborted(transaction, receipt, len(frames)))
+
+    def _on_disconnect(self, frame: Frame) -> None:
+        self._transactions.clear()
+        self.state = SessionState.CLOSED
+        self._closed = True
+        self._events.append(events.DisconnectRequested(frame.header("receipt")))
+
+
+_Handler = Callable[[ServerSession, Frame], None]
+
+#: Client frame handling, by state and command. Frames are parsed only in these states.
+_TRANSITIONS: Final[dict[SessionState, dict[str, _Handler]]] = {
+    SessionState.AWAITING_CONNECT: {
+        "CONNECT": ServerSession._on_connect,
+        "STOMP": ServerSession._on_connect,
+    },
+    SessionState.CONNECTED: {
+        "SEND": ServerSession._on_send,
+        "SUBSCRIBE": ServerSession._on_subscribe,
+        "UNSUBSCRIBE": ServerSession._on_unsubscribe,
+        "ACK": ServerSession._on_ack,
+        "NACK": ServerSession._on_ack,
+        "BEGIN": ServerSession._on_begin,
+        "COMMIT": ServerSession._on_commit,
+        "ABORT": ServerSession._on_abort,
+        "DISCONNECT": ServerSession._on_disconnect,
+        "CONNECT": ServerSession._on_connect_again,
+        "STOMP": ServerSession._on_connect_again,
+    },
+}
+
+#: What happens to a frame the table does not list for the current state.
+_FALLBACK: Final[dict[SessionState, _Handler]] = {
+    SessionState.AWAITING_CONNECT: ServerSession._on_frame_before_connect,
+    SessionState.CONNECTED: ServerSession._on_unexpected,
+}

@@ -1,0 +1,125 @@
+"""PreparedMessage: header order, per-version caching, escaping and 1.0 filtering."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.stomp import Frame, PreparedMessage
+
+from .helpers import parse_all
+
+
+def make() -> PreparedMessage:
+    return PreparedMessage(
+        "/topic/room.1",
+        [("content-type", "application/json"), ("event-type", "message")],
+        b'{"t":"hi"}',
+    )
+
+
+def test_render_exact_bytes() -> None:
+    assert make().render("1.2", "sub-0", "m-1") == (
+        b"MESSAGE\nsubscription:sub-0\nmessage-id:m-1\ndestination:/topic/room.1\n"
+        b"content-type:application/json\nevent-type:message\ncontent-length:10\n\n"
+        b'{"t":"hi"}\x00'
+    )
+
+
+def test_render_with_ack_header_order() -> None:
+    [frame] = parse_all(make().render("1.2", "s", "m", ack="a-1"))
+    assert isinstance(frame, Frame)
+    assert [name for name, _ in frame.headers] == [
+        "subscription",
+        "message-id",
+        "ack",
+        "destination",
+        "content-type",
+        "event-type",
+        "content-length",
+    ]
+    assert frame.header("ack") == "a-1"
+
+
+def test_tail_cached_per_version() -> None:
+    message = make()
+    tail = message.tail("1.2")
+    assert message.tail("1.2") is tail
+    assert message.tail("1.1") is not tail
+    assert message.render("1.2", "a", "b").endswith(tail)
+
+
+def test_reserved_headers_dropped() -> None:
+    message = PreparedMessage(
+        "/d",
+        [
+            ("destination", "/other"),
+            ("subscription", "x"),
+            ("message-id", "x"),
+            ("ack", "x"),
+            ("content-length", "999"),
+            ("keep", "1"),
+        ],
+        b"ab",
+    )
+    [frame] = parse_all(message.render("1.2", "s", "m"))
+    assert frame == Frame(
+        "MESSAGE",
+        (
+            ("subscription", "s"),
+            ("message-id", "m"),
+            ("destination", "/d"),
+            ("keep", "1"),
+            ("content-length", "2"),
+        ),
+        b"ab",
+    )
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_escaping_everywhere(version: str) -> None:
+    message = PreparedMessage("/a:b", [("x\ny", "1:2\\")], b"")
+    data = message.render(version, "s:1", "m\n2", ack="a\\b")
+    assert b"subscription:s\\c1\n" in data
+    assert b"message-id:m\\n2\n" in data
+    assert b"ack:a\\\\b\n" in data
+    assert b"destination:/a\\cb\n" in data
+    [frame] = parse_all(data, version)
+    assert isinstance(frame, Frame)
+    assert frame.header("subscription") == "s:1"
+    assert frame.header("message-id") == "m\n2"
+    assert frame.header("x\ny") == "1:2\\"
+
+
+def test_10_no_escaping_and_unrepresentable_headers_dropped() -> None:
+    message = PreparedMessage(
+        "/a:b", [("ok", "a:b\\c"), ("bad", "x\ny"), ("bad:name", "v"), ("cr", "ab\r")], b"z"
+    )
+    [frame] = parse_all(message.render("1.0", "s:1", "m\\2"), "1.0")
+    assert frame == Frame(
+        "MESSAGE",
+        (
+            ("subscription", "s:1"),
+            ("message-id", "m\\2"),
+            ("destination", "/a:b"),
+            ("ok", "a:b\\c"),
+            ("content-length", "1"),
+        ),
+        b"z",
+    )
+
+
+def test_10_unrepresentable_session_header_raises() -> None:
+    with pytest.raises(ValueError, match="cannot be represented"):
+        make().render("1.0", "s\n", "m")
+
+
+def test_binary_body_with_nul() -> None:
+    message = PreparedMessage("/d", [], b"a\x00b")
+    [frame] = parse_all(message.render("1.2", "s", "m"))
+    assert isinstance(frame, Frame)
+    assert frame.body == b"a\x00b"
+
+
+def test_unknown_version() -> None:
+    with pytest.raises(ValueError, match="unsupported STOMP version"):
+        make().render("3.0", "s", "m")
