@@ -1,0 +1,165 @@
+"""The AMQP side of the gateway: SEND → RabbitMQ with a confirm, RabbitMQ → sessions.
+
+Design
+======
+
+One :class:`Relay` per gateway node. It holds **two AMQP connections** (one publishes, one
+consumes and declares) and many channels on them, never a connection per session:
+
+* **Publishing** (:mod:`.publisher`): ``publish_channels`` channels in confirm mode, used
+  round-robin. :meth:`Relay.publish` returns only after the broker's confirm; a nack, an
+  unroutable ``mandatory`` publish, a closed channel, a lost connection or no confirm within
+  ``confirm_timeout`` raise :class:`PublishError` (never a silent success). Messages are
+  persistent (delivery mode 2) unless the SEND says ``persistent:false``.
+* **Edge fan-out** (:mod:`.fanout`, :mod:`.matcher`): the node owns ONE exclusive queue
+  ``stompgate.node.<node_id>.<random>``, consumed once without acks and bound to
+  ``amq.topic`` with the union of the topic keys/patterns its sessions subscribe to (plus the
+  user exchange for ``/user/queue/`` subscriptions of local users). Bindings are
+  reference-counted: bound for the first local subscriber, unbound after the last. Each
+  broker delivery becomes ONE :class:`gateway.stomp.PreparedMessage`, matched locally with a
+  trie and handed to every matching subscription. A room of 1,000 members on 4 nodes costs
+  the broker 4 deliveries. Used for ``/topic/`` (and ``/exchange/amq.topic/``) with
+  ``ack:auto`` and not durable, and for ``/user/queue/`` with ``ack:auto``.
+* **Own consumers** (:mod:`.consumers`): everything else (``/queue/``, ``/amq/queue/``,
+  ``/reply-queue/``, ``/exchange/``, durable subscriptions, temp queues, and any
+  ``client``/``client-individual`` subscription) gets a consumer of its own on a shared
+  channel pool, with ``prefetch-count`` (default ``default_prefetch``) as its own prefetch.
+  ACK/NACK map to ``basic.ack``/``basic.nack`` (cumulative for ``client``, single for
+  ``client-individual``), without ever settling another session's messages.
+* Declares, binds and passive checks the broker may refuse run on throw-away channels, so a
+  refusal (``PRECONDITION_FAILED``, ``NOT_FOUND``, ``ACCESS_REFUSED``...) becomes a clear
+  :class:`SubscribeError`/:class:`PublishError` for that session and nobody else.
+
+Destinations (:mod:`.destinations`; names and MESSAGE ``destination`` headers as RabbitMQ's
+STOMP plugin has them, so both kinds of clients see the same messages)
+====================================================================================
+
+==========================  ======================================  ==========================
+destination                 SEND                                    SUBSCRIBE
+==========================  ======================================  ==========================
+``/topic/<key>``            ``amq.topic``, key                      node fan-out (``auto``);
+                                                                    own exclusive queue bound
+                                                                    to ``amq.topic`` (client
+                                                                    ack); durable queue
+                                                                    (durable subscription)
+``/queue/<name>``           declare durable queue ``name`` (once;   declare the queue, consume
+                            x- headers as arguments), then the      it (competing consumers)
+                            default exchange
+``/amq/queue/<name>``       default exchange, ``mandatory``: a      consume an existing queue;
+                            missing queue is a PublishError         missing: SubscribeError
+``/exchange/<x>[/<key>]``   exchange ``x`` (must exist), key or ""  own exclusive queue bound
+                                                                    with key (or durable)
+``/reply-queue/<name>``     default exchange, routing key ``name``  consume that queue
+``/temp-queue/<x>``         only in ``reply-to``: the session gets  refused (DestinationError)
+                            a private exclusive auto-delete queue,
+                            delivered as subscription
+                            ``/temp-queue/<x>``; ``reply-to`` is
+                            rewritten to ``/reply-queue/<queue>``
+``/user/queue/<x>``         every live session of the sender's      node fan-out via the user
+                            own user                                exchange (``auto``); own
+                                                                    exclusive queue (client
+                                                                    ack); shown as
+                                                                    ``/user/queue/<x>``
+``/user/<name>/queue/<x>``  every live session of ``name``, on any  refused
+                            node: user exchange (direct, durable,
+                            ``user_exchange``), key
+                            ``<url-quoted name>/<x>``; nobody
+                            online means the message is dropped
+==========================  ======================================  ==========================
+
+A SUBSCRIBE to ``/topic/`` or ``/exchange/`` with ``durable:true`` (or ``persistent:true``)
+and ``auto-delete:false`` is a **durable subscription**: a durable queue (type
+``durable_queue_type``, quorum by default, unless ``x-queue-type`` says otherwise) named by
+``x-queue-name`` or ``stompgate.dsub.<sha256(user, subscription id, destination)>`` (see
+:func:`durable_queue_name`), bound to the exchange. It collects messages while the user is
+away; re-subscribing with the same id and destination, on any node, gets them.
+UNSUBSCRIBE keeps the queue unless the UNSUBSCRIBE frame itself carries ``durable:true``
+(pass its headers to :meth:`RelaySubscription.cancel`), which deletes it, as RabbitMQ's
+plugin does; :meth:`Relay.detach` never deletes it. Queue arguments accepted as ``x-``
+headers: ``x-queue-type``, ``x-message-ttl``, ``x-expires``, ``x-max-length``,
+``x-max-length-bytes``, ``x-max-priority``, ``x-dead-letter-exchange``,
+``x-dead-letter-routing-key``, ``x-overflow``, ``x-single-active-consumer``,
+``x-max-age``, ``x-delivery-limit``, ``x-queue-mode`` and a few more (:mod:`.headers`).
+A ``/queue/`` that already exists with other arguments (say, a quorum queue a worker
+declared) is used as it is when the client gave no ``x-`` arguments; with explicit ones the
+broker's ``PRECONDITION_FAILED`` is reported.
+
+Header mapping (SEND → AMQP properties → MESSAGE) is RabbitMQ's plugin's; see
+:mod:`.headers`. ``user-id`` is never forwarded (the broker checks it against the
+gateway's login); ``amqp-message-id`` (not ``message-id``) sets the AMQP message id.
+
+Broker loss
+===========
+
+The relay reconnects by itself with jittered exponential backoff (``reconnect_min_delay``
+doubling to ``reconnect_max_delay``). ``ready`` is False while disconnected;
+``on_connection_lost(reason)`` is called once per loss (never on :meth:`Relay.close`), so
+the gateway can close its sessions with a clear ERROR. In-flight publishes raise
+PublishError; publish/subscribe while disconnected raise PublishError/SubscribeError
+("broker unavailable (...)"). :meth:`Relay.detach` works while disconnected (local cleanup).
+On reconnect the node declares a new fan-out queue and binds every key/pattern that still
+has local subscribers, and re-creates the consumers of consumer subscriptions that still
+exist (non-durable private queues are declared anew; ack ids from before the loss are
+ignored: the broker has requeued those messages). Durable queues and ``/queue/`` queues
+keep their messages throughout. :meth:`Relay.start` makes one connection attempt and
+returns either way; ``ready`` (or :meth:`Relay.wait_ready`) tells whether it worked.
+The first reconnect attempt after a loss is immediate; backoff applies to failed attempts.
+
+Caveats
+=======
+
+* aiormq stamps a random AMQP ``message_id`` on publishes that have none, so MESSAGEs of
+  gateway-published messages carry an ``amqp-message-id`` header (RabbitMQ's plugin shows
+  the same value to its clients).
+* A subscription whose queue is deleted while it consumes stops receiving (the broker
+  cancels the consumer); the session is not told.
+* ``ack:auto`` own-consumer subscriptions are acked right after ``deliver()`` (cumulative,
+  once per loop turn), so the broker's prefetch bounds what is in flight; a message handed
+  to a session that dies before writing it is not redelivered (``auto`` semantics).
+* Bindings of a durable queue are never removed by the relay; ``x-queue-name`` reused for
+  another destination accumulates bindings.
+
+Cost, measured here (RabbitMQ 3.10, aiormq 7.2, 300-byte messages): about 65-70 µs of
+relay CPU per broker delivery on the node queue, almost all of it aiormq's frame decoding;
+building the PreparedMessage, matching and handing it to 100 local sinks adds little.
+"""
+
+from .destinations import (
+    AmqQueue,
+    Destination,
+    DestinationError,
+    Exchange,
+    Queue,
+    ReplyQueue,
+    TempQueue,
+    Topic,
+    UserQueue,
+    destination_of_delivery,
+    parse_destination,
+)
+from .errors import PublishError, SubscribeError
+from .relay import Relay, durable_queue_name, user_routing_key
+from .settings import RelaySettings
+from .subscription import DeliverySink, RelaySubscription
+
+__all__ = [
+    "AmqQueue",
+    "DeliverySink",
+    "Destination",
+    "DestinationError",
+    "Exchange",
+    "PublishError",
+    "Queue",
+    "Relay",
+    "RelaySettings",
+    "RelaySubscription",
+    "ReplyQueue",
+    "SubscribeError",
+    "TempQueue",
+    "Topic",
+    "UserQueue",
+    "destination_of_delivery",
+    "durable_queue_name",
+    "parse_destination",
+    "user_routing_key",
+]

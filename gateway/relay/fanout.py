@@ -1,0 +1,227 @@
+"""Edge fan-out: one exclusive queue per node, consumed once, delivered to every local match.
+
+The node declares ``stompgate.node.<node_id>.<random>`` (exclusive, auto-delete) on its
+consuming connection, consumes it without acks, and binds it
+
+* to ``amq.topic`` with the union of the topic keys/patterns its sessions subscribe to
+  (``/topic/...`` with ``ack:auto``, not durable), and
+* to the user exchange (direct) with ``<quoted user>/<name>`` for every ``/user/queue/<name>``
+  subscription of a local user.
+
+Bindings are reference-counted (:class:`~gateway.relay.matcher.TopicTrie`): bound on the
+first local subscriber, unbound after the last. Each broker delivery becomes ONE
+:class:`~gateway.stomp.PreparedMessage`, handed to every matching local subscription, so a
+room of 1,000 members spread over 4 nodes costs the broker 4 deliveries.
+
+On reconnect the relay calls :meth:`NodeFanout.open` again: a new queue is declared and every
+pattern that still has subscribers is bound again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Mapping
+
+from aiormq.abc import AbstractChannel, AbstractConnection, DeliveredMessage
+from pamqp import commands as spec
+
+from .destinations import TOPIC_PREFIX, escape_name
+from .errors import BrokerUnavailableError, SubscribeError, describe_amqp_error
+from .matcher import TopicTrie
+from .settings import RelaySettings
+from .subscription import DeliverySink, RelaySubscription, prepare_message
+
+__all__ = ["FanoutSubscription", "NodeFanout"]
+
+log = logging.getLogger("stompgate.relay")
+
+TOPIC_EXCHANGE = "amq.topic"
+
+
+class FanoutSubscription(RelaySubscription):
+    """An ``ack:auto`` topic or ``/user/queue/`` subscription served by the node queue."""
+
+    __slots__ = ("_fanout", "exchange", "key", "shown_destination")
+
+    def __init__(
+        self,
+        fanout: NodeFanout,
+        sink: DeliverySink,
+        subscription_id: str,
+        destination: str,
+        *,
+        exchange: str,
+        key: str,
+        shown_destination: str | None = None,
+    ) -> None:
+        super().__init__(sink, subscription_id, destination, "auto")
+        self._fanout = fanout
+        self.exchange = exchange
+        self.key = key
+        self.shown_destination = shown_destination
+
+    async def cancel(self, headers: Mapping[str, str] | None = None) -> None:
+        if self._mark_closed():
+            await self._fanout.remove(self)
+
+
+class _KeyLock:
+    """Serializes bind/unbind of one (exchange, key); dropped when nobody uses it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+class NodeFanout:
+    """The node's fan-out queue, its reference-counted bindings and local matching."""
+
+    def __init__(self, settings: RelaySettings) -> None:
+        self._settings = settings
+        self._user_exchange = settings.user_exchange
+        self._topics: TopicTrie[FanoutSubscription] = TopicTrie()
+        self._users: dict[str, dict[FanoutSubscription, None]] = {}
+        self._user_destinations: dict[str, str] = {}
+        self._channel: AbstractChannel | None = None
+        self._queue: str | None = None
+        self._bound: set[tuple[str, str]] = set()
+        self._locks: dict[tuple[str, str], _KeyLock] = {}
+        self.deliveries = 0  # broker deliveries taken from the node queue
+
+    @property
+    def queue(self) -> str | None:
+        """The current node queue's name (None while disconnected)."""
+        return self._queue
+
+    # -- connection lifecycle --------------------------------------------------------------
+
+    async def open(self, connection: AbstractConnection) -> None:
+        """Declare a fresh node queue, bind everything still referenced, start consuming."""
+        channel = await connection.channel(publisher_confirms=False)
+        name = f"stompgate.node.{self._settings.node_id}.{secrets.token_hex(6)}"
+        await channel.queue_declare(name, exclusive=True, auto_delete=True, durable=False)
+        wanted = [(TOPIC_EXCHANGE, key) for key in self._topics.patterns()]
+        wanted += [(self._user_exchange, key) for key in self._users]
+        for exchange, key in wanted:
+            await channel.queue_bind(name, exchange, routing_key=key)
+        await channel.basic_consume(name, self._on_message, no_ack=True)
+        self._channel, self._queue = channel, name
+        self._bound = set(wanted)
+        log.info("node fan-out queue %s with %d bindings", name, len(wanted))
+
+    def reset(self) -> None:
+        """The connection is gone, and the exclusive queue with it."""
+        self._channel = None
+        self._queue = None
+        self._bound.clear()
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    def _count(self, exchange: str, key: str) -> int:
+        if exchange == TOPIC_EXCHANGE:
+            return self._topics.count(key)
+        return len(self._users.get(key, ()))
+
+    async def add(self, sub: FanoutSubscription) -> None:
+        """Register ``sub`` locally and make sure its binding exists on the broker."""
+        if sub.exchange == TOPIC_EXCHANGE:
+            self._topics.add(sub.key, sub)
+        else:
+            self._users.setdefault(sub.key, {})[sub] = None
+            if sub.shown_destination is not None:
+                self._user_destinations[sub.key] = sub.shown_destination
+        try:
+            await self._reconcile(sub.exchange, sub.key, strict=True)
+        except BaseException:
+            await self._drop(sub)
+            raise
+
+    async def remove(self, sub: FanoutSubscription) -> None:
+        await self._drop(sub)
+
+    async def _drop(self, sub: FanoutSubscription) -> None:
+        if sub.exchange == TOPIC_EXCHANGE:
+            self._topics.remove(sub.key, sub)
+        else:
+            subs = self._users.get(sub.key)
+            if subs is not None:
+                subs.pop(sub, None)
+                if not subs:
+                    del self._users[sub.key]
+                    self._user_destinations.pop(sub.key, None)
+        try:
+            await self._reconcile(sub.exchange, sub.key, strict=False)
+        except Exception as exc:  # a stale binding only costs a few extra deliveries
+            log.debug("unbind %s %r failed: %s", sub.exchange, sub.key, exc)
+
+    async def _reconcile(self, exchange: str, key: str, *, strict: bool) -> None:
+        """Bring the broker binding (exchange, key) in line with the local count."""
+        ident = (exchange, key)
+        entry = self._locks.get(ident)
+        if entry is None:
+            entry = self._locks[ident] = _KeyLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                want = self._count(exchange, key) > 0
+                have = ident in self._bound
+                channel, queue = self._channel, self._queue
+                if want == have:
+                    return
+                if channel is None or queue is None or channel.is_closed:
+                    if strict:
+                        raise BrokerUnavailableError("broker unavailable")
+                    return
+                try:
+                    if want:
+                        await channel.queue_bind(queue, exchange, routing_key=key)
+                        self._bound.add(ident)
+                    else:
+                        self._bound.discard(ident)
+                        await channel.queue_unbind(queue, exchange, routing_key=key)
+                except Exception as exc:
+                    if strict:
+                        raise SubscribeError(
+                            f"broker refused the binding: {describe_amqp_error(exc)}"
+                        ) from exc
+                    raise
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._locks[ident]
+
+    # -- deliveries (the hot path) ---------------------------------------------------------
+
+    async def _on_message(self, message: DeliveredMessage) -> None:
+        delivery = message.delivery
+        if message.channel is not self._channel or not isinstance(delivery, spec.Basic.Deliver):
+            return
+        self.deliveries += 1
+        exchange = delivery.exchange
+        key = delivery.routing_key or ""
+        subs: tuple[FanoutSubscription, ...] | list[FanoutSubscription]
+        if exchange == TOPIC_EXCHANGE:
+            subs = self._topics.match(key)
+            if not subs:
+                return
+            destination = TOPIC_PREFIX + escape_name(key)
+        elif exchange == self._user_exchange:
+            found = self._users.get(key)
+            if not found:
+                return
+            subs = list(found)
+            destination = self._user_destinations.get(key) or subs[0].destination
+        else:
+            return
+        prepared = prepare_message(message, destination)
+        for sub in subs:
+            try:
+                sub.sink.deliver(sub.id, prepared, None)
+            except Exception:
+                log.exception(
+                    "sink failed to take a message", extra={"session": sub.sink.session_id}
+                )

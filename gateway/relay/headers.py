@@ -1,0 +1,298 @@
+"""STOMP headers ⇄ AMQP message properties and queue arguments, as RabbitMQ's STOMP plugin
+maps them.
+
+SEND → AMQP (:func:`properties_from_send`):
+
+=====================  ==========================================================
+STOMP header           AMQP
+=====================  ==========================================================
+content-type           content_type
+content-encoding       content_encoding
+persistent             delivery_mode: 2 unless ``persistent:false`` (the plugin
+                       defaults to transient; the gateway receipts only what the
+                       broker stored, so it defaults to persistent)
+priority               priority (integer 0-255)
+correlation-id         correlation_id
+reply-to               reply_to (``/temp-queue/`` is rewritten by the relay)
+expiration             expiration (milliseconds, digits only)
+amqp-message-id        message_id
+timestamp              timestamp (seconds since the epoch)
+type                   type
+app-id                 app_id
+user-id                dropped: RabbitMQ checks it against the gateway's own login
+destination, receipt,  dropped: frame-level headers
+transaction,
+content-length,
+message-id
+anything else          the AMQP headers table, as strings (longstr)
+=====================  ==========================================================
+
+AMQP → MESSAGE (:func:`headers_from_delivery`): ``redelivered``, then the properties above
+back under the same names (``persistent:true`` only for delivery mode 2; ``reply-to``
+without a destination prefix gets ``/reply-queue/``, as the plugin does), then the headers
+table entries whose values are strings, numbers or booleans, as strings.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from pamqp import commands as spec
+from pamqp.common import FieldTable, FieldValue
+
+from .destinations import PREFIXES, REPLY_QUEUE_PREFIX
+
+__all__ = [
+    "HeaderError",
+    "first_headers",
+    "headers_from_delivery",
+    "properties_from_send",
+    "queue_arguments",
+]
+
+MAX_SHORTSTR: Final = 255
+
+#: Frame-level SEND headers that never reach the broker.
+_NOT_FORWARDED: Final = frozenset(
+    {"destination", "receipt", "transaction", "content-length", "message-id", "user-id"}
+)
+
+#: SEND headers mapped onto AMQP properties (not copied into the headers table).
+_PROPERTY_HEADERS: Final = frozenset(
+    {
+        "content-type",
+        "content-encoding",
+        "persistent",
+        "priority",
+        "correlation-id",
+        "reply-to",
+        "expiration",
+        "amqp-message-id",
+        "timestamp",
+        "type",
+        "app-id",
+    }
+)
+
+#: Names a MESSAGE frame sets itself; headers-table entries with these names are dropped.
+_MESSAGE_RESERVED: Final = frozenset(
+    {"destination", "message-id", "subscription", "ack", "content-length", "redelivered"}
+)
+
+
+class HeaderError(ValueError):
+    """A header value the broker would refuse; ``str(exc)`` is meant for the client."""
+
+
+def first_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers as a dict where the first occurrence of a repeated header wins (STOMP 1.2)."""
+    result: dict[str, str] = {}
+    for name, value in headers:
+        result.setdefault(name, value)
+    return result
+
+
+def _shortstr(name: str, value: str) -> str:
+    if len(value.encode()) > MAX_SHORTSTR:
+        raise HeaderError(f"header '{name}' is longer than {MAX_SHORTSTR} bytes")
+    return value
+
+
+def _int(name: str, value: str, low: int, high: int) -> int:
+    text = value.strip()
+    if not text.isascii() or not text.lstrip("-").isdigit():
+        raise HeaderError(f"header '{name}' must be an integer: got '{value[:40]}'")
+    number = int(text)
+    if not low <= number <= high:
+        raise HeaderError(f"header '{name}' must be between {low} and {high}: got {number}")
+    return number
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    raise HeaderError(f"header '{name}' must be true or false: got '{value[:40]}'")
+
+
+def properties_from_send(
+    headers: Mapping[str, str], *, reply_to: str | None = None
+) -> spec.Basic.Properties:
+    """AMQP properties for a SEND whose (first-wins) headers are ``headers``.
+
+    ``reply_to`` replaces the header's value (the relay rewrites ``/temp-queue/``).
+    Raises :class:`HeaderError` for values the broker would refuse.
+    """
+    persistent = headers.get("persistent")
+    delivery_mode = 1 if persistent is not None and persistent.strip().lower() == "false" else 2
+    priority = headers.get("priority")
+    expiration = headers.get("expiration")
+    if expiration is not None:
+        expiration = expiration.strip()
+        if not expiration.isascii() or not expiration.isdigit():
+            raise HeaderError(
+                f"header 'expiration' must be a number of milliseconds: got '{expiration[:40]}'"
+            )
+    timestamp = headers.get("timestamp")
+    stamp: datetime.datetime | None = None
+    if timestamp is not None:
+        seconds = _int("timestamp", timestamp, 0, 2**63 - 1)
+        try:
+            stamp = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+        except (OverflowError, ValueError, OSError) as exc:
+            raise HeaderError(f"header 'timestamp' is out of range: got {seconds}") from exc
+    if reply_to is None:
+        reply_to = headers.get("reply-to")
+    table: FieldTable = {}
+    for name, value in headers.items():
+        if name in _NOT_FORWARDED or name in _PROPERTY_HEADERS:
+            continue
+        if len(name.encode()) > MAX_SHORTSTR:
+            raise HeaderError(f"header name '{name[:40]}...' is longer than {MAX_SHORTSTR} bytes")
+        table[name] = value
+
+    def short(name: str) -> str | None:
+        value = headers.get(name)
+        return None if value is None else _shortstr(name, value)
+
+    return spec.Basic.Properties(
+        content_type=short("content-type"),
+        content_encoding=short("content-encoding"),
+        headers=table or None,
+        delivery_mode=delivery_mode,
+        priority=None if priority is None else _int("priority", priority, 0, 255),
+        correlation_id=short("correlation-id"),
+        reply_to=None if reply_to is None else _shortstr("reply-to", reply_to),
+        expiration=None if expiration is None else _shortstr("expiration", expiration),
+        message_id=short("amqp-message-id"),
+        timestamp=stamp,
+        message_type=short("type"),
+        app_id=short("app-id"),
+    )
+
+
+def _field_text(value: FieldValue) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, datetime.datetime):
+        return str(int(value.timestamp()))
+    return None  # tables, arrays, decimals, void: no STOMP form
+
+
+def _reply_to_header(value: str) -> str:
+    if value.startswith(PREFIXES):
+        return value
+    return REPLY_QUEUE_PREFIX + value
+
+
+def headers_from_delivery(
+    properties: spec.Basic.Properties, redelivered: bool
+) -> list[tuple[str, str]]:
+    """MESSAGE headers (besides destination, subscription, message-id, ack) for a delivery."""
+    out: list[tuple[str, str]] = [("redelivered", "true" if redelivered else "false")]
+    p = properties
+    if p.content_type is not None:
+        out.append(("content-type", p.content_type))
+    if p.content_encoding is not None:
+        out.append(("content-encoding", p.content_encoding))
+    if p.delivery_mode == 2:
+        out.append(("persistent", "true"))
+    if p.priority is not None:
+        out.append(("priority", str(p.priority)))
+    if p.correlation_id is not None:
+        out.append(("correlation-id", p.correlation_id))
+    if p.reply_to is not None:
+        out.append(("reply-to", _reply_to_header(p.reply_to)))
+    if p.expiration is not None:
+        out.append(("expiration", p.expiration))
+    if p.message_id is not None:
+        out.append(("amqp-message-id", p.message_id))
+    if p.timestamp is not None:
+        out.append(("timestamp", str(int(p.timestamp.timestamp()))))
+    if p.message_type is not None:
+        out.append(("type", p.message_type))
+    if p.user_id is not None:
+        out.append(("user-id", p.user_id))
+    if p.app_id is not None:
+        out.append(("app-id", p.app_id))
+    if p.headers:
+        seen = {name for name, _ in out}
+        for name, value in p.headers.items():
+            if name in _MESSAGE_RESERVED or name in seen:
+                continue
+            text = _field_text(value)
+            if text is not None:
+                out.append((name, text))
+    return out
+
+
+# -- queue arguments ------------------------------------------------------------------------
+
+_INT_ARGUMENTS: Final = frozenset(
+    {
+        "x-expires",
+        "x-max-length",
+        "x-max-length-bytes",
+        "x-max-priority",
+        "x-message-ttl",
+        "x-delivery-limit",
+        "x-quorum-initial-group-size",
+        "x-stream-max-segment-size-bytes",
+    }
+)
+_STR_ARGUMENTS: Final = frozenset(
+    {
+        "x-dead-letter-exchange",
+        "x-dead-letter-routing-key",
+        "x-max-age",
+        "x-queue-type",
+        "x-overflow",
+        "x-queue-mode",
+        "x-dead-letter-strategy",
+        "x-queue-master-locator",
+        "x-queue-leader-locator",
+    }
+)
+_BOOL_ARGUMENTS: Final = frozenset({"x-single-active-consumer"})
+_CHOICES: Final = {
+    "x-queue-type": ("classic", "quorum", "stream"),
+    "x-overflow": ("drop-head", "reject-publish", "reject-publish-dlx"),
+    "x-queue-mode": ("default", "lazy"),
+    "x-dead-letter-strategy": ("at-most-once", "at-least-once"),
+}
+
+#: Every ``x-`` header accepted as a queue argument on SUBSCRIBE (and SEND to /queue/).
+QUEUE_ARGUMENT_HEADERS: Final = _INT_ARGUMENTS | _STR_ARGUMENTS | _BOOL_ARGUMENTS
+
+
+def queue_arguments(headers: Mapping[str, str]) -> dict[str, FieldValue]:
+    """Queue-declare arguments from ``x-`` headers, typed as RabbitMQ expects them.
+
+    Integers become AMQP integers, booleans booleans, the rest strings; ``x-queue-name`` is
+    not an argument (the relay uses it as the queue's name). Raises :class:`HeaderError`.
+    """
+    args: dict[str, FieldValue] = {}
+    for name, value in headers.items():
+        if name in _INT_ARGUMENTS:
+            args[name] = _int(name, value, 0, 2**63 - 1)
+        elif name in _STR_ARGUMENTS:
+            text = _shortstr(name, value.strip())
+            choices = _CHOICES.get(name)
+            if choices is not None and text not in choices:
+                raise HeaderError(
+                    f"header '{name}' must be one of {', '.join(choices)}: got '{text[:40]}'"
+                )
+            args[name] = text
+        elif name in _BOOL_ARGUMENTS:
+            args[name] = _bool(name, value)
+    return args

@@ -1,0 +1,194 @@
+"""The node's two AMQP connections and the loop that keeps them up.
+
+One connection publishes (channels with publisher confirms), the other consumes and does
+everything else (the fan-out queue, per-subscription consumers, declares and binds), so a
+slow consumer never sits between a SEND and its confirm. Both are opened together, and
+losing either counts as losing the broker: the other one is closed too, ``on_down(reason)``
+runs once, and the loop reconnects with jittered exponential backoff
+(``reconnect_min_delay`` doubling up to ``reconnect_max_delay``). After each successful
+connect ``on_up(publish, consume)`` restores what the relay needs; if it fails, the attempt
+counts as failed and the loop tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+import aiormq
+from aiormq.abc import AbstractConnection
+
+from .errors import BrokerUnavailableError, describe_amqp_error
+from .settings import RelaySettings
+
+__all__ = ["BrokerLink"]
+
+log = logging.getLogger("stompgate.relay")
+
+UpHook = Callable[[AbstractConnection, AbstractConnection], Awaitable[None]]
+DownHook = Callable[[str], None]
+
+
+class BrokerLink:
+    """Connect, watch, reconnect. ``ready`` is True only while both connections are up and
+    ``on_up`` has finished."""
+
+    def __init__(self, settings: RelaySettings, *, on_up: UpHook, on_down: DownHook) -> None:
+        self._settings = settings
+        self._on_up = on_up
+        self._on_down = on_down
+        self._publish: AbstractConnection | None = None
+        self._consume: AbstractConnection | None = None
+        self._ready = False
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._first_attempt = asyncio.Event()
+        self._ready_event = asyncio.Event()
+        self.generation = 0
+        self.last_error: str | None = None
+
+    # -- public ----------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def connected(self) -> bool:
+        """Both connections exist and are open (also true during ``on_up``)."""
+        return (
+            self._publish is not None
+            and self._consume is not None
+            and not self._publish.is_closed
+            and not self._consume.is_closed
+        )
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @property
+    def consume_connection(self) -> AbstractConnection:
+        """The consuming connection (also used for declares and binds)."""
+        if self._consume is None or self._consume.is_closed:
+            raise BrokerUnavailableError(self.unavailable_text())
+        return self._consume
+
+    def unavailable_text(self) -> str:
+        if self.last_error:
+            return f"broker unavailable ({self.last_error})"
+        return "broker unavailable"
+
+    async def start(self) -> None:
+        """Start the loop and wait for the first connection attempt (successful or not)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="stompgate-relay-link")
+        await self._first_attempt.wait()
+
+    async def wait_ready(self, seconds: float | None = None) -> bool:
+        """Wait until connected (at most ``seconds``); return ``ready``."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._ready_event.wait()
+        return self._ready
+
+    async def close(self) -> None:
+        self._closing = True
+        self._ready = False
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self._close_connections()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        settings = self._settings
+        delay = settings.reconnect_min_delay
+        while not self._closing:
+            try:
+                await self._connect()
+                await self._on_up(self._publish_or_raise(), self._consume_or_raise())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = describe_amqp_error(exc)
+                await self._close_connections()
+                self._first_attempt.set()
+                wait = delay * (0.5 + random.random() / 2)
+                log.warning(
+                    "cannot connect to RabbitMQ (%s); retrying in %.1f s", self.last_error, wait
+                )
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, settings.reconnect_max_delay)
+                continue
+            delay = settings.reconnect_min_delay
+            self.last_error = None
+            self._ready = True
+            self._ready_event.set()
+            self._first_attempt.set()
+            log.info("connected to RabbitMQ (generation %d)", self.generation)
+            reason = await self._wait_for_loss()
+            self._ready = False
+            self._ready_event.clear()
+            self.generation += 1
+            self.last_error = reason
+            await self._close_connections()
+            if self.closing:
+                return
+            log.warning("lost RabbitMQ: %s; reconnecting", reason)
+            try:
+                self._on_down(reason)
+            except Exception:
+                log.exception("on_down hook failed")
+
+    def _publish_or_raise(self) -> AbstractConnection:
+        if self._publish is None:
+            raise BrokerUnavailableError("publish connection missing")
+        return self._publish
+
+    def _consume_or_raise(self) -> AbstractConnection:
+        if self._consume is None:
+            raise BrokerUnavailableError("consume connection missing")
+        return self._consume
+
+    async def _connect(self) -> None:
+        settings = self._settings
+        async with asyncio.timeout(settings.connect_timeout):
+            self._publish = await aiormq.connect(
+                settings.amqp_url,
+                client_properties={"connection_name": f"stompgate {settings.node_id} publish"},
+            )
+            self._consume = await aiormq.connect(
+                settings.amqp_url,
+                client_properties={"connection_name": f"stompgate {settings.node_id} consume"},
+            )
+
+    async def _wait_for_loss(self) -> str:
+        publish, consume = self._publish, self._consume
+        assert publish is not None
+        assert consume is not None
+        watchers = [publish.closing, consume.closing]
+        try:
+            done, _ = await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for watcher in watchers:
+                if not watcher.done():
+                    watcher.cancel()
+        which = "publish" if watchers[0] in done else "consume"
+        future = next(iter(done))
+        exc = None if future.cancelled() else future.exception()
+        text = "connection closed" if exc is None else describe_amqp_error(exc)
+        return f"{which} connection lost: {text}"
+
+    async def _close_connections(self) -> None:
+        publish, consume = self._publish, self._consume
+        self._publish = self._consume = None
+        for connection in (publish, consume):
+            if connection is not None and not connection.is_closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(connection.close(), timeout=5)

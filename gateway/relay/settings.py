@@ -1,0 +1,44 @@
+"""Relay settings: a frozen dataclass the gateway builds (from its environment) and passes in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["RelaySettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    """How one gateway node talks to RabbitMQ.
+
+    ``publish_channels`` channels with publisher confirms share the publishing connection
+    (round-robin); ``consumer_channels`` channels of each kind (auto-ack, client-ack) share
+    the consuming connection for per-subscription consumers. ``confirm_timeout`` bounds the
+    wait for a publisher confirm; a SEND that is not confirmed by then fails.
+    """
+
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    node_id: str = "node-1"
+    publish_channels: int = 4
+    confirm_timeout: float = 10.0
+    reconnect_min_delay: float = 0.5
+    reconnect_max_delay: float = 10.0
+    default_prefetch: int = 100
+    durable_queue_type: str = "quorum"
+    user_exchange: str = "stompgate.user"
+    consumer_channels: int = 4
+    connect_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.publish_channels < 1:
+            raise ValueError("publish_channels must be at least 1")
+        if self.consumer_channels < 1:
+            raise ValueError("consumer_channels must be at least 1")
+        if self.confirm_timeout <= 0:
+            raise ValueError("confirm_timeout must be positive")
+        if not 0 < self.reconnect_min_delay <= self.reconnect_max_delay:
+            raise ValueError("need 0 < reconnect_min_delay <= reconnect_max_delay")
+        if not 0 <= self.default_prefetch <= 65535:
+            raise ValueError("default_prefetch must be between 0 and 65535")
+        if not self.node_id or not self.user_exchange:
+            raise ValueError("node_id and user_exchange must not be empty")

@@ -1,0 +1,102 @@
+"""What the relay hands to sessions (:class:`DeliverySink`) and gets back
+(:class:`RelaySubscription`), plus the one place a broker delivery becomes a MESSAGE."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from aiormq.abc import DeliveredMessage
+from pamqp import commands as spec
+
+from gateway.stomp import PreparedMessage
+
+from .headers import headers_from_delivery
+
+__all__ = ["ACK_MODES", "DeliverySink", "RelaySubscription", "prepare_message"]
+
+ACK_MODES = ("auto", "client", "client-individual")
+
+
+class DeliverySink(Protocol):
+    """A session as the relay sees it (the gateway's per-session adapter implements it)."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def user(self) -> str | None: ...
+
+    def deliver(self, subscription_id: str, message: PreparedMessage, ack_id: str | None) -> None:
+        """Queue ``message`` for the client, now, in-process (never blocks, never awaits).
+
+        ``ack_id`` is set only for ``client``/``client-individual`` subscriptions: the
+        session's ACK/NACK for this message must come back as ``subscription.ack(ack_id)``.
+        """
+
+
+def prepare_message(message: DeliveredMessage, destination: str) -> PreparedMessage:
+    """The one PreparedMessage for a broker delivery (shared by every local subscriber)."""
+    delivery = message.delivery
+    redelivered = bool(isinstance(delivery, spec.Basic.Deliver) and delivery.redelivered)
+    headers = headers_from_delivery(message.header.properties, redelivered)
+    return PreparedMessage(destination, headers, message.body)
+
+
+class RelaySubscription:
+    """One SUBSCRIBE as held by the relay. Returned by :meth:`Relay.subscribe`."""
+
+    __slots__ = ("_closed", "_forget", "ack_mode", "destination", "id", "sink")
+
+    def __init__(
+        self, sink: DeliverySink, subscription_id: str, destination: str, ack_mode: str
+    ) -> None:
+        self.sink = sink
+        self.id = subscription_id
+        self.destination = destination
+        self.ack_mode = ack_mode
+        self._closed = False
+        #: Set by the relay: drops this subscription from its session registry.
+        self._forget: Callable[[RelaySubscription], None] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _mark_closed(self) -> bool:
+        """Mark closed and leave the registry; False if it already was closed."""
+        if self._closed:
+            return False
+        self._closed = True
+        if self._forget is not None:
+            self._forget(self)
+        return True
+
+    @property
+    def queue(self) -> str | None:
+        """The broker queue this subscription consumes (None: the node's fan-out queue)."""
+        return None
+
+    def owns(self, ack_id: str) -> bool:
+        """Is ``ack_id`` an unacknowledged message of this subscription?"""
+        return False
+
+    async def ack(self, ack_id: str) -> None:
+        """ACK: ``client`` mode acks this message and every earlier one of this subscription
+        (cumulative), ``client-individual`` just this one. Unknown ids are ignored."""
+
+    async def nack(self, ack_id: str, requeue: bool = True) -> None:
+        """NACK, with the same scope rules as :meth:`ack`; ``requeue`` False drops (or
+        dead-letters) the message(s)."""
+
+    async def cancel(self, headers: Mapping[str, str] | None = None) -> None:
+        """UNSUBSCRIBE. ``headers`` are the UNSUBSCRIBE frame's: with ``durable:true`` (or
+        ``persistent:true``) a durable subscription's queue is deleted, like RabbitMQ's
+        plugin does; otherwise it is kept and collects messages."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.id!r} {self.destination!r} ack={self.ack_mode} "
+            f"session={self.sink.session_id!r}>"
+        )

@@ -1,0 +1,130 @@
+"""Edge fan-out: one node queue per Relay, one broker delivery per node, local matching."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gateway.relay import Relay
+from tests.relay.conftest import RelayFactory
+from tests.relay.helpers import RecordingSink, binding_keys, eventually
+from tests.support import rabbit
+
+
+async def test_many_local_sinks_get_one_message(make_relay: RelayFactory) -> None:
+    relay = await make_relay()
+    sinks = [RecordingSink(f"s{i}") for i in range(20)]
+    for sink in sinks:
+        await relay.subscribe(sink, "sub-0", "/topic/room.1", "auto", {})
+    other = RecordingSink("other")
+    await relay.subscribe(other, "sub-0", "/topic/room.2", "auto", {})
+    wildcard = RecordingSink("wild")
+    await relay.subscribe(wildcard, "w", "/topic/room.*", "auto", {})
+
+    publisher = RecordingSink("pub")
+    await relay.publish(publisher, "/topic/room.1", [("event-type", "message")], b"hello")
+    for sink in sinks:
+        (delivery,) = await sink.wait_for(1)
+        assert delivery.subscription == "sub-0"
+        assert delivery.ack_id is None
+        assert delivery.body == b"hello"
+        assert delivery.destination == "/topic/room.1"
+        assert delivery.header("event-type") == "message"
+        assert delivery.header("persistent") == "true"
+    # ONE PreparedMessage shared by every local subscriber.
+    assert len({id(sink.deliveries[0].message) for sink in sinks}) == 1
+    await wildcard.wait_for(1)
+    await asyncio.sleep(0.2)
+    assert other.deliveries == []
+    assert relay.fanout_deliveries == 1
+
+
+async def test_fan_out_count_two_nodes(make_relay: RelayFactory, fresh_vhost: str) -> None:
+    """Two nodes with many sinks each: the broker delivers each message once per node."""
+    nodes = [await make_relay(), await make_relay()]
+    per_node, messages = 50, 20
+    sinks: list[RecordingSink] = []
+    for n, relay in enumerate(nodes):
+        for i in range(per_node):
+            sink = RecordingSink(f"n{n}-s{i}")
+            await relay.subscribe(sink, "room", "/topic/room.42", "auto", {})
+            sinks.append(sink)
+    sender = RecordingSink("sender")
+    await asyncio.gather(
+        *(
+            nodes[i % 2].publish(sender, "/topic/room.42", [], f"m{i}".encode())
+            for i in range(messages)
+        )
+    )
+    for sink in sinks:
+        await sink.wait_for(messages)
+    total = sum(len(sink.deliveries) for sink in sinks)
+    assert total == messages * per_node * len(nodes)
+    assert [relay.fanout_deliveries for relay in nodes] == [messages, messages]
+
+    # And from RabbitMQ's side: each node queue delivered exactly M messages.
+    def stats() -> list[int]:
+        counts = []
+        for relay in nodes:
+            assert relay.node_queue is not None
+            info: dict[str, Any] = rabbit.queue_info(fresh_vhost, relay.node_queue)
+            counts.append(int(info.get("message_stats", {}).get("deliver_no_ack", 0)))
+        return counts
+
+    counts = await eventually(stats, lambda c: c == [messages, messages], within=20, every=0.5)
+    assert counts == [messages, messages]
+
+
+async def test_last_unsubscribe_unbinds(make_relay: RelayFactory, fresh_vhost: str) -> None:
+    relay = await make_relay()
+    queue = relay.node_queue
+    assert queue is not None
+    a, b = RecordingSink("a"), RecordingSink("b")
+    sub_a = await relay.subscribe(a, "1", "/topic/room.7", "auto", {})
+    sub_b = await relay.subscribe(b, "1", "/topic/room.7", "auto", {})
+    sub_w = await relay.subscribe(b, "2", "/topic/room.#", "auto", {})
+    assert binding_keys(fresh_vhost, queue) == {"room.7", "room.#"}
+    await sub_a.cancel()
+    assert binding_keys(fresh_vhost, queue) == {"room.7", "room.#"}
+    await sub_b.cancel()
+    assert binding_keys(fresh_vhost, queue) == {"room.#"}
+    await sub_w.cancel()
+    assert binding_keys(fresh_vhost, queue) == set()
+    # cancel is idempotent
+    await sub_w.cancel()
+
+
+async def test_detach_unbinds_and_stops_delivery(
+    make_relay: RelayFactory, fresh_vhost: str
+) -> None:
+    relay = await make_relay()
+    queue = relay.node_queue
+    assert queue is not None
+    sink, stays = RecordingSink("gone"), RecordingSink("stays")
+    await relay.subscribe(sink, "1", "/topic/a", "auto", {})
+    await relay.subscribe(sink, "2", "/topic/b", "auto", {})
+    await relay.subscribe(stays, "1", "/topic/b", "auto", {})
+    await relay.detach(sink)
+    assert binding_keys(fresh_vhost, queue) == {"b"}
+    await relay.publish(stays, "/topic/b", [], b"x")
+    await stays.wait_for(1)
+    assert sink.deliveries == []
+
+
+async def test_concurrent_subscribe_and_cancel_same_key(
+    make_relay: RelayFactory, fresh_vhost: str
+) -> None:
+    relay: Relay = await make_relay()
+    queue = relay.node_queue
+    assert queue is not None
+    sinks = [RecordingSink(f"s{i}") for i in range(30)]
+    subs = await asyncio.gather(
+        *(relay.subscribe(s, "x", "/topic/busy", "auto", {}) for s in sinks)
+    )
+    assert binding_keys(fresh_vhost, queue) == {"busy"}
+    await asyncio.gather(*(sub.cancel() for sub in subs[:-1]))
+    assert binding_keys(fresh_vhost, queue) == {"busy"}
+    await asyncio.gather(
+        subs[-1].cancel(), relay.subscribe(sinks[0], "y", "/topic/busy", "auto", {})
+    )
+    assert binding_keys(fresh_vhost, queue) == {"busy"}
