@@ -1,0 +1,105 @@
+"""Worker settings: a frozen dataclass built from the environment and passed in.
+
+| variable | default | meaning |
+|---|---|---|
+| STOMPGATE_AMQP_URL | amqp://guest:guest@127.0.0.1:5672/ | the broker |
+| STOMPGATE_STORE | sqlite:///var/stompgate.db | message store (sqlite:///path, mongodb://host/db) |
+| STOMPGATE_WORKER_METRICS_PORT | 9108 | /healthz and /metrics; "off" (or empty) for none |
+| STOMPGATE_WORKER_METRICS_HOST | 0.0.0.0 | address the health server listens on |
+| STOMPGATE_WORKER_PREFETCH | (the code's, else 100) | unacked deliveries per consumer |
+| STOMPGATE_WORKER_CONCURRENCY | (the code's, else 10) | handler calls at once per consumer |
+| STOMPGATE_WORKER_DRAIN_TIMEOUT | 30 | seconds a SIGTERM drain waits for in-flight work |
+| STOMPGATE_PERSIST_BATCH_SIZE | 500 | persist worker: messages per store write |
+| STOMPGATE_PERSIST_BATCH_WAIT_MS | 50 | persist worker: longest wait to fill a batch |
+| STOMPGATE_LOG_LEVEL | INFO | logging level |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+PREFIX = "STOMPGATE_"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    store_url: str = "sqlite:///var/stompgate.db"
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int | None = 9108
+    prefetch: int | None = None
+    concurrency: int | None = None
+    drain_timeout: float = 30.0
+    persist_batch_size: int = 500
+    persist_batch_wait: float = 0.05
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+        env = os.environ if environ is None else environ
+        d = cls()
+
+        def get(name: str) -> str | None:
+            value = env.get(PREFIX + name)
+            return value.strip() if value is not None and value.strip() else None
+
+        return cls(
+            amqp_url=get("AMQP_URL") or d.amqp_url,
+            store_url=get("STORE") or d.store_url,
+            metrics_host=get("WORKER_METRICS_HOST") or d.metrics_host,
+            metrics_port=_port(env.get(PREFIX + "WORKER_METRICS_PORT"), d.metrics_port),
+            prefetch=_positive_int("WORKER_PREFETCH", get("WORKER_PREFETCH")),
+            concurrency=_positive_int("WORKER_CONCURRENCY", get("WORKER_CONCURRENCY")),
+            drain_timeout=_positive_float(
+                "WORKER_DRAIN_TIMEOUT", get("WORKER_DRAIN_TIMEOUT"), d.drain_timeout
+            ),
+            persist_batch_size=_positive_int("PERSIST_BATCH_SIZE", get("PERSIST_BATCH_SIZE"))
+            or d.persist_batch_size,
+            persist_batch_wait=_positive_float(
+                "PERSIST_BATCH_WAIT_MS", get("PERSIST_BATCH_WAIT_MS"), d.persist_batch_wait * 1000
+            )
+            / 1000,
+            log_level=(get("LOG_LEVEL") or d.log_level).upper(),
+        )
+
+
+def _port(raw: str | None, default: int | None) -> int | None:
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in ("", "off", "none", "disabled"):
+        return None
+    port = _int(PREFIX + "WORKER_METRICS_PORT", value)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{PREFIX}WORKER_METRICS_PORT out of range: {port}")
+    return port
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _positive_int(name: str, raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    value = _int(PREFIX + name, raw)
+    if value < 1:
+        raise ValueError(f"{PREFIX}{name} must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(name: str, raw: str | None, default: float) -> float:
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{PREFIX}{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{PREFIX}{name} must be > 0, got {value}")
+    return value

@@ -1,0 +1,163 @@
+"""The MongoDB message store, on PyMongo's native asyncio client (`pymongo.AsyncMongoClient`).
+
+Layout: one collection, `messages`, one document per message::
+
+    {_id: <message id, int64>, room, sender, client_id, sent_at: <int64 ms>, event: <BinData>}
+
+Indexes (created by `open()`, idempotently):
+
+- `room_id`: {room: 1, _id: 1} -- every history read is an equality on `room` plus a range and
+  sort on `_id`, so it walks this index in either direction (keyset pagination, no skip).
+- `sender_client_id`: unique {sender: 1, client_id: 1} -- a client's retry after a lost
+  receipt carries the same client message id and is skipped as a duplicate.
+
+Writes are `insert_many(ordered=False)`: every document is tried; duplicate-key errors
+(code 11000, on `_id` or on `sender_client_id`) count as "already stored", any other write
+error is raised.
+
+Sharding: the shard key is {room: 1, _id: 1} (or {room: "hashed"} to spread hot rooms of
+similar ids; then keep {room: 1, _id: 1} as a secondary index). History reads then target a
+single shard, and Snowflake ids keep each room's inserts append-only. MongoDB enforces a unique
+index on a sharded collection only when the index starts with the shard key, so on a sharded
+cluster `sender_client_id` cannot stay unique: create the collection unsharded, or dedupe
+(sender, client_id) in a separate collection whose `_id` is that pair (sharded on it) before
+inserting. `_id` stays unique because Snowflake ids are globally unique.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bson import Int64
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
+
+from workers.store.base import StoreClosedError, StoredMessage, check_limit
+
+DUPLICATE_KEY = 11000
+DEFAULT_DATABASE = "stompgate"
+COLLECTION = "messages"
+
+INDEXES = (
+    IndexModel([("room", ASCENDING), ("_id", ASCENDING)], name="room_id"),
+    IndexModel(
+        [("sender", ASCENDING), ("client_id", ASCENDING)], name="sender_client_id", unique=True
+    ),
+)
+
+Document = dict[str, Any]
+
+
+class MongoStore:
+    """`MessageStore` on a MongoDB collection."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        database: str | None = None,
+        collection: str = COLLECTION,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.url = url
+        self.database = database
+        self.collection_name = collection
+        self.client_options = dict(client_options or {})
+        self._client: AsyncMongoClient[Document] | None = None
+        self._collection: AsyncCollection[Document] | None = None
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client: AsyncMongoClient[Document] = AsyncMongoClient(self.url, **self.client_options)
+        try:
+            db = (
+                client[self.database]
+                if self.database
+                else client.get_default_database(DEFAULT_DATABASE)
+            )
+            collection = db[self.collection_name]
+            await collection.create_indexes(list(INDEXES))
+        except BaseException:
+            await client.close()
+            raise
+        self._client, self._collection = client, collection
+
+    async def close(self) -> None:
+        client, self._client, self._collection = self._client, None, None
+        if client is not None:
+            await client.close()
+
+    async def insert_many(self, messages: Sequence[StoredMessage]) -> int:
+        collection = self._require()
+        if not messages:
+            return 0
+        documents = [to_document(m) for m in messages]
+        try:
+            result = await collection.insert_many(documents, ordered=False)
+        except BulkWriteError as exc:
+            details = exc.details
+            errors = details.get("writeErrors", [])
+            if details.get("writeConcernErrors") or any(
+                e.get("code") != DUPLICATE_KEY for e in errors
+            ):
+                raise
+            return int(details.get("nInserted", 0))
+        return len(result.inserted_ids)
+
+    async def history(
+        self,
+        room: str,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> list[StoredMessage]:
+        collection = self._require()
+        check_limit(limit)
+        if limit == 0:
+            return []
+        id_range: dict[str, Int64] = {}
+        if after is not None:
+            id_range["$gt"] = Int64(after)
+        if before is not None:
+            id_range["$lt"] = Int64(before)
+        query: Document = {"room": room}
+        if id_range:
+            query["_id"] = id_range
+        direction = ASCENDING if after is not None else DESCENDING
+        cursor = collection.find(query, sort=[("_id", direction)], limit=limit)
+        return [from_document(doc) async for doc in cursor]
+
+    async def count(self, room: str | None = None) -> int:
+        collection = self._require()
+        return await collection.count_documents({} if room is None else {"room": room})
+
+    def _require(self) -> AsyncCollection[Document]:
+        if self._collection is None:
+            raise StoreClosedError("MongoStore is not open")
+        return self._collection
+
+
+def to_document(message: StoredMessage) -> Document:
+    return {
+        "_id": Int64(message.id),
+        "room": message.room,
+        "sender": message.sender,
+        "client_id": message.client_id,
+        "sent_at": Int64(message.sent_at),
+        "event": message.event,
+    }
+
+
+def from_document(doc: Mapping[str, Any]) -> StoredMessage:
+    return StoredMessage(
+        id=int(doc["_id"]),
+        room=doc["room"],
+        sender=doc["sender"],
+        client_id=doc["client_id"],
+        sent_at=int(doc["sent_at"]),
+        event=bytes(doc["event"]),
+    )
