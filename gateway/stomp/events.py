@@ -96,12 +96,17 @@ class AckRequested:
 
 @dataclass(frozen=True, slots=True)
 class NackRequested:
-    """NACK. ``ack_id`` is ``id`` (1.2) or ``message-id`` (1.0, 1.1)."""
+    """NACK. ``ack_id`` is ``id`` (1.2) or ``message-id`` (1.0, 1.1).
+
+    ``requeue`` is RabbitMQ's extension header (``requeue:false`` dead-letters or drops the
+    message instead of returning it to the queue); true when absent.
+    """
 
     ack_id: str
     subscription_id: str | None
     receipt: str | None
     transaction: str | None
+    requeue: bool = True
 
 
 TransactionFrame: TypeAlias = SendRequested | AckRequested | NackRequested

@@ -558,11 +558,14 @@ class ServerSession:
         ack_id = self._require(frame, "id" if self.version == "1.2" else "message-id")
         if ack_id is None:
             return
-        event_type = events.AckRequested if frame.command == "ACK" else events.NackRequested
         transaction = frame.header("transaction")
-        event = event_type(
-            ack_id, frame.header("subscription"), frame.header("receipt"), transaction
-        )
+        subscription, receipt = frame.header("subscription"), frame.header("receipt")
+        event: events.AckRequested | events.NackRequested
+        if frame.command == "ACK":
+            event = events.AckRequested(ack_id, subscription, receipt, transaction)
+        else:
+            requeue = frame.header("requeue", "true") != "false"
+            event = events.NackRequested(ack_id, subscription, receipt, transaction, requeue)
         if transaction is None:
             self._events.append(event)
         else:

@@ -1,0 +1,147 @@
+"""The gateway's gatekeeper: who may connect, and what each session may do.
+
+A thin layer over :mod:`gateway.auth` for the connection code:
+
+* ``check_handshake`` — the WebSocket ``Origin`` allow-list, before the upgrade;
+* ``open``/``close`` — connections per IP (at accept) and per user (at CONNECT, all nodes);
+* ``authenticate`` — development logins (``--auth dev``) or a JWT from the CONNECT frame or the
+  WebSocket handshake (``--auth jwt``); production never falls back to dev logins;
+* ``authorize_send``/``authorize_subscribe`` — destination hygiene, the ACL (rules file, token
+  claims, room membership in Redis), spoofed sender headers removed and ``sender`` stamped;
+* per-session token buckets (frames/s, bytes/s), the idle timeout and token expiry, checked
+  by the node's ticker.
+
+Settings shared with the sans-I/O limits (frame size, subscriptions, CONNECT timeout) come from
+the gateway's :class:`~gateway.settings.Settings` so there is one value for each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Iterable, Mapping
+
+import redis.asyncio as redis
+from aiohttp import web
+
+from gateway.auth.acl import MembershipLookup
+from gateway.auth.errors import AccessDenied, AuthError, DestinationRejected, LimitExceeded
+from gateway.auth.identity import Identity
+from gateway.auth.limits import ConnectionCounter, SessionRateLimiter, origin_allowed
+from gateway.auth.session import AuthSettings, Gatekeeper, SessionAuthenticator
+from gateway.settings import Settings
+
+__all__ = [
+    "Access",
+    "AccessDenied",
+    "AuthError",
+    "DestinationRejected",
+    "Identity",
+    "LimitExceeded",
+    "build_access",
+]
+
+log = logging.getLogger("stompgate.access")
+
+
+class Access:
+    def __init__(
+        self, auth: AuthSettings, redis_client: redis.Redis, *, node_id: str, key_prefix: str
+    ) -> None:
+        self.settings = auth
+        self.limits = auth.limits
+        self.redis = redis_client
+        self.authenticator = SessionAuthenticator(auth)
+        self.gatekeeper = Gatekeeper(
+            auth.load_acl(),
+            limits=auth.limits,
+            membership=MembershipLookup(
+                redis_client,
+                key_prefix=auth.membership_prefix,
+                cache_ttl=auth.membership_cache_ttl,
+            ),
+            sender_header=auth.sender_header,
+        )
+        self.counter = ConnectionCounter(
+            auth.limits, redis_client, key_prefix=key_prefix, node_id=node_id
+        )
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def refresh(self) -> None:
+        """Keep this node's per-user connection leases alive (called periodically)."""
+        await self.counter.refresh()
+
+    # -- handshake and accept ----------------------------------------------------------------
+
+    def check_handshake(self, request: web.Request) -> str | None:
+        """Why this WebSocket handshake is refused, or None."""
+        origin = request.headers.get("Origin")
+        allowed = origin_allowed(
+            origin,
+            request.host,
+            self.limits.origins,
+            allow_missing=not self.limits.require_origin,
+        )
+        return None if allowed else f"origin not allowed: {origin}"
+
+    def handshake_token(self, request: web.Request) -> str | None:
+        cookies = {name: value for name, value in request.cookies.items()}
+        return self.authenticator.handshake_token(request.headers, request.query, cookies)
+
+    def open_ip(self, ip: str) -> None:
+        """Count a new socket from ``ip``; raises LimitExceeded."""
+        self.counter.acquire_ip(ip)
+
+    def close_ip(self, ip: str) -> None:
+        self.counter.release_ip(ip)
+
+    def rate_limiter(self) -> SessionRateLimiter:
+        return SessionRateLimiter(self.limits)
+
+    # -- CONNECT -----------------------------------------------------------------------------
+
+    async def authenticate(
+        self,
+        login: str | None,
+        passcode: str | None,
+        headers: Iterable[tuple[str, str]],
+        handshake_token: str | None,
+        now: float,
+    ) -> Identity:
+        return self.authenticator.authenticate(
+            login, passcode, tuple(headers), handshake_token=handshake_token, now=now
+        )
+
+    def deadline(self, identity: Identity) -> float | None:
+        return self.authenticator.deadline(identity)
+
+    # -- frames ------------------------------------------------------------------------------
+
+    async def authorize_send(
+        self, identity: Identity, destination: str, headers: Iterable[tuple[str, str]]
+    ) -> tuple[tuple[str, str], ...]:
+        return await self.gatekeeper.authorize_send(identity, destination, headers)
+
+    async def authorize_subscribe(self, identity: Identity, destination: str) -> None:
+        await self.gatekeeper.authorize_subscribe(identity, destination)
+
+
+def build_access(settings: Settings, environ: Mapping[str, str] | None = None) -> Access:
+    """Auth from the environment (docs/security.md), with the gateway's flags winning."""
+    env = os.environ if environ is None else environ
+    try:
+        auth = AuthSettings.from_env(env, mode=settings.auth)
+    except ValueError as exc:
+        raise SystemExit(f"stompgate: {exc} (see docs/security.md)") from None
+    limits = dataclasses.replace(
+        auth.limits,
+        max_frame_size=settings.max_frame_size,
+        max_subscriptions=settings.max_subscriptions,
+        connect_timeout=settings.connect_timeout,
+    )
+    auth = dataclasses.replace(auth, limits=limits, dev_users=settings.dev_users)
+    client = redis.Redis.from_url(settings.redis_url)
+    return Access(auth, client, node_id=settings.node_id, key_prefix=settings.redis_prefix)

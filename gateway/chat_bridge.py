@@ -1,0 +1,158 @@
+"""Wires the chat layer (:mod:`gateway.chat`) into a gateway node.
+
+* ``/app/...`` SENDs go to :class:`~gateway.chat.layer.ChatLayer`, which publishes through the
+  node's relay (so a chat RECEIPT, too, means the broker confirmed).
+* Subscribe-time catch-up: a SUBSCRIBE to ``/topic/room.<room>`` with a ``cur-max-message-id``
+  header first gets every message of the room after that id (Redis recent cache, then the
+  store), then live ones, with no gap and no duplicate. See :meth:`ChatBridge.replay_for`.
+* ``GET /api/rooms/{room}/messages``, authenticated like a CONNECT (a bearer token; in
+  development mode HTTP Basic with a dev login) and allowed when the user may SUBSCRIBE to the
+  room's topic.
+* The Snowflake node id is leased in Redis for as long as the node runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from gateway.access import Access, AccessDenied, AuthError, DestinationRejected
+from gateway.chat.destinations import is_valid_room
+from gateway.chat.errors import ChatError
+from gateway.chat.history_api import Authorize, history_routes
+from gateway.chat.layer import ChatLayer, ReplayItem
+from gateway.chat.node_lease import NodeLease
+from gateway.chat.store_api import MessageReader
+from gateway.relay import Relay
+from gateway.settings import Settings
+from gateway.stomp import events
+
+__all__ = ["REPLAY_HEADER", "ChatBridge", "ChatError", "build_chat"]
+
+log = logging.getLogger("stompgate.chat")
+
+REPLAY_HEADER = "cur-max-message-id"
+ROOM_TOPIC_PREFIX = "/topic/room."
+
+
+class _SystemSink:
+    """The relay's idea of who publishes chat events: the node itself (no reply queues)."""
+
+    session_id = "chat-layer"
+    user: str | None = None
+
+    def deliver(self, subscription_id: str, message: object, ack_id: str | None) -> None:
+        return None
+
+
+class ChatBridge:
+    def __init__(
+        self,
+        layer: ChatLayer,
+        lease: NodeLease,
+        redis: aioredis.Redis,
+        store: MessageReader | None,
+        replay_limit: int,
+    ) -> None:
+        self.layer = layer
+        self.lease = lease
+        self.redis = redis
+        self.store = store
+        self.replay_limit = replay_limit
+
+    def handles(self, destination: str) -> bool:
+        return self.layer.handles(destination)
+
+    async def handle_send(
+        self, user: str, destination: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> None:
+        await self.layer.handle_send(user, destination, headers, body)
+
+    async def replay_for(self, event: events.SubscribeRequested) -> list[ReplayItem] | None:
+        """The messages a catch-up SUBSCRIBE missed, or None if it asks for no catch-up."""
+        raw = next((v for k, v in event.headers if k == REPLAY_HEADER), None)
+        if raw is None or not event.destination.startswith(ROOM_TOPIC_PREFIX):
+            return None
+        room = event.destination[len(ROOM_TOPIC_PREFIX) :]
+        if not is_valid_room(room):
+            return None
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+            raise ChatError(
+                f"invalid {REPLAY_HEADER} header: '{raw[:40]}'",
+                "it must be the decimal id of the last message this device has",
+            )
+        return await self.layer.replay(room, int(raw), self.replay_limit)
+
+    async def close(self) -> None:
+        await self.lease.release()
+        closer = getattr(self.store, "close", None)
+        if closer is not None:
+            await closer()
+        await self.redis.aclose()
+
+
+def _authorizer(access: Access) -> Authorize:
+    async def authorize(request: web.Request, room: str) -> str:
+        login: str | None = None
+        passcode: str | None = None
+        header = request.headers.get("Authorization", "")
+        if header.lower().startswith("basic "):
+            try:
+                decoded = base64.b64decode(header[6:], validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                raise web.HTTPUnauthorized(reason="malformed Basic credentials") from None
+            login, _, passcode = decoded.partition(":")
+        try:
+            identity = await access.authenticate(
+                login, passcode, (), access.handshake_token(request), time.time()
+            )
+            await access.authorize_subscribe(identity, ROOM_TOPIC_PREFIX + room)
+        except AuthError as exc:
+            raise web.HTTPUnauthorized(reason=exc.message) from None
+        except (AccessDenied, DestinationRejected) as exc:
+            raise web.HTTPForbidden(reason=exc.message) from None
+        return identity.user
+
+    return authorize
+
+
+async def build_chat(
+    settings: Settings, relay: Relay, access: Access, app: web.Application
+) -> ChatBridge:
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    lease = NodeLease(redis, key_prefix=f"{settings.redis_prefix}snowflake:")
+    await lease.acquire()
+    store: MessageReader | None = None
+    if settings.store:
+        from workers.store import open_store
+
+        opened = open_store(settings.store)
+        await opened.open()
+        store = opened
+    sink = _SystemSink()
+
+    async def publish(destination: str, headers: Sequence[tuple[str, str]], body: bytes) -> None:
+        await relay.publish(sink, destination, headers, body)
+
+    layer = ChatLayer(
+        redis=redis,
+        key_prefix=settings.redis_prefix,
+        ids=lease.next_id,
+        clock=lambda: time.time_ns() // 1_000_000,
+        publish=publish,
+        store=store,
+        recent_limit=settings.chat_recent_limit,
+        max_body=settings.chat_max_body,
+    )
+    app.router.add_routes(history_routes(reader=store, chat=layer, authorize=_authorizer(access)))
+    log.info(
+        "chat layer on: snowflake node id %d, history store %s",
+        lease.node_id,
+        settings.store or "none (recent cache only)",
+    )
+    return ChatBridge(layer, lease, redis, store, settings.chat_replay_limit)

@@ -1,0 +1,397 @@
+"""One client connection: feeds its sans-I/O STOMP session and acts on the events.
+
+The transport (WebSocket or TCP) calls :meth:`Connection.feed` with the bytes it reads, from
+the one task that reads the socket, so a client's frames are handled strictly in order: a
+SEND's RECEIPT goes out only after the broker confirmed it, and the next frame waits for
+it (which also pushes back on a client that publishes faster than the broker confirms).
+
+Broker deliveries arrive on another path, :meth:`deliver`, called by the relay in-process;
+they are rendered into the session's outbound buffer and written once per loop turn for all
+connections at once (see :class:`gateway.node.Node`), several frames per socket write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from gateway.access import AccessDenied, AuthError, DestinationRejected, Identity, LimitExceeded
+from gateway.auth.limits import UserLease
+from gateway.chat.layer import ReplayItem
+from gateway.chat_bridge import REPLAY_HEADER, ChatError
+from gateway.relay import DestinationError, PublishError, RelaySubscription, SubscribeError
+from gateway.stomp import PreparedMessage, ServerSession, SessionState, events
+from gateway.transport.base import Outbound
+
+if TYPE_CHECKING:
+    from gateway.node import Node
+
+log = logging.getLogger("stompgate.session")
+
+#: A closing connection whose peer does not take the last bytes is aborted after this long.
+CLOSE_GRACE_SECONDS = 5.0
+#: After a catch-up replay, live copies of replayed messages are dropped for this long.
+CATCH_UP_DEDUP_SECONDS = 30.0
+MESSAGE_ID_HEADER = "stompgate-message-id"
+
+
+class CatchUp:
+    """A catch-up subscription: live messages held during the replay, then de-duplicated."""
+
+    __slots__ = ("held", "replayed", "until")
+
+    def __init__(self) -> None:
+        self.held: list[tuple[PreparedMessage, str | None]] | None = []
+        self.replayed: set[str] = set()
+        self.until = 0.0
+
+
+class Connection:
+    """A client's STOMP session on this node; the relay's delivery sink for it."""
+
+    __slots__ = (
+        "__weakref__",
+        "_catch_up",
+        "_closing",
+        "_lease",
+        "_next_message_id",
+        "_subscriptions",
+        "created",
+        "deadline",
+        "handshake_token",
+        "identity",
+        "last_read",
+        "last_write",
+        "node",
+        "out",
+        "peer",
+        "rate",
+        "session",
+        "session_id",
+        "transport_name",
+    )
+
+    def __init__(
+        self,
+        node: Node,
+        out: Outbound,
+        *,
+        transport_name: str,
+        peer: str,
+        handshake_token: str | None = None,
+    ) -> None:
+        self.node = node
+        self.out = out
+        self.transport_name = transport_name
+        self.peer = peer
+        self.handshake_token = handshake_token
+        self.session = ServerSession(node.session_config)
+        self.session_id = node.new_session_id()
+        self.identity: Identity | None = None
+        self.deadline: float | None = None  # epoch seconds when the token expires
+        self.rate = node.access.rate_limiter()
+        self._lease: UserLease | None = None
+        self._subscriptions: dict[str, RelaySubscription] = {}
+        self._catch_up: dict[str, CatchUp] = {}
+        self._next_message_id = 0
+        self._closing = False
+        now = time.monotonic()
+        self.created = now
+        self.last_read = now
+        self.last_write = now
+
+    # -- DeliverySink -----------------------------------------------------------------------
+
+    @property
+    def user(self) -> str | None:
+        return None if self.identity is None else self.identity.user
+
+    def deliver(self, subscription_id: str, message: PreparedMessage, ack_id: str | None) -> None:
+        if self._closing:
+            return
+        if self._catch_up and self._held_or_duplicate(subscription_id, message, ack_id):
+            return
+        if ack_id is None:
+            self._next_message_id += 1
+            message_id = f"{self.session_id}-{self._next_message_id}"
+        else:
+            message_id = ack_id
+        self.session.send_message(message, subscription_id, message_id, ack_id)
+        self.node.metrics.deliveries.inc()
+        self.node.mark_dirty(self)
+
+    def _held_or_duplicate(
+        self, subscription_id: str, message: PreparedMessage, ack_id: str | None
+    ) -> bool:
+        state = self._catch_up.get(subscription_id)
+        if state is None:
+            return False
+        if state.held is not None:
+            state.held.append((message, ack_id))
+            return True
+        if time.monotonic() > state.until:
+            del self._catch_up[subscription_id]
+            return False
+        message_id = next((v for k, v in message.headers if k == MESSAGE_ID_HEADER), None)
+        if message_id is not None and message_id in state.replayed:
+            state.replayed.discard(message_id)
+            return True
+        return False
+
+    # -- input -------------------------------------------------------------------------------
+
+    async def feed(self, data: bytes) -> None:
+        """Handle bytes read from the client, in order; returns when all of it is handled."""
+        if self.closing:
+            return
+        now = self.last_read = time.monotonic()
+        session = self.session
+        session.receive_data(data)
+        cost = len(data)
+        # The session hands out at most max_pending_frames events at a time, and frames that
+        # came in with the CONNECT only after accept(): drain until it has nothing more.
+        while batch := session.events_received():
+            for event in batch:
+                if self._closing:
+                    return
+                breach = self.rate.check(cost, now)
+                if breach is not None:
+                    self.fail(breach, reason="rate_limit")
+                    return
+                cost = 0
+                await self._handle(event)
+                self.flush()
+        self.flush()
+
+    async def _handle(self, event: events.Event) -> None:
+        node = self.node
+        node.metrics.frames_in.labels(type(event).__name__).inc()
+        try:
+            if isinstance(event, events.SendRequested):
+                await self._send(event)
+                self._receipt(event.receipt)
+            elif isinstance(event, events.SubscribeRequested):
+                await self._subscribe(event)
+            elif isinstance(event, events.UnsubscribeRequested):
+                sub = self._subscriptions.pop(event.subscription_id, None)
+                if sub is not None:
+                    await sub.cancel()
+                self._receipt(event.receipt)
+            elif isinstance(event, events.AckRequested | events.NackRequested):
+                await self._ack(event)
+                self._receipt(event.receipt)
+            elif isinstance(event, events.TransactionCommitted):
+                for frame in event.frames:
+                    if isinstance(frame, events.SendRequested):
+                        await self._send(frame)
+                    else:
+                        await self._ack(frame)
+                self._receipt(event.receipt)
+            elif isinstance(event, events.TransactionAborted):
+                pass  # the session discarded the buffered frames and sent any receipt
+            elif isinstance(event, events.ConnectRequested):
+                await self._connect(event)
+            elif isinstance(event, events.DisconnectRequested):
+                self._receipt(event.receipt)
+                self.close()
+            elif isinstance(event, events.ProtocolViolation):
+                node.metrics.errors.labels("protocol").inc()
+                log.info(
+                    "protocol error: %s",
+                    event.error.message,
+                    extra={"session": self.session_id, "peer": self.peer},
+                )
+                self.close()
+        except AuthError as exc:
+            self.fail(exc.message, detail=exc.detail, receipt=_receipt_of(event), reason="auth")
+        except (AccessDenied, DestinationRejected) as exc:
+            self.fail(exc.message, receipt=_receipt_of(event), reason="denied")
+        except LimitExceeded as exc:
+            self.fail(exc.message, receipt=_receipt_of(event), reason=exc.kind)
+        except DestinationError as exc:
+            self.fail(str(exc), receipt=_receipt_of(event), reason="destination")
+        except ChatError as exc:
+            self.fail(exc.message, detail=exc.detail, receipt=_receipt_of(event), reason="invalid")
+        except PublishError as exc:
+            self.fail(f"SEND not confirmed: {exc}", receipt=_receipt_of(event), reason="publish")
+        except SubscribeError as exc:
+            self.fail(f"SUBSCRIBE failed: {exc}", receipt=_receipt_of(event), reason="subscribe")
+
+    async def _connect(self, event: events.ConnectRequested) -> None:
+        access = self.node.access
+        identity = await access.authenticate(
+            event.login, event.passcode, event.headers, self.handshake_token, time.time()
+        )
+        self._lease = await access.counter.acquire_user(identity.user)
+        self.identity = identity
+        self.deadline = access.deadline(identity)
+        self.session.accept(session_id=self.session_id, user_name=identity.user)
+        self.node.connected(self)
+        log.info(
+            "connected",
+            extra={
+                "session": self.session_id,
+                "user": identity.user,
+                "peer": self.peer,
+                "version": self.session.version,
+                "transport": self.transport_name,
+            },
+        )
+
+    async def _send(self, event: events.SendRequested) -> None:
+        identity = self._identity()
+        node = self.node
+        headers = await node.access.authorize_send(identity, event.destination, event.headers)
+        if node.chat is not None and node.chat.handles(event.destination):
+            await node.chat.handle_send(identity.user, event.destination, headers, event.body)
+            return
+        started = time.perf_counter()
+        await node.relay.publish(self, event.destination, headers, event.body)
+        node.metrics.confirm_latency.observe(time.perf_counter() - started)
+
+    async def _subscribe(self, event: events.SubscribeRequested) -> None:
+        identity = self._identity()
+        node = self.node
+        await node.access.authorize_subscribe(identity, event.destination)
+        headers = dict(reversed(event.headers))  # first occurrence wins
+        catch_up = node.chat is not None and REPLAY_HEADER in headers
+        if catch_up:
+            # Hold live deliveries from the moment the binding exists until the replay is out.
+            self._catch_up[event.subscription_id] = CatchUp()
+        try:
+            sub = await node.relay.subscribe(
+                self, event.subscription_id, event.destination, event.ack, headers
+            )
+            self._subscriptions[event.subscription_id] = sub
+            self._receipt(event.receipt)
+            if catch_up and node.chat is not None:
+                items = await node.chat.replay_for(event) or []
+                self._finish_catch_up(event.subscription_id, items)
+        finally:
+            state = self._catch_up.get(event.subscription_id)
+            if state is not None and state.held is not None:  # failed before the replay
+                del self._catch_up[event.subscription_id]
+
+    def _finish_catch_up(self, subscription_id: str, items: list[ReplayItem]) -> None:
+        """Send the replay, then the live messages held meanwhile, skipping duplicates."""
+        state = self._catch_up[subscription_id]
+        held, state.held = state.held or [], None
+        for item in items:
+            state.replayed.add(str(item.message_id))
+            self.deliver(
+                subscription_id, PreparedMessage(item.destination, item.headers, item.body), None
+            )
+        state.until = time.monotonic() + CATCH_UP_DEDUP_SECONDS
+        for message, ack_id in held:
+            self.deliver(subscription_id, message, ack_id)
+
+    async def _ack(self, event: events.AckRequested | events.NackRequested) -> None:
+        sub = self._subscription_for_ack(event)
+        if sub is None:
+            # Acking something this session no longer holds (already acked, or its
+            # subscription is gone) is harmless: the broker redelivers what is unacked.
+            return
+        if isinstance(event, events.AckRequested):
+            await sub.ack(event.ack_id)
+        else:
+            await sub.nack(event.ack_id, requeue=event.requeue)
+
+    def _subscription_for_ack(
+        self, event: events.AckRequested | events.NackRequested
+    ) -> RelaySubscription | None:
+        if event.subscription_id is not None:
+            found = self._subscriptions.get(event.subscription_id)
+            if found is not None:
+                return found
+        for sub in self._subscriptions.values():
+            if sub.owns(event.ack_id):
+                return sub
+        return None
+
+    def _identity(self) -> Identity:
+        if self.identity is None:  # the session never emits these before CONNECTED
+            raise RuntimeError("frame before CONNECT was accepted")
+        return self.identity
+
+    # -- output ------------------------------------------------------------------------------
+
+    def _receipt(self, receipt: str | None) -> None:
+        if receipt is not None:
+            self.session.receipt(receipt)
+
+    def flush(self) -> None:
+        """Write whatever the session has queued, in one write; police slow consumers."""
+        data = self.session.data_to_send()
+        if data:
+            self.out.write(data)
+            self.last_write = time.monotonic()
+        if self.session.closed and not self._closing:
+            self.close()
+        elif self.out.buffered() > self.node.settings.max_outbound_buffer and not self._closing:
+            self.node.metrics.slow_consumer_drops.inc()
+            queued = self.out.buffered()
+            self.fail(
+                f"slow consumer: {queued} bytes queued > max_outbound_buffer "
+                f"{self.node.settings.max_outbound_buffer}",
+                reason="slow_consumer",
+            )
+
+    def heartbeat(self) -> None:
+        self.session.send_heartbeat()
+        self.flush()
+
+    def fail(
+        self,
+        message: str,
+        *,
+        detail: str = "",
+        receipt: str | None = None,
+        reason: str = "error",
+    ) -> None:
+        """Send one ERROR frame that says what went wrong, then close."""
+        if self._closing:
+            return
+        self.node.metrics.errors.labels(reason).inc()
+        log.info(
+            "closing with ERROR: %s",
+            message,
+            extra={"session": self.session_id, "peer": self.peer, "reason": reason},
+        )
+        if self.session.state is not SessionState.CLOSED:
+            self.session.error(message, detail, receipt_id=receipt)
+        data = self.session.data_to_send()
+        if data:
+            self.out.write(data)
+        self.close()
+
+    def close(self) -> None:
+        """Flush and close the transport; the node forgets the session (idempotent)."""
+        if self._closing:
+            return
+        self._closing = True
+        data = self.session.data_to_send()
+        if data:
+            self.out.write(data)
+        self.out.close()
+        # A peer that stops reading must not hold the socket open forever while we flush.
+        asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, self.out.abort)
+        self.node.forget(self)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    async def release(self) -> None:
+        """Give back what the relay and the limits hold for this session (socket gone)."""
+        self._subscriptions.clear()
+        if self._lease is not None:
+            await self.node.access.counter.release_user(self._lease)
+            self._lease = None
+        await self.node.relay.detach(self)
+
+
+def _receipt_of(event: events.Event) -> str | None:
+    receipt = getattr(event, "receipt", None)
+    return receipt if isinstance(receipt, str) else None

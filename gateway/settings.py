@@ -1,0 +1,168 @@
+"""Gateway settings: one frozen dataclass, built from command-line flags and the environment.
+
+Every field is a flag ``--field-name`` and an environment variable ``STOMPGATE_FIELD_NAME``;
+a flag given on the command line wins over the environment, which wins over the default.
+``python -m gateway --help`` lists them all with their defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_PREFIX = "STOMPGATE_"
+
+
+def _default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a gateway node can be told. Help texts double as documentation."""
+
+    http_host: str = field(default="0.0.0.0", metadata={"help": "HTTP/WebSocket bind address"})
+    http_port: int = field(default=15680, metadata={"help": "HTTP port: /ws, /healthz, /metrics"})
+    stomp_host: str = field(default="0.0.0.0", metadata={"help": "plain STOMP bind address"})
+    stomp_port: int = field(default=61613, metadata={"help": "plain STOMP TCP port; 0 = off"})
+    amqp_url: str = field(
+        default="amqp://guest:guest@127.0.0.1:5672/", metadata={"help": "RabbitMQ AMQP URL"}
+    )
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"help": "Redis URL"})
+    redis_prefix: str = field(default="stompgate:", metadata={"help": "prefix of Redis keys"})
+    node_id: str = field(default_factory=_default_node_id, metadata={"help": "this node's name"})
+    auth: str = field(default="jwt", metadata={"help": "authentication mode: jwt or dev"})
+    dev_users: str = field(
+        default="guest:guest",
+        metadata={"help": "--auth dev: login:passcode pairs, comma separated"},
+    )
+    ws_path: str = field(default="/ws", metadata={"help": "WebSocket endpoint path"})
+    ws_compress: bool = field(
+        default=False, metadata={"help": "negotiate permessage-deflate (costs CPU and memory)"}
+    )
+    heartbeat_send_ms: int = field(
+        default=10000, metadata={"help": "heart-beat the server offers to send, ms (0 = none)"}
+    )
+    heartbeat_receive_ms: int = field(
+        default=10000, metadata={"help": "heart-beat the server asks for, ms (0 = none)"}
+    )
+    heartbeat_grace: float = field(
+        default=2.0, metadata={"help": "a client is dropped after this many silent intervals"}
+    )
+    connect_timeout: float = field(
+        default=10.0, metadata={"help": "seconds a socket may take to finish CONNECT"}
+    )
+    max_frame_size: int = field(default=4 * 1024 * 1024, metadata={"help": "bytes per frame"})
+    max_headers: int = field(default=64, metadata={"help": "headers per frame"})
+    max_header_line: int = field(default=8192, metadata={"help": "bytes per header line"})
+    max_subscriptions: int = field(default=256, metadata={"help": "subscriptions per session"})
+    max_transactions: int = field(default=16, metadata={"help": "open transactions per session"})
+    max_transaction_frames: int = field(
+        default=1024, metadata={"help": "frames buffered in one transaction"}
+    )
+    max_outbound_buffer: int = field(
+        default=4 * 1024 * 1024,
+        metadata={"help": "bytes queued to a slow client before it is told and closed"},
+    )
+    store: str = field(
+        default="",
+        metadata={"help": "message store for history/catch-up: sqlite:///path or mongodb://..."},
+    )
+    chat_recent_limit: int = field(
+        default=200, metadata={"help": "messages per room kept in the Redis recent cache"}
+    )
+    chat_max_body: int = field(default=16384, metadata={"help": "bytes per /app SEND body"})
+    chat_replay_limit: int = field(
+        default=1000, metadata={"help": "messages replayed at most on a catch-up SUBSCRIBE"}
+    )
+    drain_timeout: float = field(
+        default=10.0, metadata={"help": "seconds SIGTERM waits for in-flight confirms"}
+    )
+    log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING, ERROR"})
+    log_format: str = field(default="json", metadata={"help": "json or console"})
+    uvloop: bool = field(default=True, metadata={"help": "use uvloop when it is installed"})
+
+    def __post_init__(self) -> None:
+        if self.auth not in ("jwt", "dev"):
+            raise ValueError(f"--auth must be 'jwt' or 'dev', got {self.auth!r}")
+        if self.log_format not in ("json", "console"):
+            raise ValueError(f"--log-format must be 'json' or 'console', got {self.log_format!r}")
+        for name in ("http_port", "stomp_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise ValueError(f"--{name.replace('_', '-')} must be 0..65535, got {port}")
+        if self.heartbeat_grace < 1.0:
+            raise ValueError("--heartbeat-grace must be at least 1.0")
+
+    def dev_credentials(self) -> dict[str, str]:
+        pairs: dict[str, str] = {}
+        for item in self.dev_users.split(","):
+            login, sep, passcode = item.strip().partition(":")
+            if not sep or not login:
+                raise ValueError(f"--dev-users: expected login:passcode, got {item!r}")
+            pairs[login] = passcode
+        return pairs
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {text!r}")
+
+
+def _convert(kind: Any, text: str) -> Any:
+    if kind in (bool, "bool"):
+        return _parse_bool(text)
+    if kind in (int, "int"):
+        return int(text)
+    if kind in (float, "float"):
+        return float(text)
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stompgate",
+        description="STOMP-over-WebSocket gateway node relaying to RabbitMQ. Every flag is also "
+        f"an environment variable {ENV_PREFIX}<FLAG> (e.g. {ENV_PREFIX}AMQP_URL).",
+    )
+    for f in dataclasses.fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else "(computed)"
+        help_text = f"{f.metadata.get('help', '')} [env {ENV_PREFIX}{f.name.upper()}; "
+        help_text += f"default {default}]"
+        parser.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
+    return parser
+
+
+def settings_from(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from flags (argv), then environment variables, then defaults."""
+    env = os.environ if environ is None else environ
+    args = build_parser().parse_args(argv)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        raw = getattr(args, f.name)
+        source = f"--{f.name.replace('_', '-')}"
+        if raw is None:
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            source = ENV_PREFIX + f.name.upper()
+        if raw is None:
+            continue
+        try:
+            values[f.name] = _convert(f.type, raw)
+        except ValueError as exc:
+            raise SystemExit(f"stompgate: {source}: {exc}") from None
+    try:
+        return Settings(**values)
+    except ValueError as exc:
+        raise SystemExit(f"stompgate: {exc}") from None

@@ -1,0 +1,79 @@
+"""Plain STOMP over TCP for backend services (stomp.py, Java clients, ``nc``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gateway.access import LimitExceeded
+from gateway.connection import Connection
+from gateway.node import Node
+from gateway.stomp import ProtocolError, serialize
+
+log = logging.getLogger("stompgate.tcp")
+
+READ_CHUNK = 65536
+
+
+class TcpOutbound:
+    __slots__ = ("_transport",)
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        self._transport = transport
+
+    def write(self, data: bytes) -> None:
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def buffered(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._transport.abort()
+
+
+class TcpListener:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self.server = await asyncio.start_server(self._serve, host, port, limit=READ_CHUNK)
+        sockets = self.server.sockets
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        node = self.node
+        if node.draining:
+            writer.close()
+            return
+        peername = writer.get_extra_info("peername")
+        peer = peername[0] if isinstance(peername, tuple) else "?"
+        out = TcpOutbound(writer.transport)
+        try:
+            node.access.open_ip(peer)
+        except LimitExceeded as exc:
+            node.metrics.errors.labels(exc.kind).inc()
+            out.write(serialize(ProtocolError(exc.message).frame(), "1.2"))
+            out.close()
+            return
+        conn = Connection(node, out, transport_name="tcp", peer=peer)
+        node.opened(conn)  # from here on, node.forget() releases the IP slot
+        try:
+            while not conn.closing:
+                data = await reader.read(READ_CHUNK)
+                if not data:
+                    break
+                await conn.feed(data)
+        except ConnectionError:
+            pass
+        finally:
+            conn.close()

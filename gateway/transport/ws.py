@@ -1,0 +1,154 @@
+"""STOMP over WebSocket, served by aiohttp at ``/ws``.
+
+aiohttp does the HTTP upgrade, reads and unmasks client frames, answers pings and closes. The
+hot direction, server to client, bypasses its coroutine ``send_*`` API: server frames are
+never masked, so framing is a 2-10 byte header in front of the payload, written straight to
+the transport without a task or an await. aiohttp's own writer only sends control frames
+(pong, close), also synchronously and whole, so the two never interleave inside a frame.
+permessage-deflate is off unless the operator turns it on (it doubles CPU per frame and costs
+100-200 KB per connection); with it on, writes go through aiohttp's writer instead.
+
+STOMP frames may be split across WebSocket messages and several may share one; the session
+parser is streaming, so each message is simply fed to it. Replies use the frame type the
+client last used (text or binary), as RabbitMQ's Web-STOMP does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+
+from aiohttp import WSMsgType, web
+
+from gateway.access import LimitExceeded
+from gateway.connection import Connection
+from gateway.node import Node
+
+log = logging.getLogger("stompgate.ws")
+
+SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp")
+
+_OP_TEXT = 0x1
+_OP_BINARY = 0x2
+
+
+def frame_header(length: int, opcode: int) -> bytes:
+    """An unmasked, final WebSocket frame header for a payload of ``length`` bytes."""
+    first = 0x80 | opcode
+    if length < 126:
+        return bytes((first, length))
+    if length < 65536:
+        return struct.pack("!BBH", first, 126, length)
+    return struct.pack("!BBQ", first, 127, length)
+
+
+class WebSocketOutbound:
+    """Synchronous writes of STOMP bytes as WebSocket messages."""
+
+    __slots__ = ("_closed", "_transport", "_ws", "opcode")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
+        self._ws = ws
+        self._transport = transport
+        self._closed = False
+        self.opcode = _OP_TEXT
+
+    def write(self, data: bytes) -> None:
+        if self._closed or self._transport.is_closing():
+            return
+        if self._ws.compress:
+            task = asyncio.get_running_loop().create_task(self._ws.send_bytes(data))
+            task.add_done_callback(_ignore_result)
+            return
+        if len(data) > 16384:
+            self._transport.write(frame_header(len(data), self.opcode))
+            self._transport.write(data)
+        else:
+            self._transport.write(frame_header(len(data), self.opcode) + data)
+
+    def buffered(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        task = asyncio.get_running_loop().create_task(self._ws.close())
+        task.add_done_callback(_ignore_result)
+
+    def abort(self) -> None:
+        self._closed = True
+        self._transport.abort()
+
+
+def _ignore_result(task: asyncio.Task[object]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+class WebSocketEndpoint:
+    """The aiohttp handler for ``/ws``."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        node = self.node
+        access = node.access
+        if node.draining:
+            raise web.HTTPServiceUnavailable(reason="server shutting down")
+        refusal = access.check_handshake(request)
+        if refusal is not None:
+            node.metrics.errors.labels("origin").inc()
+            raise web.HTTPForbidden(reason=refusal)
+        peer = request.remote or "?"
+        try:
+            access.open_ip(peer)
+        except LimitExceeded as exc:
+            node.metrics.errors.labels(exc.kind).inc()
+            raise web.HTTPTooManyRequests(reason=exc.message) from None
+        settings = node.settings
+        ws = web.WebSocketResponse(
+            protocols=SUBPROTOCOLS,
+            compress=settings.ws_compress,
+            max_msg_size=settings.max_frame_size + 65536,
+            autoping=True,
+            heartbeat=None,
+        )
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            access.close_ip(peer)
+            raise
+        transport = request.transport
+        if transport is None:  # the client went away during the handshake
+            access.close_ip(peer)
+            return ws
+        out = WebSocketOutbound(ws, transport)
+        conn = Connection(
+            node,
+            out,
+            transport_name="ws",
+            peer=peer,
+            handshake_token=access.handshake_token(request),
+        )
+        node.opened(conn)  # from here on, node.forget() releases the IP slot
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    out.opcode = _OP_TEXT
+                    await conn.feed(msg.data.encode("utf-8"))
+                elif msg.type is WSMsgType.BINARY:
+                    out.opcode = _OP_BINARY
+                    await conn.feed(msg.data)
+                elif msg.type is WSMsgType.ERROR:
+                    log.info(
+                        "websocket error: %s", ws.exception(), extra={"session": conn.session_id}
+                    )
+                    break
+                if conn.closing:
+                    break
+        finally:
+            conn.close()
+        return ws

@@ -1,0 +1,173 @@
+"""A blocking test client on top of stomp.py (the real third-party STOMP client over TCP)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import stomp
+
+
+@dataclass(frozen=True)
+class Received:
+    command: str
+    headers: dict[str, str]
+    body: str
+
+
+class RecordingListener(stomp.ConnectionListener):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.messages: queue.Queue[Received] = queue.Queue()
+        self.errors: queue.Queue[Received] = queue.Queue()
+        self.receipts: set[str] = set()
+        self.receipt_cond = threading.Condition()
+        self.disconnected = threading.Event()
+
+    def on_message(self, frame: Any) -> None:
+        self.messages.put(Received("MESSAGE", dict(frame.headers), frame.body))
+
+    def on_error(self, frame: Any) -> None:
+        self.errors.put(Received("ERROR", dict(frame.headers), frame.body))
+
+    def on_receipt(self, frame: Any) -> None:
+        with self.receipt_cond:
+            self.receipts.add(frame.headers["receipt-id"])
+            self.receipt_cond.notify_all()
+
+    def on_disconnected(self) -> None:
+        self.disconnected.set()
+
+
+class StompClient:
+    """stomp.py's Connection12 with waits that time out instead of hanging."""
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        login: str = "guest",
+        passcode: str = "guest",
+        vhost: str | None = None,
+        heartbeats: tuple[int, int] = (0, 0),
+    ) -> None:
+        self.conn = stomp.Connection12(
+            [("127.0.0.1", port)],
+            heartbeats=heartbeats,
+            vhost=vhost,
+            auto_content_length=True,
+            reconnect_attempts_max=1,
+        )
+        self.listener = RecordingListener()
+        self.conn.set_listener("recording", self.listener)
+        self.login = login
+        self.passcode = passcode
+
+    def connect(self, **headers: str) -> None:
+        self.conn.connect(self.login, self.passcode, wait=True, headers=headers)
+
+    def disconnect(self) -> None:
+        if self.conn.is_connected():
+            self.conn.disconnect()
+
+    def subscribe(
+        self,
+        destination: str,
+        sub_id: str,
+        ack: str = "auto",
+        *,
+        receipt: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        headers = dict(headers or {})
+        rid = self._receipt_id() if receipt else None
+        if rid:
+            headers["receipt"] = rid
+        self.conn.subscribe(destination, sub_id, ack=ack, headers=headers)
+        if rid:
+            self.wait_receipt(rid)
+
+    def unsubscribe(self, sub_id: str) -> None:
+        rid = self._receipt_id()
+        self.conn.unsubscribe(sub_id, headers={"receipt": rid})
+        self.wait_receipt(rid)
+
+    def send(
+        self,
+        destination: str,
+        body: str,
+        *,
+        receipt: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        headers = dict(headers or {})
+        rid = self._receipt_id() if receipt else None
+        if rid:
+            headers["receipt"] = rid
+        self.conn.send(destination, body, headers=headers)
+        if rid:
+            self.wait_receipt(rid)
+
+    def ack(self, ack_id: str, transaction: str | None = None) -> None:
+        self.conn.ack(ack_id, transaction=transaction)
+
+    def nack(self, ack_id: str, **headers: str) -> None:
+        self.conn.nack(ack_id, **headers)
+
+    def _receipt_id(self) -> str:
+        return f"r-{uuid.uuid4().hex[:10]}"
+
+    def wait_receipt(self, receipt_id: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self.listener.receipt_cond:
+            while receipt_id not in self.listener.receipts:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no RECEIPT {receipt_id}; errors: {self.errors()}")
+                self.listener.receipt_cond.wait(left)
+
+    def next_message(self, timeout: float = 10.0) -> Received:
+        try:
+            return self.listener.messages.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no MESSAGE within {timeout} s; errors: {self.errors()}") from None
+
+    def messages(self, count: int, timeout: float = 10.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        return [self.next_message(max(0.01, deadline - time.monotonic())) for _ in range(count)]
+
+    def no_message(self, wait: float = 0.5) -> bool:
+        try:
+            self.listener.messages.get(timeout=wait)
+        except queue.Empty:
+            return True
+        return False
+
+    def next_error(self, timeout: float = 10.0) -> Received:
+        try:
+            return self.listener.errors.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no ERROR within {timeout} s") from None
+
+    def errors(self) -> list[Received]:
+        found: list[Received] = []
+        while True:
+            try:
+                found.append(self.listener.errors.get_nowait())
+            except queue.Empty:
+                return found
+
+
+@contextmanager
+def stomp_client(port: int, **kwargs: Any) -> Iterator[StompClient]:
+    client = StompClient(port, **kwargs)
+    client.connect()
+    try:
+        yield client
+    finally:
+        client.disconnect()
