@@ -21,6 +21,7 @@ from gateway.access import AccessDenied, AuthError, DestinationRejected, Identit
 from gateway.auth.limits import UserLease
 from gateway.chat.layer import ReplayItem
 from gateway.chat_bridge import REPLAY_HEADER, ChatError
+from gateway.metrics import COMMANDS
 from gateway.relay import DestinationError, PublishError, RelaySubscription, SubscribeError
 from gateway.stomp import PreparedMessage, ServerSession, SessionState, events
 from gateway.transport.base import Outbound
@@ -119,7 +120,7 @@ class Connection:
         else:
             message_id = ack_id
         self.session.send_message(message, subscription_id, message_id, ack_id)
-        self.node.metrics.deliveries.inc()
+        self.node.metrics.delivered += 1
         self.node.mark_dirty(self)
 
     def _held_or_duplicate(
@@ -167,7 +168,7 @@ class Connection:
 
     async def _handle(self, event: events.Event) -> None:
         node = self.node
-        node.metrics.frames_in.labels(type(event).__name__).inc()
+        node.metrics.frames_in.labels(COMMANDS[type(event)]).inc()
         try:
             if isinstance(event, events.SendRequested):
                 await self._send(event)
@@ -228,6 +229,7 @@ class Connection:
         self.identity = identity
         self.deadline = access.deadline(identity)
         self.session.accept(session_id=self.session_id, user_name=identity.user)
+        self.node.metrics.frames_out.labels("CONNECTED").inc()
         self.node.connected(self)
         log.info(
             "connected",
@@ -320,6 +322,7 @@ class Connection:
     def _receipt(self, receipt: str | None) -> None:
         if receipt is not None:
             self.session.receipt(receipt)
+            self.node.metrics.frames_out.labels("RECEIPT").inc()
 
     def flush(self) -> None:
         """Write whatever the session has queued, in one write; police slow consumers."""
@@ -354,6 +357,7 @@ class Connection:
         if self._closing:
             return
         self.node.metrics.errors.labels(reason).inc()
+        self.node.metrics.frames_out.labels("ERROR").inc()
         log.info(
             "closing with ERROR: %s",
             message,

@@ -52,7 +52,8 @@ def test_health_ready_and_metrics(gateway: GatewayProcess) -> None:
     text = body.decode()
     assert status == 200
     assert 'stompgate_sessions{transport="tcp"}' in text
-    assert 'stompgate_frames_in_total{command="SendRequested"}' in text
+    assert 'stompgate_frames_in_total{command="SEND"}' in text
+    assert 'stompgate_frames_out_total{command="RECEIPT"}' in text
     assert "stompgate_publish_confirm_seconds_count" in text
 
 
