@@ -28,7 +28,12 @@ from aiohttp import web
 from gateway.auth.acl import MembershipLookup
 from gateway.auth.errors import AccessDenied, AuthError, DestinationRejected, LimitExceeded
 from gateway.auth.identity import Identity
-from gateway.auth.limits import ConnectionCounter, SessionRateLimiter, origin_allowed
+from gateway.auth.limits import (
+    ConnectionCounter,
+    SessionRateLimiter,
+    origin_allowed,
+    origin_rejection,
+)
 from gateway.auth.session import AuthSettings, Gatekeeper, SessionAuthenticator
 from gateway.settings import Settings
 
@@ -77,7 +82,8 @@ class Access:
     # -- handshake and accept ----------------------------------------------------------------
 
     def check_handshake(self, request: web.Request) -> str | None:
-        """Why this WebSocket handshake is refused, or None."""
+        """Why this WebSocket handshake is refused (``origin not allowed: …``, the Origin shown
+        printable and bounded), or None."""
         origin = request.headers.get("Origin")
         allowed = origin_allowed(
             origin,
@@ -85,7 +91,7 @@ class Access:
             self.limits.origins,
             allow_missing=not self.limits.require_origin,
         )
-        return None if allowed else f"origin not allowed: {origin}"
+        return None if allowed else origin_rejection(origin).message
 
     def handshake_token(self, request: web.Request) -> str | None:
         cookies = {name: value for name, value in request.cookies.items()}

@@ -62,7 +62,8 @@ class TcpListener:
             node.access.open_ip(peer)
         except LimitExceeded as exc:
             node.metrics.errors.labels(exc.kind).inc()
-            out.write(serialize(ProtocolError(exc.message).frame(), "1.2"))
+            # No version is negotiated yet: nothing escaped, as the session does before CONNECT.
+            out.write(serialize(ProtocolError(exc.message).frame(), "1.0"))
             out.close()
             return
         conn = Connection(node, out, transport_name="tcp", peer=peer)

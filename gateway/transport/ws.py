@@ -24,6 +24,7 @@ from aiohttp import WSMsgType, web
 from gateway.access import LimitExceeded
 from gateway.connection import Connection
 from gateway.node import Node
+from gateway.stomp import ProtocolError, serialize
 
 log = logging.getLogger("stompgate.ws")
 
@@ -31,6 +32,8 @@ SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp")
 
 _OP_TEXT = 0x1
 _OP_BINARY = 0x2
+#: How long a refused WebSocket (not counted in any limit) may take to answer our close.
+REFUSED_CLOSE_TIMEOUT = 1.0
 
 
 def frame_header(length: int, opcode: int) -> bytes:
@@ -101,13 +104,13 @@ class WebSocketEndpoint:
         refusal = access.check_handshake(request)
         if refusal is not None:
             node.metrics.errors.labels("origin").inc()
-            raise web.HTTPForbidden(reason=refusal)
+            raise web.HTTPForbidden(reason=refusal, text=refusal)
         peer = request.remote or "?"
         try:
             access.open_ip(peer)
         except LimitExceeded as exc:
             node.metrics.errors.labels(exc.kind).inc()
-            raise web.HTTPTooManyRequests(reason=exc.message) from None
+            return await _refuse(request, exc.message)
         settings = node.settings
         ws = web.WebSocketResponse(
             protocols=SUBPROTOCOLS,
@@ -152,3 +155,19 @@ class WebSocketEndpoint:
         finally:
             conn.close()
         return ws
+
+
+async def _refuse(request: web.Request, message: str) -> web.WebSocketResponse:
+    """Upgrade only to say why the socket is refused: one ERROR frame, then close.
+
+    A browser's WebSocket API shows no HTTP status or reason, so a refusal before the upgrade
+    would leave a STOMP client guessing. Nothing is escaped: no version is negotiated yet (as
+    the session does before CONNECT, and as the TCP listener does).
+    """
+    ws = web.WebSocketResponse(
+        protocols=SUBPROTOCOLS, compress=False, timeout=REFUSED_CLOSE_TIMEOUT
+    )
+    await ws.prepare(request)
+    await ws.send_str(serialize(ProtocolError(message).frame(), "1.0").decode())
+    await ws.close()
+    return ws

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+DEV_USERS = "guest:guest,alice:alice,bob:bob"
 
 
 def free_port() -> int:
@@ -32,6 +33,9 @@ class GatewayProcess:
     stomp_port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    #: ``"dev"`` (logins guest, alice, bob) or ``"jwt"`` (configure it through ``env``,
+    #: e.g. ``STOMPGATE_JWT_ALGORITHMS``/``STOMPGATE_JWT_KEY``; see docs/security.md).
+    auth: str = "dev"
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -61,9 +65,8 @@ class GatewayProcess:
             "--node-id",
             self.node_id,
             "--auth",
-            "dev",
-            "--dev-users",
-            "guest:guest,alice:alice,bob:bob",
+            self.auth,
+            *(("--dev-users", DEV_USERS) if self.auth == "dev" else ()),
             *self.extra_args,
         ]
         self.log_path = log_dir / f"{self.node_id}.log"
@@ -72,7 +75,11 @@ class GatewayProcess:
             self.process = subprocess.Popen(
                 args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env
             )
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.kill()  # a node that never got ready must not outlive the test
+            raise
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
