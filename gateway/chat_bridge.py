@@ -4,7 +4,7 @@
   node's relay (so a chat RECEIPT, too, means the broker confirmed).
 * Subscribe-time catch-up: a SUBSCRIBE to ``/topic/room.<room>`` with a ``cur-max-message-id``
   header first gets every message of the room after that id (Redis recent cache, then the
-  store), then live ones, with no gap and no duplicate. See :meth:`ChatBridge.replay_for`.
+  store), then live ones, with no gap and no duplicate. See :meth:`ChatBridge.replay`.
 * ``GET /api/rooms/{room}/messages``, authenticated like a CONNECT (a bearer token; in
   development mode HTTP Basic with a dev login) and allowed when the user may SUBSCRIBE to the
   room's topic.
@@ -17,6 +17,7 @@ import base64
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -27,6 +28,7 @@ from gateway.chat.errors import ChatError
 from gateway.chat.history_api import Authorize, history_routes
 from gateway.chat.layer import ChatLayer, ReplayItem
 from gateway.chat.node_lease import NodeLease
+from gateway.chat.snowflake import MAX_ID
 from gateway.chat.store_api import MessageReader
 from gateway.relay import Relay
 from gateway.settings import Settings
@@ -37,7 +39,14 @@ __all__ = ["REPLAY_HEADER", "ChatBridge", "ChatError", "build_chat"]
 log = logging.getLogger("stompgate.chat")
 
 REPLAY_HEADER = "cur-max-message-id"
+REPLAY_MORE_HEADER = ("stompgate-replay-more", "true")
 ROOM_TOPIC_PREFIX = "/topic/room."
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRequest:
+    room: str
+    after_id: int
 
 
 class _SystemSink:
@@ -73,20 +82,40 @@ class ChatBridge:
     ) -> None:
         await self.layer.handle_send(user, destination, headers, body)
 
-    async def replay_for(self, event: events.SubscribeRequested) -> list[ReplayItem] | None:
-        """The messages a catch-up SUBSCRIBE missed, or None if it asks for no catch-up."""
+    def replay_request(self, event: events.SubscribeRequested) -> ReplayRequest | None:
+        """The catch-up a SUBSCRIBE asks for, or None; `ChatError` for a bad header.
+
+        Checked before the subscription is bound, so a bad header binds nothing.
+        """
         raw = next((v for k, v in event.headers if k == REPLAY_HEADER), None)
         if raw is None or not event.destination.startswith(ROOM_TOPIC_PREFIX):
             return None
         room = event.destination[len(ROOM_TOPIC_PREFIX) :]
         if not is_valid_room(room):
             return None
-        if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_ID:
             raise ChatError(
                 f"invalid {REPLAY_HEADER} header: '{raw[:40]}'",
                 "it must be the decimal id of the last message this device has",
             )
-        return await self.layer.replay(room, int(raw), self.replay_limit)
+        return ReplayRequest(room, int(raw))
+
+    async def replay(self, request: ReplayRequest) -> list[ReplayItem]:
+        """The messages a catch-up SUBSCRIBE missed, oldest first, at most ``replay_limit``.
+
+        When more were missed, the last item carries ``stompgate-replay-more: true``: the
+        client fetches the rest with ``GET /api/rooms/{room}/messages?after=<its id>`` (live
+        messages keep coming meanwhile; merge by id).
+        """
+        items = await self.layer.replay(request.room, request.after_id, self.replay_limit + 1)
+        if len(items) <= self.replay_limit:
+            return items
+        items = items[: self.replay_limit]
+        last = items[-1]
+        items[-1] = ReplayItem(
+            last.message_id, last.destination, (*last.headers, REPLAY_MORE_HEADER), last.body
+        )
+        return items
 
     async def close(self) -> None:
         await self.lease.release()

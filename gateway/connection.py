@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from gateway.access import AccessDenied, AuthError, DestinationRejected, Identity, LimitExceeded
 from gateway.auth.limits import UserLease
 from gateway.chat.layer import ReplayItem
-from gateway.chat_bridge import REPLAY_HEADER, ChatError
+from gateway.chat_bridge import ChatError
 from gateway.metrics import COMMANDS
 from gateway.relay import DestinationError, PublishError, RelaySubscription, SubscribeError
 from gateway.stomp import PreparedMessage, ServerSession, SessionState, events
@@ -59,6 +59,7 @@ class Connection:
         "_lease",
         "_next_message_id",
         "_subscriptions",
+        "_unpaid",
         "created",
         "deadline",
         "handshake_token",
@@ -98,6 +99,7 @@ class Connection:
         self._catch_up: dict[str, CatchUp] = {}
         self._next_message_id = 0
         self._closing = False
+        self._unpaid = 0  # bytes read but not yet charged to the rate limiter
         now = time.monotonic()
         self.created = now
         self.last_read = now
@@ -114,6 +116,9 @@ class Connection:
             return
         if self._catch_up and self._held_or_duplicate(subscription_id, message, ack_id):
             return
+        self._emit(subscription_id, message, ack_id)
+
+    def _emit(self, subscription_id: str, message: PreparedMessage, ack_id: str | None) -> None:
         if ack_id is None:
             self._next_message_id += 1
             message_id = f"{self.session_id}-{self._next_message_id}"
@@ -150,18 +155,26 @@ class Connection:
         now = self.last_read = time.monotonic()
         session = self.session
         session.receive_data(data)
-        cost = len(data)
+        # Bytes are charged with the next frame to complete, so a frame that arrives in many
+        # reads pays for all of them (a charge never exceeds the burst: a frame up to the
+        # maximum size must always be able to pass).
+        self._unpaid += len(data)
         # The session hands out at most max_pending_frames events at a time, and frames that
         # came in with the CONNECT only after accept(): drain until it has nothing more.
         while batch := session.events_received():
             for event in batch:
                 if self._closing:
                     return
-                breach = self.rate.check(cost, now)
-                if breach is not None:
-                    self.fail(breach, reason="rate_limit")
-                    return
-                cost = 0
+                # A protocol violation (e.g. "frame too large") ends the session with its own
+                # ERROR; a rate limit must not hide why.
+                if not isinstance(event, events.ProtocolViolation):
+                    burst = self.node.access.limits.bytes_burst
+                    cost = min(self._unpaid, burst) if burst else self._unpaid
+                    breach = self.rate.breach(cost, now)
+                    if breach is not None:
+                        self.fail(breach.message, reason=breach.kind)
+                        return
+                    self._unpaid = 0
                 await self._handle(event)
                 self.flush()
         self.flush()
@@ -258,8 +271,9 @@ class Connection:
         node = self.node
         await node.access.authorize_subscribe(identity, event.destination)
         headers = dict(reversed(event.headers))  # first occurrence wins
-        catch_up = node.chat is not None and REPLAY_HEADER in headers
-        if catch_up:
+        # A bad catch-up header is refused before anything is bound.
+        replay = None if node.chat is None else node.chat.replay_request(event)
+        if replay is not None:
             # Hold live deliveries from the moment the binding exists until the replay is out.
             self._catch_up[event.subscription_id] = CatchUp()
         try:
@@ -268,8 +282,8 @@ class Connection:
             )
             self._subscriptions[event.subscription_id] = sub
             self._receipt(event.receipt)
-            if catch_up and node.chat is not None:
-                items = await node.chat.replay_for(event) or []
+            if replay is not None and node.chat is not None:
+                items = await node.chat.replay(replay)
                 self._finish_catch_up(event.subscription_id, items)
         finally:
             state = self._catch_up.get(event.subscription_id)
@@ -280,12 +294,16 @@ class Connection:
         """Send the replay, then the live messages held meanwhile, skipping duplicates."""
         state = self._catch_up[subscription_id]
         held, state.held = state.held or [], None
+        # Replayed items bypass deliver(): it would take them for live messages and, with the
+        # window not open yet, drop the catch-up state, letting duplicates of held ones through.
+        state.until = time.monotonic() + CATCH_UP_DEDUP_SECONDS
+        if self._closing:
+            return
         for item in items:
             state.replayed.add(str(item.message_id))
-            self.deliver(
+            self._emit(
                 subscription_id, PreparedMessage(item.destination, item.headers, item.body), None
             )
-        state.until = time.monotonic() + CATCH_UP_DEDUP_SECONDS
         for message, ack_id in held:
             self.deliver(subscription_id, message, ack_id)
 

@@ -5,7 +5,9 @@
   recent cache *before* publishing (a subscriber that binds and then reads the cache cannot
   miss a message published just before its binding existed), publish once to
   ``/topic/room.{room}``. A failed publish takes the message back out of the cache. Retries
-  with the same ``client_id`` get the original id and publish nothing (`post_ledger`).
+  with the same ``client_id`` get the original id and publish nothing; a retry of a post
+  still pending (its first attempt's node died before the confirm) publishes the same
+  message again, same id, and confirms it (`post_ledger`).
 - ``/app/rooms/{room}/read`` (chat.read.v1): move the read pointer forward (`read_state`) and,
   if it moved, publish chat.receipt.v1.
 - ``/app/rooms/{room}/typing`` (chat.typing_state.v1): publish chat.typing.v1, not persistent,
@@ -37,7 +39,7 @@ from gateway.chat.history import HistoryReader
 from gateway.chat.keys import ChatKeys
 from gateway.chat.post_ledger import Existing, PostLedger
 from gateway.chat.read_state import ReadState
-from gateway.chat.recent import RecentCache
+from gateway.chat.recent import RecentCache, decode_member
 from gateway.chat.snowflake import MAX_ID, parse
 from gateway.chat.store_api import MessageReader
 from schemas import SchemaError, decode
@@ -132,20 +134,14 @@ class ChatLayer:
 
     async def _post(self, user: str, room: str, body: bytes) -> ChatResult:
         post = _decode(ChatPost, body)
-        now = self._clock()
-        message_id = self._ids(now)
-        event = events.message_event(
-            message_id=message_id, room=room, sender=user, post=post, sent_at=now
-        )
+        message_id = self._ids(self._clock())
+        event = self._message_event(message_id, room, user, post)
         reservation = await self._ledger.reserve(
             user=user, client_id=post.client_id, room=room, message_id=message_id, event=event
         )
         if isinstance(reservation, Existing):
             if reservation.pending:
-                raise ChatError(
-                    f"message with client_id '{post.client_id}' is still being published",
-                    "an earlier SEND with the same client_id has not finished; retry later",
-                )
+                await self._take_over(user, room, post, reservation.message_id)
             return ChatResult("messages", room, reservation.message_id, duplicate=True)
         headers = events.message_headers(message_id, user, post.client_id)
         try:
@@ -160,6 +156,32 @@ class ChatLayer:
             raise
         await self._ledger.confirm(user=user, client_id=post.client_id, message_id=message_id)
         return ChatResult("messages", room, message_id)
+
+    @staticmethod
+    def _message_event(message_id: int, room: str, user: str, post: ChatPost) -> bytes:
+        # sent_at is the id's own timestamp, so the event is a function of (id, room, sender,
+        # post): a retry that takes a post over rebuilds the very same bytes.
+        return events.message_event(
+            message_id=message_id,
+            room=room,
+            sender=user,
+            post=post,
+            sent_at=parse(message_id).ts_ms,
+        )
+
+    async def _take_over(self, user: str, room: str, post: ChatPost, message_id: int) -> None:
+        """Publish again a post whose first attempt never confirmed (see `post_ledger`)."""
+        member = await self._ledger.cached_member(room, message_id)
+        if member is not None:
+            event = decode_member(member).event
+        else:  # trimmed out of the cache already: the same bytes, rebuilt
+            event = self._message_event(message_id, room, user, post)
+        headers = events.message_headers(message_id, user, post.client_id)
+        await self._publish(room_topic(room), headers, event)
+        await self._ledger.confirm_takeover(
+            user=user, client_id=post.client_id, room=room, message_id=message_id, member=member
+        )
+        log.info("republished pending message %d (client_id %s)", message_id, post.client_id)
 
     async def _read(self, user: str, room: str, body: bytes) -> ChatResult:
         read = _decode(ChatRead, body)

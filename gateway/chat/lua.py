@@ -17,8 +17,30 @@ return {1, ordinal}
 
 ABORT_POST = """
 -- KEYS: client key, recent key.  ARGV: pending value, cache member
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-redis.call('ZREM', KEYS[2], ARGV[2])
+-- A retry that took the post over (and confirmed it: the key holds the bare id) published
+-- this very message: it stays in the cache.
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if current == ARGV[1] or not current then redis.call('ZREM', KEYS[2], ARGV[2]) end
+return 1
+"""
+
+TAKEOVER_CONFIRM = """
+-- KEYS: client key, recent key.
+-- ARGV: pending value, done value, ttl s, cache member ('' if none), id (19 digits)
+-- A retry republished a post whose first attempt never confirmed: mark it done unless
+-- something else owns the key now, and put the message back in the cache if the first
+-- attempt's abort took it out (only if it still belongs among the newest: the cache must
+-- stay a suffix of the room's messages).
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+if ARGV[4] ~= '' then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0)
+  if #oldest == 0 or string.sub(oldest[1], 1, 19) < ARGV[5] then
+    redis.call('ZADD', KEYS[2], 0, ARGV[4])
+  end
+end
 return 1
 """
 

@@ -10,8 +10,13 @@ A post goes through three states, each one atomic Lua step:
 3. ``abort`` (the publish failed): delete the key if still ours and take the message out of
    the cache, so a retry goes through as new.
 
-If a node dies between 1 and 2 the pending key expires after ``pending_ttl_ms``; a later retry
-then gets a new id (the persist worker's idempotency on the client id still keeps one copy).
+A retry that finds the key pending (the first attempt's node died between 1 and 2, or its
+publish is still in flight) *takes the post over*: it publishes the same message again, with
+the same id and the exact cached bytes, and confirms (``confirm_takeover``). The message is
+stored once (the store is idempotent on the id) and a live subscriber may see the id twice
+(the same message: clients de-duplicate by id). After ``pending_ttl_ms`` without a retry the
+pending key expires; a later retry then gets a new id (the persist worker's idempotency on
+(sender, client id) still keeps one copy).
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ class PostLedger:
         self._reserve = redis.register_script(lua.RESERVE_POST)
         self._confirm = redis.register_script(lua.CONFIRM_POST)
         self._abort = redis.register_script(lua.ABORT_POST)
+        self._takeover = redis.register_script(lua.TAKEOVER_CONFIRM)
+        self._redis = redis
 
     async def reserve(
         self, *, user: str, client_id: str, room: str, message_id: int, event: bytes
@@ -90,6 +97,29 @@ class PostLedger:
         await self._confirm(
             keys=[self._keys.client(user, client_id)],
             args=[b"p%d" % message_id, b"%d" % message_id, self._idempotency_ttl_s],
+        )
+
+    async def cached_member(self, room: str, message_id: int) -> bytes | None:
+        """The recent-cache entry of ``message_id``, if the cache still has it."""
+        low = id_key(message_id)
+        members = await self._redis.zrangebylex(
+            self._keys.recent(room), b"[" + low + b":", b"(" + low + b";", start=0, num=1
+        )
+        return as_bytes(members[0]) if members else None
+
+    async def confirm_takeover(
+        self, *, user: str, client_id: str, room: str, message_id: int, member: bytes | None
+    ) -> None:
+        """After a retry republished a post still pending (its first attempt died)."""
+        await self._takeover(
+            keys=[self._keys.client(user, client_id), self._keys.recent(room)],
+            args=[
+                b"p%d" % message_id,
+                b"%d" % message_id,
+                self._idempotency_ttl_s,
+                member or b"",
+                id_key(message_id),
+            ],
         )
 
     async def abort(self, *, user: str, client_id: str, room: str, reserved: Reserved) -> None:

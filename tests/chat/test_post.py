@@ -9,10 +9,12 @@ import redis.asyncio as aioredis
 
 import schemas
 from gateway.chat.errors import ChatError
-from gateway.chat.layer import ChatLayer
+from gateway.chat.layer import ChatLayer, ChatResult
 from gateway.chat.node_lease import LeaseLostError
 from gateway.chat.recent import decode_member
 from gateway.chat.snowflake import SnowflakeGenerator, parse
+from schemas import decode
+from schemas.models import ChatPost
 from tests.chat.fakes import InMemoryReader, ManualClock, RecordingPublisher
 
 DEST = "/app/rooms/general/messages"
@@ -173,14 +175,19 @@ async def test_message_is_cached_before_it_is_published(
     assert seen_in_cache == [[result.message_id]]
 
 
-async def test_retry_while_first_is_in_flight_is_refused(
+async def test_retry_of_a_pending_post_republishes_the_same_message(
     redis: aioredis.Redis, redis_prefix: str, clock: ManualClock
 ) -> None:
+    """A retry that finds the first attempt unconfirmed (its node died, or it is still in
+    flight) publishes the very same message again (same id, same bytes) and confirms it."""
     layer: ChatLayer
+    published: list[bytes] = []
+    retries: list[ChatResult] = []
 
     async def publish(destination: str, headers: Sequence[tuple[str, str]], body: bytes) -> None:
-        with pytest.raises(ChatError, match="still being published"):
-            await layer.handle_send("alice", DEST, [], post("slow"))
+        published.append(body)
+        if len(published) == 1:
+            retries.append(await layer.handle_send("alice", DEST, [], post("slow")))
 
     layer = ChatLayer(
         redis=redis,
@@ -190,7 +197,40 @@ async def test_retry_while_first_is_in_flight_is_refused(
         publish=publish,
         store=None,
     )
-    await layer.handle_send("alice", DEST, [], post("slow"))
+    first = await layer.handle_send("alice", DEST, [], post("slow"))
+    [retry] = retries
+    assert retry.duplicate
+    assert retry.message_id == first.message_id
+    assert published[0] == published[1]
+    assert await cached_ids(redis, redis_prefix) == [first.message_id]
+    again = await layer.handle_send("alice", DEST, [], post("slow"))
+    assert again.duplicate
+    assert len(published) == 2
+
+
+async def test_retry_after_the_first_node_died_takes_the_post_over(
+    chat: ChatLayer,
+    redis: aioredis.Redis,
+    redis_prefix: str,
+    clock: ManualClock,
+    publisher: RecordingPublisher,
+) -> None:
+    # What a node that died mid-publish leaves behind: a pending reservation, in the cache.
+    dead_id = SnowflakeGenerator(1).next_id(clock())
+    body = ChatLayer._message_event(dead_id, "general", "alice", decode(ChatPost, post("c1")))
+    ledger = chat._ledger
+    await ledger.reserve(
+        user="alice", client_id="c1", room="general", message_id=dead_id, event=body
+    )
+    retry = await chat.handle_send("alice", DEST, [], post("c1"))
+    assert retry.duplicate
+    assert retry.message_id == dead_id
+    [pub] = publisher.published
+    assert pub.body == body
+    assert ("stompgate-message-id", str(dead_id)) in pub.headers
+    assert await cached_ids(redis, redis_prefix) == [dead_id]
+    assert (await chat.handle_send("alice", DEST, [], post("c1"))).duplicate
+    assert len(publisher.published) == 1  # confirmed now: no third publish
 
 
 async def test_cache_is_trimmed_to_recent_limit(

@@ -1,0 +1,197 @@
+"""Helpers for end-to-end tests: the persist worker as a subprocess, HTTP history reads, the
+SQLite store read directly, chat posts over stomp.py."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.support.gateway_proc import ROOT, free_port
+
+
+@dataclass
+class WorkerProcess:
+    """``python -m workers persist`` with its health server on a free port."""
+
+    amqp_url: str
+    store_url: str
+    name: str = "persist"
+    metrics_port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def start(self, log_dir: Path, timeout: float = 30.0) -> None:
+        env = {
+            **os.environ,
+            "STOMPGATE_AMQP_URL": self.amqp_url,
+            "STOMPGATE_STORE": self.store_url,
+            "STOMPGATE_WORKER_METRICS_HOST": "127.0.0.1",
+            "STOMPGATE_WORKER_METRICS_PORT": str(self.metrics_port),
+            **self.env,
+        }
+        self.log_path = log_dir / f"worker-{self.name}.log"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "workers", "persist"],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        try:
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Until /healthz says it is consuming (its queue exists and is bound)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/healthz"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.logs()}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"worker not healthy in {timeout} s:\n{self.logs()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, whatever it received and did not ack comes back."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def logs(self) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")[-8000:]
+
+
+# -- the store, read directly ------------------------------------------------------------------
+
+
+def store_rows(path: Path, room: str | None = None) -> list[tuple[int, str, str, str]]:
+    """(id, room, sender, client_id) of every stored message (of ``room``), by id."""
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        sql = "SELECT id, room, sender, client_id FROM messages"
+        params: tuple[str, ...] = ()
+        if room is not None:
+            sql += " WHERE room = ?"
+            params = (room,)
+        try:
+            rows = conn.execute(sql + " ORDER BY id", params).fetchall()
+        except sqlite3.OperationalError as exc:  # the worker has not created the table yet
+            if "no such table" in str(exc):
+                return []
+            raise
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+    finally:
+        conn.close()
+
+
+def wait_stored(path: Path, count: int, timeout: float = 30.0, room: str | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = len(store_rows(path, room))
+        if got >= count:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{got} of {count} message(s) stored after {timeout} s")
+        time.sleep(0.1)
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+
+
+def basic(login: str, passcode: str) -> str:
+    return "Basic " + base64.b64encode(f"{login}:{passcode}".encode()).decode()
+
+
+def http_get(
+    url: str, *, auth: str | None = basic("alice", "alice"), timeout: float = 10.0
+) -> tuple[int, str, Any]:
+    """(status, reason, parsed JSON body or None)."""
+    request = urllib.request.Request(url)  # noqa: S310
+    if auth is not None:
+        request.add_header("Authorization", auth)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            raw = response.read()
+            return response.status, response.reason, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        return exc.code, exc.reason, body
+
+
+def history(
+    base_url: str, room: str, *, auth: str | None = basic("alice", "alice"), **query: str | int
+) -> dict[str, Any]:
+    qs = urllib.parse.urlencode({k: str(v) for k, v in query.items()})
+    status, reason, body = http_get(f"{base_url}/api/rooms/{room}/messages?{qs}", auth=auth)
+    assert status == 200, (status, reason, body)
+    assert isinstance(body, dict)
+    return body
+
+
+def history_after(base_url: str, room: str, after: int, *, limit: int = 200) -> list[int]:
+    """Every message id above ``after``, paging forward with ``next_after``."""
+    ids: list[int] = []
+    cursor = after
+    while True:
+        page = history(base_url, room, after=cursor, limit=limit)
+        ids.extend(int(m["id"]) for m in page["messages"])
+        if page["next_after"] is None:
+            return ids
+        cursor = int(page["next_after"])
+
+
+# -- chat posts -----------------------------------------------------------------------------------
+
+
+def post_body(text: str, client_id: str | None = None, **extra: Any) -> str:
+    return json.dumps({"client_id": client_id or uuid.uuid4().hex, "text": text, **extra})
+
+
+def room_name(prefix: str = "r") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
