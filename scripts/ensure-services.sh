@@ -33,7 +33,9 @@ ensure_rabbitmq() {
       exit 1
     fi
     say "starting RabbitMQ"
-    rabbitmq-server -detached
+    # RabbitMQ allows ~0.8 sockets per file descriptor: raise the limit first so thousands of
+    # STOMP connections (make bench compares against Web-STOMP) fit.
+    (ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; rabbitmq-server -detached)
     wait_port 5672 90 RabbitMQ
   fi
   command -v rabbitmq-plugins >/dev/null || { say "rabbitmq-plugins not found; enable rabbitmq_stomp, rabbitmq_web_stomp and rabbitmq_management by hand"; return 0; }

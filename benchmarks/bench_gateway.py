@@ -1,0 +1,716 @@
+"""The gateway against RabbitMQ's Web-STOMP plugin, same clients, same load: ``make bench``.
+
+``python -m benchmarks.bench_gateway [--scenarios rooms100,rooms10,idle] [--duration 10] ...``
+
+Every scenario runs once against a fresh gateway process (``python -m gateway --auth dev``,
+on free ports, per-session rate limits and connection caps off, ``--log-level WARNING``) and
+once against Web-STOMP (``ws://127.0.0.1:15674/ws``), both on the same private vhost (the
+gateway through its AMQP URL, Web-STOMP through the CONNECT ``host`` header). The clients
+are identical: STOMP 1.2 over WebSocket from one Node process (``benchmarks/loadgen.cjs``,
+the ``ws`` package from ``tests/js/node_modules``), ``SUBSCRIBE /topic/room.N`` with
+``ack:auto`` and ``SEND /topic/room.N``.
+
+Measured per traffic scenario, over a window after a warm-up:
+
+* delivered messages/s, counted at the subscribers;
+* server CPU per delivered message: utime+stime from ``/proc/<pid>/stat`` of the gateway
+  process plus ``beam.smp`` (gateway), of ``beam.smp`` alone (Web-STOMP);
+* end-to-end latency p50/p99: the publisher writes ``t=<ms>;`` at the start of the body,
+  the subscriber (same process, same clock) subtracts it on receipt;
+* the load generator's own CPU, so a reader can judge the noise on a 2-core machine.
+
+Publishers send at a fixed offered rate (``--rate``, total deliveries/s per scenario) so
+latencies are compared at the same load; ``--max`` adds a closed-loop run (each publisher
+keeps ``--inflight`` batches of 10 SENDs, the last with a receipt, unconfirmed) for maximum
+throughput. The idle scenario opens N connections that finished CONNECT and reports the RSS
+delta (``VmRSS``) per connection of the gateway process (and of ``beam.smp``, which should
+not move) and of ``beam.smp`` for Web-STOMP.
+
+``--py-spy DIR`` records a py-spy profile of the gateway during each measured window (the
+CPU numbers of such a run include py-spy's sampling stalls: profile and measure separately).
+Not part of ``make test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks import broker as private_broker
+from tests.support.gateway_proc import GatewayProcess
+from tests.support.rabbit import (
+    PASSWORD,
+    RABBIT_WEB_STOMP_PORT,
+    USER,
+    amqp_url,
+    create_vhost,
+    delete_vhost,
+    mgmt,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+LOADGEN = Path(__file__).with_name("loadgen.cjs")
+WEB_STOMP_URL = f"ws://127.0.0.1:{RABBIT_WEB_STOMP_PORT}/ws"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+GATEWAY_ENV = {
+    "STOMPGATE_FRAMES_PER_SECOND": "0",
+    "STOMPGATE_BYTES_PER_SECOND": "0",
+    "STOMPGATE_MAX_CONNECTIONS_PER_IP": "0",
+    "STOMPGATE_MAX_CONNECTIONS_PER_USER": "0",
+}
+TARGETS = ("gateway", "web-stomp")
+
+
+# -- /proc ---------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def nofile_limit(pid: int) -> str:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            parts = line.split()
+            return f"{parts[3]}/{parts[4]}"
+    return "?"
+
+
+def beam_pid() -> int:
+    found = subprocess.run(
+        ["pgrep", "-x", "beam.smp"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    if not found:
+        raise SystemExit("beam.smp not running: start RabbitMQ first (make services)")
+    return int(found[0])
+
+
+def busy_cpu_seconds() -> float:
+    """CPU time of the whole machine (all cores) spent not idle, in seconds."""
+    first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in first[1:9])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def rabbit_socket_limit() -> int | None:
+    """RabbitMQ's own socket limit (file_handle_cache's obtain limit), or None if unknown."""
+    try:
+        nodes = mgmt("GET", "/nodes")
+    except OSError:
+        return None
+    total = nodes[0].get("sockets_total") if nodes else None
+    return int(total) if isinstance(total, int) else None
+
+
+def raise_nofile(wanted: int) -> tuple[int, int]:
+    """Raise RLIMIT_NOFILE (soft) to the hard limit; children inherit it. Returns (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, wanted + 1024)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+# -- the load generator ---------------------------------------------------------------------------
+
+
+class LoadGen:
+    """One ``node benchmarks/loadgen.cjs`` process, driven line by line."""
+
+    def __init__(self, config: dict[str, Any], log_dir: Path) -> None:
+        node = shutil.which("node")
+        if node is None:
+            raise SystemExit("node not found: install Node 20 (and `make install` for ws)")
+        self.stderr_path = log_dir / "loadgen.stderr"
+        with self.stderr_path.open("ab") as stderr:
+            self.proc = subprocess.Popen(
+                [node, str(LOADGEN), json.dumps(config)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                cwd=ROOT,
+            )
+        self._buf = b""
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def call(self, command: str, timeout: float = 120.0) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command.encode() + b"\n")
+        self.proc.stdin.flush()
+        return self._read(timeout)
+
+    def _read(self, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"load generator silent for {timeout} s")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    raise RuntimeError(f"load generator exited:\n{self.stderr_tail()}")
+                self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        event: dict[str, Any] = json.loads(line)
+        if event.get("event") == "fatal":
+            raise RuntimeError(f"load generator failed: {event.get('error')}")
+        return event
+
+    def stderr_tail(self) -> str:
+        return self.stderr_path.read_text(errors="replace")[-4000:]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(TimeoutError, RuntimeError, BrokenPipeError):
+                self.call("close", timeout=30)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# -- servers --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    pids: dict[str, int]  # label -> pid whose CPU counts as server CPU
+    gateway: GatewayProcess | None = None
+
+    def stop(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
+
+
+@dataclass
+class Broker:
+    """Where both servers' RabbitMQ is: the private node or the shared one."""
+
+    kind: str  # "private" | "shared"
+    beam: int
+    web_stomp_url: str
+    amqp_url: str
+    vhost: str
+
+
+def start_server(name: str, broker: Broker, log_dir: Path) -> Server:
+    if name == "web-stomp":
+        return Server(name, broker.web_stomp_url, {"beam.smp": broker.beam})
+    gateway = GatewayProcess(
+        amqp_url=broker.amqp_url,
+        node_id=f"bench-{os.getpid()}-{time.monotonic_ns() % 1_000_000}",
+        extra_args=("--log-level", "WARNING"),
+        env=GATEWAY_ENV,
+    )
+    gateway.start(log_dir)
+    assert gateway.process is not None
+    return Server(
+        name,
+        gateway.ws_url,
+        {"gateway": gateway.process.pid, "beam.smp": broker.beam},
+        gateway=gateway,
+    )
+
+
+# -- results --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrafficResult:
+    delivered_per_s: float
+    published_per_s: float
+    cpu_us_per_msg: float
+    cpu_by_proc: dict[str, float]  # label -> % of one core
+    p50_ms: float | None
+    p99_ms: float | None
+    p999_ms: float | None
+    loadgen_cpu_pct: float
+    other_cpu_pct: float  # everything else on the machine meanwhile (noise)
+    errors: int
+    last_error: str
+
+
+@dataclass
+class IdleResult:
+    opened: int
+    failed: int
+    rss_per_conn: dict[str, float]  # label -> bytes per connection
+    setup_s: float
+    idle_cpu_pct: dict[str, float]  # label -> % of a core while the connections sit idle
+    first_error: str = ""
+
+
+@dataclass
+class Scenario:
+    key: str
+    title: str
+    rooms: int = 0
+    subs: int = 0
+    pubs: int = 1
+    idle: int = 0
+    results: dict[str, Any] = field(default_factory=dict)  # "<target>" / "<target>/max"
+
+
+def run_traffic(
+    server: Server,
+    scenario: Scenario,
+    args: argparse.Namespace,
+    vhost: str,
+    log_dir: Path,
+    *,
+    mode: str,
+) -> TrafficResult:
+    publishers = scenario.rooms * scenario.pubs
+    deliveries_per_publish = scenario.subs
+    rate_per_pub = args.rate / deliveries_per_publish / publishers
+    config = {
+        "url": server.url,
+        "vhost": vhost,
+        "login": USER,
+        "passcode": PASSWORD,
+        "rooms": scenario.rooms,
+        "subs": scenario.subs,
+        "pubs": scenario.pubs,
+        "rate": rate_per_pub,
+        "bodySize": args.body_size,
+        "mode": mode,
+        "inflight": args.inflight,
+        "concurrency": args.concurrency,
+    }
+    gen = LoadGen(config, log_dir)
+    spy: subprocess.Popen[bytes] | None = None
+    try:
+        ready = gen.call("setup", timeout=300)
+        if ready["failed"]:
+            raise RuntimeError(
+                f"{server.name}: {ready['failed']} connections failed: {ready['firstError']}"
+            )
+        gen.call("start")
+        time.sleep(args.warmup)
+        if args.py_spy and server.gateway is not None:
+            spy = start_py_spy(server.pids["gateway"], args, scenario, mode)
+        before = {label: cpu_seconds(pid) for label, pid in server.pids.items()}
+        gen_before = cpu_seconds(gen.pid)
+        all_before = busy_cpu_seconds()
+        gen.call("mark")
+        time.sleep(args.duration)
+        after = {label: cpu_seconds(pid) for label, pid in server.pids.items()}
+        gen_after = cpu_seconds(gen.pid)
+        all_after = busy_cpu_seconds()
+        report = gen.call("report")
+        gen.call("stop")
+    finally:
+        if spy is not None:
+            spy.wait(args.duration + 30)
+        gen.close()
+    seconds = float(report["seconds"])
+    delivered = int(report["delivered"])
+    server_cpu = sum(after[label] - before[label] for label in server.pids)
+    other = (all_after - all_before) - server_cpu - (gen_after - gen_before)
+    return TrafficResult(
+        delivered_per_s=delivered / seconds,
+        published_per_s=int(report["published"]) / seconds,
+        cpu_us_per_msg=server_cpu / delivered * 1e6 if delivered else float("nan"),
+        cpu_by_proc={
+            label: (after[label] - before[label]) / seconds * 100 for label in server.pids
+        },
+        p50_ms=report["p50"],
+        p99_ms=report["p99"],
+        p999_ms=report["p999"],
+        loadgen_cpu_pct=(gen_after - gen_before) / seconds * 100,
+        other_cpu_pct=max(other, 0.0) / seconds * 100,
+        errors=int(report["errors"]),
+        last_error=str(report["lastError"]),
+    )
+
+
+def start_py_spy(
+    pid: int, args: argparse.Namespace, scenario: Scenario, mode: str
+) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).with_name("py-spy")
+    if not exe.exists():
+        raise SystemExit(f"--py-spy needs py-spy in the venv ({exe}): pip install py-spy")
+    out_dir = Path(args.py_spy)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"{scenario.key}-{mode}"
+    return subprocess.Popen(
+        [
+            str(exe),
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(int(args.duration)),
+            "--rate",
+            "200",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "-o",
+            f"{stem}.txt",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def run_idle(
+    server: Server, scenario: Scenario, args: argparse.Namespace, vhost: str, log_dir: Path
+) -> IdleResult:
+    config = {
+        "url": server.url,
+        "vhost": vhost,
+        "login": USER,
+        "passcode": PASSWORD,
+        "idle": scenario.idle,
+        "concurrency": args.concurrency,
+    }
+    time.sleep(args.settle)
+    before = {label: rss_bytes(pid) for label, pid in server.pids.items()}
+    gen = LoadGen(config, log_dir)
+    try:
+        ready = gen.call("setup", timeout=600)
+        time.sleep(1.0)
+        cpu0 = {label: cpu_seconds(pid) for label, pid in server.pids.items()}
+        time.sleep(args.settle)
+        cpu1 = {label: cpu_seconds(pid) for label, pid in server.pids.items()}
+        after = {label: rss_bytes(pid) for label, pid in server.pids.items()}
+    finally:
+        gen.close()
+    opened = int(ready["opened"])
+    return IdleResult(
+        opened=opened,
+        failed=int(ready["failed"]),
+        rss_per_conn={
+            label: (after[label] - before[label]) / opened if opened else float("nan")
+            for label in server.pids
+        },
+        setup_s=float(ready["seconds"]),
+        idle_cpu_pct={
+            label: (cpu1[label] - cpu0[label]) / args.settle * 100 for label in server.pids
+        },
+        first_error=str(ready["firstError"]),
+    )
+
+
+# -- the table ------------------------------------------------------------------------------------
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    if value is None or value != value:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or not b or a != a or b != b:
+        return "-"
+    return f"{a / b:.2f}"
+
+
+def lat(r: TrafficResult | None) -> str:
+    if r is None:
+        return "-"
+    digits = 2 if (r.p99_ms or 0) < 100 else 0
+    return f"{fmt(r.p50_ms, digits)} / {fmt(r.p99_ms, digits)}"
+
+
+def print_table(scenarios: list[Scenario], targets: Sequence[str]) -> None:
+    gw_name, ws_name = "gateway", "web-stomp"
+    rows: list[tuple[str, str, str, str, str]] = []
+    for sc in scenarios:
+        title = sc.title
+        if sc.idle:
+            g: IdleResult | None = sc.results.get(gw_name)
+            w: IdleResult | None = sc.results.get(ws_name)
+            g_proc = g.rss_per_conn.get("gateway") if g else None
+            g_beam = g.rss_per_conn.get("beam.smp") if g else None
+            w_beam = w.rss_per_conn.get("beam.smp") if w else None
+            g_total = g_proc + g_beam if g_proc is not None and g_beam is not None else None
+            rows.append(
+                (title, "RSS bytes/conn (server)", fmt(g_proc), fmt(w_beam), ratio(g_proc, w_beam))
+            )
+            rows.append(("", "  + beam.smp delta", fmt(g_beam), "", ""))
+            rows.append(("", "  = total", fmt(g_total), fmt(w_beam), ratio(g_total, w_beam)))
+            g_cpu = sum(g.idle_cpu_pct.values()) if g else None
+            w_cpu = sum(w.idle_cpu_pct.values()) if w else None
+            rows.append(("", "server CPU % core, idle", fmt(g_cpu, 1), fmt(w_cpu, 1), ""))
+            rows.append(
+                (
+                    "",
+                    "connections opened",
+                    f"{g.opened} ({g.setup_s:.1f} s)" if g else "-",
+                    f"{w.opened} ({w.setup_s:.1f} s)" if w else "-",
+                    "",
+                )
+            )
+            continue
+        for suffix, label in (("", ""), ("/max", "max: ")):
+            gr: TrafficResult | None = sc.results.get(gw_name + suffix)
+            wr: TrafficResult | None = sc.results.get(ws_name + suffix)
+            if gr is None and wr is None:
+                continue
+            rows.append(
+                (
+                    title,
+                    f"{label}delivered msg/s",
+                    fmt(gr.delivered_per_s if gr else None),
+                    fmt(wr.delivered_per_s if wr else None),
+                    ratio(gr.delivered_per_s if gr else None, wr.delivered_per_s if wr else None),
+                )
+            )
+            title = ""
+            rows.append(
+                (
+                    "",
+                    f"{label}server CPU us/msg",
+                    fmt(gr.cpu_us_per_msg if gr else None, 1),
+                    fmt(wr.cpu_us_per_msg if wr else None, 1),
+                    ratio(gr.cpu_us_per_msg if gr else None, wr.cpu_us_per_msg if wr else None),
+                )
+            )
+            if gr is not None:
+                split = ", ".join(f"{k} {v:.0f}%" for k, v in gr.cpu_by_proc.items())
+                rows.append(("", f"{label}  server CPU (gw)", split, "", ""))
+            rows.append(
+                (
+                    "",
+                    f"{label}p50 / p99 latency ms",
+                    lat(gr),
+                    lat(wr),
+                    ratio(gr.p99_ms if gr else None, wr.p99_ms if wr else None) + " (p99)",
+                )
+            )
+            rows.append(
+                (
+                    "",
+                    f"{label}loadgen/other CPU %",
+                    f"{fmt(gr.loadgen_cpu_pct)} / {fmt(gr.other_cpu_pct)}" if gr else "-",
+                    f"{fmt(wr.loadgen_cpu_pct)} / {fmt(wr.other_cpu_pct)}" if wr else "-",
+                    "",
+                )
+            )
+            errs = [
+                f"{n}: {r.errors} ({r.last_error[:60]!r})"
+                for n, r in ((gw_name, gr), (ws_name, wr))
+                if r is not None and r.errors
+            ]
+            if errs:
+                rows.append(("", f"{label}client errors", "; ".join(errs), "", ""))
+    widths = [31, 28, 24, 22, 14]
+    header = ("scenario", "metric", "gateway", "web-stomp", "ratio (gw/ws)")
+    print()
+    print("".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    print("-" * sum(widths))
+    for row in rows:
+        print("".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    del targets
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    rooms, subs = text.lower().split("x")
+    return int(rooms), int(subs)
+
+
+def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
+    wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    out: list[Scenario] = []
+    for key in wanted:
+        if key == "rooms100":
+            rooms, subs = parse_size(args.s1)
+        elif key == "rooms10":
+            rooms, subs = parse_size(args.s2)
+        elif key == "idle":
+            n = args.idle_connections
+            out.append(Scenario("idle", f"idle connections ({n})", idle=n))
+            continue
+        else:
+            raise SystemExit(f"unknown scenario {key!r} (rooms100, rooms10, idle)")
+        title = f"{rooms} rooms x {subs} subs x {args.pubs} pub"
+        out.append(Scenario(key, title, rooms=rooms, subs=subs, pubs=args.pubs))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--scenarios", default="idle,rooms100,rooms10", help="comma list")
+    p.add_argument("--targets", default="gateway,web-stomp", help="gateway,web-stomp")
+    p.add_argument("--s1", default="100x10", help="rooms x subscribers of scenario rooms100")
+    p.add_argument("--s2", default="10x100", help="rooms x subscribers of scenario rooms10")
+    p.add_argument("--pubs", type=int, default=1, help="publishers per room")
+    p.add_argument(
+        "--rate", type=float, default=4000.0, help="offered deliveries/s per scenario (total)"
+    )
+    p.add_argument("--max", action="store_true", help="also run closed-loop max throughput")
+    p.add_argument("--inflight", type=int, default=5, help="--max: receipt batches in flight")
+    p.add_argument("--duration", type=float, default=10.0, help="measured window, seconds")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
+    p.add_argument("--settle", type=float, default=3.0, help="idle: seconds idle before RSS sample")
+    p.add_argument("--idle-connections", type=int, default=5000)
+    p.add_argument("--body-size", type=int, default=256, help="SEND body bytes")
+    p.add_argument("--concurrency", type=int, default=64, help="connections opened at once")
+    p.add_argument("--py-spy", metavar="DIR", help="py-spy raw profiles of the gateway here")
+    p.add_argument("--keep-logs", action="store_true", help="keep the gateway logs")
+    p.add_argument(
+        "--broker",
+        choices=("private", "shared"),
+        default="private",
+        help="private: a throw-away RabbitMQ node with a raised open-files limit (default);"
+        " shared: the one on 5672/15674 (a vhost of its own)",
+    )
+    args = p.parse_args(argv)
+
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    for t in targets:
+        if t not in TARGETS:
+            raise SystemExit(f"unknown target {t!r}")
+    scenarios = build_scenarios(args)
+    most = max([s.idle or s.rooms * (s.subs + s.pubs) for s in scenarios] + [0])
+    soft, hard = raise_nofile(most + 1024)
+    print(f"RLIMIT_NOFILE {soft}/{hard} (soft/hard); largest scenario needs ~{most} sockets")
+    if soft < most + 256:
+        print(
+            f"WARNING: the hard limit on open files ({hard}) is too low for {most} connections;"
+            " raise it (ulimit -Hn / limits.conf) or use --idle-connections"
+        )
+    if args.broker == "private" and not private_broker.available():
+        print("rabbitmq-server not installed here: using the shared broker")
+        args.broker = "shared"
+    log_dir = Path(tempfile.mkdtemp(prefix="stompgate-bench-"))
+    private: private_broker.PrivateBroker | None = None
+    shared_vhost: str | None = None
+    try:
+        if args.broker == "private":
+            private = private_broker.PrivateBroker()
+            private.start()
+            broker = Broker("private", private.pid, private.web_stomp_url, private.amqp_url, "/")
+            socket_limit: int | None = None
+        else:
+            shared_vhost = create_vhost("stompgate-bench")
+            broker = Broker(
+                "shared", beam_pid(), WEB_STOMP_URL, amqp_url(shared_vhost), shared_vhost
+            )
+            socket_limit = rabbit_socket_limit()
+        print(
+            f"broker: {broker.kind} RabbitMQ (beam.smp pid {broker.beam}, open files"
+            f" {nofile_limit(broker.beam)}), vhost {broker.vhost!r} for both servers"
+        )
+        if socket_limit is not None and socket_limit < most + 16:
+            print(
+                f"WARNING: the shared RabbitMQ allows {socket_limit} sockets (started with a low"
+                " `ulimit -n`); Web-STOMP runs that need more are skipped. Restart it with a"
+                " higher limit, or use --broker private"
+            )
+        print(
+            f"offered load: {args.rate:,.0f} deliveries/s per traffic scenario, {args.body_size}"
+            f" B bodies; window {args.duration:g} s after {args.warmup:g} s warm-up; CPU from"
+            f" /proc at {CLK_TCK} Hz; {os.cpu_count()} cores shared with the load generator"
+        )
+        idle_cpu0, busy0 = cpu_seconds(broker.beam), busy_cpu_seconds()
+        time.sleep(2.0)
+        print(
+            f"before: beam.smp idle CPU {(cpu_seconds(broker.beam) - idle_cpu0) * 50:.1f}% of a"
+            f" core, whole machine {(busy_cpu_seconds() - busy0) * 50:.0f}% of a core"
+        )
+        for sc in scenarios:
+            for target in targets:
+                needed = sc.idle or sc.rooms * (sc.subs + sc.pubs)
+                if target == "web-stomp" and socket_limit is not None and needed > socket_limit:
+                    print(f"[{sc.key}] web-stomp: skipped ({needed} > {socket_limit} sockets)")
+                    continue
+                run_one(sc, target, broker, args, log_dir, first=sc is scenarios[0])
+    finally:
+        if private is not None:
+            private.stop()
+        if shared_vhost is not None:
+            delete_vhost(shared_vhost)
+        if args.keep_logs:
+            print(f"logs in {log_dir}")
+        else:
+            shutil.rmtree(log_dir, ignore_errors=True)
+    print_table(scenarios, targets)
+    print(
+        "\ntargets: CPU/msg ratio <= 0.50; p99 ratio <= 1.00 at the same load;"
+        " gateway RSS/conn <= 16,384 B (Web-STOMP ~90-110 KiB, bare aiohttp WS ~14 KiB)"
+    )
+
+
+def run_one(
+    sc: Scenario,
+    target: str,
+    broker: Broker,
+    args: argparse.Namespace,
+    log_dir: Path,
+    *,
+    first: bool,
+) -> None:
+    server = start_server(target, broker, log_dir)
+    try:
+        if server.gateway is not None and first:
+            print(f"gateway RLIMIT_NOFILE: {nofile_limit(server.pids['gateway'])}")
+        if sc.idle:
+            idle = run_idle(server, sc, args, broker.vhost, log_dir)
+            sc.results[target] = idle
+            per = ", ".join(f"{k} {v:,.0f} B" for k, v in idle.rss_per_conn.items())
+            cpu = ", ".join(f"{k} {v:.1f}%" for k, v in idle.idle_cpu_pct.items())
+            print(
+                f"[{sc.key}] {target}: {idle.opened} open ({idle.failed} failed"
+                f"{': ' + idle.first_error if idle.failed else ''}) in"
+                f" {idle.setup_s:.1f} s; RSS/conn {per}; idle CPU {cpu}",
+                flush=True,
+            )
+            return
+        for mode in ["fixed", "max"] if args.max else ["fixed"]:
+            r = run_traffic(server, sc, args, broker.vhost, log_dir, mode=mode)
+            sc.results[target + ("/max" if mode == "max" else "")] = r
+            split = ", ".join(f"{k} {v:.0f}%" for k, v in r.cpu_by_proc.items())
+            print(
+                f"[{sc.key}/{mode}] {target}: {r.delivered_per_s:,.0f} msg/s"
+                f" (published {r.published_per_s:,.0f}/s), {r.cpu_us_per_msg:.1f}"
+                f" us/msg ({split}), p50 {fmt(r.p50_ms, 2)} p99 {fmt(r.p99_ms, 2)}"
+                f" p99.9 {fmt(r.p999_ms, 2)} ms, loadgen {r.loadgen_cpu_pct:.0f}%,"
+                f" other {r.other_cpu_pct:.0f}%, errors {r.errors}",
+                flush=True,
+            )
+    finally:
+        server.stop()
+        time.sleep(1.0)
+
+
+if __name__ == "__main__":
+    main()
