@@ -140,3 +140,22 @@ def test_sigterm_drains_and_names_the_reason(amqp_url: str, log_dir: Path) -> No
     assert error.headers["message"].startswith("server shutting down")
     assert code == 0
     client.disconnect()
+
+
+def test_an_idle_session_is_closed_after_the_idle_timeout(amqp_url: str, log_dir: Path) -> None:
+    node = GatewayProcess(amqp_url=amqp_url, node_id="gw-idle", env={"STOMPGATE_IDLE_TIMEOUT": "1"})
+    node.start(log_dir)
+    try:
+        with raw_stomp(node.stomp_port) as sock:
+            sock.sendall(
+                b"CONNECT\naccept-version:1.2\nhost:x\nlogin:guest\npasscode:guest\n\n\x00"
+            )  # no heart-beats, then nothing at all
+            started = time.monotonic()
+            data = read_until_closed(sock)
+        assert data.startswith(b"CONNECTED\n")
+        assert b"message:idle timeout\\c nothing received for 1 s" in data
+        assert 0.9 < time.monotonic() - started < 5
+        _, metrics = get(node.http_url + "/metrics")
+        assert b'stompgate_errors_total{reason="idle_timeout"} 1.0' in metrics
+    finally:
+        node.stop()
