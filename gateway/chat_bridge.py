@@ -24,7 +24,7 @@ from aiohttp import web
 
 from gateway.access import Access, AccessDenied, AuthError, DestinationRejected
 from gateway.chat.destinations import is_valid_room
-from gateway.chat.errors import ChatError
+from gateway.chat.errors import ChatError, StoreBehindError
 from gateway.chat.history_api import Authorize, history_routes
 from gateway.chat.layer import ChatLayer, ReplayItem
 from gateway.chat.node_lease import NodeLease
@@ -34,7 +34,7 @@ from gateway.relay import Relay
 from gateway.settings import Settings
 from gateway.stomp import events
 
-__all__ = ["REPLAY_HEADER", "ChatBridge", "ChatError", "build_chat"]
+__all__ = ["REPLAY_HEADER", "ChatBridge", "ChatError", "StoreBehindError", "build_chat"]
 
 log = logging.getLogger("stompgate.chat")
 
@@ -105,7 +105,8 @@ class ChatBridge:
 
         When more were missed, the last item carries ``stompgate-replay-more: true``: the
         client fetches the rest with ``GET /api/rooms/{room}/messages?after=<its id>`` (live
-        messages keep coming meanwhile; merge by id).
+        messages keep coming meanwhile; merge by id). `StoreBehindError` when the store has
+        not caught up with what left the recent cache.
         """
         items = await self.layer.replay(request.room, request.after_id, self.replay_limit + 1)
         if len(items) <= self.replay_limit:
@@ -118,6 +119,7 @@ class ChatBridge:
         return items
 
     async def close(self) -> None:
+        await self.layer.close()
         await self.lease.release()
         closer = getattr(self.store, "close", None)
         if closer is not None:

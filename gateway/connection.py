@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from gateway.access import AccessDenied, AuthError, DestinationRejected, Identity, LimitExceeded
 from gateway.auth.limits import UserLease
 from gateway.chat.layer import ReplayItem
-from gateway.chat_bridge import ChatError
+from gateway.chat_bridge import ChatError, StoreBehindError
 from gateway.metrics import COMMANDS
 from gateway.relay import DestinationError, PublishError, RelaySubscription, SubscribeError
 from gateway.stomp import PreparedMessage, ServerSession, SessionState, events
@@ -228,6 +228,10 @@ class Connection:
             self.fail(str(exc), receipt=_receipt_of(event), reason="destination")
         except ChatError as exc:
             self.fail(exc.message, detail=exc.detail, receipt=_receipt_of(event), reason="invalid")
+        except StoreBehindError as exc:
+            self.fail(
+                exc.message, detail=exc.detail, receipt=_receipt_of(event), reason="store_behind"
+            )
         except PublishError as exc:
             self.fail(f"SEND not confirmed: {exc}", receipt=_receipt_of(event), reason="publish")
         except SubscribeError as exc:
@@ -280,10 +284,19 @@ class Connection:
             sub = await node.relay.subscribe(
                 self, event.subscription_id, event.destination, event.ack, headers
             )
+            items: list[ReplayItem] | None = None
+            if replay is not None and node.chat is not None:
+                # The replay is read after the binding exists (so nothing falls in between)
+                # and before the RECEIPT: a catch-up that cannot be served (the store is
+                # behind) is unbound again and refused, never receipted.
+                try:
+                    items = await node.chat.replay(replay)
+                except BaseException:
+                    await _cancel_quietly(sub)
+                    raise
             self._subscriptions[event.subscription_id] = sub
             self._receipt(event.receipt)
-            if replay is not None and node.chat is not None:
-                items = await node.chat.replay(replay)
+            if items is not None:
                 self._finish_catch_up(event.subscription_id, items)
         finally:
             state = self._catch_up.get(event.subscription_id)
@@ -412,6 +425,14 @@ class Connection:
             await self.node.access.counter.release_user(self._lease)
             self._lease = None
         await self.node.relay.detach(self)
+
+
+async def _cancel_quietly(sub: RelaySubscription) -> None:
+    """Undo a binding whose SUBSCRIBE fails after all (the original error is what counts)."""
+    try:
+        await sub.cancel()
+    except Exception:
+        log.warning("could not cancel a failed subscription", exc_info=True)
 
 
 def _receipt_of(event: events.Event) -> str | None:

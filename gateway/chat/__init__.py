@@ -3,11 +3,12 @@
 Modules, one job each: `snowflake` (ids), `node_lease` (node ids leased in Redis),
 `destinations`, `events` (event JSON + headers), `keys` (Redis key names), `lua`,
 `post_ledger` (idempotency + cache writes), `recent` (cache reads), `read_state` (read
-pointers, unread counts), `history` (cache + store merge), `store_api` (the store contract),
+pointers, unread counts), `history` (cache + store merge), `unstored` (what left the cache
+before the store had it), `store_api` (the store contract),
 `layer` (`ChatLayer`), `history_api` (HTTP history routes).
 """
 
-from gateway.chat.errors import ChatError
+from gateway.chat.errors import ChatError, StoreBehindError
 from gateway.chat.layer import ChatLayer, ChatResult, IdSource, PublishFn, ReplayItem
 from gateway.chat.node_lease import LeaseLostError, NodeLease, NoFreeNodeIdError
 from gateway.chat.snowflake import SnowflakeGenerator
@@ -25,5 +26,6 @@ __all__ = [
     "PublishFn",
     "ReplayItem",
     "SnowflakeGenerator",
+    "StoreBehindError",
     "StoredMessage",
 ]

@@ -10,7 +10,10 @@ messages above X; ``next_after`` is the last id when the page is full (more may 
 ``before=X`` or neither: the newest ``limit`` messages below X (or overall); ``next_before`` is
 the first id when the page is full. Ids are decimal strings, as everywhere on the wire.
 
-Recent pages come from the Redis cache when it covers the request, the store otherwise.
+Recent pages come from the Redis cache when it covers the request, the store otherwise. A
+page that would have a gap because the store has not caught up yet (the persist worker lags
+by more than the cache holds; see `gateway.chat.unstored`) is refused with ``503``,
+``{"error": "..."}`` and a ``Retry-After`` header, never served partially.
 Authentication and room access are delegated to the ``authorize`` callable the app injects.
 """
 
@@ -23,6 +26,7 @@ import orjson
 from aiohttp import web
 
 from gateway.chat.destinations import is_valid_room
+from gateway.chat.errors import RETRY_AFTER_S, StoreBehindError
 from gateway.chat.history import HistoryEntry, HistoryReader
 from gateway.chat.layer import ChatLayer
 from gateway.chat.snowflake import MAX_ID
@@ -101,10 +105,17 @@ class _HistoryHandler:
             return _bad_request(str(exc))
         if before is not None and after is not None:
             return _bad_request("give `before` or `after`, not both")
-        if after is not None:
-            entries = await self._history.after(room, after, limit)
-        else:
-            entries = await self._history.before(room, before, limit)
+        try:
+            if after is not None:
+                entries = await self._history.after(room, after, limit)
+            else:
+                entries = await self._history.before(room, before, limit)
+        except StoreBehindError as exc:
+            return web.json_response(
+                {"error": exc.message},
+                status=503,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
         body = _render(room, entries, forward=after is not None, full=len(entries) >= limit)
         return web.Response(body=body, content_type="application/json")
 
@@ -113,5 +124,5 @@ def history_routes(
     *, reader: MessageReader | None, chat: ChatLayer, authorize: Authorize
 ) -> list[web.RouteDef]:
     """Routes to add to the gateway's aiohttp app (``app.add_routes(history_routes(...))``)."""
-    handler = _HistoryHandler(HistoryReader(chat.recent, reader), authorize)
+    handler = _HistoryHandler(HistoryReader(chat.recent, reader, chat.unstored), authorize)
     return [web.get("/api/rooms/{room}/messages", handler.get)]

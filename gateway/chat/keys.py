@@ -17,6 +17,15 @@ class ChatKeys:
         """Sorted set: the newest messages of a room (see `gateway.chat.recent`)."""
         return f"{self.prefix}room:{room}:recent"
 
+    def unstored(self, room: str) -> str:
+        """Sorted set: ids trimmed out of the recent cache not yet seen in the store (see
+        `gateway.chat.unstored`)."""
+        return f"{self.prefix}room:{room}:unstored"
+
+    def inflight(self, room: str) -> str:
+        """Hash {id (19 digits) -> client key}: posts reserved and not yet confirmed/aborted."""
+        return f"{self.prefix}room:{room}:inflight"
+
     def room_seq(self, room: str) -> str:
         """Counter: how many messages were ever accepted in the room (for unread counts)."""
         return f"{self.prefix}room:{room}:seq"

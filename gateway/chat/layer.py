@@ -13,12 +13,17 @@
 - ``/app/rooms/{room}/typing`` (chat.typing_state.v1): publish chat.typing.v1, not persistent,
   never cached.
 
+Reads of history below the recent cache are refused (`StoreBehindError`) rather than served
+with a gap while the store lags (`gateway.chat.unstored`); the layer prunes the room's
+unstored set in the background as it grows.
+
 Client headers are never forwarded: the published headers are built here, so a client cannot
 set ``sender`` (in the body it is an unknown field and rejected).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +47,7 @@ from gateway.chat.read_state import ReadState
 from gateway.chat.recent import RecentCache, decode_member
 from gateway.chat.snowflake import MAX_ID, parse
 from gateway.chat.store_api import MessageReader
+from gateway.chat.unstored import UnstoredSet
 from schemas import SchemaError, decode
 from schemas.models import ChatPost, ChatRead, TypingState
 
@@ -54,6 +60,9 @@ PublishFn = Callable[[str, Sequence[tuple[str, str]], bytes], Awaitable[None]]
 
 IdSource = Callable[[int], int]
 """now_ms -> a new Snowflake id (`SnowflakeGenerator.next_id`, `NodeLease.next_id`)."""
+
+PRUNE_BATCH = 1000
+"""Unstored ids a background prune checks against the store at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,17 +101,24 @@ class ChatLayer:
         pending_ttl_ms: int = 60_000,
         idempotency_ttl_s: int = 24 * 3600,
         max_future_ms: int = 5_000,
+        prune_every: int = 256,
     ) -> None:
         if recent_limit < 1:
             raise ValueError("recent_limit must be at least 1")
+        if prune_every < 1:
+            raise ValueError("prune_every must be at least 1")
         keys = ChatKeys(key_prefix)
         self._ids = ids
         self._clock = clock
         self._publish = publish
         self._max_body = max_body
         self._max_future_ms = max_future_ms
+        self._store = store
+        self._prune_every = prune_every
+        self._prunes: dict[str, asyncio.Task[None]] = {}
         self.recent = RecentCache(redis, keys)
-        self.history = HistoryReader(self.recent, store)
+        self.unstored = UnstoredSet(redis, keys)
+        self.history = HistoryReader(self.recent, store, self.unstored)
         self.read_state = ReadState(redis, keys)
         self._ledger = PostLedger(
             redis,
@@ -111,6 +127,8 @@ class ChatLayer:
             recent_ttl_s=recent_ttl_s,
             pending_ttl_ms=pending_ttl_ms,
             idempotency_ttl_s=idempotency_ttl_s,
+            # Without a store nothing reads below the cache: nothing to track.
+            track_unstored=store is not None,
         )
 
     def handles(self, destination: str) -> bool:
@@ -143,6 +161,8 @@ class ChatLayer:
             if reservation.pending:
                 await self._take_over(user, room, post, reservation.message_id)
             return ChatResult("messages", room, reservation.message_id, duplicate=True)
+        if reservation.unstored and reservation.unstored % self._prune_every == 0:
+            self._start_prune(room)
         headers = events.message_headers(message_id, user, post.client_id)
         try:
             await self._publish(room_topic(room), headers, event)
@@ -154,7 +174,9 @@ class ChatLayer:
             except Exception:
                 log.exception("could not uncache unpublished message %d", message_id)
             raise
-        await self._ledger.confirm(user=user, client_id=post.client_id, message_id=message_id)
+        await self._ledger.confirm(
+            user=user, client_id=post.client_id, room=room, message_id=message_id
+        )
         return ChatResult("messages", room, message_id)
 
     @staticmethod
@@ -224,6 +246,41 @@ class ChatLayer:
             )
             for entry in await self.history.after(room, after_id, limit)
         ]
+
+    def _start_prune(self, room: str) -> None:
+        if self._store is None or room in self._prunes:
+            return
+        task = asyncio.get_running_loop().create_task(self.prune_unstored(room))
+        self._prunes[room] = task
+        task.add_done_callback(lambda _: self._prunes.pop(room, None))
+
+    async def prune_unstored(self, room: str) -> None:
+        """Drop from the room's unstored set what the store has by now, and dead posts.
+
+        Runs in the background (the post path never waits for the store); a failure only
+        means the next prune, or a read, does it.
+        """
+        if self._store is None:
+            return
+        try:
+            ids = await self.unstored.oldest(room, PRUNE_BATCH)
+            if not ids:
+                return
+            rows = await self._store.history(room, after=ids[0] - 1, limit=PRUNE_BATCH)
+            stored = {m.id for m in rows}
+            await self.unstored.stored(room, [i for i in ids if i in stored])
+            covered = rows[-1].id if len(rows) >= PRUNE_BATCH else None
+            missing = [i for i in ids if i not in stored and (covered is None or i < covered)]
+            await self.unstored.outstanding(room, missing)  # drops the dead ones
+        except Exception:
+            log.warning("could not prune the unstored set of room %s", room, exc_info=True)
+
+    async def close(self) -> None:
+        """Stop the background prunes (before the Redis client and the store close)."""
+        tasks = list(self._prunes.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def unread(self, user: str, room: str) -> int:
         return await self.read_state.unread(user, room)

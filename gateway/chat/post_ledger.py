@@ -17,6 +17,12 @@ stored once (the store is idempotent on the id) and a live subscriber may see th
 (the same message: clients de-duplicate by id). After ``pending_ttl_ms`` without a retry the
 pending key expires; a later retry then gets a new id (the persist worker's idempotency on
 (sender, client id) still keeps one copy).
+
+With ``track_unstored`` (the gateway reads history from a store) the same steps keep the
+bookkeeping of `gateway.chat.unstored`: ``reserve`` records the post as in flight and moves
+every id it trims out of the cache into the room's unstored set; ``confirm`` and
+``confirm_takeover`` clear the in-flight mark (a takeover also records its message as
+unstored when the cache does not hold it); ``abort`` removes the message from both.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ class Reserved:
     message_id: int
     ordinal: int
     member: bytes
+    unstored: int = 0
+    """How many ids of the room await the store (0 when not tracked)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +65,10 @@ class PostLedger:
         recent_ttl_s: int,
         pending_ttl_ms: int,
         idempotency_ttl_s: int,
+        track_unstored: bool = True,
     ) -> None:
         self._keys = keys
+        self._track = b"1" if track_unstored else b"0"
         self._recent_limit = recent_limit
         self._recent_ttl_s = recent_ttl_s
         self._pending_ttl_ms = pending_ttl_ms
@@ -76,6 +86,8 @@ class PostLedger:
             self._keys.client(user, client_id),
             self._keys.recent(room),
             self._keys.room_seq(room),
+            self._keys.unstored(room),
+            self._keys.inflight(room),
         ]
         args: list[bytes | int] = [
             b"p%d" % message_id,
@@ -84,19 +96,26 @@ class PostLedger:
             event,
             self._recent_limit,
             self._recent_ttl_s,
+            self._track,
         ]
-        created, value = await self._reserve(keys=keys, args=args)
+        created, value, *rest = await self._reserve(keys=keys, args=args)
         if int(created):
             ordinal = int(value)
-            return Reserved(message_id, ordinal, encode_member(message_id, ordinal, event))
+            member = encode_member(message_id, ordinal, event)
+            return Reserved(message_id, ordinal, member, int(rest[0]))
         raw = as_bytes(value)
         pending = raw.startswith(b"p")
         return Existing(int(raw[1:] if pending else raw), pending)
 
-    async def confirm(self, *, user: str, client_id: str, message_id: int) -> None:
+    async def confirm(self, *, user: str, client_id: str, room: str, message_id: int) -> None:
         await self._confirm(
-            keys=[self._keys.client(user, client_id)],
-            args=[b"p%d" % message_id, b"%d" % message_id, self._idempotency_ttl_s],
+            keys=[self._keys.client(user, client_id), self._keys.inflight(room)],
+            args=[
+                b"p%d" % message_id,
+                b"%d" % message_id,
+                self._idempotency_ttl_s,
+                id_key(message_id),
+            ],
         )
 
     async def cached_member(self, room: str, message_id: int) -> bytes | None:
@@ -112,18 +131,30 @@ class PostLedger:
     ) -> None:
         """After a retry republished a post still pending (its first attempt died)."""
         await self._takeover(
-            keys=[self._keys.client(user, client_id), self._keys.recent(room)],
+            keys=[
+                self._keys.client(user, client_id),
+                self._keys.recent(room),
+                self._keys.unstored(room),
+                self._keys.inflight(room),
+            ],
             args=[
                 b"p%d" % message_id,
                 b"%d" % message_id,
                 self._idempotency_ttl_s,
                 member or b"",
                 id_key(message_id),
+                self._recent_ttl_s,
+                self._track,
             ],
         )
 
     async def abort(self, *, user: str, client_id: str, room: str, reserved: Reserved) -> None:
         await self._abort(
-            keys=[self._keys.client(user, client_id), self._keys.recent(room)],
-            args=[b"p%d" % reserved.message_id, reserved.member],
+            keys=[
+                self._keys.client(user, client_id),
+                self._keys.recent(room),
+                self._keys.unstored(room),
+                self._keys.inflight(room),
+            ],
+            args=[b"p%d" % reserved.message_id, reserved.member, id_key(reserved.message_id)],
         )

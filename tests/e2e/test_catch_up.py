@@ -14,7 +14,14 @@ import redis
 import stomp.exception
 
 from tests.e2e.conftest import GatewayFactory
-from tests.e2e.procs import WorkerProcess, post_body, room_name, store_rows, wait_stored
+from tests.e2e.procs import (
+    WorkerProcess,
+    http_get,
+    post_body,
+    room_name,
+    store_rows,
+    wait_stored,
+)
 from tests.support.stomp_client import Received, StompClient, stomp_client
 
 FAST = {"STOMPGATE_FRAMES_PER_SECOND": "0"}
@@ -200,3 +207,45 @@ def test_a_bad_catch_up_header_is_refused(start_gateway: GatewayFactory) -> None
     finally:
         with contextlib.suppress(stomp.exception.StompException, OSError):
             client.disconnect()
+
+
+def test_catch_up_is_refused_while_the_store_is_behind_then_served_whole(
+    start_gateway: GatewayFactory, worker: WorkerProcess, store_path: Path, log_dir: Path
+) -> None:
+    """The persist worker is down while 30 messages are posted and the cache keeps 10: a
+    catch-up from 0 would skip 20 of them, so it is refused (ERROR, nothing receipted) and
+    so is the history API (503); once the worker stored them, the same catch-up gets all."""
+    gw = start_gateway("gw-a", STOMPGATE_CHAT_RECENT_LIMIT="10", **FAST)
+    room = room_name("behind")
+    worker.stop()  # its durable queue stays bound and keeps what is published meanwhile
+    _post_all(gw.stomp_port, room, 30)
+    assert store_rows(store_path, room) == []
+    client = StompClient(gw.stomp_port, login="bob", passcode="bob")
+    client.connect()
+    try:
+        client.conn.subscribe(
+            _topic(room), "c", headers={"cur-max-message-id": "0", "receipt": "r1"}
+        )
+        error = client.next_error()
+        assert error.headers["message"] == (
+            "history not available yet: the message store is behind; retry shortly"
+        )
+        assert "r1" not in client.listener.receipts
+        assert client.no_message(0.3)
+    finally:
+        with contextlib.suppress(stomp.exception.StompException, OSError):
+            client.disconnect()
+    status, _, body = http_get(f"{gw.http_url}/api/rooms/{room}/messages?after=0")
+    assert status == 503
+    assert "store is behind" in body["error"]
+
+    worker.start(log_dir)
+    wait_stored(store_path, 30, room=room)
+    ids = [row[0] for row in store_rows(store_path, room)]
+    with stomp_client(gw.stomp_port, login="bob", passcode="bob") as bob:
+        _catch_up(bob, room, 0)
+        assert [_id(m) for m in bob.messages(30)] == ids
+        assert bob.no_message(0.3)
+    status, _, body = http_get(f"{gw.http_url}/api/rooms/{room}/messages?after=0")
+    assert status == 200
+    assert [int(m["id"]) for m in body["messages"]] == ids
