@@ -53,7 +53,6 @@ class Connection:
     """A client's STOMP session on this node; the relay's delivery sink for it."""
 
     __slots__ = (
-        "__weakref__",
         "_catch_up",
         "_closing",
         "_lease",
@@ -247,7 +246,6 @@ class Connection:
         self.deadline = access.deadline(identity)
         self.session.accept(session_id=self.session_id, user_name=identity.user)
         self.node.metrics.frames_out.labels("CONNECTED").inc()
-        self.node.connected(self)
         log.info(
             "connected",
             extra={

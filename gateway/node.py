@@ -103,9 +103,6 @@ class Node:
         self.metrics.connections_total.labels(conn.transport_name).inc()
         self.metrics.sessions.labels(conn.transport_name).inc()
 
-    def connected(self, conn: Connection) -> None:
-        """The session was accepted (CONNECTED sent)."""
-
     def forget(self, conn: Connection) -> None:
         if conn in self.connections:
             self.connections.discard(conn)

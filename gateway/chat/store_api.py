@@ -1,9 +1,9 @@
 """The message-store contract the chat layer reads history through.
 
-Implemented by ``workers/store`` (MongoDB); tests use an in-memory fake. The contract is
-structural: any object whose ``history`` returns a sequence of objects with the
-`StoredMessageLike` attributes conforms (``workers.store.StoredMessage`` and the
-`StoredMessage` below both do), so the gateway does not import the workers package.
+Implemented by ``workers/store`` (SQLite, MongoDB); tests use an in-memory fake. The contract
+is structural: any object whose ``history`` returns a sequence of objects with the
+`StoredMessageLike` attributes conforms. The concrete record is ``workers.store``'s
+`StoredMessage`, re-exported here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-import msgspec
+from workers.store.base import StoredMessage
+
+__all__ = ["MessageReader", "StoredMessage", "StoredMessageLike"]
 
 
 class StoredMessageLike(Protocol):
@@ -36,18 +38,6 @@ class StoredMessageLike(Protocol):
     def event(self) -> bytes:
         """The exact chat.message.v1 JSON as published."""
         ...
-
-
-class StoredMessage(msgspec.Struct, frozen=True):
-    """One stored chat message (a concrete `StoredMessageLike`)."""
-
-    id: int
-    room: str
-    sender: str
-    client_id: str
-    sent_at: int
-    event: bytes
-    """The exact chat.message.v1 JSON as published."""
 
 
 class MessageReader(Protocol):

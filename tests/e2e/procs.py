@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import sqlite3
-import subprocess
 import sys
 import time
 import urllib.error
@@ -19,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.gateway_proc import ROOT, free_port
+from tests.support.gateway_proc import free_port
+from tests.support.process import ManagedProcess
 
 
 @dataclass
-class WorkerProcess:
+class WorkerProcess(ManagedProcess):
     """``python -m workers persist`` with its health server on a free port."""
 
     amqp_url: str
@@ -31,74 +29,28 @@ class WorkerProcess:
     name: str = "persist"
     metrics_port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
 
     def start(self, log_dir: Path, timeout: float = 30.0) -> None:
         env = {
-            **os.environ,
             "STOMPGATE_AMQP_URL": self.amqp_url,
             "STOMPGATE_STORE": self.store_url,
             "STOMPGATE_WORKER_METRICS_HOST": "127.0.0.1",
             "STOMPGATE_WORKER_METRICS_PORT": str(self.metrics_port),
             **self.env,
         }
-        self.log_path = log_dir / f"worker-{self.name}.log"
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "workers", "persist"],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        try:
-            self.wait_healthy(timeout)
-        except BaseException:
-            self.kill()
-            raise
+        self.spawn(
+            [sys.executable, "-m", "workers", "persist"],
+            env,
+            log_dir / f"worker-{self.name}.log",
+            f"http://127.0.0.1:{self.metrics_port}/healthz",
+            timeout,
+            f"worker {self.name}",
+        )
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Until /healthz says it is consuming (its queue exists and is bound)."""
         url = f"http://127.0.0.1:{self.metrics_port}/healthz"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.logs()}")
-            try:
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"worker not healthy in {timeout} s:\n{self.logs()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no drain, whatever it received and did not ack comes back."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-    def stop(self, timeout: float = 20.0) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        code = self.process.returncode
-        self.process = None
-        return code
-
-    def logs(self) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        return self.log_path.read_text(errors="replace")[-8000:]
+        self.wait_ok(url, timeout, f"worker {self.name}")
 
 
 # -- the store, read directly ------------------------------------------------------------------
@@ -148,11 +100,11 @@ def http_get(
     url: str, *, auth: str | None = basic("alice", "alice"), timeout: float = 10.0
 ) -> tuple[int, str, Any]:
     """(status, reason, parsed JSON body or None)."""
-    request = urllib.request.Request(url)  # noqa: S310
+    request = urllib.request.Request(url)
     if auth is not None:
         request.add_header("Authorization", auth)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             raw = response.read()
             return response.status, response.reason, json.loads(raw) if raw else None
     except urllib.error.HTTPError as exc:

@@ -17,7 +17,8 @@ from pathlib import Path
 import redis
 
 from tests.e2e.procs import history_after, post_body, room_name, store_rows, wait_stored
-from tests.support.gateway_proc import ROOT, free_port
+from tests.support.gateway_proc import free_port
+from tests.support.process import ROOT
 from tests.support.stomp_client import stomp_client
 
 

@@ -16,7 +16,7 @@ from tests.support.stomp_client import StompClient, stomp_client
 
 def ready(node: GatewayProcess) -> int:
     try:
-        with urllib.request.urlopen(node.http_url + "/readyz", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(node.http_url + "/readyz", timeout=5) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
@@ -54,7 +54,7 @@ def test_broker_loss_closes_sessions_and_the_node_recovers(fresh_vhost: str, log
             kept = again.next_message()
             assert kept.body == "queued before the loss"
             again.ack(kept.headers["ack"])
-        with urllib.request.urlopen(node.http_url + "/readyz", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(node.http_url + "/readyz", timeout=5) as response:
             assert json.loads(response.read()) == {"ready": True}
     finally:
         node.stop()

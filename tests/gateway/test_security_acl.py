@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.gateway_proc import ROOT, GatewayProcess
+from tests.support.gateway_proc import GatewayProcess
+from tests.support.process import ROOT
 from tests.support.security import (
     StompPeer,
     hs_token,

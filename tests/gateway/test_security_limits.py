@@ -17,7 +17,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.gateway_proc import ROOT, GatewayProcess
+from tests.support.gateway_proc import GatewayProcess
+from tests.support.process import ROOT
 from tests.support.security import (
     StompPeer,
     echo,

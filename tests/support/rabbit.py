@@ -23,11 +23,11 @@ PASSWORD = "guest"
 def mgmt(method: str, path: str, body: Any = None) -> Any:
     """Call RabbitMQ's management HTTP API; returns parsed JSON (or None for empty bodies)."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(MGMT_URL + "/api" + path, data=data, method=method)  # noqa: S310
+    request = urllib.request.Request(MGMT_URL + "/api" + path, data=data, method=method)
     token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
     request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as response:
         raw = response.read()
     return json.loads(raw) if raw else None
 
