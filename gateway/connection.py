@@ -61,6 +61,7 @@ class Connection:
         "_unpaid",
         "created",
         "deadline",
+        "dirty",
         "handshake_token",
         "identity",
         "last_read",
@@ -98,6 +99,7 @@ class Connection:
         self._catch_up: dict[str, CatchUp] = {}
         self._next_message_id = 0
         self._closing = False
+        self.dirty = False  # queued output the node will flush at the end of this loop turn
         self._unpaid = 0  # bytes read but not yet charged to the rate limiter
         now = time.monotonic()
         self.created = now
@@ -125,7 +127,9 @@ class Connection:
             message_id = ack_id
         self.session.send_message(message, subscription_id, message_id, ack_id)
         self.node.metrics.delivered += 1
-        self.node.mark_dirty(self)
+        if not self.dirty:  # one write per loop turn, however many messages it brought
+            self.dirty = True
+            self.node.mark_dirty(self)
 
     def _held_or_duplicate(
         self, subscription_id: str, message: PreparedMessage, ack_id: str | None

@@ -130,6 +130,7 @@ class Node:
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
         for conn in dirty:
+            conn.dirty = False
             if not conn.closing:
                 conn.flush()
 
