@@ -453,6 +453,15 @@ class ServerSession:
                 frame,
             )
 
+    def _emit_or_buffer(
+        self, transaction: str | None, item: events.TransactionFrame, frame: Frame
+    ) -> None:
+        """Report ``item`` now, or hold it in its transaction until COMMIT."""
+        if transaction is None:
+            self._events.append(item)
+        else:
+            self._buffer(transaction, item, frame)
+
     def _buffer(self, transaction: str, item: events.TransactionFrame, frame: Frame) -> None:
         frames = self._transactions.get(transaction)
         if frames is None:
@@ -484,10 +493,7 @@ class ServerSession:
         event = events.SendRequested(
             destination, frame.headers, frame.body, frame.header("receipt"), transaction
         )
-        if transaction is None:
-            self._events.append(event)
-        else:
-            self._buffer(transaction, event, frame)
+        self._emit_or_buffer(transaction, event, frame)
 
     def _on_subscribe(self, frame: Frame) -> None:
         destination = self._require(frame, "destination")
@@ -566,10 +572,7 @@ class ServerSession:
         else:
             requeue = frame.header("requeue", "true") != "false"
             event = events.NackRequested(ack_id, subscription, receipt, transaction, requeue)
-        if transaction is None:
-            self._events.append(event)
-        else:
-            self._buffer(transaction, event, frame)
+        self._emit_or_buffer(transaction, event, frame)
 
     def _on_begin(self, frame: Frame) -> None:
         transaction = self._require(frame, "transaction")
