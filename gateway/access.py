@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import redis.asyncio as redis
 from aiohttp import web
@@ -71,6 +71,7 @@ class Access:
         self.counter = ConnectionCounter(
             auth.limits, redis_client, key_prefix=key_prefix, node_id=node_id
         )
+        self._no_rate_limits = SessionRateLimiter(auth.limits)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -94,7 +95,7 @@ class Access:
         return None if allowed else origin_rejection(origin).message
 
     def handshake_token(self, request: web.Request) -> str | None:
-        cookies = {name: value for name, value in request.cookies.items()}
+        cookies = _LazyCookies(request)
         return self.authenticator.handshake_token(request.headers, request.query, cookies)
 
     def open_ip(self, ip: str) -> None:
@@ -105,6 +106,8 @@ class Access:
         self.counter.release_ip(ip)
 
     def rate_limiter(self) -> SessionRateLimiter:
+        if not (self.limits.frames_per_second or self.limits.bytes_per_second):
+            return self._no_rate_limits  # no buckets: nothing per session to keep
         return SessionRateLimiter(self.limits)
 
     # -- CONNECT -----------------------------------------------------------------------------
@@ -133,6 +136,29 @@ class Access:
 
     async def authorize_subscribe(self, identity: Identity, destination: str) -> None:
         await self.gatekeeper.authorize_subscribe(identity, destination)
+
+
+class _LazyCookies(Mapping[str, str]):
+    """``request.cookies``, parsed only if the token is looked for there.
+
+    aiohttp caches the parsed cookies on the request, which lives as long as the WebSocket:
+    parsing them when no cookie is consulted (dev mode, a token in a header or the query)
+    would keep a second copy of every cookie per connection.
+    """
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: web.Request) -> None:
+        self._request = request
+
+    def __getitem__(self, name: str) -> str:
+        return self._request.cookies[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._request.cookies)
+
+    def __len__(self) -> int:
+        return len(self._request.cookies)
 
 
 def build_access(settings: Settings, environ: Mapping[str, str] | None = None) -> Access:

@@ -95,8 +95,10 @@ class Connection:
         self.deadline: float | None = None  # epoch seconds when the token expires
         self.rate = node.access.rate_limiter()
         self._lease: UserLease | None = None
-        self._subscriptions: dict[str, RelaySubscription] = {}
-        self._catch_up: dict[str, CatchUp] = {}
+        # Created by the first SUBSCRIBE (catch-up: the first one that asks for a replay);
+        # most sessions never need them, and an empty dict per session adds up.
+        self._subscriptions: dict[str, RelaySubscription] | None = None
+        self._catch_up: dict[str, CatchUp] | None = None
         self._next_message_id = 0
         self._closing = False
         self.dirty = False  # queued output the node will flush at the end of this loop turn
@@ -134,14 +136,15 @@ class Connection:
     def _held_or_duplicate(
         self, subscription_id: str, message: PreparedMessage, ack_id: str | None
     ) -> bool:
-        state = self._catch_up.get(subscription_id)
-        if state is None:
+        catch_up = self._catch_up
+        state = None if catch_up is None else catch_up.get(subscription_id)
+        if catch_up is None or state is None:
             return False
         if state.held is not None:
             state.held.append((message, ack_id))
             return True
         if time.monotonic() > state.until:
-            del self._catch_up[subscription_id]
+            del catch_up[subscription_id]
             return False
         message_id = next((v for k, v in message.headers if k == MESSAGE_ID_HEADER), None)
         if message_id is not None and message_id in state.replayed:
@@ -192,7 +195,8 @@ class Connection:
             elif isinstance(event, events.SubscribeRequested):
                 await self._subscribe(event)
             elif isinstance(event, events.UnsubscribeRequested):
-                sub = self._subscriptions.pop(event.subscription_id, None)
+                subs = self._subscriptions
+                sub = None if subs is None else subs.pop(event.subscription_id, None)
                 if sub is not None:
                     await sub.cancel()
                 self._receipt(event.receipt)
@@ -281,6 +285,8 @@ class Connection:
         replay = None if node.chat is None else node.chat.replay_request(event)
         if replay is not None:
             # Hold live deliveries from the moment the binding exists until the replay is out.
+            if self._catch_up is None:
+                self._catch_up = {}
             self._catch_up[event.subscription_id] = CatchUp()
         try:
             sub = await node.relay.subscribe(
@@ -296,17 +302,21 @@ class Connection:
                 except BaseException:
                     await _cancel_quietly(sub)
                     raise
+            if self._subscriptions is None:
+                self._subscriptions = {}
             self._subscriptions[event.subscription_id] = sub
             self._receipt(event.receipt)
             if items is not None:
                 self._finish_catch_up(event.subscription_id, items)
         finally:
-            state = self._catch_up.get(event.subscription_id)
-            if state is not None and state.held is not None:  # failed before the replay
-                del self._catch_up[event.subscription_id]
+            catch_up = self._catch_up
+            state = None if catch_up is None else catch_up.get(event.subscription_id)
+            if catch_up is not None and state is not None and state.held is not None:
+                del catch_up[event.subscription_id]  # failed before the replay
 
     def _finish_catch_up(self, subscription_id: str, items: list[ReplayItem]) -> None:
         """Send the replay, then the live messages held meanwhile, skipping duplicates."""
+        assert self._catch_up is not None
         state = self._catch_up[subscription_id]
         held, state.held = state.held or [], None
         # Replayed items bypass deliver(): it would take them for live messages and, with the
@@ -336,11 +346,14 @@ class Connection:
     def _subscription_for_ack(
         self, event: events.AckRequested | events.NackRequested
     ) -> RelaySubscription | None:
+        subs = self._subscriptions
+        if subs is None:
+            return None
         if event.subscription_id is not None:
-            found = self._subscriptions.get(event.subscription_id)
+            found = subs.get(event.subscription_id)
             if found is not None:
                 return found
-        for sub in self._subscriptions.values():
+        for sub in subs.values():
             if sub.owns(event.ack_id):
                 return sub
         return None
@@ -422,7 +435,7 @@ class Connection:
 
     async def release(self) -> None:
         """Give back what the relay and the limits hold for this session (socket gone)."""
-        self._subscriptions.clear()
+        self._subscriptions = None
         if self._lease is not None:
             await self.node.access.counter.release_user(self._lease)
             self._lease = None

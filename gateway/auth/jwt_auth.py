@@ -34,6 +34,7 @@ import hmac
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -539,4 +540,6 @@ class DevAuthenticator:
         )
         if expected is None or not ok or login is None:
             raise AuthError("bad credentials", "unknown login or wrong passcode")
-        return Identity(user=login, claims={}, expires_at=None, roles=frozenset(), dev=True)
+        # The login string is one of the configured few: share it instead of keeping the
+        # CONNECT header's copy for as long as the session lives.
+        return Identity(user=sys.intern(login), dev=True)

@@ -452,7 +452,7 @@ class UserLease:
     """One session's slot in its user's connection count; give it back to ``release_user``."""
 
     user: str
-    member: str
+    member: str  # the session's member of the Redis set; "" when not shared
     shared: bool  # True: counted in Redis; False: counted in this process only
 
 
@@ -547,7 +547,7 @@ class ConnectionCounter:
         if limit and count > limit:
             raise self._user_error(user, count)
         self._local_users[user] = count
-        return UserLease(user, member, shared=False)
+        return UserLease(user, "", shared=False)  # no member: nothing to find in Redis
 
     async def release_user(self, lease: UserLease) -> None:
         """Give the slot back (idempotent)."""

@@ -111,13 +111,19 @@ class HeartBeatPlan:
     expect_every_ms: int  # 0 = don't check the client
 
 
+#: No heart-beats either way (shared: a plan is immutable and kept by every session).
+_NO_HEARTBEAT: Final = HeartBeatPlan(0, 0)
+#: A client's heart-beat header before one is parsed (and after CONNECT, when it is spent).
+_NO_CLIENT_HEARTBEAT: Final = (0, 0)
+
+
 def negotiate_heartbeat(server: tuple[int, int], client: tuple[int, int]) -> HeartBeatPlan:
     """Spec 1.2 "Heart-beating": each side uses the larger period, 0 if either opts out."""
     sx, sy = server
     cx, cy = client
     send = max(sx, cy) if sx and cy else 0
     expect = max(cx, sy) if cx and sy else 0
-    return HeartBeatPlan(send, expect)
+    return _NO_HEARTBEAT if not (send or expect) else HeartBeatPlan(send, expect)
 
 
 def _parse_heartbeat(value: str) -> tuple[int, int] | None:
@@ -165,9 +171,10 @@ class ServerSession:
         self._closed = False
         self._errored = False
         self._proposed_version: str | None = None
-        self._client_heartbeat = (0, 0)
-        self._subscriptions: dict[str, events.SubscribeRequested] = {}
-        self._transactions: dict[str, list[events.TransactionFrame]] = {}
+        self._client_heartbeat = _NO_CLIENT_HEARTBEAT
+        # Created by the first SUBSCRIBE / BEGIN: most sessions sit idle or never use them.
+        self._subscriptions: dict[str, events.SubscribeRequested] | None = None
+        self._transactions: dict[str, list[events.TransactionFrame]] | None = None
 
     # -- bytes in, events out ---------------------------------------------------------
 
@@ -201,7 +208,8 @@ class ServerSession:
 
     def subscription(self, sub_id: str) -> events.SubscribeRequested | None:
         """The active subscription with id ``sub_id``, if any."""
-        return self._subscriptions.get(sub_id)
+        subscriptions = self._subscriptions
+        return None if subscriptions is None else subscriptions.get(sub_id)
 
     # -- calls from the adapter -----------------------------------------------------
 
@@ -223,11 +231,12 @@ class ServerSession:
         self._parser.version = version
         headers = [("version", version)]
         if version == "1.0":
-            self.heartbeat = HeartBeatPlan(0, 0)
+            self.heartbeat = _NO_HEARTBEAT
         else:
             sx, sy = self.config.heartbeat
             headers.append(("heart-beat", f"{sx},{sy}"))
             self.heartbeat = negotiate_heartbeat(self.config.heartbeat, self._client_heartbeat)
+        self._client_heartbeat = _NO_CLIENT_HEARTBEAT
         headers.append(("server", self.config.server_name))
         headers.append(("session", session_id))
         if user_name is not None:
@@ -348,7 +357,7 @@ class ServerSession:
         self.state = SessionState.CLOSED
         self._closed = True
         self._errored = True
-        self._transactions.clear()
+        self._transactions = None
 
     def _fail(
         self,
@@ -463,7 +472,8 @@ class ServerSession:
             self._buffer(transaction, item, frame)
 
     def _buffer(self, transaction: str, item: events.TransactionFrame, frame: Frame) -> None:
-        frames = self._transactions.get(transaction)
+        transactions = self._transactions
+        frames = None if transactions is None else transactions.get(transaction)
         if frames is None:
             self._unknown_transaction(transaction, frame)
             return
@@ -514,7 +524,10 @@ class ServerSession:
                 frame,
             )
             return
-        if sub_id in self._subscriptions:
+        subscriptions = self._subscriptions
+        if subscriptions is None:
+            subscriptions = self._subscriptions = {}
+        if sub_id in subscriptions:
             self._fail(
                 f"duplicate subscription id {_quote(sub_id)}",
                 "Each active subscription on a connection needs its own id.",
@@ -522,10 +535,9 @@ class ServerSession:
             )
             return
         limit = self.config.limits.max_subscriptions
-        if len(self._subscriptions) >= limit:
+        if len(subscriptions) >= limit:
             self._fail(
-                f"too many subscriptions: {len(self._subscriptions) + 1} "
-                f"> max_subscriptions {limit}",
+                f"too many subscriptions: {len(subscriptions) + 1} > max_subscriptions {limit}",
                 "Unsubscribe from something before subscribing again.",
                 frame,
             )
@@ -533,7 +545,7 @@ class ServerSession:
         event = events.SubscribeRequested(
             sub_id, destination, ack, frame.headers, frame.header("receipt")
         )
-        self._subscriptions[sub_id] = event
+        subscriptions[sub_id] = event
         self._events.append(event)
 
     def _on_unsubscribe(self, frame: Frame) -> None:
@@ -551,7 +563,8 @@ class ServerSession:
             if required is None:
                 return
             sub_id = required
-        if self._subscriptions.pop(sub_id, None) is None:
+        subscriptions = self._subscriptions
+        if subscriptions is None or subscriptions.pop(sub_id, None) is None:
             self._fail(
                 f"unknown subscription id {_quote(sub_id)}",
                 "UNSUBSCRIBE names no active subscription.",
@@ -578,7 +591,10 @@ class ServerSession:
         transaction = self._require(frame, "transaction")
         if transaction is None:
             return
-        if transaction in self._transactions:
+        transactions = self._transactions
+        if transactions is None:
+            transactions = self._transactions = {}
+        if transaction in transactions:
             self._fail(
                 f"transaction {_quote(transaction)} already started",
                 "BEGIN names a transaction that is still open.",
@@ -586,14 +602,14 @@ class ServerSession:
             )
             return
         limit = self.config.limits.max_transactions
-        if len(self._transactions) >= limit:
+        if len(transactions) >= limit:
             self._fail(
-                f"too many transactions: {len(self._transactions) + 1} > max_transactions {limit}",
+                f"too many transactions: {len(transactions) + 1} > max_transactions {limit}",
                 "Commit or abort a transaction before beginning another.",
                 frame,
             )
             return
-        self._transactions[transaction] = []
+        transactions[transaction] = []
         receipt = frame.header("receipt")
         if receipt is not None:
             self.receipt(receipt)
@@ -602,7 +618,7 @@ class ServerSession:
         transaction = self._require(frame, "transaction")
         if transaction is None:
             return
-        frames = self._transactions.pop(transaction, None)
+        frames = self._end_transaction(transaction)
         if frames is None:
             self._unknown_transaction(transaction, frame)
             return
@@ -614,7 +630,7 @@ class ServerSession:
         transaction = self._require(frame, "transaction")
         if transaction is None:
             return
-        frames = self._transactions.pop(transaction, None)
+        frames = self._end_transaction(transaction)
         if frames is None:
             self._unknown_transaction(transaction, frame)
             return
@@ -623,8 +639,13 @@ class ServerSession:
             self.receipt(receipt)
         self._events.append(events.TransactionAborted(transaction, receipt, len(frames)))
 
+    def _end_transaction(self, transaction: str) -> list[events.TransactionFrame] | None:
+        """Take the frames of an open transaction (None: no such transaction)."""
+        transactions = self._transactions
+        return None if transactions is None else transactions.pop(transaction, None)
+
     def _on_disconnect(self, frame: Frame) -> None:
-        self._transactions.clear()
+        self._transactions = None
         self.state = SessionState.CLOSED
         self._closed = True
         self._events.append(events.DisconnectRequested(frame.header("receipt")))
