@@ -28,11 +28,13 @@ class RecordingListener(stomp.ConnectionListener):  # type: ignore[misc]
         self.receipts: set[str] = set()
         self.receipt_cond = threading.Condition()
         self.disconnected = threading.Event()
+        self.got_error = threading.Event()
 
     def on_message(self, frame: Any) -> None:
         self.messages.put(Received("MESSAGE", dict(frame.headers), frame.body))
 
     def on_error(self, frame: Any) -> None:
+        self.got_error.set()
         self.errors.put(Received("ERROR", dict(frame.headers), frame.body))
 
     def on_receipt(self, frame: Any) -> None:
@@ -72,6 +74,10 @@ class StompClient:
         self.conn.connect(self.login, self.passcode, wait=True, headers=headers)
 
     def disconnect(self) -> None:
+        if self.listener.got_error.is_set():
+            # The server closes the socket after an ERROR; sending DISCONNECT into that race
+            # fails with EBADF. Let the close arrive first.
+            self.listener.disconnected.wait(5)
         if self.conn.is_connected():
             self.conn.disconnect()
 
