@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import sys
 from collections.abc import Mapping
@@ -13,10 +14,22 @@ from tests.support.process import ManagedProcess
 DEV_USERS = "guest:guest,alice:alice,bob:bob"
 
 
+#: Ports handed to test servers come from below the kernel's ephemeral range (32768-60999
+#: here), so an outgoing connection can never take one between our check and the bind.
+_TEST_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free TCP port on 127.0.0.1 outside the ephemeral range."""
+    for _ in range(200):
+        port = random.choice(_TEST_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found for a test server")
 
 
 @dataclass

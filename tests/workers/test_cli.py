@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 import urllib.request
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.gateway_proc import free_port
 from workers.__main__ import main
 from workers.framework import WorkerApp
 from workers.registry import UnknownWorkerError, resolve
@@ -126,12 +126,6 @@ def test_resolve_errors(name: str) -> None:
 def test_main_rejects_unknown_worker(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["nope"]) == 2
     assert "unknown worker 'nope'" in capsys.readouterr().err
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(url: str) -> tuple[int, bytes]:
