@@ -34,7 +34,11 @@ class Gateway:
     def __init__(self, settings: Settings, *, access: Access | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        relay_settings = RelaySettings(amqp_url=settings.amqp_url, node_id=settings.node_id)
+        relay_settings = RelaySettings(
+            amqp_url=settings.amqp_url,
+            node_id=settings.node_id,
+            order_hold=settings.order_hold_ms / 1000,
+        )
         self.node = Node(
             settings,
             lambda lost: Relay(relay_settings, on_connection_lost=lost),

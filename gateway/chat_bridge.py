@@ -173,7 +173,7 @@ async def build_chat(
     layer = ChatLayer(
         redis=redis,
         key_prefix=settings.redis_prefix,
-        ids=lease.next_id,
+        ids=lease,
         clock=lambda: time.time_ns() // 1_000_000,
         publish=publish,
         store=store,

@@ -80,6 +80,10 @@ class Settings:
     chat_replay_limit: int = field(
         default=1000, metadata={"help": "messages replayed at most on a catch-up SUBSCRIBE"}
     )
+    order_hold_ms: int = field(
+        default=250,
+        metadata={"help": "ms a room message waits at most for an earlier one; 0 = no order"},
+    )
     drain_timeout: float = field(
         default=10.0, metadata={"help": "seconds SIGTERM waits for in-flight confirms"}
     )
@@ -98,6 +102,8 @@ class Settings:
                 raise ValueError(f"--{name.replace('_', '-')} must be 0..65535, got {port}")
         if self.heartbeat_grace < 1.0:
             raise ValueError("--heartbeat-grace must be at least 1.0")
+        if self.order_hold_ms < 0:
+            raise ValueError(f"--order-hold-ms must not be negative, got {self.order_hold_ms}")
 
     def dev_credentials(self) -> dict[str, str]:
         pairs: dict[str, str] = {}

@@ -63,8 +63,14 @@ def typing_event(*, room: str, user: str, typing: bool, at: int) -> bytes:
     )
 
 
-def message_headers(message_id: int, sender: str, client_id: str) -> Headers:
-    return (
+ROOM_SEQ_HEADER = "stompgate-room-seq"
+"""The message's room ordinal, on live publishes (`gateway.relay.ordering` orders by it)."""
+
+
+def message_headers(
+    message_id: int, sender: str, client_id: str, *, room_seq: int | None = None
+) -> Headers:
+    headers: Headers = (
         ("event-type", "message"),
         ("content-type", JSON),
         ("stompgate-message-id", str(message_id)),
@@ -72,6 +78,9 @@ def message_headers(message_id: int, sender: str, client_id: str) -> Headers:
         ("client-id", client_id),
         ("persistent", "true"),
     )
+    if room_seq is not None:
+        headers += ((ROOM_SEQ_HEADER, str(room_seq)),)
+    return headers
 
 
 def message_headers_from_event(event: bytes) -> Headers:

@@ -1,10 +1,13 @@
 """`ChatLayer`: the gateway's handler for SENDs to ``/app/...`` destinations.
 
 - ``/app/rooms/{room}/messages`` (chat.post.v1): validate, stamp the sender from the session
-  (never from the client), take a Snowflake id, build chat.message.v1, put it in the room's
+  (never from the client), take a Snowflake id above every id the room has (a node whose
+  clock is behind follows the room's newest id), build chat.message.v1, put it in the room's
   recent cache *before* publishing (a subscriber that binds and then reads the cache cannot
   miss a message published just before its binding existed), publish once to
-  ``/topic/room.{room}``. A failed publish takes the message back out of the cache. Retries
+  ``/topic/room.{room}`` with its room ordinal in ``stompgate-room-seq`` (the gateways
+  deliver a room's messages in that order: `gateway.relay.ordering`). A failed publish takes
+  the message back out of the cache. Retries
   with the same ``client_id`` get the original id and publish nothing; a retry of a post
   still pending (its first attempt's node died before the confirm) publishes the same
   message again, same id, and confirms it (`post_ledger`).
@@ -24,10 +27,11 @@ set ``sender`` (in the body it is an unknown field and rejected).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import redis.asyncio as aioredis
 
@@ -42,7 +46,7 @@ from gateway.chat.destinations import (
 from gateway.chat.errors import ChatError
 from gateway.chat.history import HistoryReader
 from gateway.chat.keys import ChatKeys
-from gateway.chat.post_ledger import Existing, PostLedger
+from gateway.chat.post_ledger import Behind, Existing, PostLedger, Reserved
 from gateway.chat.read_state import ReadState
 from gateway.chat.recent import RecentCache, decode_member
 from gateway.chat.snowflake import MAX_ID, parse
@@ -58,8 +62,21 @@ _T = TypeVar("_T", ChatPost, ChatRead, TypingState)
 PublishFn = Callable[[str, Sequence[tuple[str, str]], bytes], Awaitable[None]]
 """(destination, headers, body) -> returns once the broker confirmed; raises on failure."""
 
-IdSource = Callable[[int], int]
-"""now_ms -> a new Snowflake id (`SnowflakeGenerator.next_id`, `NodeLease.next_id`)."""
+
+class IdSource(Protocol):
+    """Issues Snowflake ids: `SnowflakeGenerator` or `NodeLease`."""
+
+    def next_id(self, now_ms: int) -> int:
+        """A new id at Unix ms ``now_ms``."""
+        ...
+
+    def follow(self, snowflake: int) -> object:
+        """Make later ids greater than ``snowflake``; may return an awaitable to await."""
+        ...
+
+
+MAX_RESERVE_ATTEMPTS = 8
+"""Reservations of one post that may find the room ahead (each one follows it)."""
 
 PRUNE_BATCH = 1000
 """Unstored ids a background prune checks against the store at once."""
@@ -152,18 +169,17 @@ class ChatLayer:
 
     async def _post(self, user: str, room: str, body: bytes) -> ChatResult:
         post = _decode(ChatPost, body)
-        message_id = self._ids(self._clock())
-        event = self._message_event(message_id, room, user, post)
-        reservation = await self._ledger.reserve(
-            user=user, client_id=post.client_id, room=room, message_id=message_id, event=event
-        )
+        reservation, event = await self._reserve(user, room, post)
         if isinstance(reservation, Existing):
             if reservation.pending:
                 await self._take_over(user, room, post, reservation.message_id)
             return ChatResult("messages", room, reservation.message_id, duplicate=True)
+        message_id = reservation.message_id
         if reservation.unstored and reservation.unstored % self._prune_every == 0:
             self._start_prune(room)
-        headers = events.message_headers(message_id, user, post.client_id)
+        headers = events.message_headers(
+            message_id, user, post.client_id, room_seq=reservation.ordinal
+        )
         try:
             await self._publish(room_topic(room), headers, event)
         except BaseException:
@@ -178,6 +194,32 @@ class ChatLayer:
             user=user, client_id=post.client_id, room=room, message_id=message_id
         )
         return ChatResult("messages", room, message_id)
+
+    async def _reserve(
+        self, user: str, room: str, post: ChatPost
+    ) -> tuple[Reserved | Existing, bytes]:
+        """Reserve the post under a new id above every id the room has (see `post_ledger`);
+        the reservation and the chat.message.v1 event built for it."""
+        for _ in range(MAX_RESERVE_ATTEMPTS):
+            message_id = self._ids.next_id(self._clock())
+            event = self._message_event(message_id, room, user, post)
+            reservation = await self._ledger.reserve(
+                user=user, client_id=post.client_id, room=room, message_id=message_id, event=event
+            )
+            if not isinstance(reservation, Behind):
+                return reservation, event
+            ahead_ms = parse(reservation.newest).ts_ms - parse(message_id).ts_ms
+            if ahead_ms > self._max_future_ms:
+                log.warning(
+                    "room %s holds id %d, %d ms ahead of this node's clock: clocks disagree",
+                    room,
+                    reservation.newest,
+                    ahead_ms,
+                )
+            following = self._ids.follow(reservation.newest)
+            if inspect.isawaitable(following):
+                await following
+        raise RuntimeError(f"no id above the newest of room {room} after retries")
 
     @staticmethod
     def _message_event(message_id: int, room: str, user: str, post: ChatPost) -> bytes:
@@ -194,11 +236,13 @@ class ChatLayer:
     async def _take_over(self, user: str, room: str, post: ChatPost, message_id: int) -> None:
         """Publish again a post whose first attempt never confirmed (see `post_ledger`)."""
         member = await self._ledger.cached_member(room, message_id)
+        room_seq: int | None = None
         if member is not None:
-            event = decode_member(member).event
+            cached = decode_member(member)
+            event, room_seq = cached.event, cached.ordinal
         else:  # trimmed out of the cache already: the same bytes, rebuilt
             event = self._message_event(message_id, room, user, post)
-        headers = events.message_headers(message_id, user, post.client_id)
+        headers = events.message_headers(message_id, user, post.client_id, room_seq=room_seq)
         await self._publish(room_topic(room), headers, event)
         await self._ledger.confirm_takeover(
             user=user, client_id=post.client_id, room=room, message_id=message_id, member=member

@@ -6,9 +6,16 @@ RESERVE_POST = """
 -- KEYS: client key, recent key, room seq key, unstored key, inflight key
 -- ARGV: pending value, pending ttl ms, id (19 digits), event, recent limit, recent ttl s,
 --       track unstored ('1'/'0')
--- Returns {1, ordinal, unstored count} or {0, existing client key value}.
+-- Returns {1, ordinal, unstored count}, {0, existing client key value}, or {2, newest id}
+-- when the room already has an id >= this one (another node's clock is ahead): ids rise
+-- with the room ordinal, so the caller follows that id and reserves again with a new one.
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
+local newest = redis.call('ZRANGE', KEYS[2], -1, -1)
+if #newest > 0 then
+  local top = string.sub(newest[1], 1, 19)
+  if top >= ARGV[3] then return {2, top} end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local ordinal = redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[2], 0, ARGV[3] .. ':' .. ordinal .. ':' .. ARGV[4])

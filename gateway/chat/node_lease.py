@@ -167,6 +167,15 @@ class NodeLease:
 
     __call__ = next_id
 
+    async def follow(self, snowflake: int) -> None:
+        """Issue later ids above ``snowflake`` (another node's), raising the floor first when
+        that takes the generator past it."""
+        self.check()
+        assert self._generator is not None
+        self._generator.follow(snowflake)
+        if self._generator.last_ms >= self._limit_ms:
+            await self.renew()
+
     # -- Redis ---------------------------------------------------------------------------
 
     def _keys(self) -> list[str]:

@@ -5,6 +5,10 @@ A post goes through three states, each one atomic Lua step:
 1. ``reserve``: unless ``{prefix}client:{user}:{client_id}`` exists, set it to ``p<id>``
    (pending, short TTL), take the next room ordinal, add the message to the recent cache and
    trim it. If the key exists, report the earlier id (``<id>``: done; ``p<id>``: in flight).
+   If the room already holds an id at least as high (a node whose clock is ahead posted
+   there), reserve nothing and report that id (`Behind`): the caller's generator follows it
+   and reserves again with a higher id. So ids rise with the room ordinal, whatever the
+   clocks of the nodes, and a device's highest id is a sound catch-up cursor.
 2. ``confirm`` (after the broker confirmed the publish): the key becomes ``<id>`` for 24 h, so
    a retry with the same client id gets the original id and publishes nothing.
 3. ``abort`` (the publish failed): delete the key if still ours and take the message out of
@@ -48,6 +52,13 @@ class Reserved:
 
 
 @dataclass(frozen=True, slots=True)
+class Behind:
+    """The room already has ``newest`` >= the id offered: nothing was reserved."""
+
+    newest: int
+
+
+@dataclass(frozen=True, slots=True)
 class Existing:
     """The client id was used before: ``message_id`` is the earlier id."""
 
@@ -81,7 +92,7 @@ class PostLedger:
 
     async def reserve(
         self, *, user: str, client_id: str, room: str, message_id: int, event: bytes
-    ) -> Reserved | Existing:
+    ) -> Reserved | Existing | Behind:
         keys = [
             self._keys.client(user, client_id),
             self._keys.recent(room),
@@ -98,8 +109,10 @@ class PostLedger:
             self._recent_ttl_s,
             self._track,
         ]
-        created, value, *rest = await self._reserve(keys=keys, args=args)
-        if int(created):
+        status, value, *rest = await self._reserve(keys=keys, args=args)
+        if int(status) == 2:
+            return Behind(int(as_bytes(value)))
+        if int(status):
             ordinal = int(value)
             member = encode_member(message_id, ordinal, event)
             return Reserved(message_id, ordinal, member, int(rest[0]))

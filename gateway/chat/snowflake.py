@@ -8,6 +8,8 @@ The generator is pure: the caller passes the current time, so tests drive it wit
 Ids from one generator strictly increase even when the clock steps backwards: the generator
 keeps the last timestamp it used and never goes below it; when the 4096 sequence numbers of a
 millisecond run out it moves on to the next millisecond *logically*, ahead of the clock.
+`SnowflakeGenerator.follow` moves it past an id another node issued (a hybrid logical clock:
+the chat layer uses it so ids rise within a room even when the nodes' clocks disagree).
 41 bits of milliseconds last until 2095.
 """
 
@@ -106,3 +108,13 @@ class SnowflakeGenerator:
         return compose(self._last_ms, self._node, self._seq)
 
     __call__ = next_id
+
+    def follow(self, snowflake: int) -> None:
+        """Make every later id greater than ``snowflake`` (issued by any node).
+
+        The next id then takes a timestamp above ``snowflake``'s even if the clock is behind
+        it (and the generator stays ahead of the clock until the clock catches up).
+        """
+        ts_ms = parse(snowflake).ts_ms
+        if ts_ms >= self._last_ms:
+            self._last_ms, self._seq = ts_ms, MAX_SEQUENCE

@@ -9,7 +9,9 @@ consuming connection, consumes it without acks, and binds it
   subscription of a local user.
 
 Bindings are reference-counted (:class:`~gateway.relay.matcher.TopicTrie`): bound on the
-first local subscriber, unbound after the last. Each broker delivery becomes ONE
+first local subscriber, unbound after the last. Topic messages that carry a room sequence
+number go through :class:`~gateway.relay.ordering.KeyOrderer` first, so local subscribers
+get a room's messages in room order. Each broker delivery becomes ONE
 :class:`~gateway.stomp.PreparedMessage`, handed to every matching local subscription, so a
 room of 1,000 members spread over 4 nodes costs the broker 4 deliveries.
 
@@ -30,6 +32,7 @@ from pamqp import commands as spec
 from .destinations import TOPIC_PREFIX, escape_name
 from .errors import BrokerUnavailableError, SubscribeError, describe_amqp_error
 from .matcher import TopicTrie
+from .ordering import KeyOrderer, sequence_of
 from .settings import RelaySettings
 from .subscription import DeliverySink, RelaySubscription, prepare_message
 
@@ -91,6 +94,14 @@ class NodeFanout:
         self._bound: set[tuple[str, str]] = set()
         self._locks: dict[tuple[str, str], _KeyLock] = {}
         self.deliveries = 0  # broker deliveries taken from the node queue
+        self._orderer: KeyOrderer[DeliveredMessage] | None = None
+        if settings.order_hold > 0:
+            self._orderer = KeyOrderer(self._dispatch_topic, hold=settings.order_hold)
+
+    @property
+    def orderer(self) -> KeyOrderer[DeliveredMessage] | None:
+        """Puts room messages back in room order (`gateway.relay.ordering`); None if off."""
+        return self._orderer
 
     @property
     def queue(self) -> str | None:
@@ -118,6 +129,8 @@ class NodeFanout:
         self._channel = None
         self._queue = None
         self._bound.clear()
+        if self._orderer is not None:
+            self._orderer.reset()
 
     # -- subscriptions ---------------------------------------------------------------------
 
@@ -203,6 +216,17 @@ class NodeFanout:
         self.deliveries += 1
         exchange = delivery.exchange
         key = delivery.routing_key or ""
+        if exchange == TOPIC_EXCHANGE and self._orderer is not None:
+            sequence = sequence_of(message.header.properties.headers)
+            if sequence is not None:
+                self._orderer.offer(key, *sequence, message)
+                return
+        self._dispatch(exchange, key, message)
+
+    def _dispatch_topic(self, key: str, message: DeliveredMessage) -> None:
+        self._dispatch(TOPIC_EXCHANGE, key, message)
+
+    def _dispatch(self, exchange: str, key: str, message: DeliveredMessage) -> None:
         subs: tuple[FanoutSubscription, ...] | list[FanoutSubscription]
         if exchange == TOPIC_EXCHANGE:
             subs = self._topics.match(key)

@@ -28,12 +28,16 @@ class RelaySettings:
     user_exchange: str = "stompgate.user"
     consumer_channels: int = 4
     connect_timeout: float = 10.0
+    order_hold: float = 0.25
+    """Seconds a room message waits at most for an earlier one (`ordering`); 0 = no order."""
 
     def __post_init__(self) -> None:
         if self.publish_channels < 1:
             raise ValueError("publish_channels must be at least 1")
         if self.consumer_channels < 1:
             raise ValueError("consumer_channels must be at least 1")
+        if self.order_hold < 0:
+            raise ValueError("order_hold must not be negative")
         if self.confirm_timeout <= 0:
             raise ValueError("confirm_timeout must be positive")
         if not 0 < self.reconnect_min_delay <= self.reconnect_max_delay:

@@ -50,7 +50,7 @@ def chat(
     return ChatLayer(
         redis=redis,
         key_prefix=redis_prefix,
-        ids=SnowflakeGenerator(7).next_id,
+        ids=SnowflakeGenerator(7),
         clock=clock,
         publish=publisher,
         store=store,

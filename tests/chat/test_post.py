@@ -53,6 +53,7 @@ async def test_post_stamps_ids_caches_and_publishes_once(
         ("sender", "alice"),
         ("client-id", "c1"),
         ("persistent", "true"),
+        ("stompgate-room-seq", "1"),
     )
     event = orjson.loads(pub.body)
     assert event == {
@@ -253,13 +254,17 @@ async def test_store_is_not_read_while_posting(chat: ChatLayer, store: InMemoryR
 async def test_a_lost_node_lease_stops_posting_before_anything_is_written(
     redis: aioredis.Redis, redis_prefix: str, clock: ManualClock, publisher: RecordingPublisher
 ) -> None:
-    def no_ids(now_ms: int) -> int:
-        raise LeaseLostError("lost")
+    class NoIds:
+        def next_id(self, now_ms: int) -> int:
+            raise LeaseLostError("lost")
+
+        def follow(self, snowflake: int) -> None:
+            raise AssertionError("never reached")
 
     layer = ChatLayer(
         redis=redis,
         key_prefix=redis_prefix,
-        ids=no_ids,
+        ids=NoIds(),
         clock=clock,
         publish=publisher,
         store=None,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from gateway.chat.errors import ChatError, StoreBehindError
 from gateway.chat.keys import ChatKeys
 from gateway.chat.layer import ChatLayer
-from gateway.chat.post_ledger import PostLedger
+from gateway.chat.post_ledger import Behind, PostLedger, Reserved
 from gateway.chat.snowflake import SnowflakeGenerator
 from tests.chat.fakes import InMemoryReader, ManualClock, RecordingPublisher
 
@@ -41,10 +41,12 @@ async def test_replay_carries_the_live_headers(
         clock.advance()
         await chat.handle_send("alice", POST, [], orjson.dumps({"client_id": f"r{i}", "text": "x"}))
     items = await chat.replay("general", 0)
+    # The same headers, but the room ordinal (live only: a replay from the store has none).
     assert [(i.destination, i.headers, i.body) for i in items] == [
-        (p.destination, (*p.headers, ("stompgate-replay", "true")), p.body)
+        (p.destination, (*p.headers[:-1], ("stompgate-replay", "true")), p.body)
         for p in publisher.published
     ]
+    assert all(p.headers[-1][0] == "stompgate-room-seq" for p in publisher.published)
     first_id = items[0].message_id
     assert [i.message_id for i in await chat.replay("general", first_id)] == [
         i.message_id for i in items[1:]
@@ -62,7 +64,10 @@ async def test_replay_reads_the_store_for_what_the_cache_dropped(
         store.add_event(pub.body)
     items = await chat.replay("general", 0)
     assert [i.body for i in items] == [p.body for p in publisher.published]
-    assert items[0].headers == (*publisher.published[0].headers, ("stompgate-replay", "true"))
+    assert items[0].headers == (
+        *publisher.published[0].headers[:-1],
+        ("stompgate-replay", "true"),
+    )
     assert len(await chat.replay("general", 0, limit=4)) == 4
 
 
@@ -100,15 +105,12 @@ async def test_cache_and_store_merge_without_gap_or_duplicate(
     gen = SnowflakeGenerator(5)
     now = 1_767_225_600_000 + 10**9
     steps = data.draw(st.lists(st.integers(0, 3), min_size=0, max_size=30), label="steps")
-    ids = []
+    issued = []
     for step in steps:
         now += step
-        ids.append(gen.next_id(now))
-    n = len(ids)
+        issued.append(gen.next_id(now))
     recent_limit = data.draw(st.integers(1, 12), label="recent_limit")
-    # The store holds an old prefix (the persist worker may lag, even behind the cache).
-    stored = data.draw(st.integers(0, n), label="stored")
-    order = data.draw(st.permutations(ids), label="arrival order")
+    order = data.draw(st.permutations(issued), label="arrival order")
     ledger = PostLedger(
         redis,
         ChatKeys(redis_prefix),
@@ -117,11 +119,22 @@ async def test_cache_and_store_merge_without_gap_or_duplicate(
         pending_ttl_ms=60_000,
         idempotency_ttl_s=60,
     )
+    # Ids rise with the room ordinal: one at or below the room's newest is refused (the
+    # poster follows that id and tries again with a new one: `ChatLayer`).
+    ids: list[int] = []
     for message_id in order:
-        await ledger.reserve(
+        reserved = await ledger.reserve(
             user="u", client_id=f"{room}-{message_id}", room=room, message_id=message_id,
             event=event(message_id, room),
         )  # fmt: skip
+        if ids and message_id <= ids[-1]:
+            assert reserved == Behind(ids[-1])
+        else:
+            assert isinstance(reserved, Reserved)
+            ids.append(message_id)
+    n = len(ids)
+    # The store holds an old prefix (the persist worker may lag, even behind the cache).
+    stored = data.draw(st.integers(0, n), label="stored")
     store = InMemoryReader()
     for message_id in ids[:stored]:
         store.add_event(event(message_id, room))
