@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -38,6 +38,15 @@ class _HotPath(Collector):
         )
         delivered.add_metric([], self.metrics.delivered)
         yield delivered
+        held, skipped, dropped = self.metrics.room_order()
+        for name, doc, value in (
+            ("held", "room messages that waited for an overtaken earlier one", held),
+            ("skipped", "room sequence numbers given up on after --order-hold-ms", skipped),
+            ("dropped", "copies of room messages dropped (already handed on)", dropped),
+        ):
+            family = CounterMetricFamily(f"stompgate_room_order_{name}", doc)
+            family.add_metric([], value)
+            yield family
 
 
 @dataclass(slots=True)
@@ -51,6 +60,8 @@ class Metrics:
     errors: Counter = field(init=False)
     slow_consumer_drops: Counter = field(init=False)
     confirm_latency: Histogram = field(init=False)
+    room_order: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0)
+    """(held, skipped, dropped) of the relay's room order; the node points it at its relay."""
 
     def __post_init__(self) -> None:
         r = self.registry

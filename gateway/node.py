@@ -49,6 +49,7 @@ class Node:
         self.access = access
         self.chat: ChatBridge | None = None
         self.relay = relay_factory(self._broker_lost)
+        self.metrics.room_order = lambda: self.relay.room_order
         self.session_config = SessionConfig(
             limits=Limits(
                 max_frame_size=settings.max_frame_size,

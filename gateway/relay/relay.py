@@ -162,6 +162,14 @@ class Relay:
         """Broker deliveries taken from the node's fan-out queue since start."""
         return self._fanout.deliveries
 
+    @property
+    def room_order(self) -> tuple[int, int, int]:
+        """(held, skipped, dropped) counts of the room order (`ordering`) since start."""
+        orderer = self._fanout.orderer
+        if orderer is None:
+            return (0, 0, 0)
+        return (orderer.held_total, orderer.skipped_total, orderer.dropped_total)
+
     async def _on_up(self, publish: AbstractConnection, consume: AbstractConnection) -> None:
         settings = self.settings
         await self._publisher.open(publish)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Sequence
 
 import orjson
@@ -143,3 +144,8 @@ async def test_a_hole_delays_the_room_by_the_hold_only(
         assert watcher.no_message(0.3)
     assert got == ["one", "two", "three"]
     assert waited >= HOLD_MS / 1000 * 0.8  # "two" waited for the hole to be given up on
+    with urllib.request.urlopen(f"{gw.http_url}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert "stompgate_room_order_held_total 2.0" in metrics
+    assert "stompgate_room_order_skipped_total 1.0" in metrics
+    assert "stompgate_room_order_dropped_total 0.0" in metrics
