@@ -85,6 +85,11 @@ async def nodes(
         await redis.aclose()
 
 
+def _scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
+
+
 def _texts(messages: list[Received]) -> list[str]:
     return [json.loads(m.body)["text"] for m in messages]
 
@@ -144,8 +149,7 @@ async def test_a_hole_delays_the_room_by_the_hold_only(
         assert watcher.no_message(0.3)
     assert got == ["one", "two", "three"]
     assert waited >= HOLD_MS / 1000 * 0.8  # "two" waited for the hole to be given up on
-    with urllib.request.urlopen(f"{gw.http_url}/metrics", timeout=10) as response:
-        metrics = response.read().decode()
+    metrics = await asyncio.to_thread(_scrape, f"{gw.http_url}/metrics")
     assert "stompgate_room_order_held_total 2.0" in metrics
     assert "stompgate_room_order_skipped_total 1.0" in metrics
     assert "stompgate_room_order_dropped_total 0.0" in metrics
