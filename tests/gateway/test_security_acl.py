@@ -206,6 +206,7 @@ SPOOFED = [
     ("passcode", "hunter2"),
     ("Authorization", "Bearer stolen.token.here"),
     ("stompgate-message-id", "1"),
+    ("stompgate-room-seq", "99999"),  # would make every node hold the room's messages
     ("x-stompgate-trusted", "yes"),
 ]
 
