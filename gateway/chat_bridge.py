@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -67,7 +67,9 @@ class ChatBridge:
         redis: aioredis.Redis,
         store: MessageReader | None,
         replay_limit: int,
+        seed_order: Callable[[str, int, int], None] = lambda key, seq, top: None,
     ) -> None:
+        self.seed_order = seed_order
         self.layer = layer
         self.lease = lease
         self.redis = redis
@@ -108,6 +110,11 @@ class ChatBridge:
         messages keep coming meanwhile; merge by id). `StoreBehindError` when the store has
         not caught up with what left the recent cache.
         """
+        # The room's counter is read after the binding and before the replay: every post
+        # numbered up to it is in the replay, so the node's room order starts right after it
+        # (unless the node follows the room already), and no live post can overtake another.
+        seq, newest = await self.layer.position(request.room)
+        self.seed_order(ROOM_TOPIC_PREFIX[len("/topic/") :] + request.room, seq + 1, newest)
         items = await self.layer.replay(request.room, request.after_id, self.replay_limit + 1)
         if len(items) <= self.replay_limit:
             return items
@@ -186,4 +193,6 @@ async def build_chat(
         lease.node_id,
         settings.store or "none (recent cache only)",
     )
-    return ChatBridge(layer, lease, redis, store, settings.chat_replay_limit)
+    return ChatBridge(
+        layer, lease, redis, store, settings.chat_replay_limit, seed_order=relay.seed_order
+    )

@@ -272,6 +272,12 @@ class ChatLayer:
         await self._publish(room_topic(room), events.typing_headers(user), event)
         return ChatResult("typing", room)
 
+    async def position(self, room: str) -> tuple[int, int]:
+        """(room ordinal counter, newest id) now: what a catch-up seeds the room order with."""
+        if not is_valid_room(room):
+            raise ChatError(f"invalid room id '{room}'")
+        return await self.recent.position(room)
+
     async def replay(self, room: str, after_id: int, limit: int = 1000) -> list[ReplayItem]:
         """Messages of ``room`` with id > after_id, ascending, as the live publish sent them.
 

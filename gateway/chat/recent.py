@@ -69,6 +69,14 @@ class RecentCache:
         first = decode_member(oldest[0]).id if oldest else None
         return first, [decode_member(m) for m in members]
 
+    async def position(self, room: str) -> tuple[int, int]:
+        """(the room's ordinal counter, its newest cached id or 0), read at one instant."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self._keys.room_seq(room))
+            pipe.zrange(self._keys.recent(room), -1, -1)
+            seq, newest = await pipe.execute()
+        return int(seq or 0), decode_member(newest[0]).id if newest else 0
+
     async def before(self, room: str, before_id: int | None, limit: int) -> list[CachedMessage]:
         """Up to ``limit`` newest cached messages with id < before_id, newest first."""
         high = b"+" if before_id is None else b"(" + id_key(before_id)

@@ -24,7 +24,8 @@ Per routing key the node keeps the next number it expects:
   started again (Redis lost it), and so does the key.
 
 The first message of a key sets the expectation, as does the first after the key was idle
-for ``idle_evict`` seconds (its state is dropped). A number more than ``max_gap`` ahead
+for ``idle_evict`` seconds (its state is dropped), unless a catch-up seeded the key first
+with the room's counter (`seed`). A number more than ``max_gap`` ahead
 releases what is held and starts the key again from it. Messages without both headers
 (typing, read receipts, anything not from the chat layer) pass straight through.
 """
@@ -148,6 +149,18 @@ class KeyOrderer(Generic[T]):
             self._release(key, item)
         else:
             self.dropped_total += 1
+
+    def seed(self, key: str, next_seq: int, top_id: int) -> None:
+        """Expect ``next_seq`` next on ``key``, unless the key is being followed already.
+
+        For a subscriber that reads the room's history up to ``next_seq - 1`` (catch-up):
+        without it, a key's first message would set the expectation, and an earlier one
+        overtaken by it would be handed on after it.
+        """
+        if key in self._streams:
+            return
+        stream = self._streams[key] = _Stream(next_seq, self._clock())
+        stream.top_id = top_id
 
     def reset(self) -> None:
         """Forget every key (the broker connection is gone; held items with it)."""

@@ -162,6 +162,11 @@ class Relay:
         """Broker deliveries taken from the node's fan-out queue since start."""
         return self._fanout.deliveries
 
+    def seed_order(self, key: str, next_seq: int, top_id: int) -> None:
+        """Start the room order of topic ``key`` at ``next_seq`` if not followed yet."""
+        if self._fanout.orderer is not None:
+            self._fanout.orderer.seed(key, next_seq, top_id)
+
     @property
     def room_order(self) -> tuple[int, int, int]:
         """(held, skipped, dropped) counts of the room order (`ordering`) since start."""

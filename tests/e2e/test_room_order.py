@@ -153,3 +153,22 @@ async def test_a_hole_delays_the_room_by_the_hold_only(
     assert "stompgate_room_order_held_total 2.0" in metrics
     assert "stompgate_room_order_skipped_total 1.0" in metrics
     assert "stompgate_room_order_dropped_total 0.0" in metrics
+
+
+async def test_a_catch_up_subscription_gets_an_overtaken_post_first(
+    start_gateway: GatewayFactory, nodes: tuple[ChatNode, ChatNode]
+) -> None:
+    """The node follows the room only from this SUBSCRIBE on: the catch-up seeds the room
+    order with the room's counter, so the first live post after it cannot be overtaken."""
+    gw = start_gateway("gw-seed", STOMPGATE_ORDER_HOLD_MS=str(HOLD_MS))
+    room = room_name()
+    a, b = nodes
+    before = await b.post(room, "before")
+    with stomp_client(gw.stomp_port, login="bob", passcode="bob") as device:
+        device.subscribe(
+            f"/topic/room.{room}", "d", headers={"cur-max-message-id": str(before - 1)}
+        )
+        assert _texts(device.messages(1)) == ["before"]  # the replay
+        await _overtaken(a, b, room)
+        assert _texts(device.messages(2)) == ["first", "second"]
+        assert device.no_message(0.3)

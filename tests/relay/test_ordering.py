@@ -152,3 +152,21 @@ def test_sequence_of_reads_both_headers() -> None:
 def test_hold_must_be_positive() -> None:
     with pytest.raises(ValueError, match="hold"):
         KeyOrderer(Out(), hold=0)
+
+
+async def test_a_seeded_key_waits_for_the_first_number_after_the_seed() -> None:
+    orderer, out = make()
+    orderer.seed("room.a", 5, 1004)  # a catch-up read everything up to 4
+    offer(orderer, 6)  # overtook 5
+    assert out.of() == []
+    offer(orderer, 4)  # in the catch-up already; its live copy is below the seed
+    offer(orderer, 5)
+    assert out.of() == ["m4", "m5", "m6"]
+
+
+async def test_seeding_a_followed_key_changes_nothing() -> None:
+    orderer, out = make()
+    offer(orderer, 1)
+    orderer.seed("room.a", 9, 1008)
+    offer(orderer, 2)
+    assert out.of() == ["m1", "m2"]
