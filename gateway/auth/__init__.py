@@ -9,7 +9,7 @@ One job per module, all pure except where Redis is named:
 - ``tokens``    TokenSources; where the token is found (handshake or CONNECT)
 - ``acl``       Acl rules file -> SUBSCRIBE/SEND decisions; MembershipLookup (Redis SISMEMBER)
 - ``hygiene``   check_destination, strip_spoofed_headers
-- ``limits``    AbuseLimits, TokenBucket, SessionRateLimiter, SessionTimers, ConnectionCounter
+- ``limits``    AbuseLimits, TokenBucket, SessionRateLimiter, ConnectionCounter
                 (Redis for per-user counts across nodes), origin_allowed
 - ``session``   AuthSettings.from_env, SessionAuthenticator, Gatekeeper: the adapter's view
 
@@ -29,7 +29,6 @@ from gateway.auth.limits import (
     Breach,
     ConnectionCounter,
     SessionRateLimiter,
-    SessionTimers,
     TokenBucket,
     UserLease,
     origin_allowed,
@@ -58,7 +57,6 @@ __all__ = [
     "Rule",
     "SessionAuthenticator",
     "SessionRateLimiter",
-    "SessionTimers",
     "TokenBucket",
     "TokenSources",
     "UserLease",

@@ -36,7 +36,6 @@ __all__ = [
     "ConnectionCounter",
     "LimitExceeded",
     "SessionRateLimiter",
-    "SessionTimers",
     "TokenBucket",
     "UserLease",
     "check_frame_size",
@@ -282,56 +281,6 @@ def check_subscriptions(current: int, limits: AbuseLimits) -> Breach | None:
             f"too many subscriptions: {current + 1} > max_subscriptions {limits.max_subscriptions}",
         )
     return None
-
-
-# -- timers ------------------------------------------------------------------------------------
-
-
-class SessionTimers:
-    """CONNECT timeout and idle timeout for one connection, as pure bookkeeping.
-
-    The CONNECT deadline is absolute from the moment the socket opened: bytes that trickle in
-    without completing a CONNECT frame (slowloris) do not extend it.  After CONNECT, any bytes
-    received (frames or heart-beats) count as activity for the idle timeout.
-    """
-
-    __slots__ = ("_connected", "_last", "_opened", "limits")
-
-    def __init__(self, limits: AbuseLimits, now: float) -> None:
-        self.limits = limits
-        self._opened = now
-        self._last = now
-        self._connected = False
-
-    def connected(self, now: float) -> None:
-        self._connected = True
-        self._last = now
-
-    def activity(self, now: float) -> None:
-        self._last = max(self._last, now)
-
-    def next_deadline(self) -> float | None:
-        """When ``check`` may next report a breach (None: never)."""
-        if not self._connected:
-            return (
-                self._opened + self.limits.connect_timeout if self.limits.connect_timeout else None
-            )
-        return self._last + self.limits.idle_timeout if self.limits.idle_timeout else None
-
-    def check(self, now: float) -> Breach | None:
-        lim = self.limits
-        if not self._connected:
-            if lim.connect_timeout and now - self._opened >= lim.connect_timeout:
-                return Breach(
-                    "connect_timeout",
-                    f"CONNECT timeout: no CONNECT frame within {_num(lim.connect_timeout)} s",
-                )
-            return None
-        if lim.idle_timeout and now - self._last >= lim.idle_timeout:
-            return Breach(
-                "idle_timeout", f"idle timeout: nothing received for {_num(lim.idle_timeout)} s"
-            )
-        return None
 
 
 # -- Origin ------------------------------------------------------------------------------------

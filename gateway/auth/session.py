@@ -4,7 +4,8 @@
 file) from the environment.  ``SessionAuthenticator`` answers "who is this CONNECT?" in the
 configured mode; ``Gatekeeper`` answers "may this identity SUBSCRIBE/SEND here?" (hygiene, then
 ACL) and stamps the sender on SENDs.  Neither keeps per-session state: the adapter holds the
-``Identity`` and the per-session ``SessionRateLimiter``/``SessionTimers`` from ``limits``.
+``Identity`` and the per-session ``SessionRateLimiter`` from ``limits`` (the CONNECT and idle
+timeouts are the node ticker's: ``gateway.node``).
 
 Modes: ``jwt`` (the default) or ``dev``.  Development mode is used only when chosen explicitly
 (``STOMPGATE_AUTH=dev`` or the CLI's ``--auth dev``); it is logged at WARNING on start-up.  A

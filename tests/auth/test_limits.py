@@ -17,7 +17,6 @@ from gateway.auth.limits import (
     Breach,
     ConnectionCounter,
     SessionRateLimiter,
-    SessionTimers,
     TokenBucket,
     check_frame_size,
     check_subscriptions,
@@ -155,47 +154,6 @@ def test_breach_kinds_are_documented() -> None:
     error = Breach("frame_size", "m").error()
     assert isinstance(error, LimitExceeded)
     assert (error.kind, error.message) == ("frame_size", "m")
-
-
-# -- timers ------------------------------------------------------------------------------------
-
-
-def test_slowloris_never_finishing_connect() -> None:
-    timers = SessionTimers(AbuseLimits(connect_timeout=10), now=100.0)
-    assert timers.next_deadline() == 110.0
-    for t in range(100, 110):  # a byte a second, never a whole CONNECT
-        timers.activity(float(t))
-        assert timers.check(float(t)) is None
-    assert timers.next_deadline() == 110.0
-    assert timers.check(110.0) == Breach(
-        "connect_timeout", "CONNECT timeout: no CONNECT frame within 10 s"
-    )
-
-
-def test_idle_timeout_after_connect() -> None:
-    timers = SessionTimers(AbuseLimits(idle_timeout=120, connect_timeout=10), now=0.0)
-    timers.connected(5.0)
-    assert timers.check(20.0) is None  # the CONNECT deadline no longer applies
-    timers.activity(100.0)
-    assert timers.next_deadline() == 220.0
-    assert timers.check(219.9) is None
-    assert timers.check(220.0) == Breach("idle_timeout", "idle timeout: nothing received for 120 s")
-
-
-def test_timeouts_can_be_disabled() -> None:
-    timers = SessionTimers(AbuseLimits(connect_timeout=0, idle_timeout=0), now=0.0)
-    assert timers.next_deadline() is None
-    assert timers.check(1e9) is None
-    timers.connected(1.0)
-    assert timers.next_deadline() is None
-    assert timers.check(1e9) is None
-
-
-def test_fractional_timeout_in_message() -> None:
-    timers = SessionTimers(AbuseLimits(connect_timeout=2.5), now=0.0)
-    breach = timers.check(3.0)
-    assert breach is not None
-    assert breach.message == "CONNECT timeout: no CONNECT frame within 2.5 s"
 
 
 # -- Origin ------------------------------------------------------------------------------------
