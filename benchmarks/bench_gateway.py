@@ -14,7 +14,8 @@ Measured per traffic scenario, over a window after a warm-up:
 
 * delivered messages/s, counted at the subscribers;
 * server CPU per delivered message: utime+stime from ``/proc/<pid>/stat`` of the gateway
-  process plus ``beam.smp`` (gateway), of ``beam.smp`` alone (Web-STOMP);
+  process plus ``beam.smp`` (gateway), of ``beam.smp`` alone (Web-STOMP); for the gateway
+  also split into the two processes (us per delivered message and % of a core each);
 * end-to-end latency p50/p99: the publisher writes ``t=<ms>;`` at the start of the body,
   the subscriber (same process, same clock) subtracts it on receipt;
 * the load generator's own CPU, so a reader can judge the noise on a 2-core machine.
@@ -253,6 +254,7 @@ class TrafficResult:
     published_per_s: float
     cpu_us_per_msg: float
     cpu_by_proc: dict[str, float]  # label -> % of one core
+    cpu_us_by_proc: dict[str, float]  # label -> us of CPU per delivered message
     p50_ms: float | None
     p99_ms: float | None
     p999_ms: float | None
@@ -345,6 +347,10 @@ def run_traffic(
         cpu_us_per_msg=server_cpu / delivered * 1e6 if delivered else float("nan"),
         cpu_by_proc={
             label: (after[label] - before[label]) / seconds * 100 for label in server.pids
+        },
+        cpu_us_by_proc={
+            label: (after[label] - before[label]) / delivered * 1e6 if delivered else float("nan")
+            for label in server.pids
         },
         p50_ms=report["p50"],
         p99_ms=report["p99"],
@@ -447,6 +453,13 @@ def lat(r: TrafficResult | None) -> str:
     return f"{fmt(r.p50_ms, digits)} / {fmt(r.p99_ms, digits)}"
 
 
+def split_us(r: TrafficResult, label: str) -> str:
+    """One process's share of the server CPU: us per delivered message (% of a core)."""
+    us = r.cpu_us_by_proc.get(label)
+    pct = r.cpu_by_proc.get(label)
+    return f"{fmt(us, 1)} ({fmt(pct)}%)" if us is not None else "-"
+
+
 def print_table(scenarios: list[Scenario], targets: Sequence[str]) -> None:
     gw_name, ws_name = "gateway", "web-stomp"
     rows: list[tuple[str, str, str, str, str]] = []
@@ -502,8 +515,18 @@ def print_table(scenarios: list[Scenario], targets: Sequence[str]) -> None:
                 )
             )
             if gr is not None:
-                split = ", ".join(f"{k} {v:.0f}%" for k, v in gr.cpu_by_proc.items())
-                rows.append(("", f"{label}  server CPU (gw)", split, "", ""))
+                rows.append(
+                    ("", f"{label}  of which gateway us/msg", split_us(gr, "gateway"), "", "")
+                )
+                rows.append(
+                    (
+                        "",
+                        f"{label}  of which beam.smp us/msg",
+                        split_us(gr, "beam.smp"),
+                        fmt(wr.cpu_us_by_proc.get("beam.smp") if wr else None, 1),
+                        "",
+                    )
+                )
             rows.append(
                 (
                     "",
@@ -698,7 +721,9 @@ def run_one(
         for mode in ["fixed", "max"] if args.max else ["fixed"]:
             r = run_traffic(server, sc, args, broker.vhost, log_dir, mode=mode)
             sc.results[target + ("/max" if mode == "max" else "")] = r
-            split = ", ".join(f"{k} {v:.0f}%" for k, v in r.cpu_by_proc.items())
+            split = ", ".join(
+                f"{k} {r.cpu_us_by_proc[k]:.1f} us = {v:.0f}%" for k, v in r.cpu_by_proc.items()
+            )
             print(
                 f"[{sc.key}/{mode}] {target}: {r.delivered_per_s:,.0f} msg/s"
                 f" (published {r.published_per_s:,.0f}/s), {r.cpu_us_per_msg:.1f}"
