@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import cast
 
 import aiormq
-from aiormq.abc import AbstractChannel, AbstractConnection, ConfirmationFrameType
+from aiormq.abc import AbstractChannel, AbstractConnection
+from aiormq.channel import Channel
 from pamqp import commands as spec
 
 from .errors import PublishError, describe_amqp_error
@@ -35,7 +37,9 @@ class ConfirmPublisher:
         self._channels: list[AbstractChannel | None] = []
         self._locks: list[asyncio.Lock] = []
         self._next = 0
-        self._inflight: set[asyncio.Task[ConfirmationFrameType | None]] = set()
+        self._pending = 0  # publishes awaiting their confirm
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.unavailable_text = "broker unavailable"
 
     async def open(self, connection: AbstractConnection) -> None:
@@ -57,12 +61,13 @@ class ConfirmPublisher:
 
     @property
     def inflight(self) -> int:
-        return len(self._inflight)
+        return self._pending
 
     async def drain(self, seconds: float) -> None:
         """Wait (at most ``seconds``) for in-flight publishes to be confirmed."""
-        if self._inflight:
-            await asyncio.wait(set(self._inflight), timeout=seconds)
+        if self._pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), seconds)
 
     async def _channel(self) -> AbstractChannel:
         connection = self._connection
@@ -99,45 +104,47 @@ class ConfirmPublisher:
         ``unroutable`` is the error text when a ``mandatory`` publish comes back.
         """
         channel = await self._channel()
-        task: asyncio.Task[ConfirmationFrameType | None] = asyncio.ensure_future(
-            channel.basic_publish(
+        timeout = self._settings.confirm_timeout
+        self._pending += 1
+        self._idle.clear()
+        try:
+            # Awaited in this task, no task or waiter of our own per publish; aiormq bounds
+            # the whole publish (lock, write, confirm) by the timeout. wait=False: no extra
+            # loop turn for the write to drain; the confirm comes after it anyway. (`wait` is
+            # on aiormq's Channel, not on its abstract interface.)
+            result = await cast(Channel, channel).basic_publish(
                 body,
                 exchange=exchange,
                 routing_key=routing_key,
                 properties=properties,
                 mandatory=mandatory,
+                timeout=timeout,
+                wait=False,
             )
-        )
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-        timeout = self._settings.confirm_timeout
-        try:
-            done, _ = await asyncio.wait({task}, timeout=timeout)
+        except TimeoutError as exc:
+            raise PublishError(f"broker did not confirm within {timeout:g} s") from exc
         except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if not done:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-            raise PublishError(f"broker did not confirm within {timeout:g} s")
-        if task.cancelled():
-            raise PublishError(f"broker unavailable ({self._closed_reason(channel)})")
-        exc = task.exception()
-        if exc is None:
-            result = task.result()
-            if isinstance(result, spec.Basic.Nack):  # pragma: no cover - aiormq raises
-                raise PublishError("broker refused the message (nack)")
-            return
-        if isinstance(exc, aiormq.exceptions.PublishError):
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # our caller was cancelled
+            # aiormq cancelled the confirm: the channel or connection went away
+            raise PublishError(f"broker unavailable ({self._closed_reason(channel)})") from None
+        except aiormq.exceptions.PublishError as exc:
             raise PublishError(unroutable) from exc
-        if isinstance(exc, aiormq.exceptions.DeliveryError):
+        except aiormq.exceptions.DeliveryError as exc:
             raise PublishError(
                 "broker refused the message (nack): a queue may be full or unavailable"
             ) from exc
-        if isinstance(exc, aiormq.exceptions.ChannelClosed):
+        except aiormq.exceptions.ChannelClosed as exc:
             raise PublishError(f"broker refused the message: {describe_amqp_error(exc)}") from exc
-        raise PublishError(f"broker unavailable ({describe_amqp_error(exc)})") from exc
+        except Exception as exc:
+            raise PublishError(f"broker unavailable ({describe_amqp_error(exc)})") from exc
+        finally:
+            self._pending -= 1
+            if not self._pending:
+                self._idle.set()
+        if isinstance(result, spec.Basic.Nack):  # pragma: no cover - aiormq raises
+            raise PublishError("broker refused the message (nack)")
 
     @staticmethod
     def _closed_reason(channel: AbstractChannel) -> str:
