@@ -39,11 +39,14 @@ MESSAGE_ID_HEADER = "stompgate-message-id"
 
 
 class CatchUp:
-    """A catch-up subscription: live messages held during the replay, then de-duplicated."""
+    """A catch-up subscription: live messages held during the replay, then de-duplicated:
+    a live copy of a replayed message, or of one at or below the device's cursor (it has
+    those; one can still be on its way to this node, say held by the room order)."""
 
-    __slots__ = ("held", "replayed", "until")
+    __slots__ = ("after", "held", "replayed", "until")
 
-    def __init__(self) -> None:
+    def __init__(self, after: int) -> None:
+        self.after = after
         self.held: list[tuple[PreparedMessage, str | None]] | None = []
         self.replayed: set[str] = set()
         self.until = 0.0
@@ -147,10 +150,12 @@ class Connection:
             del catch_up[subscription_id]
             return False
         message_id = next((v for k, v in message.headers if k == MESSAGE_ID_HEADER), None)
-        if message_id is not None and message_id in state.replayed:
+        if message_id is None:
+            return False
+        if message_id in state.replayed:
             state.replayed.discard(message_id)
             return True
-        return False
+        return message_id.isdigit() and len(message_id) <= 19 and int(message_id) <= state.after
 
     # -- input -------------------------------------------------------------------------------
 
@@ -287,7 +292,7 @@ class Connection:
             # Hold live deliveries from the moment the binding exists until the replay is out.
             if self._catch_up is None:
                 self._catch_up = {}
-            self._catch_up[event.subscription_id] = CatchUp()
+            self._catch_up[event.subscription_id] = CatchUp(replay.after_id)
         try:
             sub = await node.relay.subscribe(
                 self, event.subscription_id, event.destination, event.ack, headers
