@@ -3,8 +3,12 @@
 Design
 ======
 
-One :class:`Relay` per gateway node. It holds **two AMQP connections** (one publishes, one
-consumes and declares) and many channels on them, never a connection per session:
+One :class:`Relay` per gateway node. It holds **two AMQP connections** and many channels
+on them, never a connection per session. The *wire* (:mod:`.wire`, a lean AMQP client
+that handles each frame inside ``data_received``: no task, queue or loop turn per frame)
+carries the two hot streams, confirmed publishes and the fan-out queue, so a confirm and
+the delivery of the same message often arrive in one read. The other connection (aiormq)
+does everything else: own consumers, declares, passive checks.
 
 * **Publishing** (:mod:`.publisher`): ``publish_channels`` channels in confirm mode, used
   round-robin. :meth:`Relay.publish` returns only after the broker's confirm; a nack, an
@@ -108,9 +112,10 @@ The first reconnect attempt after a loss is immediate; backoff applies to failed
 Caveats
 =======
 
-* aiormq stamps a random AMQP ``message_id`` on publishes that have none, so MESSAGEs of
-  gateway-published messages carry an ``amqp-message-id`` header (RabbitMQ's plugin shows
-  the same value to its clients).
+* A publish carries an AMQP ``message_id`` only if the SEND had an ``amqp-message-id``
+  header (aiormq, used before the wire, stamped a random one on every publish).
+* ``mandatory`` publishes (``/amq/queue/``) go one at a time through a channel of their own:
+  a ``basic.return`` does not say which publish it returns.
 * A subscription whose queue is deleted while it consumes stops receiving (the broker
   cancels the consumer); the session is not told.
 * ``ack:auto`` own-consumer subscriptions are acked right after ``deliver()`` (cumulative,
@@ -119,9 +124,11 @@ Caveats
 * Bindings of a durable queue are never removed by the relay; ``x-queue-name`` reused for
   another destination accumulates bindings.
 
-Cost, measured here (RabbitMQ 3.10, aiormq 7.2, 300-byte messages): about 65-70 µs of
-relay CPU per broker delivery on the node queue, almost all of it aiormq's frame decoding;
-building the PreparedMessage, matching and handing it to 100 local sinks adds little.
+Cost, measured here (RabbitMQ 3.10, 256-byte messages, one publish, its confirm and its
+delivery in turn, uvloop): about 90 µs of process CPU with the wire against 330 µs with
+aiormq (``basic_publish`` plus a no-ack consumer), most of what is left being the socket
+calls and loop wake-ups. Building the PreparedMessage, matching and handing it to 100
+local sinks adds little.
 """
 
 from .destinations import (

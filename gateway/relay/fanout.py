@@ -1,7 +1,9 @@
 """Edge fan-out: one exclusive queue per node, consumed once, delivered to every local match.
 
 The node declares ``stompgate.node.<node_id>.<random>`` (exclusive, auto-delete) on its
-consuming connection, consumes it without acks, and binds it
+wire (:mod:`gateway.relay.wire`, the connection that also publishes, so a confirm and the
+delivery of the same message often arrive in one read), consumes it without acks, and
+binds it
 
 * to ``amq.topic`` with the union of the topic keys/patterns its sessions subscribe to
   (``/topic/...`` with ``ack:auto``, not durable), and
@@ -26,15 +28,13 @@ import logging
 import secrets
 from collections.abc import Mapping
 
-from aiormq.abc import AbstractChannel, AbstractConnection, DeliveredMessage
-from pamqp import commands as spec
-
 from .destinations import TOPIC_PREFIX, escape_name
 from .errors import BrokerUnavailableError, SubscribeError, describe_amqp_error
 from .matcher import TopicTrie
 from .ordering import KeyOrderer, sequence_of
 from .settings import RelaySettings
-from .subscription import DeliverySink, RelaySubscription, prepare_message
+from .subscription import DeliverySink, RelaySubscription, prepare_delivery
+from .wire import AmqpWire, Delivery, WireChannel, WireError
 
 __all__ = ["FanoutSubscription", "NodeFanout"]
 
@@ -89,17 +89,19 @@ class NodeFanout:
         self._topics: TopicTrie[FanoutSubscription] = TopicTrie()
         self._users: dict[str, dict[FanoutSubscription, None]] = {}
         self._user_destinations: dict[str, str] = {}
-        self._channel: AbstractChannel | None = None
+        self._wire: AmqpWire | None = None
+        self._channel: WireChannel | None = None  # consumes the node queue
+        self._binder: WireChannel | None = None  # binds and unbinds (a refusal closes it)
         self._queue: str | None = None
         self._bound: set[tuple[str, str]] = set()
         self._locks: dict[tuple[str, str], _KeyLock] = {}
         self.deliveries = 0  # broker deliveries taken from the node queue
-        self._orderer: KeyOrderer[DeliveredMessage] | None = None
+        self._orderer: KeyOrderer[Delivery] | None = None
         if settings.order_hold > 0:
             self._orderer = KeyOrderer(self._dispatch_topic, hold=settings.order_hold)
 
     @property
-    def orderer(self) -> KeyOrderer[DeliveredMessage] | None:
+    def orderer(self) -> KeyOrderer[Delivery] | None:
         """Puts room messages back in room order (`gateway.relay.ordering`); None if off."""
         return self._orderer
 
@@ -110,23 +112,24 @@ class NodeFanout:
 
     # -- connection lifecycle --------------------------------------------------------------
 
-    async def open(self, connection: AbstractConnection) -> None:
+    async def open(self, wire: AmqpWire) -> None:
         """Declare a fresh node queue, bind everything still referenced, start consuming."""
-        channel = await connection.channel(publisher_confirms=False)
+        channel = await wire.channel()
+        binder = await wire.channel()
         name = f"stompgate.node.{self._settings.node_id}.{secrets.token_hex(6)}"
         await channel.queue_declare(name, exclusive=True, auto_delete=True, durable=False)
         wanted = [(TOPIC_EXCHANGE, key) for key in self._topics.patterns()]
         wanted += [(self._user_exchange, key) for key in self._users]
         for exchange, key in wanted:
-            await channel.queue_bind(name, exchange, routing_key=key)
-        await channel.basic_consume(name, self._on_message, no_ack=True)
-        self._channel, self._queue = channel, name
+            await binder.queue_bind(name, exchange, key)
+        await channel.basic_consume(name, self._on_message)
+        self._wire, self._channel, self._binder, self._queue = wire, channel, binder, name
         self._bound = set(wanted)
         log.info("node fan-out queue %s with %d bindings", name, len(wanted))
 
     def reset(self) -> None:
         """The connection is gone, and the exclusive queue with it."""
-        self._channel = None
+        self._wire = self._channel = self._binder = None
         self._queue = None
         self._bound.clear()
         if self._orderer is not None:
@@ -182,20 +185,26 @@ class NodeFanout:
             async with entry.lock:
                 want = self._count(exchange, key) > 0
                 have = ident in self._bound
-                channel, queue = self._channel, self._queue
                 if want == have:
                     return
-                if channel is None or queue is None or channel.is_closed:
+                try:
+                    binder = await self._binder_channel()
+                except WireError:
+                    if strict:
+                        raise BrokerUnavailableError("broker unavailable") from None
+                    return
+                queue = self._queue
+                if queue is None:
                     if strict:
                         raise BrokerUnavailableError("broker unavailable")
                     return
                 try:
                     if want:
-                        await channel.queue_bind(queue, exchange, routing_key=key)
+                        await binder.queue_bind(queue, exchange, key)
                         self._bound.add(ident)
                     else:
                         self._bound.discard(ident)
-                        await channel.queue_unbind(queue, exchange, routing_key=key)
+                        await binder.queue_unbind(queue, exchange, key)
                 except Exception as exc:
                     if strict:
                         raise SubscribeError(
@@ -207,26 +216,33 @@ class NodeFanout:
             if not entry.users:
                 del self._locks[ident]
 
+    async def _binder_channel(self) -> WireChannel:
+        """The channel for binds; reopened if the broker closed it (a refused bind)."""
+        binder, wire = self._binder, self._wire
+        if wire is None or wire.is_closed:
+            raise WireError("broker unavailable")
+        if binder is None or binder.is_closed:
+            binder = self._binder = await wire.channel()
+        return binder
+
     # -- deliveries (the hot path) ---------------------------------------------------------
 
-    async def _on_message(self, message: DeliveredMessage) -> None:
-        delivery = message.delivery
-        if message.channel is not self._channel or not isinstance(delivery, spec.Basic.Deliver):
-            return
+    def _on_message(self, message: Delivery) -> None:
+        """Called by the wire inside ``data_received``: renders and queues, never awaits."""
         self.deliveries += 1
-        exchange = delivery.exchange
-        key = delivery.routing_key or ""
+        exchange = message.exchange
+        key = message.routing_key
         if exchange == TOPIC_EXCHANGE and self._orderer is not None:
-            sequence = sequence_of(message.header.properties.headers)
+            sequence = sequence_of(message.properties.headers)
             if sequence is not None:
                 self._orderer.offer(key, *sequence, message)
                 return
         self._dispatch(exchange, key, message)
 
-    def _dispatch_topic(self, key: str, message: DeliveredMessage) -> None:
+    def _dispatch_topic(self, key: str, message: Delivery) -> None:
         self._dispatch(TOPIC_EXCHANGE, key, message)
 
-    def _dispatch(self, exchange: str, key: str, message: DeliveredMessage) -> None:
+    def _dispatch(self, exchange: str, key: str, message: Delivery) -> None:
         subs: tuple[FanoutSubscription, ...] | list[FanoutSubscription]
         if exchange == TOPIC_EXCHANGE:
             subs = self._topics.match(key)
@@ -241,7 +257,9 @@ class NodeFanout:
             destination = self._user_destinations.get(key) or subs[0].destination
         else:
             return
-        prepared = prepare_message(message, destination)
+        prepared = prepare_delivery(
+            message.properties, message.redelivered, message.body, destination
+        )
         for sub in subs:
             try:
                 sub.sink.deliver(sub.id, prepared, None)

@@ -1,8 +1,11 @@
 """The node's two AMQP connections and the loop that keeps them up.
 
-One connection publishes (channels with publisher confirms), the other consumes and does
-everything else (the fan-out queue, per-subscription consumers, declares and binds), so a
-slow consumer never sits between a SEND and its confirm. Both are opened together, and
+The *wire* (:class:`~gateway.relay.wire.AmqpWire`, lean, frames handled in
+``data_received``) carries the two hot streams: publishes with their confirms, and the
+node's fan-out queue. The other connection (aiormq) does everything else: per-subscription
+consumers with acks and prefetch, declares, passive checks. A client-ack consumer that
+waits on a slow client therefore never sits between a SEND and its confirm. Both are
+opened together, and
 losing either counts as losing the broker: the other one is closed too, ``on_down(reason)``
 runs once, and the loop reconnects with jittered exponential backoff
 (``reconnect_min_delay`` doubling up to ``reconnect_max_delay``). After each successful
@@ -23,12 +26,13 @@ from aiormq.abc import AbstractConnection
 
 from .errors import BrokerUnavailableError, describe_amqp_error
 from .settings import RelaySettings
+from .wire import AmqpWire
 
 __all__ = ["BrokerLink"]
 
 log = logging.getLogger("stompgate.relay")
 
-UpHook = Callable[[AbstractConnection, AbstractConnection], Awaitable[None]]
+UpHook = Callable[[AmqpWire, AbstractConnection], Awaitable[None]]
 DownHook = Callable[[str], None]
 
 
@@ -40,7 +44,7 @@ class BrokerLink:
         self._settings = settings
         self._on_up = on_up
         self._on_down = on_down
-        self._publish: AbstractConnection | None = None
+        self._publish: AmqpWire | None = None
         self._consume: AbstractConnection | None = None
         self._ready = False
         self._closing = False
@@ -146,7 +150,7 @@ class BrokerLink:
             except Exception:
                 log.exception("on_down hook failed")
 
-    def _publish_or_raise(self) -> AbstractConnection:
+    def _publish_or_raise(self) -> AmqpWire:
         if self._publish is None:
             raise BrokerUnavailableError("publish connection missing")
         return self._publish
@@ -159,9 +163,10 @@ class BrokerLink:
     async def _connect(self) -> None:
         settings = self._settings
         async with asyncio.timeout(settings.connect_timeout):
-            self._publish = await aiormq.connect(
+            self._publish = await AmqpWire.connect(
                 settings.amqp_url,
-                client_properties={"connection_name": f"stompgate {settings.node_id} publish"},
+                name=f"stompgate {settings.node_id} wire",
+                connect_timeout=settings.connect_timeout,
             )
             self._consume = await aiormq.connect(
                 settings.amqp_url,
@@ -179,7 +184,7 @@ class BrokerLink:
             for watcher in watchers:
                 if not watcher.done():
                     watcher.cancel()
-        which = "publish" if watchers[0] in done else "consume"
+        which = "wire" if watchers[0] in done else "consume"
         future = next(iter(done))
         exc = None if future.cancelled() else future.exception()
         text = "connection closed" if exc is None else describe_amqp_error(exc)
@@ -188,7 +193,9 @@ class BrokerLink:
     async def _close_connections(self) -> None:
         publish, consume = self._publish, self._consume
         self._publish = self._consume = None
-        for connection in (publish, consume):
-            if connection is not None and not connection.is_closed:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(connection.close(), timeout=5)
+        if publish is not None and not publish.is_closed:
+            with contextlib.suppress(Exception):
+                await publish.close(grace=5)
+        if consume is not None and not consume.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consume.close(), timeout=5)

@@ -1,11 +1,16 @@
-"""Publishing with publisher confirms over a small pool of channels.
+"""Publishing with publisher confirms over a small pool of channels of the node's wire.
 
-``publish_channels`` channels in confirm mode share the publishing connection and are used
-round-robin, so many sessions keep many publishes in flight at once (one SEND awaits its own
-confirm; nobody waits for anybody else's). A publish returns only when the broker confirmed
-it; a nack, a return (for ``mandatory`` publishes), a closed channel, a lost connection or no
-confirm within ``confirm_timeout`` raise :class:`~gateway.relay.errors.PublishError`. A
-channel the broker closed (say, a race with a deleted exchange) is reopened on next use.
+``publish_channels`` channels in confirm mode share the node's :class:`~gateway.relay.wire.
+AmqpWire` connection and are used round-robin, so many sessions keep many publishes in
+flight at once (one SEND awaits its own confirm; nobody waits for anybody else's), and a
+channel the broker closes (say, a race with a deleted exchange) takes only its own share of
+in-flight publishes with it; it is reopened on next use. ``mandatory`` publishes (only
+``/amq/queue/``) go through one channel of their own, one at a time, because a
+``basic.return`` does not say which publish it returns.
+
+A publish returns only when the broker confirmed it; a nack, a return, a closed channel, a
+lost connection or no confirm within ``confirm_timeout`` raise
+:class:`~gateway.relay.errors.PublishError`, whose ``__cause__`` is the wire's error.
 """
 
 from __future__ import annotations
@@ -13,15 +18,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import cast
 
-import aiormq
-from aiormq.abc import AbstractChannel, AbstractConnection
-from aiormq.channel import Channel
 from pamqp import commands as spec
 
-from .errors import PublishError, describe_amqp_error
+from .errors import PublishError
 from .settings import RelaySettings
+from .wire import (
+    AmqpWire,
+    ChannelClosedError,
+    ConfirmTimeoutError,
+    NackedError,
+    ReturnedError,
+    WireChannel,
+    WireError,
+)
 
 __all__ = ["ConfirmPublisher"]
 
@@ -33,30 +43,34 @@ class ConfirmPublisher:
 
     def __init__(self, settings: RelaySettings) -> None:
         self._settings = settings
-        self._connection: AbstractConnection | None = None
-        self._channels: list[AbstractChannel | None] = []
+        self._wire: AmqpWire | None = None
+        self._channels: list[WireChannel | None] = []
         self._locks: list[asyncio.Lock] = []
+        self._mandatory: WireChannel | None = None
+        self._mandatory_lock = asyncio.Lock()
         self._next = 0
         self._pending = 0  # publishes awaiting their confirm
         self._idle = asyncio.Event()
         self._idle.set()
         self.unavailable_text = "broker unavailable"
 
-    async def open(self, connection: AbstractConnection) -> None:
+    async def open(self, wire: AmqpWire) -> None:
         """Open the confirm channels on a fresh connection."""
-        channels: list[AbstractChannel | None] = []
+        channels: list[WireChannel | None] = []
         for _ in range(self._settings.publish_channels):
-            channels.append(await connection.channel(publisher_confirms=True))
-        self._connection = connection
+            channels.append(await wire.channel(confirms=True))
+        self._wire = wire
         self._channels = channels
         self._locks = [asyncio.Lock() for _ in channels]
+        self._mandatory = None
 
     def reset(self, reason: str) -> None:
         """The connection is gone: forget its channels (in-flight publishes fail by
-        themselves, their futures are rejected by aiormq)."""
-        self._connection = None
+        themselves: the wire fails their futures)."""
+        self._wire = None
         self._channels = []
         self._locks = []
+        self._mandatory = None
         self.unavailable_text = f"broker unavailable ({reason})"
 
     @property
@@ -69,10 +83,20 @@ class ConfirmPublisher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), seconds)
 
-    async def _channel(self) -> AbstractChannel:
-        connection = self._connection
-        if connection is None or connection.is_closed or not self._channels:
+    def _usable_wire(self) -> AmqpWire:
+        wire = self._wire
+        if wire is None or wire.is_closed or not self._channels:
             raise PublishError(self.unavailable_text)
+        return wire
+
+    async def _reopen(self, wire: AmqpWire) -> WireChannel:
+        try:
+            return await wire.channel(confirms=True)
+        except WireError as exc:
+            raise PublishError(f"broker unavailable ({exc})") from exc
+
+    async def _channel(self) -> WireChannel:
+        wire = self._usable_wire()
         index = self._next % len(self._channels)
         self._next = index + 1
         channel = self._channels[index]
@@ -81,11 +105,8 @@ class ConfirmPublisher:
         async with self._locks[index]:
             channel = self._channels[index]
             if channel is None or channel.is_closed:
-                try:
-                    channel = await connection.channel(publisher_confirms=True)
-                except Exception as exc:
-                    raise PublishError(f"broker unavailable ({describe_amqp_error(exc)})") from exc
-                if self._connection is connection:
+                channel = await self._reopen(wire)
+                if self._wire is wire:
                     self._channels[index] = channel
             return channel
 
@@ -103,56 +124,51 @@ class ConfirmPublisher:
 
         ``unroutable`` is the error text when a ``mandatory`` publish comes back.
         """
-        channel = await self._channel()
-        timeout = self._settings.confirm_timeout
         self._pending += 1
         self._idle.clear()
         try:
-            # Awaited in this task, no task or waiter of our own per publish; aiormq bounds
-            # the whole publish (lock, write, confirm) by the timeout. wait=False: no extra
-            # loop turn for the write to drain; the confirm comes after it anyway. (`wait` is
-            # on aiormq's Channel, not on its abstract interface.)
-            result = await cast(Channel, channel).basic_publish(
-                body,
-                exchange=exchange,
-                routing_key=routing_key,
-                properties=properties,
-                mandatory=mandatory,
-                timeout=timeout,
-                wait=False,
-            )
-        except TimeoutError as exc:
-            raise PublishError(f"broker did not confirm within {timeout:g} s") from exc
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # our caller was cancelled
-            # aiormq cancelled the confirm: the channel or connection went away
-            raise PublishError(f"broker unavailable ({self._closed_reason(channel)})") from None
-        except aiormq.exceptions.PublishError as exc:
+            if mandatory:
+                async with self._mandatory_lock:
+                    wire = self._usable_wire()
+                    channel = self._mandatory
+                    if channel is None or channel.is_closed:
+                        channel = self._mandatory = await self._reopen(wire)
+                    await self._confirm(channel, exchange, routing_key, body, properties, True)
+            else:
+                channel = await self._channel()
+                await self._confirm(channel, exchange, routing_key, body, properties, False)
+        except ReturnedError as exc:
             raise PublishError(unroutable) from exc
-        except aiormq.exceptions.DeliveryError as exc:
-            raise PublishError(
-                "broker refused the message (nack): a queue may be full or unavailable"
-            ) from exc
-        except aiormq.exceptions.ChannelClosed as exc:
-            raise PublishError(f"broker refused the message: {describe_amqp_error(exc)}") from exc
-        except Exception as exc:
-            raise PublishError(f"broker unavailable ({describe_amqp_error(exc)})") from exc
         finally:
             self._pending -= 1
             if not self._pending:
                 self._idle.set()
-        if isinstance(result, spec.Basic.Nack):  # pragma: no cover - aiormq raises
-            raise PublishError("broker refused the message (nack)")
 
-    @staticmethod
-    def _closed_reason(channel: AbstractChannel) -> str:
-        closing = channel.closing
-        if closing.done() and not closing.cancelled() and closing.exception() is not None:
-            exc = closing.exception()
-            assert exc is not None
-            return describe_amqp_error(exc)
-        if not closing.done():
-            closing.cancel()
-        return "connection lost"
+    async def _confirm(
+        self,
+        channel: WireChannel,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: spec.Basic.Properties,
+        mandatory: bool,
+    ) -> None:
+        timeout = self._settings.confirm_timeout
+        try:
+            await channel.publish(
+                exchange, routing_key, body, properties, mandatory=mandatory, timeout=timeout
+            )
+        except ReturnedError:
+            raise
+        except ConfirmTimeoutError as exc:
+            raise PublishError(f"broker did not confirm within {timeout:g} s") from exc
+        except NackedError as exc:
+            raise PublishError(
+                "broker refused the message (nack): a queue may be full or unavailable"
+            ) from exc
+        except ChannelClosedError as exc:
+            raise PublishError(f"broker refused the message: {exc}") from exc
+        except WireError as exc:
+            raise PublishError(f"broker unavailable ({exc})") from exc
+        except ValueError as exc:  # a name that does not fit AMQP (checked earlier, normally)
+            raise PublishError(str(exc)) from exc

@@ -41,6 +41,7 @@ from .link import BrokerLink
 from .publisher import ConfirmPublisher
 from .settings import RelaySettings
 from .subscription import ACK_MODES, DeliverySink, RelaySubscription
+from .wire import AmqpWire, ChannelClosedError
 
 __all__ = [
     "DeliverySink",
@@ -55,6 +56,7 @@ __all__ = [
 log = logging.getLogger("stompgate.relay")
 
 MAX_KEY_BYTES = 255
+NOT_FOUND = 404  # AMQP reply code: no such exchange or queue
 
 
 def durable_queue_name(user: str | None, subscription_id: str, destination: str) -> str:
@@ -175,9 +177,9 @@ class Relay:
             return (0, 0, 0)
         return (orderer.held_total, orderer.skipped_total, orderer.dropped_total)
 
-    async def _on_up(self, publish: AbstractConnection, consume: AbstractConnection) -> None:
+    async def _on_up(self, wire: AmqpWire, consume: AbstractConnection) -> None:
         settings = self.settings
-        await self._publisher.open(publish)
+        await self._publisher.open(wire)
         channel = await consume.channel(publisher_confirms=False)
         try:
             await channel.exchange_declare(
@@ -189,7 +191,7 @@ class Relay:
         self._known_exchanges = {TOPIC_EXCHANGE, settings.user_exchange}
         self._declared_queues.clear()
         self._pool.open(consume)
-        await self._fanout.open(consume)
+        await self._fanout.open(wire)
         for sub in self._consumer_subscriptions():
             await self._restore(sub)
 
@@ -385,7 +387,8 @@ class Relay:
                 exchange, key, body, properties, mandatory=mandatory, unroutable=unroutable
             )
         except PublishError as exc:
-            if isinstance(exc.__cause__, aiormq.exceptions.ChannelNotFoundEntity):
+            cause = exc.__cause__
+            if isinstance(cause, ChannelClosedError) and cause.code == NOT_FOUND:
                 # The exchange (or queue) went away after we checked it: check again next time.
                 self._known_exchanges.discard(exchange)
                 if exchange == "":

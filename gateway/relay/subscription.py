@@ -13,7 +13,7 @@ from gateway.stomp import PreparedMessage
 
 from .headers import headers_from_delivery
 
-__all__ = ["ACK_MODES", "DeliverySink", "RelaySubscription", "prepare_message"]
+__all__ = ["ACK_MODES", "DeliverySink", "RelaySubscription", "prepare_delivery", "prepare_message"]
 
 ACK_MODES = ("auto", "client", "client-individual")
 
@@ -36,11 +36,17 @@ class DeliverySink(Protocol):
 
 
 def prepare_message(message: DeliveredMessage, destination: str) -> PreparedMessage:
-    """The one PreparedMessage for a broker delivery (shared by every local subscriber)."""
+    """The one PreparedMessage for an aiormq delivery (own consumers)."""
     delivery = message.delivery
     redelivered = bool(isinstance(delivery, spec.Basic.Deliver) and delivery.redelivered)
-    headers = headers_from_delivery(message.header.properties, redelivered)
-    return PreparedMessage(destination, headers, message.body)
+    return prepare_delivery(message.header.properties, redelivered, message.body, destination)
+
+
+def prepare_delivery(
+    properties: spec.Basic.Properties, redelivered: bool, body: bytes, destination: str
+) -> PreparedMessage:
+    """The one PreparedMessage for a broker delivery (shared by every local subscriber)."""
+    return PreparedMessage(destination, headers_from_delivery(properties, redelivered), body)
 
 
 class RelaySubscription:
