@@ -20,13 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support.gateway_proc import free_port  # below the ephemeral range
+
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def port_open(port: int) -> bool:
@@ -44,7 +40,9 @@ def available() -> bool:
 class PrivateBroker:
     """``rabbitmq-server`` as a child, in a temporary directory, on free ports."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_config: str = "") -> None:
+        """``extra_config``: more ``rabbitmq.conf`` lines (tests add a TLS listener)."""
+        self.extra_config = extra_config
         self.dir = Path(tempfile.mkdtemp(prefix="stompgate-bench-rmq-"))
         self.amqp_port = free_port()
         self.web_stomp_port = free_port()
@@ -70,7 +68,7 @@ class PrivateBroker:
             f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
             f"web_stomp.tcp.port = {self.web_stomp_port}\n"
             "web_stomp.tcp.ip = 127.0.0.1\n"
-            f"stomp.listeners.tcp.1 = 127.0.0.1:{self.stomp_port}\n"
+            f"stomp.listeners.tcp.1 = 127.0.0.1:{self.stomp_port}\n" + self.extra_config
         )
         env = {
             **os.environ,
