@@ -115,6 +115,7 @@ class NodeFanout:
     async def open(self, wire: AmqpWire) -> None:
         """Declare a fresh node queue, bind everything still referenced, start consuming."""
         channel = await wire.channel()
+        channel.critical = True  # without its consumer the node would miss messages silently
         binder = await wire.channel()
         name = f"stompgate.node.{self._settings.node_id}.{secrets.token_hex(6)}"
         await channel.queue_declare(name, exclusive=True, auto_delete=True, durable=False)

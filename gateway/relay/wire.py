@@ -377,7 +377,10 @@ class AmqpWire(asyncio.Protocol):
         if isinstance(method, spec.Channel.Close):
             with contextlib.suppress(WireError):
                 self.write(encode_method(number, spec.Channel.CloseOk()))
-            channel._closed(ChannelClosedError(method.reply_code or 0, method.reply_text or ""))
+            reason = ChannelClosedError(method.reply_code or 0, method.reply_text or "")
+            channel._closed(reason)
+            if channel.critical:  # e.g. the fan-out consumer: the relay starts over
+                self._lose(ConnectionLostError(f"broker closed a vital channel: {reason}"))
         elif isinstance(method, spec.Basic.Cancel):
             # The broker cancelled our consumer (its queue was deleted): the node queue is
             # gone, which the relay handles like a lost connection.

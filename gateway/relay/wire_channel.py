@@ -169,6 +169,7 @@ class WireChannel:
         "_wire",
         "close_reason",
         "confirming",
+        "critical",
         "number",
     )
 
@@ -180,6 +181,8 @@ class WireChannel:
         self._consumers: dict[str, DeliveryCallback] = {}
         self._content: PendingContent | None = None
         self.confirming = False
+        #: If the broker closes this channel, drop the whole connection (see AmqpWire).
+        self.critical = False
         self._seq = 0
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._order: collections.deque[tuple[int, float]] = collections.deque()

@@ -239,3 +239,13 @@ def test_publish_encoding_matches_pamqp() -> None:
     assert ours == reference
     with pytest.raises(ValueError, match="255 bytes"):
         encode_publish(1, "x" * 256, "", b"", props, mandatory=False, frame_max=4096)
+
+
+async def test_losing_a_critical_channel_drops_the_connection() -> None:
+    wire, _, channel = await wire_with_channel(confirms=False)
+    channel.critical = True
+    wire.data_received(method(1, spec.Channel.Close(406, "PRECONDITION_FAILED - oops", 0, 0)))
+    error = wire.closing.exception()
+    assert isinstance(error, ConnectionLostError)
+    assert "vital channel" in str(error)
+    assert "oops" in str(error)
