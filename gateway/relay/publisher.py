@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from pamqp import commands as spec
 
@@ -33,9 +34,12 @@ from .wire import (
     WireError,
 )
 
-__all__ = ["ConfirmPublisher"]
+__all__ = ["ConfirmPublisher", "PublishCallback"]
 
 log = logging.getLogger("stompgate.relay")
+
+#: ``on_confirm(error, seconds)``: None once confirmed, else why not; and how long it took.
+PublishCallback = Callable[[PublishError | None, float], None]
 
 
 class ConfirmPublisher:
@@ -153,22 +157,66 @@ class ConfirmPublisher:
         properties: spec.Basic.Properties,
         mandatory: bool,
     ) -> None:
-        timeout = self._settings.confirm_timeout
         try:
             await channel.publish(
-                exchange, routing_key, body, properties, mandatory=mandatory, timeout=timeout
+                exchange,
+                routing_key,
+                body,
+                properties,
+                mandatory=mandatory,
+                timeout=self._settings.confirm_timeout,
             )
         except ReturnedError:
             raise
-        except ConfirmTimeoutError as exc:
-            raise PublishError(f"broker did not confirm within {timeout:g} s") from exc
-        except NackedError as exc:
-            raise PublishError(
-                "broker refused the message (nack): a queue may be full or unavailable"
-            ) from exc
-        except ChannelClosedError as exc:
-            raise PublishError(f"broker refused the message: {exc}") from exc
-        except WireError as exc:
-            raise PublishError(f"broker unavailable ({exc})") from exc
-        except ValueError as exc:  # a name that does not fit AMQP (checked earlier, normally)
-            raise PublishError(str(exc)) from exc
+        except (WireError, ValueError) as exc:
+            raise self._error(exc) from exc
+
+    async def publish_nowait(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: spec.Basic.Properties,
+        on_confirm: PublishCallback,
+    ) -> None:
+        """Publish without waiting: returns once the message is written (raising
+        PublishError if it cannot be); ``on_confirm(error, seconds)`` runs exactly once
+        later, from the connection's read, with None or the PublishError (whose
+        ``__cause__`` is the wire's error) and the time the broker took."""
+        channel = await self._channel()
+
+        def done(error: WireError | None, seconds: float) -> None:
+            self._pending -= 1
+            if not self._pending:
+                self._idle.set()
+            on_confirm(None if error is None else self._error(error), seconds)
+
+        try:
+            channel.publish_nowait(
+                exchange,
+                routing_key,
+                body,
+                properties,
+                timeout=self._settings.confirm_timeout,
+                on_confirm=done,
+            )
+        except (WireError, ValueError) as exc:
+            raise self._error(exc) from exc
+        self._pending += 1
+        self._idle.clear()
+
+    def _error(self, exc: BaseException) -> PublishError:
+        """The client's text for a publish that failed (``__cause__`` set to ``exc``)."""
+        if isinstance(exc, ConfirmTimeoutError):
+            text = f"broker did not confirm within {self._settings.confirm_timeout:g} s"
+        elif isinstance(exc, NackedError):
+            text = "broker refused the message (nack): a queue may be full or unavailable"
+        elif isinstance(exc, ChannelClosedError):
+            text = f"broker refused the message: {exc}"
+        elif isinstance(exc, WireError):
+            text = f"broker unavailable ({exc})"
+        else:  # ValueError: a name that does not fit AMQP (checked earlier, normally)
+            text = str(exc)
+        error = PublishError(text)
+        error.__cause__ = exc
+        return error

@@ -38,7 +38,7 @@ from .errors import BrokerUnavailableError, PublishError, SubscribeError, descri
 from .fanout import TOPIC_EXCHANGE, FanoutSubscription, NodeFanout
 from .headers import HeaderError, first_headers, properties_from_send, queue_arguments
 from .link import BrokerLink
-from .publisher import ConfirmPublisher
+from .publisher import ConfirmPublisher, PublishCallback
 from .settings import RelaySettings
 from .subscription import ACK_MODES, DeliverySink, RelaySubscription
 from .wire import AmqpWire, ChannelClosedError
@@ -354,11 +354,17 @@ class Relay:
         destination: str,
         headers: Sequence[tuple[str, str]],
         body: bytes,
+        *,
+        on_confirm: PublishCallback | None = None,
     ) -> None:
         """Publish a SEND and return once the broker confirmed it.
 
         Raises DestinationError (bad destination) or PublishError (anything else: bad header
         values, missing /amq/queue/ or exchange, nack, no confirm in time, broker lost).
+
+        With ``on_confirm``, return as soon as the message is written: errors up to then
+        are raised as above; the confirm's outcome goes to ``on_confirm(error, seconds)``,
+        exactly once (error None: confirmed). A topic SEND then never suspends.
         """
         dest = parse_destination(destination)
         if isinstance(dest, TempQueue):
@@ -382,18 +388,40 @@ class Relay:
             raise PublishError(str(exc)) from exc
         except BrokerUnavailableError as exc:
             raise PublishError(str(exc)) from exc
+        if on_confirm is not None and not mandatory:
+
+            def confirmed(error: PublishError | None, seconds: float) -> None:
+                if error is not None:
+                    self._forget_missing(error, exchange, key)
+                on_confirm(error, seconds)
+
+            try:
+                await self._publisher.publish_nowait(exchange, key, body, properties, confirmed)
+            except PublishError as exc:
+                self._forget_missing(exc, exchange, key)
+                raise
+            return
+        started = asyncio.get_running_loop().time()
         try:
             await self._publisher.publish(
                 exchange, key, body, properties, mandatory=mandatory, unroutable=unroutable
             )
         except PublishError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ChannelClosedError) and cause.code == NOT_FOUND:
-                # The exchange (or queue) went away after we checked it: check again next time.
-                self._known_exchanges.discard(exchange)
-                if exchange == "":
-                    self._declared_queues.discard(key)
-            raise
+            self._forget_missing(exc, exchange, key)
+            if on_confirm is None:
+                raise
+            on_confirm(exc, asyncio.get_running_loop().time() - started)
+            return
+        if on_confirm is not None:
+            on_confirm(None, asyncio.get_running_loop().time() - started)
+
+    def _forget_missing(self, error: PublishError, exchange: str, key: str) -> None:
+        """The exchange (or queue) went away after we checked it: check again next time."""
+        cause = error.__cause__
+        if isinstance(cause, ChannelClosedError) and cause.code == NOT_FOUND:
+            self._known_exchanges.discard(exchange)
+            if exchange == "":
+                self._declared_queues.discard(key)
 
     async def _route(
         self, sink: DeliverySink, dest: Destination, headers: Mapping[str, str]

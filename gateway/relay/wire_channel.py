@@ -21,6 +21,7 @@ from .wire_codec import MethodFrame, encode_method, encode_publish
 
 __all__ = [
     "ChannelClosedError",
+    "ConfirmCallback",
     "ConfirmTimeoutError",
     "ConnectionLostError",
     "Delivery",
@@ -111,6 +112,9 @@ class Delivery:
 
 
 DeliveryCallback = Callable[[Delivery], None]
+#: ``on_confirm(error, seconds)``: how a publish ended (None: confirmed) and how long it took.
+ConfirmCallback = Callable[["WireError | None", float], None]
+Waiter = asyncio.Future[None] | ConfirmCallback
 
 
 class PendingContent:
@@ -184,7 +188,7 @@ class WireChannel:
         #: If the broker closes this channel, drop the whole connection (see AmqpWire).
         self.critical = False
         self._seq = 0
-        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._pending: dict[int, tuple[Waiter, float]] = {}  # seq -> (waiter, sent at)
         self._order: collections.deque[tuple[int, float]] = collections.deque()
         self._returned: ReturnedError | None = None
         self.close_reason: WireError | None = None
@@ -263,6 +267,35 @@ class WireChannel:
         Raises ValueError for names that do not fit AMQP, and the channel's close reason if
         it is closed. ``mandatory`` publishes need a channel with nothing in flight.
         """
+        future = self._wire.loop.create_future()
+        self._write_publish(exchange, routing_key, body, properties, mandatory, timeout, future)
+        return future
+
+    def publish_nowait(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: spec.Basic.Properties,
+        *,
+        timeout: float,
+        on_confirm: ConfirmCallback,
+    ) -> None:
+        """Write a publish now; ``on_confirm(error, seconds)`` runs once, inside
+        ``data_received``, when the broker confirms it (error None) or it fails. No future,
+        no loop turn: the cheapest way to learn the outcome. Raises like :meth:`publish`."""
+        self._write_publish(exchange, routing_key, body, properties, False, timeout, on_confirm)
+
+    def _write_publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: spec.Basic.Properties,
+        mandatory: bool,
+        timeout: float,
+        waiter: Waiter,
+    ) -> None:
         if self.close_reason is not None:
             raise self.close_reason
         if not self.confirming:
@@ -279,13 +312,12 @@ class WireChannel:
             mandatory=mandatory,
             frame_max=wire.frame_max,
         )
+        now = wire.loop.time()
         self._seq += 1
         seq = self._seq
-        future = wire.loop.create_future()
-        self._pending[seq] = future
-        self._order.append((seq, wire.loop.time() + timeout))
+        self._pending[seq] = (waiter, now)
+        self._order.append((seq, now + timeout))
         wire.write(data)
-        return future
 
     async def close(self) -> None:
         """Close the channel (its pending publishes fail)."""
@@ -311,36 +343,36 @@ class WireChannel:
         if multiple:
             order = self._order
             while order and order[0][0] <= tag:
-                future = pending.pop(order.popleft()[0], None)
-                if future is not None:
-                    self._settle(future, ok)
+                entry = pending.pop(order.popleft()[0], None)
+                if entry is not None:
+                    self._settle(entry, ok)
         else:
-            future = pending.pop(tag, None)
-            if future is not None:
-                self._settle(future, ok)
+            entry = pending.pop(tag, None)
+            if entry is not None:
+                self._settle(entry, ok)
             order = self._order
             while order and order[0][0] not in pending:  # drop settled entries at the front
                 order.popleft()
 
-    def _settle(self, future: asyncio.Future[None], ok: bool) -> None:
-        if future.done():
-            return
+    def _settle(self, entry: tuple[Waiter, float], ok: bool) -> None:
         returned, self._returned = self._returned, None
+        error: WireError | None
         if returned is not None:
-            future.set_exception(returned)
+            error = returned
         elif ok:
-            future.set_result(None)
+            error = None
         else:
-            future.set_exception(NackedError("broker refused the message (nack)"))
+            error = NackedError("broker refused the message (nack)")
+        _resolve(entry, error, self._wire.loop.time())
 
     def _sweep(self, now: float) -> None:
         """Fail publishes whose confirm is overdue."""
         order = self._order
         pending = self._pending
         while order and order[0][1] <= now:
-            future = pending.pop(order.popleft()[0], None)
-            if future is not None and not future.done():
-                future.set_exception(ConfirmTimeoutError("no confirm in time"))
+            entry = pending.pop(order.popleft()[0], None)
+            if entry is not None:
+                _resolve(entry, ConfirmTimeoutError("no confirm in time"), now)
 
     def _content_done(self, content: PendingContent) -> None:
         body = b"".join(content.chunks) if len(content.chunks) != 1 else content.chunks[0]
@@ -370,8 +402,25 @@ class WireChannel:
             waiter.set_exception(reason)
         pending, self._pending = self._pending, {}
         self._order.clear()
-        for future in pending.values():
-            if not future.done():
-                future.set_exception(reason)
+        now = self._wire.loop.time()
+        for entry in pending.values():
+            _resolve(entry, reason, now)
         self._consumers.clear()
         self._wire.forget_channel(self)
+
+
+def _resolve(entry: tuple[Waiter, float], error: WireError | None, now: float) -> None:
+    """Tell a publish's waiter (a future or an ``on_confirm`` callback) how it ended."""
+    waiter, sent = entry
+    if isinstance(waiter, asyncio.Future):
+        if waiter.done():
+            return
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
+        return
+    try:
+        waiter(error, now - sent)
+    except Exception:
+        log.exception("on_confirm callback failed")

@@ -11,7 +11,7 @@ from aiormq.abc import DeliveredMessage
 
 from gateway.relay import DestinationError, PublishError, Relay, RelaySettings, SubscribeError
 from tests.relay.conftest import RelayFactory
-from tests.relay.helpers import RecordingSink, queue_depth
+from tests.relay.helpers import RecordingSink, eventually, queue_depth
 from tests.support import rabbit
 
 
@@ -208,3 +208,57 @@ async def test_not_ready_when_broker_unreachable() -> None:
         await relay.detach(sink)
     finally:
         await relay.close()
+
+
+async def test_publish_with_on_confirm_returns_before_the_confirm(
+    make_relay: RelayFactory, fresh_vhost: str
+) -> None:
+    relay = await make_relay()
+    sink = RecordingSink("s")
+    outcomes: list[tuple[PublishError | None, float]] = []
+    for i in range(20):
+        await relay.publish(
+            sink,
+            "/queue/pipelined",
+            [],
+            f"{i}".encode(),
+            on_confirm=lambda error, seconds: outcomes.append((error, seconds)),
+        )
+    assert len(outcomes) < 20  # returned before (most of) the confirms
+    await eventually(lambda: len(outcomes), lambda n: n >= 20, within=5, every=0.01)
+    assert [error for error, _ in outcomes] == [None] * 20
+    assert all(0 <= seconds < 5 for _, seconds in outcomes)
+    assert await queue_depth(fresh_vhost, "pipelined") == 20
+    # A nack reaches the callback, not the caller.
+    await relay.publish(
+        sink,
+        "/queue/full",
+        [("x-max-length", "0"), ("x-overflow", "reject-publish")],
+        b"x",
+        on_confirm=lambda error, seconds: outcomes.append((error, seconds)),
+    )
+    await eventually(lambda: len(outcomes), lambda n: n >= 21, within=5, every=0.01)
+    assert "refused the message (nack)" in str(outcomes[-1][0])
+
+
+async def test_exchange_deleted_after_the_check_fails_the_confirm(
+    make_relay: RelayFactory, fresh_vhost: str
+) -> None:
+    relay = await make_relay()
+    sink = RecordingSink("s")
+    rabbit.mgmt(
+        "PUT", f"/exchanges/{rabbit.quote(fresh_vhost)}/brief", {"type": "topic", "durable": False}
+    )
+    await relay.publish(sink, "/exchange/brief/k", [], b"checked and cached")
+    rabbit.mgmt("DELETE", f"/exchanges/{rabbit.quote(fresh_vhost)}/brief")
+    outcome: asyncio.Future[PublishError | None] = asyncio.get_running_loop().create_future()
+    await relay.publish(
+        sink, "/exchange/brief/k", [], b"x", on_confirm=lambda e, _: outcome.set_result(e)
+    )
+    error = await asyncio.wait_for(outcome, 5)
+    assert error is not None
+    assert "NOT_FOUND" in str(error)
+    # The relay forgot the exchange: the next SEND is refused before anything is written.
+    with pytest.raises(PublishError, match="no such exchange 'brief'"):
+        await relay.publish(sink, "/exchange/brief/k", [], b"y")
+    await relay.publish(sink, "/queue/after", [], b"other channels are fine")
