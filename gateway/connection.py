@@ -75,6 +75,7 @@ class Connection:
         "rate",
         "session",
         "session_id",
+        "timer_slot",
         "transport_name",
     )
 
@@ -110,6 +111,7 @@ class Connection:
         self.created = now
         self.last_read = now
         self.last_write = now
+        self.timer_slot: int | None = None  # the node's timer wheel slot, None: no timer runs
 
     # -- DeliverySink -----------------------------------------------------------------------
 
@@ -258,6 +260,7 @@ class Connection:
         self.identity = identity
         self.deadline = access.deadline(identity)
         self.session.accept(session_id=self.session_id, user_name=identity.user)
+        self.node.schedule(self, time.monotonic(), time.time())  # heart-beats, idle, token
         self.node.metrics.frames_out.labels("CONNECTED").inc()
         log.info(
             "connected",
