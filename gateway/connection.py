@@ -194,7 +194,7 @@ class Connection:
 
     async def _handle(self, event: events.Event) -> None:
         node = self.node
-        node.metrics.frames_in.labels(COMMANDS[type(event)]).inc()
+        node.metrics.frames_in.inc(COMMANDS[type(event)])
         try:
             if isinstance(event, events.SendRequested):
                 await self._send(event)
@@ -261,7 +261,7 @@ class Connection:
         self.deadline = access.deadline(identity)
         self.session.accept(session_id=self.session_id, user_name=identity.user)
         self.node.schedule(self, time.monotonic(), time.time())  # heart-beats, idle, token
-        self.node.metrics.frames_out.labels("CONNECTED").inc()
+        self.node.metrics.frames_out.inc("CONNECTED")
         log.info(
             "connected",
             extra={
@@ -376,7 +376,7 @@ class Connection:
     def _receipt(self, receipt: str | None) -> None:
         if receipt is not None:
             self.session.receipt(receipt)
-            self.node.metrics.frames_out.labels("RECEIPT").inc()
+            self.node.metrics.frames_out.inc("RECEIPT")
 
     def flush(self) -> None:
         """Write whatever the session has queued, in one write; police slow consumers."""
@@ -411,7 +411,7 @@ class Connection:
         if self._closing:
             return
         self.node.metrics.errors.labels(reason).inc()
-        self.node.metrics.frames_out.labels("ERROR").inc()
+        self.node.metrics.frames_out.inc("ERROR")
         log.info(
             "closing with ERROR: %s",
             message,
