@@ -380,18 +380,23 @@ class Connection:
 
     def flush(self) -> None:
         """Write whatever the session has queued, in one write; police slow consumers."""
-        data = self.session.data_to_send()
+        session = self.session
+        out = self.out
+        data = session.data_to_send()
         if data:
-            self.out.write(data)
+            out.write(data)
             self.last_write = time.monotonic()
-        if self.session.closed and not self._closing:
+        if self._closing:
+            return
+        if session.closed:
             self.close()
-        elif self.out.buffered() > self.node.settings.max_outbound_buffer and not self._closing:
+            return
+        limit = self.node.settings.max_outbound_buffer
+        queued = out.buffered()
+        if queued > limit:
             self.node.metrics.slow_consumer_drops.inc()
-            queued = self.out.buffered()
             self.fail(
-                f"slow consumer: {queued} bytes queued > max_outbound_buffer "
-                f"{self.node.settings.max_outbound_buffer}",
+                f"slow consumer: {queued} bytes queued > max_outbound_buffer {limit}",
                 reason="slow_consumer",
             )
 
