@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
 
 import redis.asyncio as redis
 from aiohttp import web
@@ -129,10 +129,11 @@ class Access:
 
     # -- frames ------------------------------------------------------------------------------
 
-    async def authorize_send(
+    def authorize_send(
         self, identity: Identity, destination: str, headers: Iterable[tuple[str, str]]
-    ) -> tuple[tuple[str, str], ...]:
-        return await self.gatekeeper.authorize_send(identity, destination, headers)
+    ) -> Awaitable[tuple[tuple[str, str], ...]]:
+        """The gatekeeper's coroutine itself (every SEND: no coroutine of our own around it)."""
+        return self.gatekeeper.authorize_send(identity, destination, headers)
 
     async def authorize_subscribe(self, identity: Identity, destination: str) -> None:
         await self.gatekeeper.authorize_subscribe(identity, destination)

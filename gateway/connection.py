@@ -75,6 +75,7 @@ class Connection:
         "rate",
         "session",
         "session_id",
+        "timer_slot",
         "transport_name",
     )
 
@@ -110,6 +111,7 @@ class Connection:
         self.created = now
         self.last_read = now
         self.last_write = now
+        self.timer_slot: int | None = None  # the node's timer wheel slot, None: no timer runs
 
     # -- DeliverySink -----------------------------------------------------------------------
 
@@ -192,7 +194,7 @@ class Connection:
 
     async def _handle(self, event: events.Event) -> None:
         node = self.node
-        node.metrics.frames_in.labels(COMMANDS[type(event)]).inc()
+        node.metrics.frames_in.inc(COMMANDS[type(event)])
         try:
             if isinstance(event, events.SendRequested):
                 await self._send(event)
@@ -258,7 +260,8 @@ class Connection:
         self.identity = identity
         self.deadline = access.deadline(identity)
         self.session.accept(session_id=self.session_id, user_name=identity.user)
-        self.node.metrics.frames_out.labels("CONNECTED").inc()
+        self.node.schedule(self, time.monotonic(), time.time())  # heart-beats, idle, token
+        self.node.metrics.frames_out.inc("CONNECTED")
         log.info(
             "connected",
             extra={
@@ -373,22 +376,27 @@ class Connection:
     def _receipt(self, receipt: str | None) -> None:
         if receipt is not None:
             self.session.receipt(receipt)
-            self.node.metrics.frames_out.labels("RECEIPT").inc()
+            self.node.metrics.frames_out.inc("RECEIPT")
 
     def flush(self) -> None:
         """Write whatever the session has queued, in one write; police slow consumers."""
-        data = self.session.data_to_send()
+        session = self.session
+        out = self.out
+        data = session.data_to_send()
         if data:
-            self.out.write(data)
+            out.write(data)
             self.last_write = time.monotonic()
-        if self.session.closed and not self._closing:
+        if self._closing:
+            return
+        if session.closed:
             self.close()
-        elif self.out.buffered() > self.node.settings.max_outbound_buffer and not self._closing:
+            return
+        limit = self.node.settings.max_outbound_buffer
+        queued = out.buffered()
+        if queued > limit:
             self.node.metrics.slow_consumer_drops.inc()
-            queued = self.out.buffered()
             self.fail(
-                f"slow consumer: {queued} bytes queued > max_outbound_buffer "
-                f"{self.node.settings.max_outbound_buffer}",
+                f"slow consumer: {queued} bytes queued > max_outbound_buffer {limit}",
                 reason="slow_consumer",
             )
 
@@ -408,7 +416,7 @@ class Connection:
         if self._closing:
             return
         self.node.metrics.errors.labels(reason).inc()
-        self.node.metrics.frames_out.labels("ERROR").inc()
+        self.node.metrics.frames_out.inc("ERROR")
         log.info(
             "closing with ERROR: %s",
             message,

@@ -4,8 +4,9 @@ The node owns what is shared by all connections of one process:
 
 * the relay (few AMQP connections, the edge fan-out queue);
 * one flush per loop turn for every connection that got deliveries (several frames per write);
-* one ticker for heart-beats, heart-beat timeouts and CONNECT timeouts, instead of a timer
-  per connection;
+* one ticker for heart-beats and the CONNECT, heart-beat, idle and token timeouts, instead of
+  a timer per connection; a timer wheel files each connection under the tick at which its
+  earliest timer can fall due, so a tick looks only at those (see :meth:`Node.tick`);
 * the broker-loss policy: when the relay loses RabbitMQ, every session is closed with an
   ERROR that says so (clients reconnect, re-subscribe and catch up; durable queues kept their
   messages and unacked ones are redelivered), and ``/readyz`` says "not ready" until the relay
@@ -33,6 +34,11 @@ from gateway.stomp import Limits, SessionConfig, SessionState
 log = logging.getLogger("stompgate.node")
 
 TICK_SECONDS = 0.25
+#: A token deadline is in wall-clock time, the wheel in monotonic time: a session with one is
+#: looked at again at least this often, so a step of the wall clock still ends it on time.
+WALL_CLOCK_RECHECK = 1.0
+#: Filed this much early, so a rounding error never puts a timer after the tick that is due.
+_EARLY = 1e-6
 
 
 class Node:
@@ -68,6 +74,10 @@ class Node:
         self._ids = itertools.count(1)
         self._id_prefix = f"{settings.node_id}-{os.urandom(3).hex()}"
         self._ticker: asyncio.Task[None] | None = None
+        # The timer wheel: tick slot (monotonic time // TICK_SECONDS) -> the connections whose
+        # earliest timer falls due in it. Connections with no timer running are in no slot.
+        self._timers: dict[int, set[Connection]] = {}
+        self._timer_next = int(time.monotonic() // TICK_SECONDS)  # first slot a tick looks at
         self._release_tasks: set[asyncio.Task[None]] = set()
         self.draining = False
 
@@ -101,12 +111,14 @@ class Node:
     def opened(self, conn: Connection) -> None:
         """Count a new socket; the caller has already passed ``access.open_ip``."""
         self.connections.add(conn)
+        self.schedule(conn, time.monotonic(), time.time())
         self.metrics.connections_total.labels(conn.transport_name).inc()
         self.metrics.sessions.labels(conn.transport_name).inc()
 
     def forget(self, conn: Connection) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
+            self._file(conn, None)
             self.metrics.sessions.labels(conn.transport_name).dec()
             self.access.close_ip(conn.peer)
             task = asyncio.get_running_loop().create_task(conn.release())
@@ -152,44 +164,117 @@ class Node:
                 await self.access.refresh()
 
     def tick(self, now: float, wall: float) -> None:
-        """Heart-beats out, and the timeouts: CONNECT, heart-beat, idle, token expiry."""
-        grace = self.settings.heartbeat_grace
-        connect_timeout = self.settings.connect_timeout
+        """Heart-beats out, and the timeouts: CONNECT, heart-beat, idle, token expiry.
+
+        Only connections filed in the wheel under a slot up to ``now``'s are looked at; each
+        is checked exactly as if every connection were (:meth:`_check`), then filed again
+        under its next due time. A timer is filed under the slot of the moment its condition
+        can first hold, and the reads and writes that push it later (``last_read``,
+        ``last_write``) only ever move forward, so no tick at which a timeout holds is
+        missed; the current slot is looked at again next tick, as part of it is still ahead.
+        """
+        current = int(now // TICK_SECONDS)
+        timers = self._timers
+        first = self._timer_next
+        if current - first < len(timers):  # the usual case: a slot or two since the last tick
+            slots = [slot for slot in range(first, current + 1) if slot in timers]
+        else:
+            slots = sorted(slot for slot in timers if slot <= current)
+        self._timer_next = max(first, current)
+        for slot in slots:
+            bucket = timers.pop(slot, None)
+            if bucket is None:
+                continue
+            for conn in bucket:
+                if conn.timer_slot != slot or conn.closing:
+                    continue  # filed elsewhere or forgotten while this tick ran
+                conn.timer_slot = None
+                self._check(conn, now, wall)
+                if not conn.closing:
+                    self.schedule(conn, now, wall)
+
+    def _check(self, conn: Connection, now: float, wall: float) -> None:
+        """One connection's timeouts and heart-beat, as of ``now`` (monotonic) and ``wall``."""
+        session = conn.session
+        if session.state is not SessionState.CONNECTED:
+            connect_timeout = self.settings.connect_timeout
+            if connect_timeout and now - conn.created > connect_timeout:
+                conn.fail(
+                    f"CONNECT timeout: no CONNECT frame within {connect_timeout:g} s",
+                    reason="connect_timeout",
+                )
+            return
+        if conn.deadline is not None and wall >= conn.deadline:
+            conn.fail(
+                "token expired",
+                detail="the session's token expired; reconnect with a fresh token",
+                reason="token_expired",
+            )
+            return
         idle_timeout = self.access.limits.idle_timeout
-        for conn in list(self.connections):
-            session = conn.session
-            if session.state is not SessionState.CONNECTED:
-                if connect_timeout and now - conn.created > connect_timeout:
-                    conn.fail(
-                        f"CONNECT timeout: no CONNECT frame within {connect_timeout:g} s",
-                        reason="connect_timeout",
-                    )
-                continue
-            if conn.deadline is not None and wall >= conn.deadline:
-                conn.fail(
-                    "token expired",
-                    detail="the session's token expired; reconnect with a fresh token",
-                    reason="token_expired",
-                )
-                continue
-            if idle_timeout and now - conn.last_read > idle_timeout:
-                conn.fail(
-                    f"idle timeout: nothing received for {idle_timeout:g} s", reason="idle_timeout"
-                )
-                continue
-            plan = session.heartbeat
-            if plan is None:
-                continue
-            if plan.expect_every_ms and now - conn.last_read > plan.expect_every_ms * grace / 1000:
-                silent = now - conn.last_read
-                conn.fail(
-                    f"heart-beat timeout: nothing received for {silent:.1f} s "
-                    f"(expected every {plan.expect_every_ms} ms)",
-                    reason="heartbeat_timeout",
-                )
-                continue
-            if plan.send_every_ms and now - conn.last_write >= plan.send_every_ms / 1000 * 0.9:
-                conn.heartbeat()
+        if idle_timeout and now - conn.last_read > idle_timeout:
+            conn.fail(
+                f"idle timeout: nothing received for {idle_timeout:g} s", reason="idle_timeout"
+            )
+            return
+        plan = session.heartbeat
+        if plan is None:
+            return
+        grace = self.settings.heartbeat_grace
+        if plan.expect_every_ms and now - conn.last_read > plan.expect_every_ms * grace / 1000:
+            silent = now - conn.last_read
+            conn.fail(
+                f"heart-beat timeout: nothing received for {silent:.1f} s "
+                f"(expected every {plan.expect_every_ms} ms)",
+                reason="heartbeat_timeout",
+            )
+            return
+        if plan.send_every_ms and now - conn.last_write >= plan.send_every_ms / 1000 * 0.9:
+            conn.heartbeat()
+
+    def schedule(self, conn: Connection, now: float, wall: float) -> None:
+        """File ``conn`` in the wheel under the earliest time one of its timers can fall due
+        (the CONNECT timeout before CONNECTED; then the token deadline, the idle timeout and
+        the heart-beats). Call it when the session's state or timers change."""
+        if conn.session.state is not SessionState.CONNECTED:
+            connect_timeout = self.settings.connect_timeout
+            self._file(conn, conn.created + connect_timeout if connect_timeout else None)
+            return
+        due: float | None = None
+        if conn.deadline is not None:
+            due = now + min(conn.deadline - wall, WALL_CLOCK_RECHECK)
+        idle_timeout = self.access.limits.idle_timeout
+        if idle_timeout:
+            due = _earlier(due, conn.last_read + idle_timeout)
+        plan = conn.session.heartbeat
+        if plan is not None:
+            if plan.expect_every_ms:
+                grace = self.settings.heartbeat_grace
+                due = _earlier(due, conn.last_read + plan.expect_every_ms * grace / 1000)
+            if plan.send_every_ms:
+                due = _earlier(due, conn.last_write + plan.send_every_ms / 1000 * 0.9)
+        self._file(conn, due)
+
+    def _file(self, conn: Connection, due: float | None) -> None:
+        """Move ``conn`` to the wheel slot of ``due`` (None: out of the wheel)."""
+        slot = None if due is None else max(int((due - _EARLY) // TICK_SECONDS), self._timer_next)
+        old = conn.timer_slot
+        if slot == old:
+            return
+        timers = self._timers
+        if old is not None:
+            bucket = timers.get(old)
+            if bucket is not None:
+                bucket.discard(conn)
+                if not bucket:
+                    del timers[old]
+        conn.timer_slot = slot
+        if slot is not None:
+            bucket = timers.get(slot)
+            if bucket is None:
+                timers[slot] = {conn}
+            else:
+                bucket.add(conn)
 
     # -- broker loss -------------------------------------------------------------------------
 
@@ -202,3 +287,7 @@ class Node:
                 f"broker connection lost ({reason}); reconnect and resubscribe",
                 reason="broker_lost",
             )
+
+
+def _earlier(due: float | None, other: float) -> float:
+    return other if due is None or other < due else due

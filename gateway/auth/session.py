@@ -210,5 +210,6 @@ class Gatekeeper:
     ) -> tuple[tuple[str, str], ...]:
         """The SEND's headers with identity headers stripped and the sender stamped."""
         check_destination(destination, for_send=True, max_length=self.limits.max_destination_length)
-        await self.acl.check(identity, "send", destination, membership=self.membership)
+        if not identity.dev:  # development identities may do everything (Acl.check)
+            await self.acl.check(identity, "send", destination, membership=self.membership)
         return strip_spoofed_headers(headers, identity.user, sender_header=self.sender_header)

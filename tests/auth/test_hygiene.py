@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.auth import hygiene
 from gateway.auth.hygiene import (
     DestinationRejected,
     check_destination,
@@ -151,3 +154,26 @@ def test_sender_header_name_is_configurable() -> None:
         ("x-chat-author", "alice"),
         ("k", "v"),
     )
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    destination=st.one_of(
+        st.text(alphabet="/abc.*#:-_@", max_size=40),
+        st.text(max_size=40),
+        st.sampled_from(["/", "/topic/room.7", "/topic/room.7/", "/topic/.a", "//x", "/a./b"]),
+    ),
+    for_send=st.booleans(),
+    max_length=st.sampled_from([0, 1, 10, 255]),
+)
+def test_the_fast_path_agrees_with_the_full_check(
+    destination: str, for_send: bool, max_length: int
+) -> None:
+    def outcome(check: Callable[..., None]) -> str | None:
+        try:
+            check(destination, for_send=for_send, max_length=max_length)
+        except DestinationRejected as exc:
+            return exc.message
+        return None
+
+    assert outcome(check_destination) == outcome(hygiene._check_destination)
