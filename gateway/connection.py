@@ -1,9 +1,14 @@
 """One client connection: feeds its sans-I/O STOMP session and acts on the events.
 
 The transport (WebSocket or TCP) calls :meth:`Connection.feed` with the bytes it reads, from
-the one task that reads the socket, so a client's frames are handled strictly in order: a
-SEND's RECEIPT goes out only after the broker confirmed it, and the next frame waits for
-it (which also pushes back on a client that publishes faster than the broker confirms).
+the one task that reads the socket, so a client's frames are handled strictly in order.
+A SEND without a receipt is written to the broker and the next frame is handled at once:
+its confirm comes back through a callback (:meth:`Connection._on_confirm`), and a SEND the
+broker does not confirm still ends the session with an ERROR that says so. At most
+``max_unconfirmed`` such SENDs are in flight per session (the next one waits, which pushes
+back on a client that publishes faster than the broker confirms). Every other frame, and
+a SEND with a receipt, first waits until all earlier SENDs are confirmed, so a RECEIPT
+always means that everything the client sent before it is with the broker.
 
 Broker deliveries arrive on another path, :meth:`deliver`, called by the relay in-process;
 they are rendered into the session's outbound buffer and written once per loop turn for all
@@ -60,7 +65,10 @@ class Connection:
         "_closing",
         "_lease",
         "_next_message_id",
+        "_settled",
+        "_settled_at",
         "_subscriptions",
+        "_unconfirmed",
         "_unpaid",
         "created",
         "deadline",
@@ -107,6 +115,9 @@ class Connection:
         self._closing = False
         self.dirty = False  # queued output the node will flush at the end of this loop turn
         self._unpaid = 0  # bytes read but not yet charged to the rate limiter
+        self._unconfirmed = 0  # SENDs written to the broker, not confirmed yet
+        self._settled: asyncio.Future[None] | None = None  # waits for _unconfirmed to drop
+        self._settled_at = 0  # ... to this many
         now = time.monotonic()
         self.created = now
         self.last_read = now
@@ -196,9 +207,16 @@ class Connection:
         node = self.node
         node.metrics.frames_in.inc(COMMANDS[type(event)])
         try:
+            if self._unconfirmed and (
+                not isinstance(event, events.SendRequested) or event.receipt is not None
+            ):
+                await self._confirmed(0)
+                if self._closing:
+                    return  # an earlier SEND failed: its ERROR is out
             if isinstance(event, events.SendRequested):
-                await self._send(event)
-                self._receipt(event.receipt)
+                await self._send(event, pipelined=event.receipt is None)
+                if event.receipt is not None:
+                    self._receipt(event.receipt)
             elif isinstance(event, events.SubscribeRequested):
                 await self._subscribe(event)
             elif isinstance(event, events.UnsubscribeRequested):
@@ -273,16 +291,51 @@ class Connection:
             },
         )
 
-    async def _send(self, event: events.SendRequested) -> None:
+    async def _send(self, event: events.SendRequested, *, pipelined: bool = False) -> None:
         identity = self._identity()
         node = self.node
         headers = await node.access.authorize_send(identity, event.destination, event.headers)
         if node.chat is not None and node.chat.handles(event.destination):
             await node.chat.handle_send(identity.user, event.destination, headers, event.body)
             return
+        window = node.settings.max_unconfirmed
+        if pipelined and window:
+            if self._unconfirmed >= window:
+                await self._confirmed(window - 1)
+                if self._closing:
+                    return
+            self._unconfirmed += 1
+            try:
+                await node.relay.publish(
+                    self, event.destination, headers, event.body, on_confirm=self._on_confirm
+                )
+            except BaseException:
+                self._unconfirmed -= 1  # nothing was written: no confirm will come
+                raise
+            return
         started = time.perf_counter()
         await node.relay.publish(self, event.destination, headers, event.body)
         node.metrics.confirm_latency.observe(time.perf_counter() - started)
+
+    def _on_confirm(self, error: PublishError | None, seconds: float) -> None:
+        """The broker's answer to a SEND sent without waiting (see the module docstring)."""
+        self._unconfirmed -= 1
+        self.node.metrics.confirm_latency.observe(seconds)
+        if error is not None:
+            self.fail(f"SEND not confirmed: {error}", reason="publish")
+        waiter = self._settled
+        if waiter is not None and self._unconfirmed <= self._settled_at:
+            self._settled = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _confirmed(self, at_most: int) -> None:
+        """Wait until at most ``at_most`` SENDs of this session await their confirm (or the
+        session is closing)."""
+        while self._unconfirmed > at_most and not self._closing:
+            waiter = self._settled = asyncio.get_running_loop().create_future()
+            self._settled_at = at_most
+            await waiter
 
     async def _subscribe(self, event: events.SubscribeRequested) -> None:
         identity = self._identity()
@@ -434,6 +487,9 @@ class Connection:
         if self._closing:
             return
         self._closing = True
+        waiter, self._settled = self._settled, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)  # a wait for confirms ends with the session
         data = self.session.data_to_send()
         if data:
             self.out.write(data)

@@ -69,6 +69,13 @@ class Settings:
         default=4 * 1024 * 1024,
         metadata={"help": "bytes queued to a slow client before it is told and closed"},
     )
+    max_unconfirmed: int = field(
+        default=128,
+        metadata={
+            "help": "SENDs without a receipt a session may have awaiting the broker's"
+            " confirm; 0 = each SEND waits for its confirm"
+        },
+    )
     store: str = field(
         default="",
         metadata={"help": "message store for history/catch-up: sqlite:///path or mongodb://..."},
@@ -104,6 +111,8 @@ class Settings:
             raise ValueError("--heartbeat-grace must be at least 1.0")
         if self.order_hold_ms < 0:
             raise ValueError(f"--order-hold-ms must not be negative, got {self.order_hold_ms}")
+        if self.max_unconfirmed < 0:
+            raise ValueError(f"--max-unconfirmed must not be negative, got {self.max_unconfirmed}")
 
     def dev_credentials(self) -> dict[str, str]:
         pairs: dict[str, str] = {}

@@ -99,10 +99,13 @@ class ConfirmPublisher:
         except WireError as exc:
             raise PublishError(f"broker unavailable ({exc})") from exc
 
-    async def _channel(self) -> WireChannel:
+    async def _channel(self, lane: int | None = None) -> WireChannel:
         wire = self._usable_wire()
-        index = self._next % len(self._channels)
-        self._next = index + 1
+        if lane is None:
+            index = self._next % len(self._channels)
+            self._next = index + 1
+        else:
+            index = lane % len(self._channels)
         channel = self._channels[index]
         if channel is not None and not channel.is_closed:
             return channel
@@ -178,12 +181,17 @@ class ConfirmPublisher:
         body: bytes,
         properties: spec.Basic.Properties,
         on_confirm: PublishCallback,
+        *,
+        lane: int,
     ) -> None:
         """Publish without waiting: returns once the message is written (raising
         PublishError if it cannot be); ``on_confirm(error, seconds)`` runs exactly once
         later, from the connection's read, with None or the PublishError (whose
-        ``__cause__`` is the wire's error) and the time the broker took."""
-        channel = await self._channel()
+        ``__cause__`` is the wire's error) and the time the broker took.
+
+        Publishes with the same ``lane`` take the same channel, so they reach the broker,
+        and its queues, in the order they were made (a session passes its own lane)."""
+        channel = await self._channel(lane)
 
         def done(error: WireError | None, seconds: float) -> None:
             self._pending -= 1

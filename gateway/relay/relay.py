@@ -364,7 +364,8 @@ class Relay:
 
         With ``on_confirm``, return as soon as the message is written: errors up to then
         are raised as above; the confirm's outcome goes to ``on_confirm(error, seconds)``,
-        exactly once (error None: confirmed). A topic SEND then never suspends.
+        exactly once (error None: confirmed). A topic SEND then never suspends. The SENDs
+        of one sink keep their order (they share a channel).
         """
         dest = parse_destination(destination)
         if isinstance(dest, TempQueue):
@@ -396,7 +397,9 @@ class Relay:
                 on_confirm(error, seconds)
 
             try:
-                await self._publisher.publish_nowait(exchange, key, body, properties, confirmed)
+                await self._publisher.publish_nowait(
+                    exchange, key, body, properties, confirmed, lane=id(sink) >> 4
+                )
             except PublishError as exc:
                 self._forget_missing(exc, exchange, key)
                 raise

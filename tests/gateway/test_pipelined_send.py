@@ -1,0 +1,52 @@
+"""SENDs without a receipt do not wait for their confirm, yet nothing is dropped silently:
+a RECEIPT still covers every earlier SEND, and a SEND the broker refuses ends the session
+with an ERROR that says so."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import aiormq
+
+from tests.support import rabbit
+from tests.support.gateway_proc import GatewayProcess
+from tests.support.stomp_client import stomp_client
+
+
+def _depth(vhost: str, queue: str) -> int:
+    async def ask() -> int:
+        connection = await aiormq.connect(rabbit.amqp_url(vhost))
+        try:
+            channel = await connection.channel()
+            ok = await channel.queue_declare(queue, passive=True)
+            return int(ok.message_count or 0)
+        finally:
+            await connection.close()
+
+    return asyncio.run(ask())
+
+
+def test_a_receipt_covers_every_earlier_send(gateway: GatewayProcess, rabbit_vhost: str) -> None:
+    name = f"pipe-{uuid.uuid4().hex[:8]}"
+    with stomp_client(gateway.stomp_port) as client:
+        client.send(f"/queue/{name}", "first", receipt=True)  # declares the queue
+        for i in range(80):  # under the default rate limit (burst 100 frames)
+            client.send(f"/queue/{name}", f"m{i}", receipt=False)
+        client.send(f"/queue/{name}", "last", receipt=True)
+        # The RECEIPT for "last" means the broker holds all 82 (a passive declare counts
+        # what the queue has right now; no statistics lag).
+        assert _depth(rabbit_vhost, name) == 82
+        client.subscribe(f"/queue/{name}", "q")
+        bodies = [m.body for m in client.messages(82)]
+    assert bodies == ["first", *(f"m{i}" for i in range(80)), "last"]
+
+
+def test_a_refused_send_without_receipt_still_gets_an_error(gateway: GatewayProcess) -> None:
+    name = f"full-{uuid.uuid4().hex[:8]}"
+    full = {"x-max-length": "0", "x-overflow": "reject-publish"}
+    with stomp_client(gateway.stomp_port) as client:
+        client.send(f"/queue/{name}", "refused, no receipt", receipt=False, headers=full)
+        error = client.next_error()
+    assert error.headers["message"].startswith("SEND not confirmed: broker refused the message")
+    assert "nack" in error.headers["message"]
