@@ -35,8 +35,10 @@ log = logging.getLogger("stompgate.node")
 
 TICK_SECONDS = 0.25
 #: A token deadline is in wall-clock time, the wheel in monotonic time: a session with one is
-#: looked at again at least this often, so a step of the wall clock still ends it on time.
+#: looked at again at least this often, so a step of the wall clock still ends it on time,
+#: and filed this much early, so a slewing wall clock never makes it a tick late.
 WALL_CLOCK_RECHECK = 1.0
+WALL_CLOCK_SLACK = 0.01
 #: Filed this much early, so a rounding error never puts a timer after the tick that is due.
 _EARLY = 1e-6
 
@@ -242,7 +244,7 @@ class Node:
             return
         due: float | None = None
         if conn.deadline is not None:
-            due = now + min(conn.deadline - wall, WALL_CLOCK_RECHECK)
+            due = now + min(conn.deadline - wall - WALL_CLOCK_SLACK, WALL_CLOCK_RECHECK)
         idle_timeout = self.access.limits.idle_timeout
         if idle_timeout:
             due = _earlier(due, conn.last_read + idle_timeout)

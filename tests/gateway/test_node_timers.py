@@ -197,3 +197,26 @@ def test_sessions_without_timers_are_not_in_the_wheel() -> None:
     node.schedule(conn, now, time.time())
     assert fake.timer_slot is None
     assert node._timers == {}
+
+
+def test_a_wall_clock_step_still_ends_an_expired_token_within_a_second() -> None:
+    settings = Settings(connect_timeout=10.0)
+
+    def relay_factory(_lost: Any) -> Relay:
+        return cast(Relay, object())
+
+    node = Node(settings, relay_factory, cast(Access, FakeAccess(FakeLimits(0.0))))
+    now = time.monotonic() + 1.0
+    log: list[Action] = []
+    fake = FakeConn(0, now, log)
+    fake.session.state = SessionState.CONNECTED
+    fake.session.heartbeat = HeartBeatPlan(0, 0)
+    fake.deadline = 1.7e9 + 600  # ten minutes ahead of the wall clock below
+    node.schedule(cast(Connection, fake), now, 1.7e9)
+    for tick in range(1, 8):
+        fake.tick = tick
+        now += TICK_SECONDS
+        node.tick(now, 1.7e9 + 3600 + tick * TICK_SECONDS)  # the wall clock jumped an hour
+    # Looked at again one second after CONNECT (not every tick), then ended at once.
+    assert [reason.split(":")[0] for _tick, _n, reason in log] == ["token_expired"]
+    assert 3 <= log[0][0] <= 4
