@@ -57,6 +57,7 @@ class Node:
         self.access = access
         self.chat: ChatBridge | None = None
         self.relay = relay_factory(self._broker_lost)
+        self.relay.read_hooks = (self.begin_batch, self.end_batch)
         self.metrics.room_order = lambda: self.relay.room_order
         self.session_config = SessionConfig(
             limits=Limits(
@@ -73,6 +74,7 @@ class Node:
         self.connections: set[Connection] = set()
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
+        self._batching = False
         self._ids = itertools.count(1)
         self._id_prefix = f"{settings.node_id}-{os.urandom(3).hex()}"
         self._ticker: asyncio.Task[None] | None = None
@@ -135,11 +137,23 @@ class Node:
     # -- output batching ---------------------------------------------------------------------
 
     def mark_dirty(self, conn: Connection) -> None:
-        """``conn`` has queued output; write it once at the end of this loop turn."""
+        """``conn`` has queued output; write it once at the end of this loop turn (or of
+        the broker read under way, see :meth:`begin_batch`)."""
         self._dirty.append(conn)
-        if not self._flush_scheduled:
+        if not self._flush_scheduled and not self._batching:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_dirty)
+
+    def begin_batch(self) -> None:
+        """The relay starts handling one read from the broker: hold flushes until
+        :meth:`end_batch`, which writes everything that read brought in one go, without
+        waiting for another loop turn."""
+        self._batching = True
+
+    def end_batch(self) -> None:
+        self._batching = False
+        if self._dirty and not self._flush_scheduled:
+            self._flush_dirty()
 
     def _flush_dirty(self) -> None:
         self._flush_scheduled = False

@@ -41,7 +41,7 @@ from .link import BrokerLink
 from .publisher import ConfirmPublisher, PublishCallback
 from .settings import RelaySettings
 from .subscription import ACK_MODES, DeliverySink, RelaySubscription
-from .wire import AmqpWire, ChannelClosedError
+from .wire import AmqpWire, ChannelClosedError, ReadHooks
 
 __all__ = [
     "DeliverySink",
@@ -128,6 +128,9 @@ class Relay:
         self._known_exchanges: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        #: (begin, end), called around each read of the wire (publish confirms and fan-out
+        #: deliveries): the gateway writes what one read delivered in one go.
+        self.read_hooks: ReadHooks | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -179,6 +182,7 @@ class Relay:
 
     async def _on_up(self, wire: AmqpWire, consume: AbstractConnection) -> None:
         settings = self.settings
+        wire.read_hooks = self.read_hooks
         await self._publisher.open(wire)
         channel = await consume.channel(publisher_confirms=False)
         try:

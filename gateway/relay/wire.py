@@ -44,7 +44,7 @@ import logging
 import ssl
 import struct
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final, TypeVar, cast
 
 from pamqp import commands as spec
@@ -86,6 +86,7 @@ __all__ = [
     "ConnectionLostError",
     "Delivery",
     "NackedError",
+    "ReadHooks",
     "ReturnedError",
     "WireChannel",
     "WireError",
@@ -94,6 +95,8 @@ __all__ = [
 log = logging.getLogger("stompgate.relay")
 
 _M = TypeVar("_M", bound=MethodFrame)
+#: (begin, end): called around the handling of each read (see AmqpWire.read_hooks).
+ReadHooks = tuple[Callable[[], None], Callable[[], None]]
 
 DEFAULT_HEARTBEAT: Final = 60
 DEFAULT_FRAME_MAX: Final = 131072
@@ -121,6 +124,9 @@ class AmqpWire(asyncio.Protocol):
         self._closed: asyncio.Future[None] = loop.create_future()
         self._closed.add_done_callback(_retrieve)
         self.blocked = False
+        #: Called before and after the frames of one read are handled (the gateway holds
+        #: its socket writes until the end, then writes each session's frames at once).
+        self.read_hooks: ReadHooks | None = None
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._channels: dict[int, WireChannel] = {}
@@ -290,6 +296,17 @@ class AmqpWire(asyncio.Protocol):
         self._made = True
 
     def data_received(self, data: bytes) -> None:
+        hooks = self.read_hooks
+        if hooks is None:
+            self._frames(data)
+            return
+        hooks[0]()
+        try:
+            self._frames(data)
+        finally:
+            hooks[1]()
+
+    def _frames(self, data: bytes) -> None:
         self._reads += 1
         buffer = self._buffer
         if buffer:

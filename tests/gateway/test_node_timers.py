@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -122,7 +123,7 @@ def simulate(
     access = FakeAccess(FakeLimits(idle_timeout))
 
     def relay_factory(_lost: Any) -> Relay:
-        return cast(Relay, object())
+        return cast(Relay, SimpleNamespace())
 
     node = Node(settings, relay_factory, cast(Access, access))
     log: list[Action] = []
@@ -184,7 +185,7 @@ def test_sessions_without_timers_are_not_in_the_wheel() -> None:
     settings = Settings(connect_timeout=10.0)
 
     def relay_factory(_lost: Any) -> Relay:
-        return cast(Relay, object())
+        return cast(Relay, SimpleNamespace())
 
     node = Node(settings, relay_factory, cast(Access, FakeAccess(FakeLimits(0.0))))
     now = time.monotonic()
@@ -203,7 +204,7 @@ def test_a_wall_clock_step_still_ends_an_expired_token_within_a_second() -> None
     settings = Settings(connect_timeout=10.0)
 
     def relay_factory(_lost: Any) -> Relay:
-        return cast(Relay, object())
+        return cast(Relay, SimpleNamespace())
 
     node = Node(settings, relay_factory, cast(Access, FakeAccess(FakeLimits(0.0))))
     now = time.monotonic() + 1.0

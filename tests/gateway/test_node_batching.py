@@ -1,0 +1,55 @@
+"""Output batching: one write per connection per loop turn, or per broker read."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any, cast
+
+from gateway.access import Access
+from gateway.connection import Connection
+from gateway.node import Node
+from gateway.relay import Relay
+from gateway.settings import Settings
+
+
+class FakeConn:
+    def __init__(self) -> None:
+        self.dirty = False
+        self.closing = False
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def make_node() -> tuple[Node, Any]:
+    relay = SimpleNamespace()
+    node = Node(Settings(), lambda _lost: cast(Relay, relay), cast(Access, SimpleNamespace()))
+    return node, relay
+
+
+async def test_a_broker_read_flushes_when_it_ends_not_a_loop_turn_later() -> None:
+    node, relay = make_node()
+    begin, end = relay.read_hooks
+    conns = [FakeConn() for _ in range(3)]
+    begin()
+    for conn in conns * 2:  # two deliveries each in one read
+        if not conn.dirty:
+            conn.dirty = True
+            node.mark_dirty(cast(Connection, conn))
+    assert [c.flushes for c in conns] == [0, 0, 0]
+    end()
+    assert [c.flushes for c in conns] == [1, 1, 1]  # at once, once each
+    await asyncio.sleep(0)
+    assert [c.flushes for c in conns] == [1, 1, 1]  # and nothing left for later
+
+
+async def test_outside_a_read_the_flush_waits_for_the_end_of_the_loop_turn() -> None:
+    node, _ = make_node()
+    conn = FakeConn()
+    conn.dirty = True
+    node.mark_dirty(cast(Connection, conn))
+    assert conn.flushes == 0
+    await asyncio.sleep(0)
+    assert conn.flushes == 1
