@@ -32,6 +32,7 @@ from .destinations import TOPIC_PREFIX, escape_name
 from .errors import BrokerUnavailableError, SubscribeError, describe_amqp_error
 from .matcher import TopicTrie
 from .ordering import KeyOrderer, sequence_of
+from .publisher import TOPIC_EXCHANGE
 from .settings import RelaySettings
 from .subscription import DeliverySink, RelaySubscription, prepare_delivery
 from .wire import AmqpWire, Delivery, WireChannel, WireError
@@ -39,8 +40,6 @@ from .wire import AmqpWire, Delivery, WireChannel, WireError
 __all__ = ["FanoutSubscription", "NodeFanout"]
 
 log = logging.getLogger("stompgate.relay")
-
-TOPIC_EXCHANGE = "amq.topic"
 
 
 class FanoutSubscription(RelaySubscription):
@@ -112,10 +111,12 @@ class NodeFanout:
 
     # -- connection lifecycle --------------------------------------------------------------
 
-    async def open(self, wire: AmqpWire) -> None:
-        """Declare a fresh node queue, bind everything still referenced, start consuming."""
-        channel = await wire.channel()
-        channel.critical = True  # without its consumer the node would miss messages silently
+    async def open(self, wire: AmqpWire, channel: WireChannel) -> None:
+        """Declare a fresh node queue, bind everything still referenced, start consuming on
+        ``channel`` (the publisher's topic channel: a confirm and the delivery of the same
+        message then come from one broker channel writer). It must be critical: without
+        its consumer the node would miss messages silently."""
+        assert channel.critical
         binder = await wire.channel()
         name = f"stompgate.node.{self._settings.node_id}.{secrets.token_hex(6)}"
         await channel.queue_declare(name, exclusive=True, auto_delete=True, durable=False)

@@ -1,10 +1,17 @@
 """Publishing with publisher confirms over a small pool of channels of the node's wire.
 
-``publish_channels`` channels in confirm mode share the node's :class:`~gateway.relay.wire.
-AmqpWire` connection and are used round-robin, so many sessions keep many publishes in
-flight at once (one SEND awaits its own confirm; nobody waits for anybody else's), and a
-channel the broker closes (say, a race with a deleted exchange) takes only its own share of
-in-flight publishes with it; it is reopened on next use. ``mandatory`` publishes (only
+Publishes to ``amq.topic`` (rooms and every other ``/topic/``) all take the *topic channel*,
+which also consumes the node's fan-out queue: the broker then writes a publish's confirm and
+the delivery of the same message from one channel writer, often in one TCP segment, and the
+node reads them in one go (measured: a few per cent less CPU per message on both sides and
+a lower p99). ``amq.topic`` always exists and routing keys are checked before they get here,
+so the broker has no reason to close that channel; if it does anyway, the node reconnects
+(the channel is *critical*, see :mod:`.wire`). Other publishes (queues, other exchanges,
+which the broker may refuse by closing the channel) use ``publish_channels`` further channels
+in confirm mode: round-robin for awaited publishes, by *lane* (one per session) for
+pipelined ones so that they keep their order. A channel the broker closes (say, a race with
+a deleted exchange) takes only its own share of in-flight publishes with it; it is reopened
+on next use. ``mandatory`` publishes (only
 ``/amq/queue/``) go through one channel of their own, one at a time, because a
 ``basic.return`` does not say which publish it returns.
 
@@ -34,7 +41,9 @@ from .wire import (
     WireError,
 )
 
-__all__ = ["ConfirmPublisher", "PublishCallback"]
+__all__ = ["TOPIC_EXCHANGE", "ConfirmPublisher", "PublishCallback"]
+
+TOPIC_EXCHANGE = "amq.topic"
 
 log = logging.getLogger("stompgate.relay")
 
@@ -49,6 +58,7 @@ class ConfirmPublisher:
         self._settings = settings
         self._wire: AmqpWire | None = None
         self._channels: list[WireChannel | None] = []
+        self._topic: WireChannel | None = None
         self._locks: list[asyncio.Lock] = []
         self._mandatory: WireChannel | None = None
         self._mandatory_lock = asyncio.Lock()
@@ -63,6 +73,9 @@ class ConfirmPublisher:
         channels: list[WireChannel | None] = []
         for _ in range(self._settings.publish_channels):
             channels.append(await wire.channel(confirms=True))
+        topic = await wire.channel(confirms=True)
+        topic.critical = True
+        self._topic = topic
         self._wire = wire
         self._channels = channels
         self._locks = [asyncio.Lock() for _ in channels]
@@ -72,6 +85,7 @@ class ConfirmPublisher:
         """The connection is gone: forget its channels (in-flight publishes fail by
         themselves: the wire fails their futures)."""
         self._wire = None
+        self._topic = None
         self._channels = []
         self._locks = []
         self._mandatory = None
@@ -99,8 +113,20 @@ class ConfirmPublisher:
         except WireError as exc:
             raise PublishError(f"broker unavailable ({exc})") from exc
 
-    async def _channel(self, lane: int | None = None) -> WireChannel:
+    @property
+    def topic_channel(self) -> WireChannel:
+        """The channel of ``amq.topic`` publishes; the fan-out queue consumes on it too."""
+        if self._topic is None:
+            raise PublishError(self.unavailable_text)
+        return self._topic
+
+    async def _channel(self, exchange: str, lane: int | None = None) -> WireChannel:
         wire = self._usable_wire()
+        if exchange == TOPIC_EXCHANGE:
+            topic = self._topic
+            if topic is None or topic.is_closed:
+                raise PublishError(self.unavailable_text)
+            return topic
         if lane is None:
             index = self._next % len(self._channels)
             self._next = index + 1
@@ -142,7 +168,7 @@ class ConfirmPublisher:
                         channel = self._mandatory = await self._reopen(wire)
                     await self._confirm(channel, exchange, routing_key, body, properties, True)
             else:
-                channel = await self._channel()
+                channel = await self._channel(exchange)
                 await self._confirm(channel, exchange, routing_key, body, properties, False)
         except ReturnedError as exc:
             raise PublishError(unroutable) from exc
@@ -191,7 +217,7 @@ class ConfirmPublisher:
 
         Publishes with the same ``lane`` take the same channel, so they reach the broker,
         and its queues, in the order they were made (a session passes its own lane)."""
-        channel = await self._channel(lane)
+        channel = await self._channel(exchange, lane)
 
         def done(error: WireError | None, seconds: float) -> None:
             self._pending -= 1

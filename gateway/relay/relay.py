@@ -35,10 +35,10 @@ from .destinations import (
     parse_destination,
 )
 from .errors import BrokerUnavailableError, PublishError, SubscribeError, describe_amqp_error
-from .fanout import TOPIC_EXCHANGE, FanoutSubscription, NodeFanout
+from .fanout import FanoutSubscription, NodeFanout
 from .headers import HeaderError, first_headers, properties_from_send, queue_arguments
 from .link import BrokerLink
-from .publisher import ConfirmPublisher, PublishCallback
+from .publisher import TOPIC_EXCHANGE, ConfirmPublisher, PublishCallback
 from .settings import RelaySettings
 from .subscription import ACK_MODES, DeliverySink, RelaySubscription
 from .wire import AmqpWire, ChannelClosedError, ReadHooks
@@ -195,7 +195,7 @@ class Relay:
         self._known_exchanges = {TOPIC_EXCHANGE, settings.user_exchange}
         self._declared_queues.clear()
         self._pool.open(consume)
-        await self._fanout.open(wire)
+        await self._fanout.open(wire, self._publisher.topic_channel)
         for sub in self._consumer_subscriptions():
             await self._restore(sub)
 

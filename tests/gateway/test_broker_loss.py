@@ -36,7 +36,9 @@ def test_broker_loss_closes_sessions_and_the_node_recovers(fresh_vhost: str, log
         while len(connections(fresh_vhost)) < 2:
             assert time.monotonic() < deadline, "gateway's AMQP connections never listed"
             time.sleep(0.2)
-        assert close_connections(fresh_vhost) == 2  # the node's publish + consume connections
+        # Closing either of the node's two connections drops both (the node may close the
+        # second before the management API gets to it).
+        assert close_connections(fresh_vhost) >= 1
         error = client.next_error()
         assert error.headers["message"].startswith("broker connection lost")
         assert error.headers["message"].endswith("reconnect and resubscribe")
