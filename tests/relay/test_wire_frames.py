@@ -7,8 +7,12 @@ every byte, or many to one read, and turn each broker reply into the right outco
 from __future__ import annotations
 
 import asyncio
+import datetime
+import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pamqp import commands as spec
 from pamqp import frame as pamqp_frame
 from pamqp.body import ContentBody
@@ -24,7 +28,13 @@ from gateway.relay.wire import (
     ReturnedError,
     WireChannel,
 )
-from gateway.relay.wire_codec import HEAD, MethodFrame, encode_publish
+from gateway.relay.wire_codec import (
+    HEAD,
+    MethodFrame,
+    encode_properties,
+    encode_publish,
+    read_properties,
+)
 
 
 class FakeTransport:
@@ -249,3 +259,55 @@ async def test_losing_a_critical_channel_drops_the_connection() -> None:
     assert isinstance(error, ConnectionLostError)
     assert "vital channel" in str(error)
     assert "oops" in str(error)
+
+
+_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=20)  # what AMQP can carry
+_short = _text.filter(lambda t: len(t.encode()) <= 255)
+
+
+@st.composite
+def basic_properties(draw: st.DrawFn) -> spec.Basic.Properties:
+    def maybe(strategy: st.SearchStrategy[object]) -> object:
+        return draw(st.one_of(st.none(), strategy))
+
+    values = st.one_of(
+        _text, st.integers(-(2**31), 2**31 - 1), st.booleans()
+    )  # non-strings take pamqp's path
+    return spec.Basic.Properties(
+        content_type=maybe(_short),  # type: ignore[arg-type]
+        content_encoding=maybe(_short),  # type: ignore[arg-type]
+        headers=maybe(st.dictionaries(_short, values, max_size=4)),  # type: ignore[arg-type]
+        delivery_mode=maybe(st.sampled_from([1, 2])),  # type: ignore[arg-type]
+        priority=maybe(st.integers(0, 255)),  # type: ignore[arg-type]
+        correlation_id=maybe(_short),  # type: ignore[arg-type]
+        reply_to=maybe(_short),  # type: ignore[arg-type]
+        expiration=maybe(st.integers(0, 10**9).map(str)),  # type: ignore[arg-type]
+        message_id=maybe(_short),  # type: ignore[arg-type]
+        timestamp=maybe(  # type: ignore[arg-type]
+            st.integers(0, 2**32).map(lambda s: datetime.datetime.fromtimestamp(s, tz=datetime.UTC))
+        ),
+        message_type=maybe(_short),  # type: ignore[arg-type]
+        user_id=maybe(_short),  # type: ignore[arg-type]
+        app_id=maybe(_short),  # type: ignore[arg-type]
+    )
+
+
+@given(basic_properties(), st.integers(0, 2**40))
+@settings(max_examples=300, deadline=None)
+def test_properties_codec_matches_pamqp(props: spec.Basic.Properties, size: int) -> None:
+    assert encode_properties(props) == props.marshal()
+    payload = pamqp_frame.marshal(ContentHeader(0, size, props), 1)[7:-1]
+    body_size, decoded = read_properties(payload)
+    reference = ContentHeader()
+    reference.unmarshal(payload)
+    assert body_size == size
+    assert decoded == reference.properties
+
+
+def test_properties_that_are_not_utf8_never_cost_the_connection() -> None:
+    bad = bytes((2,)) + b"\xff\xfe"  # a short string that is not UTF-8
+    payload = struct.pack(">HHQH", 60, 0, 0, 0x8000) + bad
+    assert read_properties(payload)[1].content_type == "\ufffd\ufffd"
+    # With a timestamp it is pamqp's to read, which raises: the message keeps its body.
+    with_stamp = struct.pack(">HHQH", 60, 0, 0, 0x8040) + bad + struct.pack(">Q", 1)
+    assert read_properties(with_stamp) == (0, spec.Basic.Properties())
