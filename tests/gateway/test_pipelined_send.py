@@ -7,24 +7,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import aiormq
-
-from tests.support import rabbit
+from tests.relay.helpers import queue_depth
 from tests.support.gateway_proc import GatewayProcess
 from tests.support.stomp_client import stomp_client
-
-
-def _depth(vhost: str, queue: str) -> int:
-    async def ask() -> int:
-        connection = await aiormq.connect(rabbit.amqp_url(vhost))
-        try:
-            channel = await connection.channel()
-            ok = await channel.queue_declare(queue, passive=True)
-            return int(ok.message_count or 0)
-        finally:
-            await connection.close()
-
-    return asyncio.run(ask())
 
 
 def test_a_receipt_covers_every_earlier_send(gateway: GatewayProcess, rabbit_vhost: str) -> None:
@@ -36,7 +21,7 @@ def test_a_receipt_covers_every_earlier_send(gateway: GatewayProcess, rabbit_vho
         client.send(f"/queue/{name}", "last", receipt=True)
         # The RECEIPT for "last" means the broker holds all 82 (a passive declare counts
         # what the queue has right now; no statistics lag).
-        assert _depth(rabbit_vhost, name) == 82
+        assert asyncio.run(queue_depth(rabbit_vhost, name)) == 82
         client.subscribe(f"/queue/{name}", "q")
         bodies = [m.body for m in client.messages(82)]
     assert bodies == ["first", *(f"m{i}" for i in range(80)), "last"]
