@@ -51,18 +51,19 @@ def frame_header(length: int, opcode: int) -> bytes:
 class WebSocketOutbound:
     """Synchronous writes of STOMP bytes as WebSocket messages."""
 
-    __slots__ = ("_closed", "_transport", "_ws", "opcode")
+    __slots__ = ("_closed", "_compress", "_transport", "_ws", "opcode")
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
         self._ws = ws
         self._transport = transport
         self._closed = False
+        self._compress = bool(ws.compress)  # negotiated once, at the upgrade
         self.opcode = _OP_TEXT
 
     def write(self, data: bytes) -> None:
         if self._closed or self._transport.is_closing():
             return
-        if self._ws.compress:
+        if self._compress:
             task = asyncio.get_running_loop().create_task(self._ws.send_bytes(data))
             task.add_done_callback(_ignore_result)
             return
