@@ -10,6 +10,11 @@ are identical: STOMP 1.2 over WebSocket from one Node process (``benchmarks/load
 the ``ws`` package from ``tests/js/node_modules``), ``SUBSCRIBE /topic/room.N`` with
 ``ack:auto`` and ``SEND /topic/room.N``.
 
+Each traffic scenario runs ``--rounds`` times (default 3), the gateway and then Web-STOMP in
+each round; the table shows the round with the median CPU ratio and lists every round's CPU
+and p99 ratios (this machine drifts by tens of per cent within minutes, so only the two runs
+of one round are compared with each other).
+
 Measured per traffic scenario, over a window after a warm-up:
 
 * delivered messages/s, counted at the subscribers;
@@ -283,6 +288,8 @@ class Scenario:
     pubs: int = 1
     idle: int = 0
     results: dict[str, Any] = field(default_factory=dict)  # "<target>" / "<target>/max"
+    #: every round's results (traffic scenarios run --rounds times, targets alternating)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_traffic(
@@ -440,6 +447,32 @@ def fmt(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def median_round(sc: Scenario) -> dict[str, Any]:
+    """The round whose gateway/Web-STOMP CPU ratio is the median (the machine drifts between
+    rounds, so a round's two runs are compared with each other, never across rounds)."""
+    if len(sc.rounds) == 1:
+        return sc.rounds[0]
+
+    def cpu_ratio(results: dict[str, Any]) -> float:
+        g, w = results.get("gateway"), results.get("web-stomp")
+        if isinstance(g, TrafficResult) and isinstance(w, TrafficResult) and w.cpu_us_per_msg:
+            return g.cpu_us_per_msg / w.cpu_us_per_msg
+        return float("nan")
+
+    ordered = sorted(sc.rounds, key=cpu_ratio)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def round_ratios(sc: Scenario, metric: str) -> str:
+    """Every round's gateway/Web-STOMP ratio of ``metric`` (a TrafficResult field)."""
+    texts = []
+    for results in sc.rounds:
+        g, w = results.get("gateway"), results.get("web-stomp")
+        if isinstance(g, TrafficResult) and isinstance(w, TrafficResult):
+            texts.append(ratio(getattr(g, metric), getattr(w, metric)))
+    return ", ".join(texts)
+
+
 def ratio(a: float | None, b: float | None) -> str:
     if a is None or b is None or not b or a != a or b != b:
         return "-"
@@ -536,6 +569,11 @@ def print_table(scenarios: list[Scenario], targets: Sequence[str]) -> None:
                     ratio(gr.p99_ms if gr else None, wr.p99_ms if wr else None) + " (p99)",
                 )
             )
+            if not label and len(sc.rounds) > 1:
+                cpu_rounds = round_ratios(sc, "cpu_us_per_msg")
+                p99_rounds = round_ratios(sc, "p99_ms")
+                rows.append(("", "  CPU ratio, every round", "", "", cpu_rounds))
+                rows.append(("", "  p99 ratio, every round", "", "", p99_rounds))
             rows.append(
                 (
                     "",
@@ -602,6 +640,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--max", action="store_true", help="also run closed-loop max throughput")
     p.add_argument("--inflight", type=int, default=5, help="--max: receipt batches in flight")
     p.add_argument("--duration", type=float, default=10.0, help="measured window, seconds")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="traffic scenarios: rounds of gateway then Web-STOMP; the median round is shown",
+    )
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
     p.add_argument("--settle", type=float, default=3.0, help="idle: seconds idle before RSS sample")
     p.add_argument("--idle-connections", type=int, default=5000)
@@ -671,12 +715,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             f" core, whole machine {(busy_cpu_seconds() - busy0) * 50:.0f}% of a core"
         )
         for sc in scenarios:
-            for target in targets:
-                needed = sc.idle or sc.rooms * (sc.subs + sc.pubs)
-                if target == "web-stomp" and socket_limit is not None and needed > socket_limit:
-                    print(f"[{sc.key}] web-stomp: skipped ({needed} > {socket_limit} sockets)")
-                    continue
-                run_one(sc, target, broker, args, log_dir, first=sc is scenarios[0])
+            for _ in range(1 if sc.idle else args.rounds):
+                sc.results = {}
+                for target in targets:
+                    needed = sc.idle or sc.rooms * (sc.subs + sc.pubs)
+                    if target == "web-stomp" and socket_limit is not None and needed > socket_limit:
+                        print(f"[{sc.key}] web-stomp: skipped ({needed} > {socket_limit} sockets)")
+                        continue
+                    run_one(sc, target, broker, args, log_dir, first=sc is scenarios[0])
+                sc.rounds.append(sc.results)
+            sc.results = median_round(sc)
     finally:
         if private is not None:
             private.stop()
