@@ -6,13 +6,14 @@ A SEND without a receipt is written to the broker and the next frame is handled 
 its confirm comes back through a callback (:meth:`Connection._on_confirm`), and a SEND the
 broker does not confirm still ends the session with an ERROR that says so. At most
 ``max_unconfirmed`` such SENDs are in flight per session (the next one waits, which pushes
-back on a client that publishes faster than the broker confirms). Every other frame, and
-a SEND with a receipt, first waits until all earlier SENDs are confirmed, so a RECEIPT
-always means that everything the client sent before it is with the broker.
+back on a client that publishes faster than the broker confirms). A frame with a receipt
+(and DISCONNECT, and COMMIT) first waits until all earlier SENDs are confirmed, so a
+RECEIPT always means that everything the client sent before it is with the broker.
 
 Broker deliveries arrive on another path, :meth:`deliver`, called by the relay in-process;
-they are rendered into the session's outbound buffer and written once per loop turn for all
-connections at once (see :class:`gateway.node.Node`), several frames per socket write.
+they are rendered into the session's outbound buffer and written once per broker read (or
+loop turn) for all connections at once (see :class:`gateway.node.Node`), several frames per
+socket write.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from gateway.chat.layer import ReplayItem
 from gateway.chat_bridge import ChatError, StoreBehindError
 from gateway.metrics import COMMANDS
 from gateway.relay import DestinationError, PublishError, RelaySubscription, SubscribeError
+from gateway.relay.destinations import AMQ_QUEUE_PREFIX
 from gateway.stomp import PreparedMessage, ServerSession, SessionState, events
 from gateway.transport.base import Outbound
 
@@ -207,9 +209,7 @@ class Connection:
         node = self.node
         node.metrics.frames_in.inc(COMMANDS[type(event)])
         try:
-            if self._unconfirmed and (
-                not isinstance(event, events.SendRequested) or event.receipt is not None
-            ):
+            if self._unconfirmed and _settles_first(event):
                 await self._confirmed(0)
                 if self._closing:
                     return  # an earlier SEND failed: its ERROR is out
@@ -299,6 +299,14 @@ class Connection:
             await node.chat.handle_send(identity.user, event.destination, headers, event.body)
             return
         window = node.settings.max_unconfirmed
+        if pipelined and event.destination.startswith(AMQ_QUEUE_PREFIX):
+            # Unroutable /amq/queue/ SENDs come back on a channel of their own, so they
+            # cannot keep their place among this session's pipelined ones: settle first.
+            pipelined = False
+            if self._unconfirmed:
+                await self._confirmed(0)
+                if self._closing:
+                    return
         if pipelined and window:
             if self._unconfirmed >= window:
                 await self._confirmed(window - 1)
@@ -517,6 +525,15 @@ async def _cancel_quietly(sub: RelaySubscription) -> None:
         await sub.cancel()
     except Exception:
         log.warning("could not cancel a failed subscription", exc_info=True)
+
+
+def _settles_first(event: events.Event) -> bool:
+    """Whether ``event`` must wait until every earlier SEND is confirmed: anything with a
+    receipt (a RECEIPT vouches for all that came before), DISCONNECT (a refused SEND can
+    still be reported), and COMMIT (its SENDs may take another channel)."""
+    return getattr(event, "receipt", None) is not None or isinstance(
+        event, events.DisconnectRequested | events.TransactionCommitted
+    )
 
 
 def _receipt_of(event: events.Event) -> str | None:

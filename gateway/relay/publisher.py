@@ -152,10 +152,12 @@ class ConfirmPublisher:
         *,
         mandatory: bool = False,
         unroutable: str = "message could not be routed",
+        lane: int | None = None,
     ) -> None:
         """Publish and wait for the confirm; raise PublishError otherwise.
 
-        ``unroutable`` is the error text when a ``mandatory`` publish comes back.
+        ``unroutable`` is the error text when a ``mandatory`` publish comes back. ``lane``:
+        as for :meth:`publish_nowait` (None: round-robin).
         """
         self._pending += 1
         self._idle.clear()
@@ -168,7 +170,7 @@ class ConfirmPublisher:
                         channel = self._mandatory = await self._reopen(wire)
                     await self._confirm(channel, exchange, routing_key, body, properties, True)
             else:
-                channel = await self._channel(exchange)
+                channel = await self._channel(exchange, lane)
                 await self._confirm(channel, exchange, routing_key, body, properties, False)
         except ReturnedError as exc:
             raise PublishError(unroutable) from exc

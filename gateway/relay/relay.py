@@ -369,7 +369,8 @@ class Relay:
         With ``on_confirm``, return as soon as the message is written: errors up to then
         are raised as above; the confirm's outcome goes to ``on_confirm(error, seconds)``,
         exactly once (error None: confirmed). A topic SEND then never suspends. The SENDs
-        of one sink keep their order (they share a channel).
+        of one sink keep their order, awaited or not (they share a channel), except that
+        ``mandatory`` ones (``/amq/queue/``) take a channel of their own.
         """
         dest = parse_destination(destination)
         if isinstance(dest, TempQueue):
@@ -411,7 +412,13 @@ class Relay:
         started = asyncio.get_running_loop().time()
         try:
             await self._publisher.publish(
-                exchange, key, body, properties, mandatory=mandatory, unroutable=unroutable
+                exchange,
+                key,
+                body,
+                properties,
+                mandatory=mandatory,
+                unroutable=unroutable,
+                lane=id(sink) >> 4,
             )
         except PublishError as exc:
             self._forget_missing(exc, exchange, key)

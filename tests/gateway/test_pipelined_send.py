@@ -35,3 +35,16 @@ def test_a_refused_send_without_receipt_still_gets_an_error(gateway: GatewayProc
         error = client.next_error()
     assert error.headers["message"].startswith("SEND not confirmed: broker refused the message")
     assert "nack" in error.headers["message"]
+
+
+def test_amq_queue_sends_keep_their_place_among_pipelined_ones(gateway: GatewayProcess) -> None:
+    name = f"mixed-{uuid.uuid4().hex[:8]}"
+    with stomp_client(gateway.stomp_port) as client:
+        client.send(f"/queue/{name}", "q0", receipt=True)  # declares the queue
+        for i in range(1, 30):
+            # /amq/queue/ publishes are mandatory and take a channel of their own
+            prefix = "/amq/queue/" if i % 3 == 0 else "/queue/"
+            client.send(f"{prefix}{name}", f"q{i}", receipt=False)
+        client.subscribe(f"/queue/{name}", "q")
+        bodies = [m.body for m in client.messages(30)]
+    assert bodies == [f"q{i}" for i in range(30)]
