@@ -103,3 +103,16 @@ async def test_broker_closing_the_connection_fails_pending_work(fresh_vhost: str
     with pytest.raises(ConnectionLostError):
         channel.publish("amq.topic", "k", b"x", PROPS, timeout=5)
     await wire.close()
+
+
+async def test_heartbeats_keep_an_idle_connection_open(fresh_vhost: str) -> None:
+    # heartbeat=2: the broker drops a client silent for two intervals (about 4 s).
+    wire = await AmqpWire.connect(rabbit.amqp_url(fresh_vhost) + "?heartbeat=2", name="beats")
+    try:
+        assert wire.heartbeat == 2
+        await asyncio.sleep(7)
+        assert not wire.is_closed
+        channel = await wire.channel(confirms=True)
+        await channel.publish("amq.topic", "k", b"still here", PROPS, timeout=5)
+    finally:
+        await wire.close()
