@@ -245,11 +245,18 @@ class WireChannel:
         await self.rpc(spec.Queue.Unbind(queue=queue, exchange=exchange, routing_key=routing_key))
 
     async def basic_consume(self, queue: str, callback: DeliveryCallback) -> str:
-        """Consume ``queue`` without acks; ``callback`` runs inside ``data_received``."""
-        ok = await self.rpc(spec.Basic.Consume(queue=queue, no_ack=True))
-        assert isinstance(ok, spec.Basic.ConsumeOk)
-        tag = ok.consumer_tag or ""
+        """Consume ``queue`` without acks; ``callback`` runs inside ``data_received``.
+
+        The consumer tag is ours and the callback is in place before the request goes out:
+        the broker may send deliveries right behind its ``consume-ok``, in the same read,
+        before this coroutine runs again."""
+        tag = f"stompgate.{self.number}.{len(self._consumers) + 1}"
         self._consumers[tag] = callback
+        try:
+            await self.rpc(spec.Basic.Consume(queue=queue, consumer_tag=tag, no_ack=True))
+        except BaseException:
+            self._consumers.pop(tag, None)
+            raise
         return tag
 
     def publish(

@@ -116,3 +116,22 @@ async def test_heartbeats_keep_an_idle_connection_open(fresh_vhost: str) -> None
         await channel.publish("amq.topic", "k", b"still here", PROPS, timeout=5)
     finally:
         await wire.close()
+
+
+async def test_messages_waiting_in_the_queue_arrive_with_the_consume_ok(fresh_vhost: str) -> None:
+    wire = await AmqpWire.connect(rabbit.amqp_url(fresh_vhost), name="backlog")
+    try:
+        publisher = await wire.channel(confirms=True)
+        consumer = await wire.channel()
+        queue = await consumer.queue_declare("", exclusive=True, auto_delete=True)
+        for i in range(50):  # already queued when the consumer starts
+            await publisher.publish("", queue, str(i).encode(), PROPS, timeout=5)
+        got: list[Delivery] = []
+        await consumer.basic_consume(queue, got.append)
+        for _ in range(100):
+            if len(got) == 50:
+                break
+            await asyncio.sleep(0.02)
+        assert [d.body for d in got] == [str(i).encode() for i in range(50)]
+    finally:
+        await wire.close()
