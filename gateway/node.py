@@ -161,7 +161,11 @@ class Node:
         for conn in dirty:
             conn.dirty = False
             if not conn.closing:
-                conn.flush()
+                try:
+                    conn.flush()
+                except Exception:  # one broken session must not keep the others waiting
+                    log.exception("flush failed", extra={"session": conn.session_id})
+                    conn.close()
 
     # -- timers ------------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any, cast
 
+import pytest
+
 from gateway.access import Access
 from gateway.connection import Connection
 from gateway.node import Node
@@ -14,13 +16,20 @@ from gateway.settings import Settings
 
 
 class FakeConn:
-    def __init__(self) -> None:
+    def __init__(self, *, broken: bool = False) -> None:
         self.dirty = False
         self.closing = False
         self.flushes = 0
+        self.broken = broken
+        self.session_id = "s"
 
     def flush(self) -> None:
         self.flushes += 1
+        if self.broken:
+            raise RuntimeError("a bug in one session")
+
+    def close(self) -> None:
+        self.closing = True
 
 
 def make_node() -> tuple[Node, Any]:
@@ -53,3 +62,19 @@ async def test_outside_a_read_the_flush_waits_for_the_end_of_the_loop_turn() -> 
     assert conn.flushes == 0
     await asyncio.sleep(0)
     assert conn.flushes == 1
+
+
+async def test_a_session_whose_flush_fails_is_closed_and_the_others_still_flushed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    node, relay = make_node()
+    begin, end = relay.read_hooks
+    conns = [FakeConn(), FakeConn(broken=True), FakeConn()]
+    begin()
+    for conn in conns:
+        conn.dirty = True
+        node.mark_dirty(cast(Connection, conn))
+    end()
+    assert [c.flushes for c in conns] == [1, 1, 1]
+    assert [c.closing for c in conns] == [False, True, False]
+    assert "flush failed" in caplog.text
