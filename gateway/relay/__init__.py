@@ -10,11 +10,15 @@ carries the two hot streams, confirmed publishes and the fan-out queue, so a con
 the delivery of the same message often arrive in one read. The other connection (aiormq)
 does everything else: own consumers, declares, passive checks.
 
-* **Publishing** (:mod:`.publisher`): ``publish_channels`` channels in confirm mode, used
-  round-robin. :meth:`Relay.publish` returns only after the broker's confirm; a nack, an
-  unroutable ``mandatory`` publish, a closed channel, a lost connection or no confirm within
-  ``confirm_timeout`` raise :class:`PublishError` (never a silent success). Messages are
-  persistent (delivery mode 2) unless the SEND says ``persistent:false``.
+* **Publishing** (:mod:`.publisher`): channels in confirm mode: one *topic channel* for
+  ``amq.topic`` (which also consumes the fan-out queue), ``publish_channels`` more for other
+  destinations (one per session lane, so a session's SENDs keep their order), and one for
+  ``mandatory`` publishes. :meth:`Relay.publish` returns only after the broker's confirm,
+  or, with ``on_confirm``, as soon as the message is written, the outcome following through
+  the callback; a nack, an unroutable ``mandatory`` publish, a closed channel, a lost
+  connection or no confirm within ``confirm_timeout`` are a :class:`PublishError` (never a
+  silent success). Messages are persistent (delivery mode 2) unless the SEND says
+  ``persistent:false``.
 * **Edge fan-out** (:mod:`.fanout`, :mod:`.matcher`): the node owns ONE exclusive queue
   ``stompgate.node.<node_id>.<random>``, consumed once without acks and bound to
   ``amq.topic`` with the union of the topic keys/patterns its sessions subscribe to (plus the
