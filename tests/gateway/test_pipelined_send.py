@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 from tests.relay.helpers import queue_depth
 from tests.support.gateway_proc import GatewayProcess
@@ -48,3 +49,26 @@ def test_amq_queue_sends_keep_their_place_among_pipelined_ones(gateway: GatewayP
         client.subscribe(f"/queue/{name}", "q")
         bodies = [m.body for m in client.messages(30)]
     assert bodies == [f"q{i}" for i in range(30)]
+
+
+def test_a_full_window_waits_for_confirms_and_keeps_order(
+    amqp_url: str, rabbit_vhost: str, log_dir: Path
+) -> None:
+    node = GatewayProcess(
+        amqp_url=amqp_url, node_id="gw-window", extra_args=("--max-unconfirmed", "2")
+    )
+    node.start(log_dir)
+    try:
+        name = f"window-{uuid.uuid4().hex[:8]}"
+        with stomp_client(node.stomp_port) as client:
+            client.send(f"/queue/{name}", "m0", receipt=True)  # declares the queue
+            for i in range(1, 60):
+                client.send(f"/queue/{name}", f"m{i}", receipt=False)
+            client.send(f"/queue/{name}", "m60", receipt=True)
+            assert asyncio.run(queue_depth(rabbit_vhost, name)) == 61
+            client.subscribe(f"/queue/{name}", "q")
+            bodies = [m.body for m in client.messages(61)]
+            assert not client.errors()
+        assert bodies == [f"m{i}" for i in range(61)]
+    finally:
+        node.stop()
