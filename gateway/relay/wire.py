@@ -206,7 +206,12 @@ class AmqpWire(asyncio.Protocol):
         tune = await self._expect(spec.Connection.Tune)
         self.frame_max = min(tune.frame_max or DEFAULT_FRAME_MAX, DEFAULT_FRAME_MAX)
         server_beat = tune.heartbeat or 0
-        self.heartbeat = min(heartbeat, server_beat) if heartbeat and server_beat else 0
+        # RabbitMQ's rule: the smaller of the two, unless one is 0 (then the greater: both
+        # peers must ask for 0 to turn heart-beats off).
+        if heartbeat and server_beat:
+            self.heartbeat = min(heartbeat, server_beat)
+        else:
+            self.heartbeat = max(heartbeat, server_beat)
         channel_max = min(tune.channel_max or CHANNEL_MAX, CHANNEL_MAX)
         self.write(
             encode_method(
