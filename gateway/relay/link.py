@@ -152,7 +152,7 @@ class BrokerLink:
 
     def _publish_or_raise(self) -> AmqpWire:
         if self._publish is None:
-            raise BrokerUnavailableError("publish connection missing")
+            raise BrokerUnavailableError("wire connection missing")
         return self._publish
 
     def _consume_or_raise(self) -> AbstractConnection:
