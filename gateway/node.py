@@ -3,7 +3,8 @@
 The node owns what is shared by all connections of one process:
 
 * the relay (few AMQP connections, the edge fan-out queue);
-* one flush per loop turn for every connection that got deliveries (several frames per write);
+* one flush per broker read (or loop turn) for every connection that got deliveries
+  (several frames per write);
 * one ticker for heart-beats and the CONNECT, heart-beat, idle and token timeouts, instead of
   a timer per connection; a timer wheel files each connection under the tick at which its
   earliest timer can fall due, so a tick looks only at those (see :meth:`Node.tick`);

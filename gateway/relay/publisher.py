@@ -44,6 +44,7 @@ from .wire import (
 __all__ = ["TOPIC_EXCHANGE", "ConfirmPublisher", "PublishCallback"]
 
 TOPIC_EXCHANGE = "amq.topic"
+NOT_FOUND = 404  # AMQP reply code: no such exchange or queue
 
 log = logging.getLogger("stompgate.relay")
 
@@ -52,7 +53,7 @@ PublishCallback = Callable[[PublishError | None, float], None]
 
 
 class ConfirmPublisher:
-    """Round-robin confirm channels; one awaited confirm per publish."""
+    """Confirm channels (topic, lanes, mandatory); each publish awaited or reported back."""
 
     def __init__(self, settings: RelaySettings) -> None:
         self._settings = settings
@@ -67,6 +68,8 @@ class ConfirmPublisher:
         self._idle = asyncio.Event()
         self._idle.set()
         self.unavailable_text = "broker unavailable"
+        #: Called with (exchange, routing key) when the broker says NOT_FOUND to a publish.
+        self.on_not_found: Callable[[str, str], None] | None = None
 
     async def open(self, wire: AmqpWire) -> None:
         """Open the confirm channels on a fresh connection."""
@@ -200,7 +203,7 @@ class ConfirmPublisher:
         except ReturnedError:
             raise
         except (WireError, ValueError) as exc:
-            raise self._error(exc) from exc
+            raise self._error(exc, exchange, routing_key) from exc
 
     async def publish_nowait(
         self,
@@ -225,7 +228,8 @@ class ConfirmPublisher:
             self._pending -= 1
             if not self._pending:
                 self._idle.set()
-            on_confirm(None if error is None else self._error(error), seconds)
+            failure = None if error is None else self._error(error, exchange, routing_key)
+            on_confirm(failure, seconds)
 
         try:
             channel.publish_nowait(
@@ -237,12 +241,18 @@ class ConfirmPublisher:
                 on_confirm=done,
             )
         except (WireError, ValueError) as exc:
-            raise self._error(exc) from exc
+            raise self._error(exc, exchange, routing_key) from exc
         self._pending += 1
         self._idle.clear()
 
-    def _error(self, exc: BaseException) -> PublishError:
+    def _error(self, exc: BaseException, exchange: str, routing_key: str) -> PublishError:
         """The client's text for a publish that failed (``__cause__`` set to ``exc``)."""
+        if (
+            isinstance(exc, ChannelClosedError)
+            and exc.code == NOT_FOUND
+            and self.on_not_found is not None
+        ):
+            self.on_not_found(exchange, routing_key)
         if isinstance(exc, ConfirmTimeoutError):
             text = f"broker did not confirm within {self._settings.confirm_timeout:g} s"
         elif isinstance(exc, NackedError):

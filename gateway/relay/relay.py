@@ -41,7 +41,7 @@ from .link import BrokerLink
 from .publisher import TOPIC_EXCHANGE, ConfirmPublisher, PublishCallback
 from .settings import RelaySettings
 from .subscription import ACK_MODES, DeliverySink, RelaySubscription
-from .wire import AmqpWire, ChannelClosedError, ReadHooks
+from .wire import AmqpWire, ReadHooks
 
 __all__ = [
     "DeliverySink",
@@ -56,7 +56,6 @@ __all__ = [
 log = logging.getLogger("stompgate.relay")
 
 MAX_KEY_BYTES = 255
-NOT_FOUND = 404  # AMQP reply code: no such exchange or queue
 
 
 def durable_queue_name(user: str | None, subscription_id: str, destination: str) -> str:
@@ -119,6 +118,7 @@ class Relay:
         self.settings = settings
         self._on_connection_lost = on_connection_lost
         self._publisher = ConfirmPublisher(settings)
+        self._publisher.on_not_found = self._forget_missing
         self._pool = ConsumerPool(settings)
         self._pool.on_channel_lost = self._channel_lost
         self._fanout = NodeFanout(settings)
@@ -394,20 +394,11 @@ class Relay:
             raise PublishError(str(exc)) from exc
         except BrokerUnavailableError as exc:
             raise PublishError(str(exc)) from exc
+        lane = id(sink) >> 4
         if on_confirm is not None and not mandatory:
-
-            def confirmed(error: PublishError | None, seconds: float) -> None:
-                if error is not None:
-                    self._forget_missing(error, exchange, key)
-                on_confirm(error, seconds)
-
-            try:
-                await self._publisher.publish_nowait(
-                    exchange, key, body, properties, confirmed, lane=id(sink) >> 4
-                )
-            except PublishError as exc:
-                self._forget_missing(exc, exchange, key)
-                raise
+            await self._publisher.publish_nowait(
+                exchange, key, body, properties, on_confirm, lane=lane
+            )
             return
         started = asyncio.get_running_loop().time()
         try:
@@ -418,10 +409,9 @@ class Relay:
                 properties,
                 mandatory=mandatory,
                 unroutable=unroutable,
-                lane=id(sink) >> 4,
+                lane=lane,
             )
         except PublishError as exc:
-            self._forget_missing(exc, exchange, key)
             if on_confirm is None:
                 raise
             on_confirm(exc, asyncio.get_running_loop().time() - started)
@@ -429,13 +419,12 @@ class Relay:
         if on_confirm is not None:
             on_confirm(None, asyncio.get_running_loop().time() - started)
 
-    def _forget_missing(self, error: PublishError, exchange: str, key: str) -> None:
-        """The exchange (or queue) went away after we checked it: check again next time."""
-        cause = error.__cause__
-        if isinstance(cause, ChannelClosedError) and cause.code == NOT_FOUND:
-            self._known_exchanges.discard(exchange)
-            if exchange == "":
-                self._declared_queues.discard(key)
+    def _forget_missing(self, exchange: str, key: str) -> None:
+        """The broker said an exchange (or, for ``""``, a queue) we had checked is gone:
+        check again next time (the publisher calls this for every NOT_FOUND)."""
+        self._known_exchanges.discard(exchange)
+        if exchange == "":
+            self._declared_queues.discard(key)
 
     async def _route(
         self, sink: DeliverySink, dest: Destination, headers: Mapping[str, str]

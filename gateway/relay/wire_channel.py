@@ -383,7 +383,9 @@ class WireChannel:
 
     def _content_done(self, content: PendingContent) -> None:
         body = b"".join(content.chunks) if len(content.chunks) != 1 else content.chunks[0]
-        properties = content.properties or spec.Basic.Properties()
+        properties = content.properties
+        if properties is None:  # pragma: no cover - the header frame always sets them
+            properties = spec.Basic.Properties()
         if content.kind == DELIVER:
             callback = self._consumers.get(content.consumer_tag)
             if callback is not None:
