@@ -30,7 +30,7 @@ from gateway.chat_bridge import ChatError, StoreBehindError
 from gateway.metrics import COMMANDS
 from gateway.relay import DestinationError, PublishError, RelaySubscription, SubscribeError
 from gateway.relay.destinations import AMQ_QUEUE_PREFIX
-from gateway.stomp import PreparedMessage, ServerSession, SessionState, events
+from gateway.stomp import PreparedMessage, ServerSession, SessionState, events, message_head
 from gateway.transport.base import Outbound
 
 if TYPE_CHECKING:
@@ -43,6 +43,9 @@ CLOSE_GRACE_SECONDS = 5.0
 #: After a catch-up replay, live copies of replayed messages are dropped for this long.
 CATCH_UP_DEDUP_SECONDS = 30.0
 MESSAGE_ID_HEADER = "stompgate-message-id"
+#: Encoded MESSAGE heads kept per session (one per subscription id seen; a client that
+#: keeps inventing subscription ids only makes the cache start over).
+MAX_CACHED_HEADS = 64
 
 
 class CatchUp:
@@ -65,6 +68,7 @@ class Connection:
     __slots__ = (
         "_catch_up",
         "_closing",
+        "_heads",
         "_lease",
         "_next_message_id",
         "_settled",
@@ -114,6 +118,7 @@ class Connection:
         self._subscriptions: dict[str, RelaySubscription] | None = None
         self._catch_up: dict[str, CatchUp] | None = None
         self._next_message_id = 0
+        self._heads: dict[str, bytes] | None = None  # subscription id -> message_head()
         self._closing = False
         self.dirty = False  # queued output the node will flush at the end of this loop turn
         self._unpaid = 0  # bytes read but not yet charged to the rate limiter
@@ -140,12 +145,24 @@ class Connection:
         self._emit(subscription_id, message, ack_id)
 
     def _emit(self, subscription_id: str, message: PreparedMessage, ack_id: str | None) -> None:
+        session = self.session
         if ack_id is None:
-            self._next_message_id += 1
-            message_id = f"{self.session_id}-{self._next_message_id}"
+            # The hot path of every fan-out: the head up to the message-id's number is
+            # encoded once per subscription (message ids are "<session id>-<n>").
+            number = self._next_message_id = self._next_message_id + 1
+            heads = self._heads
+            head = None if heads is None else heads.get(subscription_id)
+            version = session.version
+            if version is None:
+                return  # nothing is delivered before CONNECTED
+            if head is None:
+                head = message_head(version, subscription_id, self.session_id + "-")
+                if heads is None or len(heads) >= MAX_CACHED_HEADS:
+                    heads = self._heads = {}
+                heads[subscription_id] = head
+            session.send_raw(message.render_numbered(version, head, number))
         else:
-            message_id = ack_id
-        self.session.send_message(message, subscription_id, message_id, ack_id)
+            session.send_message(message, subscription_id, ack_id, ack_id)
         self.node.metrics.delivered += 1
         if not self.dirty:  # one write per loop turn, however many messages it brought
             self.dirty = True

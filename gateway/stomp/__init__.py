@@ -13,7 +13,7 @@ from . import events
 from .errors import ProtocolError
 from .frames import Frame, HeartBeat
 from .limits import Limits
-from .message import PreparedMessage
+from .message import PreparedMessage, message_head
 from .parser import Parser
 from .serializer import serialize
 from .session import HeartBeatPlan, ServerSession, SessionConfig, SessionState
@@ -30,5 +30,6 @@ __all__ = [
     "SessionConfig",
     "SessionState",
     "events",
+    "message_head",
     "serialize",
 ]

@@ -23,7 +23,7 @@ from .escaping import escape
 from .frames import VERSIONS
 from .serializer import encode_headers
 
-__all__ = ["PreparedMessage"]
+__all__ = ["PreparedMessage", "message_head"]
 
 _RESERVED: Final = frozenset({"subscription", "message-id", "ack", "destination", "content-length"})
 
@@ -67,26 +67,40 @@ class PreparedMessage:
     ) -> bytes:
         """The complete MESSAGE frame for one session."""
         tail = self._tails.get(version) or self.tail(version)
-        if ack is None:
-            head = f"MESSAGE\nsubscription:{subscription}\nmessage-id:{message_id}\n"
-            count = 2
-        else:
-            head = f"MESSAGE\nsubscription:{subscription}\nmessage-id:{message_id}\nack:{ack}\n"
-            count = 3
-        if (
-            head.count(":") != count
-            or head.count("\n") != count + 1
-            or "\\" in head
-            or "\r" in head
-        ):
-            head = self._slow_head(version, subscription, message_id, ack)
-        return head.encode() + tail
+        return _head(version, subscription, message_id, ack).encode() + tail
 
-    @staticmethod
-    def _slow_head(version: str, subscription: str, message_id: str, ack: str | None) -> str:
+    def render_numbered(self, version: str, head: bytes, number: int) -> bytes:
+        """What ``render(version, subscription, prefix + str(number))`` returns, given
+        ``head = message_head(version, subscription, prefix)``: the fan-out's hot path,
+        with the per-session part of the head encoded once per subscription."""
+        tail = self._tails.get(version) or self.tail(version)
+        return b"%s%d\n%s" % (head, number, tail)
+
+
+def message_head(version: str, subscription: str, message_id_prefix: str) -> bytes:
+    """The start of a MESSAGE frame up to the digits that end its ``message-id``, for
+    :meth:`PreparedMessage.render_numbered` (no ``ack`` header). Digits never need
+    escaping, so rendering ``message_id_prefix + digits`` gives these bytes, the digits
+    and the end of the line."""
+    head = _head(version, subscription, message_id_prefix + "0", None)
+    if not head.endswith("0\n"):  # the message-id line is the last one
+        raise ValueError(f"message-id prefix {message_id_prefix!r} cannot be rendered")
+    return head[:-2].encode()
+
+
+def _head(version: str, subscription: str, message_id: str, ack: str | None) -> str:
+    """``MESSAGE`` and the per-session headers, escaped for ``version``."""
+    if ack is None:
+        head = f"MESSAGE\nsubscription:{subscription}\nmessage-id:{message_id}\n"
+        count = 2
+    else:
+        head = f"MESSAGE\nsubscription:{subscription}\nmessage-id:{message_id}\nack:{ack}\n"
+        count = 3
+    if head.count(":") != count or head.count("\n") != count + 1 or "\\" in head or "\r" in head:
         headers = [("subscription", subscription), ("message-id", message_id)]
         if ack is not None:
             headers.append(("ack", ack))
         if version == "1.0":
             return "MESSAGE\n" + encode_headers(headers, False)
         return "MESSAGE\n" + "".join(f"{name}:{escape(value)}\n" for name, value in headers)
+    return head

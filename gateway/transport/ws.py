@@ -38,13 +38,16 @@ _END = frozenset((WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED))
 REFUSED_CLOSE_TIMEOUT = 1.0
 
 
+_HEAD16 = struct.Struct("!BBH").pack
+
+
 def frame_header(length: int, opcode: int) -> bytes:
     """An unmasked, final WebSocket frame header for a payload of ``length`` bytes."""
     first = 0x80 | opcode
     if length < 126:
         return bytes((first, length))
     if length < 65536:
-        return struct.pack("!BBH", first, 126, length)
+        return _HEAD16(first, 126, length)
     return struct.pack("!BBQ", first, 127, length)
 
 
@@ -67,11 +70,14 @@ class WebSocketOutbound:
             task = asyncio.get_running_loop().create_task(self._ws.send_bytes(data))
             task.add_done_callback(_ignore_result)
             return
-        if len(data) > 16384:
-            self._transport.write(frame_header(len(data), self.opcode))
-            self._transport.write(data)
+        size = len(data)
+        if size < 126:
+            self._transport.write(bytes((0x80 | self.opcode, size)) + data)
+        elif size < 16384:
+            self._transport.write(_HEAD16(0x80 | self.opcode, 126, size) + data)
         else:
-            self._transport.write(frame_header(len(data), self.opcode) + data)
+            self._transport.write(frame_header(size, self.opcode))
+            self._transport.write(data)
 
     def buffered(self) -> int:
         return self._transport.get_write_buffer_size()

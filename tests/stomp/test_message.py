@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from gateway.stomp import Frame, PreparedMessage
+from gateway.stomp import Frame, PreparedMessage, message_head
 
 from .helpers import parse_all
+from .strategies import any_text, versions
 
 
 def make() -> PreparedMessage:
@@ -123,3 +126,20 @@ def test_binary_body_with_nul() -> None:
 def test_unknown_version() -> None:
     with pytest.raises(ValueError, match="unsupported STOMP version"):
         make().render("3.0", "s", "m")
+
+
+@given(versions, any_text, any_text, st.integers(min_value=0, max_value=2**63))
+def test_render_numbered_is_render_with_the_number_appended(
+    version: str, subscription: str, prefix: str, number: int
+) -> None:
+    """The fan-out's fast path (a head encoded once per subscription) renders the same
+    bytes as render() with the full message id, or refuses where render() refuses."""
+    message = make()
+    try:
+        expected = message.render(version, subscription, f"{prefix}{number}")
+    except ValueError:
+        with pytest.raises(ValueError):
+            message_head(version, subscription, prefix)
+        return
+    head = message_head(version, subscription, prefix)
+    assert message.render_numbered(version, head, number) == expected
