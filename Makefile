@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install services up test check lint types format bench bench-codec bench-persist clean
+.PHONY: install services up test check lint types format bench bench-codec bench-hotpath bench-persist clean
 
 install: $(STAMP) tests/js/node_modules/.installed
 
@@ -48,6 +48,9 @@ bench-codec: install
 
 bench-persist: install services
 	$(PY) -m benchmarks.bench_persist
+
+bench-hotpath: install services
+	$(PY) -m benchmarks.bench_hotpath
 
 bench: install services
 	$(PY) -m benchmarks.bench_gateway

@@ -149,12 +149,12 @@ class Connection:
         if ack_id is None:
             # The hot path of every fan-out: the head up to the message-id's number is
             # encoded once per subscription (message ids are "<session id>-<n>").
-            number = self._next_message_id = self._next_message_id + 1
-            heads = self._heads
-            head = None if heads is None else heads.get(subscription_id)
             version = session.version
             if version is None:
                 return  # nothing is delivered before CONNECTED
+            number = self._next_message_id = self._next_message_id + 1
+            heads = self._heads
+            head = None if heads is None else heads.get(subscription_id)
             if head is None:
                 head = message_head(version, subscription_id, self.session_id + "-")
                 if heads is None or len(heads) >= MAX_CACHED_HEADS:

@@ -138,7 +138,7 @@ def test_render_numbered_is_render_with_the_number_appended(
     try:
         expected = message.render(version, subscription, f"{prefix}{number}")
     except ValueError:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="cannot be represented"):
             message_head(version, subscription, prefix)
         return
     head = message_head(version, subscription, prefix)
