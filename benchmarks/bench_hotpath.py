@@ -167,8 +167,9 @@ async def bench_send(sends: int, rounds: int, *, write: bool) -> float:
         return min([await run() for _ in range(rounds)])
     finally:
         for conn in list(gateway.node.connections):
-            conn._closing = True  # no transport to close
+            conn._closing = True  # no transport to close: skip the ERROR and the close
             gateway.node.connections.discard(conn)
+            await conn.release()  # the user's connection lease in Redis, the relay's state
         await gateway.stop()
         delete_vhost(vhost)
 
