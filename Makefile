@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install services up test check lint types format bench bench-codec bench-hotpath bench-persist clean
+.PHONY: install services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-persist clean
 
 install: $(STAMP) tests/js/node_modules/.installed
 
@@ -51,6 +51,9 @@ bench-persist: install services
 
 bench-hotpath: install services
 	$(PY) -m benchmarks.bench_hotpath
+
+bench-wake: install services
+	$(PY) -m benchmarks.bench_wake
 
 bench: install services
 	$(PY) -m benchmarks.bench_gateway
