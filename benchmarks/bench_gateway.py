@@ -232,16 +232,23 @@ class Broker:
     vhost: str
 
 
-def start_server(name: str, broker: Broker, log_dir: Path) -> Server:
-    if name == "web-stomp":
-        return Server(name, broker.web_stomp_url, {"beam.smp": broker.beam})
+def start_gateway(amqp_url: str, log_dir: Path, name: str = "bench") -> GatewayProcess:
+    """A fresh gateway process on free ports, limits off, logging warnings only."""
     gateway = GatewayProcess(
-        amqp_url=broker.amqp_url,
-        node_id=f"bench-{os.getpid()}-{time.monotonic_ns() % 1_000_000}",
+        amqp_url=amqp_url,
+        node_id=f"{name}-{os.getpid()}-{time.monotonic_ns() % 1_000_000}",
         extra_args=("--log-level", "WARNING"),
         env=GATEWAY_ENV,
     )
     gateway.start(log_dir)
+    assert gateway.process is not None
+    return gateway
+
+
+def start_server(name: str, broker: Broker, log_dir: Path) -> Server:
+    if name == "web-stomp":
+        return Server(name, broker.web_stomp_url, {"beam.smp": broker.beam})
+    gateway = start_gateway(broker.amqp_url, log_dir)
     assert gateway.process is not None
     return Server(
         name,

@@ -26,13 +26,11 @@ import contextlib
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import broker as private_broker
-from benchmarks.bench_gateway import GATEWAY_ENV, cpu_seconds, raise_nofile
-from tests.support.gateway_proc import GatewayProcess
+from benchmarks.bench_gateway import cpu_seconds, raise_nofile, start_gateway
 
 KINDS = ("eol", "send")
 BODY = b"x" * 256
@@ -168,13 +166,7 @@ def main() -> None:
     table: list[tuple[str, str, float, float]] = []
     try:
         for _ in range(args.rounds):
-            gateway = GatewayProcess(
-                amqp_url=broker.amqp_url,
-                node_id=f"wake-{os.getpid()}-{time.monotonic_ns() % 1_000_000}",
-                extra_args=("--log-level", "WARNING"),
-                env=GATEWAY_ENV,
-            )
-            gateway.start(log_dir)
+            gateway = start_gateway(broker.amqp_url, log_dir, "wake")
             assert gateway.process is not None
             pid = gateway.process.pid
             try:
