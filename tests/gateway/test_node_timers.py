@@ -2,10 +2,11 @@
 
 A seeded simulation drives fake connections (CONNECTs, reads, writes, token deadlines,
 heart-beat plans) through many ticks twice: once through :meth:`Node.tick` and the wheel,
-once through a reference that checks every connection on every tick (the ticker as it was
-before the wheel). Both must fail the same sessions with the same messages and send the same
-heart-beats at the same ticks. The real-socket tests (``test_operations``,
-``test_security_*``) cover each timeout end to end.
+once through a reference that runs the same check (:meth:`Node._check`) on every open
+connection on every tick (the ticker as it was before the wheel). Both must fail the same
+sessions with the same messages and send the same heart-beats at the same ticks. What each
+check decides is covered end to end by the real-socket tests (``test_operations``,
+``test_security_*``).
 """
 
 from __future__ import annotations
@@ -71,50 +72,6 @@ class FakeAccess:
     limits: FakeLimits
 
 
-def reference_tick(
-    conns: list[FakeConn], settings: Settings, idle_timeout: float, now: float, wall: float
-) -> None:
-    """The ticker before the wheel: every open connection, every tick."""
-    grace = settings.heartbeat_grace
-    connect_timeout = settings.connect_timeout
-    for conn in conns:
-        if conn.closing:
-            continue
-        session = conn.session
-        if session.state is not SessionState.CONNECTED:
-            if connect_timeout and now - conn.created > connect_timeout:
-                conn.fail(
-                    f"CONNECT timeout: no CONNECT frame within {connect_timeout:g} s",
-                    reason="connect_timeout",
-                )
-            continue
-        if conn.deadline is not None and wall >= conn.deadline:
-            conn.fail(
-                "token expired",
-                detail="the session's token expired; reconnect with a fresh token",
-                reason="token_expired",
-            )
-            continue
-        if idle_timeout and now - conn.last_read > idle_timeout:
-            conn.fail(
-                f"idle timeout: nothing received for {idle_timeout:g} s", reason="idle_timeout"
-            )
-            continue
-        plan = session.heartbeat
-        if plan is None:
-            continue
-        if plan.expect_every_ms and now - conn.last_read > plan.expect_every_ms * grace / 1000:
-            silent = now - conn.last_read
-            conn.fail(
-                f"heart-beat timeout: nothing received for {silent:.1f} s "
-                f"(expected every {plan.expect_every_ms} ms)",
-                reason="heartbeat_timeout",
-            )
-            continue
-        if plan.send_every_ms and now - conn.last_write >= plan.send_every_ms / 1000 * 0.9:
-            conn.heartbeat()
-
-
 def simulate(
     seed: int, *, wheel: bool, connect_timeout: float, idle_timeout: float
 ) -> list[Action]:
@@ -165,7 +122,9 @@ def simulate(
         if wheel:
             node.tick(now, now + wall_offset)
         else:
-            reference_tick(conns, settings, idle_timeout, now, now + wall_offset)
+            for conn in conns:  # the ticker before the wheel: every open connection
+                if not conn.closing:
+                    node._check(cast(Connection, conn), now, now + wall_offset)
     return log
 
 
