@@ -23,12 +23,12 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from gateway.access import AccessDenied, AuthError, DestinationRejected, Identity, LimitExceeded
+from gateway.access import Identity
 from gateway.auth.limits import UserLease
 from gateway.chat.layer import ReplayItem
-from gateway.chat_bridge import ChatError, StoreBehindError
+from gateway.errors import ClientError
 from gateway.metrics import COMMANDS
-from gateway.relay import DestinationError, PublishError, RelaySubscription, SubscribeError
+from gateway.relay import PublishError, RelaySubscription
 from gateway.relay.destinations import AMQ_QUEUE_PREFIX
 from gateway.stomp import PreparedMessage, ServerSession, SessionState, events, message_head
 from gateway.transport.base import Outbound
@@ -267,24 +267,8 @@ class Connection:
                     extra={"session": self.session_id, "peer": self.peer},
                 )
                 self.close()
-        except AuthError as exc:
-            self.fail(exc.message, detail=exc.detail, receipt=_receipt_of(event), reason="auth")
-        except (AccessDenied, DestinationRejected) as exc:
-            self.fail(exc.message, receipt=_receipt_of(event), reason="denied")
-        except LimitExceeded as exc:
-            self.fail(exc.message, receipt=_receipt_of(event), reason=exc.kind)
-        except DestinationError as exc:
-            self.fail(str(exc), receipt=_receipt_of(event), reason="destination")
-        except ChatError as exc:
-            self.fail(exc.message, detail=exc.detail, receipt=_receipt_of(event), reason="invalid")
-        except StoreBehindError as exc:
-            self.fail(
-                exc.message, detail=exc.detail, receipt=_receipt_of(event), reason="store_behind"
-            )
-        except PublishError as exc:
-            self.fail(f"SEND not confirmed: {exc}", receipt=_receipt_of(event), reason="publish")
-        except SubscribeError as exc:
-            self.fail(f"SUBSCRIBE failed: {exc}", receipt=_receipt_of(event), reason="subscribe")
+        except ClientError as exc:
+            self.fail(exc.message, detail=exc.detail, receipt=_receipt_of(event), reason=exc.reason)
 
     async def _connect(self, event: events.ConnectRequested) -> None:
         access = self.node.access
@@ -347,7 +331,7 @@ class Connection:
         self._unconfirmed -= 1
         self.node.metrics.confirm_latency.observe(seconds)
         if error is not None:
-            self.fail(f"SEND not confirmed: {error}", reason="publish")
+            self.fail(error.message, detail=error.detail, reason=error.reason)
         waiter = self._settled
         if waiter is not None and self._unconfirmed <= self._settled_at:
             self._settled = None

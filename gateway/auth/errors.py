@@ -9,43 +9,47 @@ contain secrets (keys, tokens, passcodes).
 
 from __future__ import annotations
 
+from gateway.errors import ClientError
+
 __all__ = ["AccessDenied", "AuthError", "DestinationRejected", "LimitExceeded"]
 
 
-class AuthError(Exception):
+class AuthError(ClientError):
     """Authentication failed: the session must get an ERROR and be closed.
 
     ``message`` is short ("token expired", "token audience mismatch", ...); ``detail`` is a
     longer human explanation for the ERROR body (still free of secrets).
     """
 
+    reason = "auth"
+
     def __init__(self, message: str, detail: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail or message
+        super().__init__(message, detail or message)
 
 
-class AccessDenied(Exception):  # noqa: N818 -- name fixed by the contract
+class AccessDenied(ClientError):  # noqa: N818 -- name fixed by the contract
     """A SUBSCRIBE or SEND is not allowed by the ACL.
 
     ``message`` names the frame, the destination and the reason, e.g.
     ``"SEND to /topic/room.7 denied: not a member of room 7"``.
     """
 
+    reason = "denied"
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.message = message
 
 
-class DestinationRejected(ValueError):  # noqa: N818 -- name fixed by the contract
+class DestinationRejected(ClientError, ValueError):  # noqa: N818 -- name fixed by the contract
     """A destination name failed hygiene; ``message`` says why."""
 
+    reason = "denied"
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.message = message
 
 
-class LimitExceeded(Exception):  # noqa: N818 -- name fixed by the contract
+class LimitExceeded(ClientError):  # noqa: N818 -- name fixed by the contract
     """An abuse limit was breached.
 
     ``kind`` is a stable label for the breach metric (see ``gateway.auth.limits.BREACH_KINDS``);
@@ -53,6 +57,5 @@ class LimitExceeded(Exception):  # noqa: N818 -- name fixed by the contract
     """
 
     def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, reason=kind)
         self.kind = kind
-        self.message = message

@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from gateway.errors import ClientError
+
 __all__ = [
     "AmqQueue",
     "Destination",
@@ -61,8 +63,10 @@ PREFIXES: Final = (
 )
 
 
-class DestinationError(ValueError):
+class DestinationError(ClientError, ValueError):
     """A destination the gateway cannot use; ``str(exc)`` is meant for the client."""
+
+    reason = "destination"
 
 
 @dataclass(frozen=True, slots=True)

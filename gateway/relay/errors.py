@@ -6,15 +6,37 @@ import asyncio
 
 import aiormq
 
+from gateway.errors import ClientError
+
 __all__ = ["BrokerUnavailableError", "PublishError", "SubscribeError", "describe_amqp_error"]
 
 
-class PublishError(Exception):
-    """A SEND the broker did not take; ``str(exc)`` says why, for the client's ERROR frame."""
+class PublishError(ClientError):
+    """A SEND the broker did not take. ``text`` says why; ``message`` is the ERROR frame's
+    ``SEND not confirmed: <text>``."""
+
+    reason = "publish"
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"SEND not confirmed: {text}")
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
 
 
-class SubscribeError(Exception):
-    """A SUBSCRIBE the broker refused (or could not be asked); ``str(exc)`` is for the client."""
+class SubscribeError(ClientError):
+    """A SUBSCRIBE the broker refused (or could not be asked). ``text`` says why;
+    ``message`` is the ERROR frame's ``SUBSCRIBE failed: <text>``."""
+
+    reason = "subscribe"
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"SUBSCRIBE failed: {text}")
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
 
 
 class BrokerUnavailableError(Exception):
