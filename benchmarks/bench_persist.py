@@ -40,10 +40,10 @@ import aio_pika
 import orjson
 import uvloop
 
+from store import SQLiteStore, StoredMessage
 from workers.framework import BatchSpec
 from workers.persist import build_app
 from workers.settings import WorkerSettings
-from workers.store import SQLiteStore, StoredMessage
 
 MGMT = "http://127.0.0.1:15672/api"
 TARGET = 5_000

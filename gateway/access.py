@@ -26,15 +26,14 @@ import redis.asyncio as redis
 from aiohttp import web
 
 from gateway.auth.acl import MembershipLookup
+from gateway.auth.authenticator import Authenticator
+from gateway.auth.counter import ConnectionCounter
 from gateway.auth.errors import AccessDenied, AuthError, DestinationRejected, LimitExceeded
+from gateway.auth.gatekeeper import Gatekeeper
 from gateway.auth.identity import Identity
-from gateway.auth.limits import (
-    ConnectionCounter,
-    SessionRateLimiter,
-    origin_allowed,
-    origin_rejection,
-)
-from gateway.auth.session import AuthSettings, Gatekeeper, SessionAuthenticator
+from gateway.auth.origin import origin_allowed, origin_rejection
+from gateway.auth.rates import SessionRateLimiter
+from gateway.auth.settings import AuthSettings
 from gateway.settings import Settings
 
 __all__ = [
@@ -57,7 +56,7 @@ class Access:
         self.settings = auth
         self.limits = auth.limits
         self.redis = redis_client
-        self.authenticator = SessionAuthenticator(auth)
+        self.authenticator = Authenticator(auth)
         self.gatekeeper = Gatekeeper(
             auth.load_acl(),
             limits=auth.limits,

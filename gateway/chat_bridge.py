@@ -167,7 +167,7 @@ async def build_chat(
     await lease.acquire()
     store: MessageReader | None = None
     if settings.store:
-        from workers.store import open_store
+        from store import open_store
 
         opened = open_store(settings.store)
         await opened.open()

@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING
 
 from gateway.access import Identity
-from gateway.auth.limits import UserLease
+from gateway.auth.counter import UserLease
 from gateway.chat.layer import ReplayItem
 from gateway.errors import ClientError
 from gateway.metrics import COMMANDS

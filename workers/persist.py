@@ -21,10 +21,10 @@ from prometheus_client import Counter
 
 import schemas
 from schemas.models import ChatMessage
+from store import MessageStore, StoredMessage, open_store
+from store.base import MAX_MESSAGE_ID
 from workers.framework import BatchSpec, Delivery, WorkerApp
 from workers.settings import WorkerSettings
-from workers.store import MessageStore, StoredMessage, open_store
-from workers.store.base import MAX_MESSAGE_ID
 
 log = logging.getLogger("stompgate.workers.persist")
 

@@ -2,16 +2,22 @@
 
 One job per module, all pure except where Redis is named:
 
-- ``errors``    AuthError, AccessDenied, DestinationRejected, LimitExceeded (exact messages)
-- ``identity``  Identity: the authenticated user stamped on everything a session sends
-- ``jwt_auth``  JwtSettings, JwtAuthenticator (pinned algorithms, keys, JWKS reload),
-                DevAuthenticator (development mode logins)
-- ``tokens``    TokenSources; where the token is found (handshake or CONNECT)
-- ``acl``       Acl rules file -> SUBSCRIBE/SEND decisions; MembershipLookup (Redis SISMEMBER)
-- ``hygiene``   check_destination, strip_spoofed_headers
-- ``limits``    AbuseLimits, TokenBucket, SessionRateLimiter, ConnectionCounter
-                (Redis for per-user counts across nodes), origin_allowed
-- ``session``   AuthSettings.from_env, SessionAuthenticator, Gatekeeper: the adapter's view
+- ``errors``         AuthError, AccessDenied, DestinationRejected, LimitExceeded (exact messages)
+- ``identity``       Identity: the authenticated user stamped on everything a session sends
+- ``jwt_auth``       JwtSettings, JwtAuthenticator (pinned algorithms, keys, JWKS reload),
+                     DevAuthenticator (development mode logins)
+- ``tokens``         TokenSources; where the token is found (handshake or CONNECT)
+- ``acl``            Acl rules file -> SUBSCRIBE/SEND decisions; MembershipLookup (Redis)
+- ``hygiene``        check_destination, strip_spoofed_headers
+- ``limits``         AbuseLimits (every abuse limit), Breach and its kinds, frame-size and
+                     subscription checks
+- ``origin``         origin_allowed, origin_rejection: the WebSocket Origin allow-list
+- ``rates``          TokenBucket, SessionRateLimiter (frames/s and bytes/s of one session)
+- ``counter``        ConnectionCounter, UserLease: connections per IP, and per user across
+                     nodes (Redis)
+- ``settings``       AuthMode, AuthSettings.from_env: every auth setting from the environment
+- ``authenticator``  Authenticator: who is this CONNECT (jwt or dev mode); token expiry
+- ``gatekeeper``     Gatekeeper: may this identity SUBSCRIBE/SEND here; sender stamping
 
 Order of checks for a session (see docs/security.md):
 handshake (Origin, per-IP count, optional token) -> CONNECT within connect_timeout
@@ -20,21 +26,17 @@ sender stamp) -> token expiry timer -> close (release counts).
 """
 
 from gateway.auth.acl import Acl, MembershipLookup, Rule
+from gateway.auth.authenticator import Authenticator
+from gateway.auth.counter import ConnectionCounter, UserLease
 from gateway.auth.errors import AccessDenied, AuthError, DestinationRejected, LimitExceeded
+from gateway.auth.gatekeeper import Gatekeeper
 from gateway.auth.hygiene import check_destination, strip_spoofed_headers
 from gateway.auth.identity import Identity
 from gateway.auth.jwt_auth import DevAuthenticator, JwtAuthenticator, JwtSettings
-from gateway.auth.limits import (
-    AbuseLimits,
-    Breach,
-    ConnectionCounter,
-    SessionRateLimiter,
-    TokenBucket,
-    UserLease,
-    origin_allowed,
-    origin_rejection,
-)
-from gateway.auth.session import AuthMode, AuthSettings, Gatekeeper, SessionAuthenticator
+from gateway.auth.limits import AbuseLimits, Breach
+from gateway.auth.origin import origin_allowed, origin_rejection
+from gateway.auth.rates import SessionRateLimiter, TokenBucket
+from gateway.auth.settings import AuthMode, AuthSettings
 from gateway.auth.tokens import TokenSources, token_from_connect, token_from_handshake
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "AuthError",
     "AuthMode",
     "AuthSettings",
+    "Authenticator",
     "Breach",
     "ConnectionCounter",
     "DestinationRejected",
@@ -55,7 +58,6 @@ __all__ = [
     "LimitExceeded",
     "MembershipLookup",
     "Rule",
-    "SessionAuthenticator",
     "SessionRateLimiter",
     "TokenBucket",
     "TokenSources",

@@ -9,11 +9,11 @@ Precedence (first found wins; each source can be switched off in ``TokenSources`
   be empty; an optional ``Bearer `` prefix in the passcode is accepted).
 
 A token presented in CONNECT takes precedence over one from the handshake (see
-``gateway.auth.session``): a client that reconnects with a refreshed token in its connect headers
-should not be judged by a stale cookie.
+``gateway.auth.authenticator``): a client that reconnects with a refreshed token in its connect
+headers should not be judged by a stale cookie.
 
 Cookies ride along on cross-site requests, so cookie authentication is only as safe as the
-Origin check (``gateway.auth.limits.origin_allowed``) in front of it.
+Origin check (``gateway.auth.origin.origin_allowed``) in front of it.
 """
 
 from __future__ import annotations

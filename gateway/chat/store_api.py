@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from workers.store.base import StoredMessage
+from store.base import StoredMessage
 
 __all__ = ["MessageReader", "StoredMessage", "StoredMessageLike"]
 

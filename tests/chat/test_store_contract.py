@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gateway.chat.store_api import MessageReader
+from store import MessageStore
 from tests.chat.fakes import InMemoryReader
-from workers.store import MessageStore
 
 
 def as_reader(store: MessageStore) -> MessageReader:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from store import SQLiteStore
 from tests.support.gateway_proc import free_port
 from workers.__main__ import main
 from workers.framework import WorkerApp
 from workers.registry import UnknownWorkerError, resolve
 from workers.settings import WorkerSettings
-from workers.store import SQLiteStore
 
 from .amqp import channel
 from .chat import chat_event, publish_events

@@ -11,10 +11,10 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 import schemas
+from store import MessageStore, SQLiteStore, StoredMessage
 from workers.framework import BatchSpec, WorkerApp
 from workers.persist import QUEUE, ChatMessageValidator, InvalidChatMessageError, build_app
 from workers.settings import WorkerSettings
-from workers.store import MessageStore, SQLiteStore, StoredMessage
 
 from .amqp import channel, drain_queue, ready_count, wait_for_async
 from .chat import chat_event, publish_events

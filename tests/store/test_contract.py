@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from workers.store import MessageStore, SQLiteStore, StoreClosedError, StoredMessage
-from workers.store.base import MAX_MESSAGE_ID
+from store import MessageStore, SQLiteStore, StoreClosedError, StoredMessage
+from store.base import MAX_MESSAGE_ID
 
-from .store_backends import BACKENDS, opened_store
+from .backends import BACKENDS, opened_store
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,7 +1,7 @@
 """The message-store contract: one stored chat message and the interface every backend meets.
 
 The gateway's history reader and the persist worker both code against `MessageStore`; keep it
-small. Semantics every backend must honour (the shared test suite in tests/workers checks them):
+small. Semantics every backend must honour (the shared test suite in tests/store checks them):
 
 - `insert_many` is idempotent: a message whose `id` is already stored, or whose
   (`sender`, `client_id`) pair is already stored, is skipped silently, also within one call.

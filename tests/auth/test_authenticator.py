@@ -1,4 +1,4 @@
-"""AuthSettings.from_env, SessionAuthenticator (modes, precedence, expiry), Gatekeeper."""
+"""AuthSettings.from_env and Authenticator (modes, precedence, expiry)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from gateway.auth.acl import Acl
-from gateway.auth.errors import AccessDenied, AuthError, DestinationRejected
+from gateway.auth.authenticator import Authenticator
+from gateway.auth.errors import AuthError
 from gateway.auth.identity import Identity
 from gateway.auth.limits import AbuseLimits
-from gateway.auth.session import AuthMode, AuthSettings, Gatekeeper, SessionAuthenticator
+from gateway.auth.settings import AuthMode, AuthSettings
 from gateway.auth.tokens import TokenSources
 from tests.auth.conftest import HS_SECRET, NOW, claims, sign
 
@@ -24,8 +25,8 @@ JWT_ENV = {
 }
 
 
-def jwt_session(**env: str) -> SessionAuthenticator:
-    return SessionAuthenticator(AuthSettings.from_env({**JWT_ENV, **env}))
+def jwt_authenticator(**env: str) -> Authenticator:
+    return Authenticator(AuthSettings.from_env({**JWT_ENV, **env}))
 
 
 def token(**overrides: object) -> str:
@@ -53,7 +54,7 @@ def test_dev_mode_only_when_chosen(caplog: pytest.LogCaptureFixture) -> None:
     settings = AuthSettings.from_env({"STOMPGATE_AUTH": "dev"})
     assert settings.jwt is None
     with caplog.at_level(logging.WARNING, logger="stompgate.auth"):
-        auth = SessionAuthenticator(settings)
+        auth = Authenticator(settings)
     assert "AUTH MODE DEV" in caplog.text
     assert "guest" in caplog.text
     identity = auth.authenticate("guest", "guest", [])
@@ -70,22 +71,22 @@ def test_cli_mode_overrides_env() -> None:
         {"STOMPGATE_AUTH": "jwt", "STOMPGATE_DEV_USERS": "a:b"}, mode="dev"
     )
     assert settings.mode is AuthMode.DEV
-    assert SessionAuthenticator(settings).authenticate("a", "b", []).user == "a"
+    assert Authenticator(settings).authenticate("a", "b", []).user == "a"
 
 
 def test_jwt_from_passcode_with_empty_login() -> None:
-    auth = jwt_session()
+    auth = jwt_authenticator()
     assert auth.authenticate("", token(), [], now=NOW).user == "alice"
 
 
 def test_jwt_from_connect_header() -> None:
-    auth = jwt_session()
+    auth = jwt_authenticator()
     headers = [("accept-version", "1.2"), ("Authorization", f"Bearer {token(sub='bob')}")]
     assert auth.authenticate(None, None, headers, now=NOW).user == "bob"
 
 
 def test_connect_token_beats_handshake_token() -> None:
-    auth = jwt_session()
+    auth = jwt_authenticator()
     stale = token(sub="old", exp=int(NOW) - 3600)
     handshake = auth.handshake_token({}, {}, {"stompgate_token": stale})
     assert handshake == stale
@@ -96,68 +97,38 @@ def test_connect_token_beats_handshake_token() -> None:
 
 
 def test_handshake_token_alone() -> None:
-    auth = jwt_session()
+    auth = jwt_authenticator()
     handshake = auth.handshake_token({}, {"access_token": token()}, {})
     assert auth.authenticate(None, None, [], handshake_token=handshake, now=NOW).user == "alice"
 
 
 def test_no_token_anywhere() -> None:
     with pytest.raises(AuthError) as caught:
-        jwt_session().authenticate("guest", None, [], now=NOW)
+        jwt_authenticator().authenticate("guest", None, [], now=NOW)
     assert caught.value.message == "missing token"
 
 
 def test_dev_credentials_in_jwt_mode_are_refused() -> None:
     with pytest.raises(AuthError) as caught:
-        jwt_session().authenticate("guest", "guest", [], now=NOW)
+        jwt_authenticator().authenticate("guest", "guest", [], now=NOW)
     assert caught.value.message == "malformed token"
 
 
 def test_disabled_source_is_ignored() -> None:
-    auth = jwt_session(STOMPGATE_TOKEN_FROM_PASSCODE="false")
+    auth = jwt_authenticator(STOMPGATE_TOKEN_FROM_PASSCODE="false")
     with pytest.raises(AuthError) as caught:
         auth.authenticate("", token(), [], now=NOW)
     assert caught.value.message == "missing token"
 
 
 def test_token_expiring_mid_session() -> None:
-    auth = jwt_session(STOMPGATE_JWT_LEEWAY="30")
+    auth = jwt_authenticator(STOMPGATE_JWT_LEEWAY="30")
     identity = auth.authenticate("", token(exp=int(NOW) + 60), [], now=NOW)
     assert auth.deadline(identity) == NOW + 90
     assert auth.check_expiry(identity, now=NOW + 89) is None
     error = auth.check_expiry(identity, now=NOW + 90)
     assert error is not None
     assert error.message == "token expired"
-
-
-async def test_gatekeeper_strips_spoofed_sender() -> None:
-    gate = Gatekeeper(Acl.from_file(EXAMPLE), sender_header="sender")
-    alice = Identity(user="alice", rooms=frozenset({"7"}))
-    headers = await gate.authorize_send(
-        alice,
-        "/app/rooms/7/messages",
-        [("destination", "/app/rooms/7/messages"), ("sender", "bob"), ("user-id", "bob")],
-    )
-    assert headers == (("sender", "alice"), ("destination", "/app/rooms/7/messages"))
-
-
-async def test_gatekeeper_hygiene_before_acl() -> None:
-    gate = Gatekeeper(Acl.from_file(EXAMPLE), limits=AbuseLimits(max_destination_length=20))
-    admin = Identity(user="root", roles=frozenset({"admin"}))
-    with pytest.raises(DestinationRejected) as rejected:
-        await gate.authorize_send(admin, "/topic/room.*", [])
-    assert (
-        rejected.value.message == "wildcards are not allowed in SEND destinations: '/topic/room.*'"
-    )
-    with pytest.raises(DestinationRejected) as too_long:
-        await gate.authorize_subscribe(admin, "/topic/" + "a" * 20)
-    assert too_long.value.message == "destination too long: 27 bytes > 20"
-    await gate.authorize_subscribe(admin, "/topic/room.*")
-    with pytest.raises(AccessDenied) as denied:
-        await gate.authorize_subscribe(Identity(user="bob"), "/topic/room.*")
-    assert denied.value.message == (
-        "SUBSCRIBE to /topic/room.* denied: wildcard subscriptions are not allowed here"
-    )
 
 
 def test_load_acl(tmp_path: Path) -> None:

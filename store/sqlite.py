@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from workers.store.base import StoreClosedError, StoredMessage, check_limit
+from store.base import StoreClosedError, StoredMessage, check_limit
 
 T = TypeVar("T")
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from workers.store.base import MessageStore
-from workers.store.mongo import MongoStore
-from workers.store.sqlite import SQLiteStore
+from store.base import MessageStore
+from store.mongo import MongoStore
+from store.sqlite import SQLiteStore
 
 
 def open_store(url: str) -> MessageStore:

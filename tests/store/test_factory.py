@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.store import MongoStore, SQLiteStore, open_store
+from store import MongoStore, SQLiteStore, open_store
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """The exact commands MongoStore sends, checked against mockupdb (a wire-protocol server).
 
 No MongoDB server runs here; these tests pin what the store asks MongoDB to do. The shared
-suite (test_store_contract.py) runs against a real MongoDB when MONGODB_URI is set.
+suite (test_contract.py) runs against a real MongoDB when MONGODB_URI is set.
 mockupdb 1.8.1 speaks OP_MSG; PyMongo 4.20 needs a hello reply with maxWireVersion >= 8, so
 the mock advertises 21 (MongoDB 7.0).
 """
@@ -18,7 +18,7 @@ from bson import Int64
 from mockupdb import MockupDB
 from pymongo.errors import BulkWriteError
 
-from workers.store import MongoStore, StoredMessage
+from store import MongoStore, StoredMessage
 
 T = TypeVar("T")
 HELLO = {"maxWireVersion": 21, "minWireVersion": 0}

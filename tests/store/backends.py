@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
-from workers.store import MessageStore, MongoStore, SQLiteStore
+from store import MessageStore, MongoStore, SQLiteStore
 
 MONGODB_URI = os.environ.get("MONGODB_URI")
 NO_MONGO = "MongoDB not verified here: set MONGODB_URI=mongodb://host:port to run this backend"

@@ -34,7 +34,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
-from workers.store.base import StoreClosedError, StoredMessage, check_limit
+from store.base import StoreClosedError, StoredMessage, check_limit
 
 DUPLICATE_KEY = 11000
 DEFAULT_DATABASE = "stompgate"
