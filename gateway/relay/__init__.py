@@ -149,9 +149,11 @@ from .destinations import (
     parse_destination,
 )
 from .errors import PublishError, SubscribeError
-from .relay import Relay, durable_queue_name, user_routing_key
+from .planner import durable_queue_name, user_routing_key
+from .relay import Relay
 from .settings import RelaySettings
 from .subscription import DeliverySink, RelaySubscription
+from .wire import ReadHooks
 
 __all__ = [
     "AmqQueue",
@@ -161,6 +163,7 @@ __all__ = [
     "Exchange",
     "PublishError",
     "Queue",
+    "ReadHooks",
     "Relay",
     "RelaySettings",
     "RelaySubscription",
