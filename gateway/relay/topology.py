@@ -100,28 +100,29 @@ class Topology:
         """The exchange exists (passive declare, once per connection)."""
         if name in self._known_exchanges:
             return
-        try:
-            async with self._scratch() as channel:
-                await channel.exchange_declare(name, passive=True)
-        except aiormq.exceptions.ChannelNotFoundEntity as exc:
-            raise BrokerRefusedError(f"no such exchange '{name}'", 404) from exc
-        except aiormq.exceptions.ChannelClosed as exc:
-            raise _refused(f"broker refused exchange '{name}'", exc) from exc
+        await self._passive("exchange", name)
         self._known_exchanges.add(name)
 
     async def check_queue(self, name: str) -> str:
         """The queue exists and this connection may use it (passive declare)."""
+        await self._passive("queue", name)
+        return name
+
+    async def _passive(self, kind: str, name: str) -> None:
+        """Passive declare of the exchange or queue ``name`` (``kind``)."""
         try:
             async with self._scratch() as channel:
-                await channel.queue_declare(name, passive=True)
+                if kind == "queue":
+                    await channel.queue_declare(name, passive=True)
+                else:
+                    await channel.exchange_declare(name, passive=True)
         except aiormq.exceptions.ChannelNotFoundEntity as exc:
-            raise BrokerRefusedError(f"no such queue '{name}'", 404) from exc
-        except aiormq.exceptions.ChannelLockedResource as exc:
-            text = f"queue '{name}' is exclusive to another connection"
+            raise BrokerRefusedError(f"no such {kind} '{name}'", 404) from exc
+        except aiormq.exceptions.ChannelLockedResource as exc:  # an exclusive queue
+            text = f"{kind} '{name}' is exclusive to another connection"
             raise BrokerRefusedError(text, 405) from exc
         except aiormq.exceptions.ChannelClosed as exc:
-            raise _refused(f"broker refused queue '{name}'", exc) from exc
-        return name
+            raise _refused(f"broker refused {kind} '{name}'", exc) from exc
 
     async def declare_queue(self, spec: QueueSpec, *, remember: bool = False) -> str:
         """Declare (or, ``passive``, check) the queue of ``spec``; return its name.
