@@ -94,7 +94,7 @@ __all__ = [
 log = logging.getLogger("stompgate.relay")
 
 _M = TypeVar("_M", bound=MethodFrame)
-#: (begin, end): called around the handling of each read (see AmqpWire.read_hooks).
+#: (begin, end): called around the handling of each read (see :class:`AmqpWire`).
 ReadHooks = tuple[Callable[[], None], Callable[[], None]]
 
 DEFAULT_HEARTBEAT: Final = 60
