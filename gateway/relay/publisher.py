@@ -82,8 +82,7 @@ class ConfirmPublisher:
         channels: list[WireChannel | None] = []
         for _ in range(self._settings.publish_channels):
             channels.append(await wire.channel(confirms=True))
-        topic = await wire.channel(confirms=True)
-        topic.critical = True
+        topic = await wire.channel(confirms=True, critical=True)
         self._topic = topic
         self._wire = wire
         self._channels = channels

@@ -252,14 +252,15 @@ class AmqpWire(asyncio.Protocol):
 
     # -- channels ---------------------------------------------------------------------------
 
-    async def channel(self, *, confirms: bool = False) -> WireChannel:
-        """Open a channel (in confirm mode if ``confirms``)."""
+    async def channel(self, *, confirms: bool = False, critical: bool = False) -> WireChannel:
+        """Open a channel (in confirm mode if ``confirms``; ``critical``: if the broker
+        closes it, the whole connection is dropped)."""
         if self._closed.done():
             raise self._lost_reason()
         number = next((n for n in range(1, CHANNEL_MAX + 1) if n not in self._channels), 0)
         if not number:
             raise WireError("no free AMQP channel number")
-        channel = WireChannel(self, number)
+        channel = WireChannel(self, number, critical=critical)
         self._channels[number] = channel
         try:
             await channel.rpc(spec.Channel.Open())

@@ -178,7 +178,7 @@ class WireChannel:
         "number",
     )
 
-    def __init__(self, wire: WireLink, number: int) -> None:
+    def __init__(self, wire: WireLink, number: int, *, critical: bool = False) -> None:
         self._wire = wire
         self.number = number
         self._rpc_lock = asyncio.Lock()
@@ -187,7 +187,7 @@ class WireChannel:
         self._content: PendingContent | None = None
         self.confirming = False
         #: If the broker closes this channel, drop the whole connection (see AmqpWire).
-        self.critical = False
+        self.critical = critical
         self._seq = 0
         self._pending: dict[int, tuple[Waiter, float]] = {}  # seq -> (waiter, sent at)
         self._order: collections.deque[tuple[int, float]] = collections.deque()
