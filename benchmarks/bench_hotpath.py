@@ -87,7 +87,7 @@ def bench_fanout(rooms: int, subscribers: int, publishes: int, rounds: int) -> f
         close_ip=lambda peer: None,
     )
     relay = SimpleNamespace()
-    node = Node(Settings(), lambda lost: cast(Relay, relay), cast(Access, access))
+    node = Node(Settings(), lambda lost, hooks: cast(Relay, relay), cast(Access, access))
     fanout = NodeFanout(RelaySettings(order_hold=0))
     for room in range(rooms):
         for _ in range(subscribers):

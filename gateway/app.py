@@ -42,7 +42,7 @@ class Gateway:
         )
         self.node = Node(
             settings,
-            lambda lost: Relay(relay_settings, on_connection_lost=lost),
+            lambda lost, hooks: Relay(relay_settings, on_connection_lost=lost, read_hooks=hooks),
             access or build_access(settings),
             metrics=self.metrics,
         )

@@ -28,7 +28,7 @@ from gateway.access import Access
 from gateway.chat_bridge import ChatBridge
 from gateway.connection import Connection
 from gateway.metrics import Metrics
-from gateway.relay import Relay
+from gateway.relay import ReadHooks, Relay
 from gateway.settings import Settings
 from gateway.stomp import Limits, SessionConfig, SessionState
 
@@ -48,7 +48,7 @@ class Node:
     def __init__(
         self,
         settings: Settings,
-        relay_factory: Callable[[Callable[[str], None]], Relay],
+        relay_factory: Callable[[Callable[[str], None], ReadHooks], Relay],
         access: Access,
         *,
         metrics: Metrics | None = None,
@@ -57,8 +57,7 @@ class Node:
         self.metrics = metrics or Metrics()
         self.access = access
         self.chat: ChatBridge | None = None
-        self.relay = relay_factory(self._broker_lost)
-        self.relay.read_hooks = (self.begin_batch, self.end_batch)
+        self.relay = relay_factory(self._broker_lost, (self.begin_batch, self.end_batch))
         self.metrics.room_order = lambda: self.relay.room_order
         self.session_config = SessionConfig(
             limits=Limits(

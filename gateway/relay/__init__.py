@@ -3,8 +3,17 @@
 Design
 ======
 
-One :class:`Relay` per gateway node. It holds **two AMQP connections** and many channels
-on them, never a connection per session. The *wire* (:mod:`.wire`, a lean AMQP client
+One :class:`Relay` per gateway node, in three parts: the *planner* (:mod:`.planner`, pure:
+a SUBSCRIBE or a SEND, its headers, ack mode and user become a frozen plan: which queue to
+declare with which arguments, what to check, what to bind to what, node fan-out or a
+consumer of its own, the prefetch), the *topology* (:mod:`.topology`: the declares, checks,
+binds and deletes a plan asks for) and the orchestration (:mod:`.relay`: runs the plans,
+owns the connections, the fan-out, the consumer pool and the publisher, and keeps a
+:class:`~gateway.relay.relay.ClientRecord` of each client's subscriptions and temp queues).
+The collaborators get what they call back through their constructors.
+
+The relay holds **two AMQP connections** and many channels on them, never a connection per
+session. The *wire* (:mod:`.wire`, a lean AMQP client
 that handles each frame inside ``data_received``: no task, queue or loop turn per frame)
 carries the two hot streams, confirmed publishes and the fan-out queue, so a confirm and
 the delivery of the same message often arrive in one read. The other connection (aiormq)
@@ -34,9 +43,12 @@ does everything else: own consumers, declares, passive checks.
   channel pool, with ``prefetch-count`` (default ``default_prefetch``) as its own prefetch.
   ACK/NACK map to ``basic.ack``/``basic.nack`` (cumulative for ``client``, single for
   ``client-individual``), without ever settling another session's messages.
-* Declares, binds and passive checks the broker may refuse run on throw-away channels, so a
-  refusal (``PRECONDITION_FAILED``, ``NOT_FOUND``, ``ACCESS_REFUSED``...) becomes a clear
-  :class:`SubscribeError`/:class:`PublishError` for that session and nobody else.
+* Declares, binds and passive checks the broker may refuse run on throw-away channels
+  (:mod:`.topology`), so a refusal (``PRECONDITION_FAILED``, ``NOT_FOUND``,
+  ``ACCESS_REFUSED``...) ends that one request: the topology raises it as one neutral
+  :class:`~gateway.relay.errors.BrokerRefusedError` (text and AMQP code), which the relay
+  turns into a clear :class:`SubscribeError`/:class:`PublishError` for that session and
+  nobody else.
 
 Destinations (:mod:`.destinations`; names and MESSAGE ``destination`` headers as RabbitMQ's
 STOMP plugin has them, so both kinds of clients see the same messages)
@@ -149,9 +161,11 @@ from .destinations import (
     parse_destination,
 )
 from .errors import PublishError, SubscribeError
-from .relay import Relay, durable_queue_name, user_routing_key
+from .planner import durable_queue_name, user_routing_key
+from .relay import Relay
 from .settings import RelaySettings
 from .subscription import DeliverySink, RelaySubscription
+from .wire import ReadHooks
 
 __all__ = [
     "AmqQueue",
@@ -161,6 +175,7 @@ __all__ = [
     "Exchange",
     "PublishError",
     "Queue",
+    "ReadHooks",
     "Relay",
     "RelaySettings",
     "RelaySubscription",

@@ -36,7 +36,7 @@ from pamqp import commands as spec
 from .destinations import destination_of_delivery
 from .errors import BrokerUnavailableError, SubscribeError, describe_amqp_error
 from .settings import RelaySettings
-from .subscription import DeliverySink, RelaySubscription, prepare_message
+from .subscription import DeliverySink, OnClosed, RelaySubscription, prepare_message
 
 __all__ = ["ConsumerChannel", "ConsumerPool", "ConsumerSubscription"]
 
@@ -150,14 +150,21 @@ class ConsumerChannel:
 class ConsumerPool:
     """Up to ``consumer_channels`` channels per kind on the consuming connection."""
 
-    def __init__(self, settings: RelaySettings) -> None:
+    def __init__(
+        self,
+        settings: RelaySettings,
+        *,
+        on_channel_lost: Callable[[ConsumerChannel], None] | None = None,
+    ) -> None:
+        """``on_channel_lost(channel)`` runs when the broker closes a channel that still
+        had consumers (the connection being up): the relay restores them."""
         self._settings = settings
         self._connection: AbstractConnection | None = None
         self._channels: dict[bool, list[ConsumerChannel]] = {False: [], True: []}
         self._serials = itertools.count(1)
         self._tags = itertools.count(1)
         self._lock = asyncio.Lock()
-        self.on_channel_lost: Callable[[ConsumerChannel], None] | None = None
+        self._on_channel_lost = on_channel_lost
 
     def open(self, connection: AbstractConnection) -> None:
         self._connection = connection
@@ -215,8 +222,8 @@ class ConsumerPool:
                 pooled.serial,
                 len(pooled.subs),
             )
-            if self.on_channel_lost is not None:
-                self.on_channel_lost(pooled)
+            if self._on_channel_lost is not None:
+                self._on_channel_lost(pooled)
 
 
 Prepare = Callable[[], Awaitable[str]]
@@ -253,8 +260,9 @@ class ConsumerSubscription(RelaySubscription):
         finalize: Finalize,
         durable: bool = False,
         destination_override: str | None = None,
+        on_closed: OnClosed | None = None,
     ) -> None:
-        super().__init__(sink, subscription_id, destination, ack_mode)
+        super().__init__(sink, subscription_id, destination, ack_mode, on_closed=on_closed)
         self._pool = pool
         self._prepare = prepare
         self._finalize = finalize
@@ -343,7 +351,7 @@ class ConsumerSubscription(RelaySubscription):
             self._channel = self._tag = None
 
     async def cancel(self, headers: Mapping[str, str] | None = None) -> None:
-        if not self._mark_closed():
+        if not self.mark_closed():
             return
         await self._stop_consumer()
         await self._finalize(self, headers)

@@ -26,6 +26,7 @@ from typing import Final
 from gateway.errors import ClientError
 
 __all__ = [
+    "TOPIC_EXCHANGE",
     "AmqQueue",
     "Destination",
     "DestinationError",
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 MAX_NAME_BYTES: Final = 255
+#: The exchange of ``/topic/`` destinations.
+TOPIC_EXCHANGE: Final = "amq.topic"
 _CONTROL: Final = re.compile("[\x00-\x1f\x7f]")
 
 TOPIC_PREFIX: Final = "/topic/"
@@ -283,7 +286,7 @@ def destination_of_delivery(exchange: str, routing_key: str) -> str:
     as RabbitMQ's STOMP plugin prints it."""
     if exchange == "":
         return QUEUE_PREFIX + escape_name(routing_key)
-    if exchange == "amq.topic":
+    if exchange == TOPIC_EXCHANGE:
         return TOPIC_PREFIX + escape_name(routing_key)
     if routing_key == "":
         return EXCHANGE_PREFIX + escape_name(exchange)

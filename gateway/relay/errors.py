@@ -8,7 +8,13 @@ import aiormq
 
 from gateway.errors import ClientError
 
-__all__ = ["BrokerUnavailableError", "PublishError", "SubscribeError", "describe_amqp_error"]
+__all__ = [
+    "BrokerRefusedError",
+    "BrokerUnavailableError",
+    "PublishError",
+    "SubscribeError",
+    "describe_amqp_error",
+]
 
 
 class PublishError(ClientError):
@@ -41,6 +47,18 @@ class SubscribeError(ClientError):
 
 class BrokerUnavailableError(Exception):
     """The relay has no working broker connection right now (internal; mapped to the above)."""
+
+
+class BrokerRefusedError(Exception):
+    """The broker refused a declare, a passive check or a bind (internal and neutral: the
+    relay turns it into a :class:`SubscribeError` or a :class:`PublishError` with the same
+    ``text``). ``code`` is the AMQP reply code: 403 access refused, 404 not found, 405
+    locked (exclusive to another connection), 406 precondition failed; 0 if none was given."""
+
+    def __init__(self, text: str, code: int = 0) -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
 
 
 def describe_amqp_error(exc: BaseException) -> str:

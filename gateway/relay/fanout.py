@@ -28,13 +28,12 @@ import logging
 import secrets
 from collections.abc import Mapping
 
-from .destinations import TOPIC_PREFIX, escape_name
+from .destinations import TOPIC_EXCHANGE, TOPIC_PREFIX, escape_name
 from .errors import BrokerUnavailableError, SubscribeError, describe_amqp_error
 from .matcher import TopicTrie
 from .ordering import KeyOrderer, sequence_of
-from .publisher import TOPIC_EXCHANGE
 from .settings import RelaySettings
-from .subscription import DeliverySink, RelaySubscription, prepare_delivery
+from .subscription import DeliverySink, OnClosed, RelaySubscription, prepare_delivery
 from .wire import AmqpWire, Delivery, WireChannel, WireError
 
 __all__ = ["FanoutSubscription", "NodeFanout"]
@@ -57,15 +56,16 @@ class FanoutSubscription(RelaySubscription):
         exchange: str,
         key: str,
         shown_destination: str | None = None,
+        on_closed: OnClosed | None = None,
     ) -> None:
-        super().__init__(sink, subscription_id, destination, "auto")
+        super().__init__(sink, subscription_id, destination, "auto", on_closed=on_closed)
         self._fanout = fanout
         self.exchange = exchange
         self.key = key
         self.shown_destination = shown_destination
 
     async def cancel(self, headers: Mapping[str, str] | None = None) -> None:
-        if self._mark_closed():
+        if self.mark_closed():
             await self._fanout.remove(self)
 
 

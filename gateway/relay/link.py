@@ -26,7 +26,7 @@ from aiormq.abc import AbstractConnection
 
 from .errors import BrokerUnavailableError, describe_amqp_error
 from .settings import RelaySettings
-from .wire import AmqpWire
+from .wire import AmqpWire, ReadHooks
 
 __all__ = ["BrokerLink"]
 
@@ -40,10 +40,19 @@ class BrokerLink:
     """Connect, watch, reconnect. ``ready`` is True only while both connections are up and
     ``on_up`` has finished."""
 
-    def __init__(self, settings: RelaySettings, *, on_up: UpHook, on_down: DownHook) -> None:
+    def __init__(
+        self,
+        settings: RelaySettings,
+        *,
+        on_up: UpHook,
+        on_down: DownHook,
+        read_hooks: ReadHooks | None = None,
+    ) -> None:
+        """``read_hooks`` go to every wire connection (see :class:`AmqpWire`)."""
         self._settings = settings
         self._on_up = on_up
         self._on_down = on_down
+        self._read_hooks = read_hooks
         self._publish: AmqpWire | None = None
         self._consume: AbstractConnection | None = None
         self._ready = False
@@ -167,6 +176,7 @@ class BrokerLink:
                 settings.amqp_url,
                 name=f"stompgate {settings.node_id} wire",
                 connect_timeout=settings.connect_timeout,
+                read_hooks=self._read_hooks,
             )
             self._consume = await aiormq.connect(
                 settings.amqp_url,

@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 from pamqp import commands as spec
 
+from .destinations import TOPIC_EXCHANGE
 from .errors import PublishError
 from .settings import RelaySettings
 from .wire import (
@@ -43,7 +44,6 @@ from .wire import (
 
 __all__ = ["TOPIC_EXCHANGE", "ConfirmPublisher", "PublishCallback"]
 
-TOPIC_EXCHANGE = "amq.topic"
 NOT_FOUND = 404  # AMQP reply code: no such exchange or queue
 
 log = logging.getLogger("stompgate.relay")
@@ -55,7 +55,14 @@ PublishCallback = Callable[[PublishError | None, float], None]
 class ConfirmPublisher:
     """Confirm channels (topic, lanes, mandatory); each publish awaited or reported back."""
 
-    def __init__(self, settings: RelaySettings) -> None:
+    def __init__(
+        self,
+        settings: RelaySettings,
+        *,
+        on_not_found: Callable[[str, str], None] | None = None,
+    ) -> None:
+        """``on_not_found(exchange, routing key)`` runs when the broker says NOT_FOUND to a
+        publish (a queue, for exchange ``""``)."""
         self._settings = settings
         self._wire: AmqpWire | None = None
         self._channels: list[WireChannel | None] = []
@@ -68,16 +75,14 @@ class ConfirmPublisher:
         self._idle = asyncio.Event()
         self._idle.set()
         self.unavailable_text = "broker unavailable"
-        #: Called with (exchange, routing key) when the broker says NOT_FOUND to a publish.
-        self.on_not_found: Callable[[str, str], None] | None = None
+        self._on_not_found = on_not_found
 
     async def open(self, wire: AmqpWire) -> None:
         """Open the confirm channels on a fresh connection."""
         channels: list[WireChannel | None] = []
         for _ in range(self._settings.publish_channels):
             channels.append(await wire.channel(confirms=True))
-        topic = await wire.channel(confirms=True)
-        topic.critical = True
+        topic = await wire.channel(confirms=True, critical=True)
         self._topic = topic
         self._wire = wire
         self._channels = channels
@@ -250,9 +255,9 @@ class ConfirmPublisher:
         if (
             isinstance(exc, ChannelClosedError)
             and exc.code == NOT_FOUND
-            and self.on_not_found is not None
+            and self._on_not_found is not None
         ):
-            self.on_not_found(exchange, routing_key)
+            self._on_not_found(exchange, routing_key)
         if isinstance(exc, ConfirmTimeoutError):
             text = f"broker did not confirm within {self._settings.confirm_timeout:g} s"
         elif isinstance(exc, NackedError):

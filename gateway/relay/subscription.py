@@ -13,9 +13,10 @@ from gateway.stomp import PreparedMessage
 
 from .headers import headers_from_delivery
 
-__all__ = ["ACK_MODES", "DeliverySink", "RelaySubscription", "prepare_delivery", "prepare_message"]
+__all__ = ["DeliverySink", "RelaySubscription", "prepare_delivery", "prepare_message"]
 
-ACK_MODES = ("auto", "client", "client-individual")
+#: Called once when a subscription closes (the relay drops it from its client's record).
+OnClosed = Callable[["RelaySubscription"], None]
 
 
 class DeliverySink(Protocol):
@@ -52,30 +53,36 @@ def prepare_delivery(
 class RelaySubscription:
     """One SUBSCRIBE as held by the relay. Returned by :meth:`Relay.subscribe`."""
 
-    __slots__ = ("_closed", "_forget", "ack_mode", "destination", "id", "sink")
+    __slots__ = ("_closed", "_on_closed", "ack_mode", "destination", "id", "sink")
 
     def __init__(
-        self, sink: DeliverySink, subscription_id: str, destination: str, ack_mode: str
+        self,
+        sink: DeliverySink,
+        subscription_id: str,
+        destination: str,
+        ack_mode: str,
+        *,
+        on_closed: OnClosed | None = None,
     ) -> None:
         self.sink = sink
         self.id = subscription_id
         self.destination = destination
         self.ack_mode = ack_mode
         self._closed = False
-        #: Set by the relay: drops this subscription from its session registry.
-        self._forget: Callable[[RelaySubscription], None] | None = None
+        self._on_closed = on_closed
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    def _mark_closed(self) -> bool:
-        """Mark closed and leave the registry; False if it already was closed."""
+    def mark_closed(self) -> bool:
+        """Mark closed and call ``on_closed``, without telling the broker anything (what
+        :meth:`cancel` does first); False if it already was closed."""
         if self._closed:
             return False
         self._closed = True
-        if self._forget is not None:
-            self._forget(self)
+        if self._on_closed is not None:
+            self._on_closed(self)
         return True
 
     @property

@@ -75,7 +75,6 @@ from .wire_codec import (
     MethodFrame,
     decode_method,
     encode_method,
-    read_properties,
     shortstr,
 )
 
@@ -95,7 +94,7 @@ __all__ = [
 log = logging.getLogger("stompgate.relay")
 
 _M = TypeVar("_M", bound=MethodFrame)
-#: (begin, end): called around the handling of each read (see AmqpWire.read_hooks).
+#: (begin, end): called around the handling of each read (see :class:`AmqpWire`).
 ReadHooks = tuple[Callable[[], None], Callable[[], None]]
 
 DEFAULT_HEARTBEAT: Final = 60
@@ -117,16 +116,19 @@ _NACK: Final = 120
 class AmqpWire(asyncio.Protocol):
     """One AMQP connection; frames handled in ``data_received``. Use :meth:`connect`."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, *, read_hooks: ReadHooks | None = None
+    ) -> None:
+        """``read_hooks`` (begin, end) are called before and after the frames of each read
+        are handled (the gateway holds its socket writes until the end, then writes each
+        session's frames at once)."""
         self.loop = loop
         self.frame_max = DEFAULT_FRAME_MAX
         self.heartbeat = 0
         self._closed: asyncio.Future[None] = loop.create_future()
         self._closed.add_done_callback(_retrieve)
         self.blocked = False
-        #: Called before and after the frames of one read are handled (the gateway holds
-        #: its socket writes until the end, then writes each session's frames at once).
-        self.read_hooks: ReadHooks | None = None
+        self._read_hooks = read_hooks
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._channels: dict[int, WireChannel] = {}
@@ -143,7 +145,14 @@ class AmqpWire(asyncio.Protocol):
     # -- opening ----------------------------------------------------------------------------
 
     @classmethod
-    async def connect(cls, url: str, *, name: str, connect_timeout: float = 10.0) -> AmqpWire:
+    async def connect(
+        cls,
+        url: str,
+        *,
+        name: str,
+        connect_timeout: float = 10.0,
+        read_hooks: ReadHooks | None = None,
+    ) -> AmqpWire:
         """Connect, log in and open the virtual host of ``url`` (``amqp://`` or ``amqps://``)."""
         parsed = URL(url)
         if parsed.scheme not in ("amqp", "amqps"):
@@ -157,10 +166,14 @@ class AmqpWire(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(connect_timeout):
             _, wire = await loop.create_connection(
-                lambda: cls(loop), host, port, ssl=context, server_hostname=host if secure else None
+                lambda: cls(loop, read_hooks=read_hooks),
+                host,
+                port,
+                ssl=context,
+                server_hostname=host if secure else None,
             )
             try:
-                await wire._handshake(
+                await wire.handshake(
                     user=urllib.parse.unquote(parsed.raw_user or "guest"),
                     password=urllib.parse.unquote(parsed.raw_password or "guest"),
                     vhost=_vhost(parsed),
@@ -174,9 +187,10 @@ class AmqpWire(asyncio.Protocol):
                 raise
         return wire
 
-    async def _handshake(
+    async def handshake(
         self, *, user: str, password: str, vhost: str, heartbeat: int, name: str
     ) -> None:
+        """Log in and open ``vhost`` (:meth:`connect` does it once the socket is up)."""
         self.write(PROTOCOL_HEADER)
         start = await self._expect(spec.Connection.Start)
         mechanisms = (start.mechanisms or "").split()
@@ -238,21 +252,22 @@ class AmqpWire(asyncio.Protocol):
 
     # -- channels ---------------------------------------------------------------------------
 
-    async def channel(self, *, confirms: bool = False) -> WireChannel:
-        """Open a channel (in confirm mode if ``confirms``)."""
+    async def channel(self, *, confirms: bool = False, critical: bool = False) -> WireChannel:
+        """Open a channel (in confirm mode if ``confirms``; ``critical``: if the broker
+        closes it, the whole connection is dropped)."""
         if self._closed.done():
             raise self._lost_reason()
         number = next((n for n in range(1, CHANNEL_MAX + 1) if n not in self._channels), 0)
         if not number:
             raise WireError("no free AMQP channel number")
-        channel = WireChannel(self, number)
+        channel = WireChannel(self, number, critical=critical)
         self._channels[number] = channel
         try:
             await channel.rpc(spec.Channel.Open())
             if confirms:
                 await channel.confirm_select()
         except BaseException:
-            channel._closed(ChannelClosedError(0, "channel could not be opened"))
+            channel.mark_closed(ChannelClosedError(0, "channel could not be opened"))
             raise
         return channel
 
@@ -301,7 +316,7 @@ class AmqpWire(asyncio.Protocol):
         self._made = True
 
     def data_received(self, data: bytes) -> None:
-        hooks = self.read_hooks
+        hooks = self._read_hooks
         if hooks is None:
             self._frames(data)
             return
@@ -321,6 +336,7 @@ class AmqpWire(asyncio.Protocol):
         end = len(data)
         pos = 0
         frame_max = self.frame_max
+        channels = self._channels
         try:
             while end - pos >= 8:
                 kind, number, size = HEAD.unpack_from(data, pos)
@@ -336,9 +352,13 @@ class AmqpWire(asyncio.Protocol):
                 if kind == FRAME_METHOD:
                     self._method(number, payload)
                 elif kind == FRAME_HEADER:
-                    self._header(number, payload)
+                    channel = channels.get(number)
+                    if channel is not None:
+                        channel.content_header(payload)
                 elif kind == FRAME_BODY:
-                    self._body(number, payload)
+                    channel = channels.get(number)
+                    if channel is not None:
+                        channel.content_body(payload)
                 elif kind != FRAME_HEARTBEAT:
                     raise ConnectionLostError(f"unknown AMQP frame type {kind}")
         except ConnectionLostError as exc:
@@ -368,26 +388,28 @@ class AmqpWire(asyncio.Protocol):
                 return
             if method_id in (_ACK_ID, _NACK):
                 tag, bits = _ACK.unpack_from(payload, 4)
-                channel._confirm(tag, bool(bits & 1), method_id == _ACK_ID)
+                channel.handle_confirm(tag, bool(bits & 1), method_id == _ACK_ID)
                 return
             if method_id == DELIVER:
                 consumer_tag, at = shortstr(payload, 4)
                 delivery_tag, redelivered = _DELIVER_TAIL.unpack_from(payload, at)
                 exchange, at = shortstr(payload, at + 9)
                 routing_key, _ = shortstr(payload, at)
-                channel._content = PendingContent(
-                    DELIVER,
-                    consumer_tag,
-                    delivery_tag,
-                    bool(redelivered & 1),
-                    exchange,
-                    routing_key,
+                channel.begin_content(
+                    PendingContent(
+                        DELIVER,
+                        consumer_tag,
+                        delivery_tag,
+                        bool(redelivered & 1),
+                        exchange,
+                        routing_key,
+                    )
                 )
                 return
             if method_id == RETURN:
                 (code,) = _RETURN_CODE.unpack_from(payload, 4)
                 text, _ = shortstr(payload, 6)
-                channel._content = PendingContent(RETURN, "", code, False, text, "")
+                channel.begin_content(PendingContent(RETURN, "", code, False, text, ""))
                 return
         method = decode_method(payload)
         if number == 0:
@@ -400,7 +422,7 @@ class AmqpWire(asyncio.Protocol):
             with contextlib.suppress(WireError):
                 self.write(encode_method(number, spec.Channel.CloseOk()))
             reason = ChannelClosedError(method.reply_code or 0, method.reply_text or "")
-            channel._closed(reason)
+            channel.mark_closed(reason)
             if channel.critical:  # e.g. the fan-out consumer: the relay starts over
                 self._lose(ConnectionLostError(f"broker closed a vital channel: {reason}"))
         elif isinstance(method, spec.Basic.Cancel):
@@ -408,7 +430,7 @@ class AmqpWire(asyncio.Protocol):
             # gone, which the relay handles like a lost connection.
             self._lose(ConnectionLostError(f"broker cancelled consumer {method.consumer_tag}"))
         else:
-            channel._reply(method)
+            channel.handle_reply(method)
 
     def _control_method(self, method: MethodFrame) -> None:
         if isinstance(method, spec.Connection.Close):
@@ -429,27 +451,6 @@ class AmqpWire(asyncio.Protocol):
         elif self._control is not None and not self._control.done():
             self._control.set_result(method)
 
-    def _header(self, number: int, payload: bytes) -> None:
-        channel = self._channels.get(number)
-        content = None if channel is None else channel._content
-        if channel is None or content is None:
-            return
-        content.size, content.properties = read_properties(payload)
-        if content.size == 0:
-            channel._content = None
-            channel._content_done(content)
-
-    def _body(self, number: int, payload: bytes) -> None:
-        channel = self._channels.get(number)
-        content = None if channel is None else channel._content
-        if channel is None or content is None:
-            return
-        content.chunks.append(payload)
-        content.received += len(payload)
-        if content.received >= content.size:
-            channel._content = None
-            channel._content_done(content)
-
     # -- heart-beats and confirm timeouts ---------------------------------------------------
 
     def _schedule(self) -> None:
@@ -460,8 +461,7 @@ class AmqpWire(asyncio.Protocol):
             return
         now = self.loop.time()
         for channel in list(self._channels.values()):
-            if channel._order:
-                channel._sweep(now)
+            channel.sweep(now)
         beat = self.heartbeat
         if beat:
             self._ticks += 1
@@ -530,7 +530,7 @@ class AmqpWire(asyncio.Protocol):
         if self._control is not None and not self._control.done():
             self._control.set_exception(failure)
         for channel in list(self._channels.values()):
-            channel._closed(failure)
+            channel.mark_closed(failure)
         transport, self._transport = self._transport, None
         if transport is not None:
             if reason is None:

@@ -3,7 +3,8 @@
 A channel holds what AMQP keeps per channel: one synchronous request at a time, the
 publish sequence and the futures waiting for their confirms, the consumers, and a
 ``basic.deliver``/``basic.return`` whose header and body frames are still to come. The
-connection parses frames and calls the ``_``-methods here from ``data_received``.
+connection cuts the bytes into frames and hands each channel its own, from
+``data_received``, through the methods under "frames from the wire".
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Protocol
 
 from pamqp import commands as spec
 
-from .wire_codec import MethodFrame, encode_method, encode_publish
+from .wire_codec import MethodFrame, encode_method, encode_publish, read_properties
 
 __all__ = [
     "ChannelClosedError",
@@ -177,7 +178,7 @@ class WireChannel:
         "number",
     )
 
-    def __init__(self, wire: WireLink, number: int) -> None:
+    def __init__(self, wire: WireLink, number: int, *, critical: bool = False) -> None:
         self._wire = wire
         self.number = number
         self._rpc_lock = asyncio.Lock()
@@ -186,7 +187,7 @@ class WireChannel:
         self._content: PendingContent | None = None
         self.confirming = False
         #: If the broker closes this channel, drop the whole connection (see AmqpWire).
-        self.critical = False
+        self.critical = critical
         self._seq = 0
         self._pending: dict[int, tuple[Waiter, float]] = {}  # seq -> (waiter, sent at)
         self._order: collections.deque[tuple[int, float]] = collections.deque()
@@ -334,18 +335,21 @@ class WireChannel:
             await self.rpc(
                 spec.Channel.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0)
             )
-        self._closed(ChannelClosedError(200, "channel closed by the gateway"))
+        self.mark_closed(ChannelClosedError(200, "channel closed by the gateway"))
 
     # -- frames from the wire ---------------------------------------------------------------
 
-    def _reply(self, method: MethodFrame) -> None:
+    def handle_reply(self, method: MethodFrame) -> None:
+        """The broker's answer to this channel's synchronous request."""
         waiter = self._rpc_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(method)
         else:
             log.warning("unexpected AMQP method on channel %d: %s", self.number, method.name)
 
-    def _confirm(self, tag: int, multiple: bool, ok: bool) -> None:
+    def handle_confirm(self, tag: int, multiple: bool, ok: bool) -> None:
+        """A ``basic.ack`` (``ok``) or ``basic.nack`` for publish ``tag`` (and every earlier
+        one, if ``multiple``)."""
         pending = self._pending
         if multiple:
             order = self._order
@@ -372,14 +376,39 @@ class WireChannel:
             error = NackedError("broker refused the message (nack)")
         _resolve(entry, error, self._wire.loop.time())
 
-    def _sweep(self, now: float) -> None:
-        """Fail publishes whose confirm is overdue."""
+    def sweep(self, now: float) -> None:
+        """Fail publishes whose confirm is overdue (the connection calls it every second)."""
         order = self._order
         pending = self._pending
         while order and order[0][1] <= now:
             entry = pending.pop(order.popleft()[0], None)
             if entry is not None:
                 _resolve(entry, ConfirmTimeoutError("no confirm in time"), now)
+
+    def begin_content(self, content: PendingContent) -> None:
+        """A ``basic.deliver`` or ``basic.return``: its header and body frames come next."""
+        self._content = content
+
+    def content_header(self, payload: bytes) -> None:
+        """The content header frame of the pending delivery or return."""
+        content = self._content
+        if content is None:
+            return
+        content.size, content.properties = read_properties(payload)
+        if content.size == 0:
+            self._content = None
+            self._content_done(content)
+
+    def content_body(self, payload: bytes) -> None:
+        """A body frame of the pending delivery or return."""
+        content = self._content
+        if content is None:
+            return
+        content.chunks.append(payload)
+        content.received += len(payload)
+        if content.received >= content.size:
+            self._content = None
+            self._content_done(content)
 
     def _content_done(self, content: PendingContent) -> None:
         body = b"".join(content.chunks) if len(content.chunks) != 1 else content.chunks[0]
@@ -402,7 +431,9 @@ class WireChannel:
         else:
             self._returned = ReturnedError(content.delivery_tag, content.exchange)
 
-    def _closed(self, reason: WireError) -> None:
+    def mark_closed(self, reason: WireError) -> None:
+        """The channel is gone (the broker closed it, or the connection): everything waiting
+        on it fails with ``reason``."""
         if self.close_reason is not None:
             return
         self.close_reason = reason

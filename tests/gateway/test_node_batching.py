@@ -11,7 +11,7 @@ import pytest
 from gateway.access import Access
 from gateway.connection import Connection
 from gateway.node import Node
-from gateway.relay import Relay
+from gateway.relay import ReadHooks, Relay
 from gateway.settings import Settings
 
 
@@ -34,7 +34,12 @@ class FakeConn:
 
 def make_node() -> tuple[Node, Any]:
     relay = SimpleNamespace()
-    node = Node(Settings(), lambda _lost: cast(Relay, relay), cast(Access, SimpleNamespace()))
+
+    def relay_factory(_lost: Any, hooks: ReadHooks) -> Relay:
+        relay.read_hooks = hooks  # what the node gives the relay to call around each read
+        return cast(Relay, relay)
+
+    node = Node(Settings(), relay_factory, cast(Access, SimpleNamespace()))
     return node, relay
 
 

@@ -79,7 +79,7 @@ def simulate(
     settings = Settings(connect_timeout=connect_timeout, heartbeat_grace=1.5)
     access = FakeAccess(FakeLimits(idle_timeout))
 
-    def relay_factory(_lost: Any) -> Relay:
+    def relay_factory(_lost: Any, _hooks: Any) -> Relay:
         return cast(Relay, SimpleNamespace())
 
     node = Node(settings, relay_factory, cast(Access, access))
@@ -143,7 +143,7 @@ def test_the_wheel_acts_exactly_when_a_full_scan_would(
 def test_sessions_without_timers_are_not_in_the_wheel() -> None:
     settings = Settings(connect_timeout=10.0)
 
-    def relay_factory(_lost: Any) -> Relay:
+    def relay_factory(_lost: Any, _hooks: Any) -> Relay:
         return cast(Relay, SimpleNamespace())
 
     node = Node(settings, relay_factory, cast(Access, FakeAccess(FakeLimits(0.0))))
@@ -162,7 +162,7 @@ def test_sessions_without_timers_are_not_in_the_wheel() -> None:
 def test_a_wall_clock_step_still_ends_an_expired_token_within_a_second() -> None:
     settings = Settings(connect_timeout=10.0)
 
-    def relay_factory(_lost: Any) -> Relay:
+    def relay_factory(_lost: Any, _hooks: Any) -> Relay:
         return cast(Relay, SimpleNamespace())
 
     node = Node(settings, relay_factory, cast(Access, FakeAccess(FakeLimits(0.0))))
