@@ -1,9 +1,9 @@
 """The message-store contract the chat layer reads history through.
 
 Implemented by the top-level ``store`` package (SQLite, MongoDB); tests use an in-memory
-fake. The contract is structural: any object whose ``history`` returns a sequence of objects with the
-`StoredMessageLike` attributes conforms. The concrete record is ``store``'s
-`StoredMessage`, re-exported here.
+fake. The contract is structural: any object whose ``history`` returns a sequence of
+objects with the `StoredMessageLike` attributes conforms. The concrete record is
+``store``'s `StoredMessage`, re-exported here.
 """
 
 from __future__ import annotations
