@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 Clock = Callable[[], float]
+_EPSILON = 1e-9
 
 
 class TokenBucket:
@@ -41,8 +42,8 @@ class TokenBucket:
             return 0.0
         self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= 1.0 - _EPSILON:  # not a sleep of 1e-15 s for float rounding
+            self._tokens = max(0.0, self._tokens - 1.0)
             return 0.0
         return (1.0 - self._tokens) / self.rate
 

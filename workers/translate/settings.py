@@ -157,6 +157,7 @@ class _Env:
 
 def _limits(env: _Env, provider: str) -> ProviderLimits:
     values: dict[str, float | int] = {}
+    used: list[str] = []
     for f in dataclasses.fields(ProviderLimits):
         suffix = f.name.upper()
         name = f"{PREFIX}{provider.upper()}_{suffix}"
@@ -164,6 +165,7 @@ def _limits(env: _Env, provider: str) -> ProviderLimits:
             name = PREFIX + suffix
         if env.text(name) is None:
             continue
+        used.append(name)
         value = env.number(name, 0.0)
         if f.name in WHOLE:
             if value != int(value):
@@ -174,4 +176,4 @@ def _limits(env: _Env, provider: str) -> ProviderLimits:
     try:
         return ProviderLimits(**values)  # type: ignore[arg-type]
     except ValueError as exc:
-        raise ValueError(f"{PREFIX}{provider.upper()} limits: {exc}") from None
+        raise ValueError(f"{provider} limits: {exc} (set by {', '.join(used)})") from None
