@@ -48,6 +48,8 @@ WHOLE = ("concurrency", "burst", "max_attempts", "breaker_failures")
 
 @dataclass(frozen=True, slots=True)
 class ProviderLimits:
+    """How the Translator treats one provider (the table above, in seconds and counts)."""
+
     concurrency: int = 4
     rate: float = 10.0
     burst: int = 10
@@ -76,6 +78,8 @@ class ProviderLimits:
 
 @dataclass(frozen=True, slots=True)
 class TranslateSettings:
+    """Which provider, where it is, its credentials (never in `repr`), cache and detection."""
+
     provider: str = "apertium"
     apertium_url: str = "http://127.0.0.1:2737"
     deepl_key: str | None = field(default=None, repr=False)

@@ -24,6 +24,8 @@ Theory of operation. `translate_many(texts, source, target)` answers one `Outcom
 
 A burst of 500 messages is 500 coroutines waiting on one semaphore: never more than
 `concurrency` requests in flight, never a thread per message, never past the rate limit.
+The bounds, the bucket and the breaker belong to the instance: make one Translator per
+provider in a process and share it between all the handlers.
 """
 
 from __future__ import annotations
