@@ -49,7 +49,8 @@ def test_from_env_with_per_provider_limits() -> None:
     ("name", "value", "message"),
     [
         ("STOMPGATE_TRANSLATE_PROVIDER", "google", "must be one of"),
-        ("STOMPGATE_TRANSLATE_CONCURRENCY", "0", "concurrency must be >= 1"),
+        ("STOMPGATE_TRANSLATE_CONCURRENCY", "0", "STOMPGATE_TRANSLATE_CONCURRENCY must be > 0"),
+        ("STOMPGATE_TRANSLATE_CACHE_CONCURRENCY", "2.5", "whole number"),
         ("STOMPGATE_TRANSLATE_BURST", "1.5", "whole number"),
         ("STOMPGATE_TRANSLATE_PAPAGO_TIMEOUT", "soon", "must be a number"),
         ("STOMPGATE_TRANSLATE_CACHE_TTL", "0", "> 0"),

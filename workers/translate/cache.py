@@ -6,10 +6,15 @@ request for the same text and pair until it expires (switching providers does no
 
 The cache only saves work: when Redis fails, a read is a miss and a write is skipped (logged),
 so a Redis outage slows translation down but never stops it.
+
+At most `concurrency` commands are in flight at once (the others wait their turn): a burst of
+500 messages must not ask the Redis client for 500 connections (redis-py's pool refuses past
+its `max_connections`, 100 by default, and every refusal would be a miss).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -24,12 +29,15 @@ log = logging.getLogger("stompgate.workers.translate")
 
 
 class TranslationCache:
-    def __init__(self, client: aioredis.Redis, *, prefix: str, ttl: float) -> None:
+    def __init__(
+        self, client: aioredis.Redis, *, prefix: str, ttl: float, concurrency: int = 16
+    ) -> None:
         if ttl <= 0:
             raise ValueError("cache ttl must be > 0 seconds")
         self.client = client
         self.prefix = prefix
         self.ttl_ms = max(1, round(ttl * 1000))
+        self._slots = asyncio.Semaphore(concurrency)
 
     def key(self, text: str, source: str, target: str) -> str:
         digest = hashlib.sha256(text.encode()).hexdigest()
@@ -42,7 +50,8 @@ class TranslationCache:
         if not texts:
             return []
         try:
-            values = await self.client.mget([self.key(t, source, target) for t in texts])
+            async with self._slots:
+                values = await self.client.mget([self.key(t, source, target) for t in texts])
         except (RedisError, OSError) as exc:
             log.warning("translation cache read failed (treated as a miss): %s", exc)
             return [None] * len(texts)
@@ -53,7 +62,7 @@ class TranslationCache:
         if not originals:
             return
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
+            async with self._slots, self.client.pipeline(transaction=False) as pipe:
                 for text, done in zip(originals, translations, strict=True):
                     value = orjson.dumps({"text": done.text, "provider": done.provider})
                     pipe.set(self.key(text, done.source, done.target), value, px=self.ttl_ms)

@@ -64,7 +64,12 @@ def build_translator(
     and, when `redis` is given, the shared cache."""
     provider = build_provider(settings, session, name)
     cache = (
-        TranslationCache(redis, prefix=settings.redis_prefix, ttl=settings.cache_ttl)
+        TranslationCache(
+            redis,
+            prefix=settings.redis_prefix,
+            ttl=settings.cache_ttl,
+            concurrency=settings.cache_concurrency,
+        )
         if redis is not None
         else None
     )

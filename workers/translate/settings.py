@@ -11,6 +11,7 @@
 | PAPAGO_KEY_ID, PAPAGO_KEY | - | NAVER Cloud client id and secret |
 | PAPAGO_URL | https://papago.apigw.ntruss.com/nmt/v1 | Papago Text Translation |
 | CACHE_TTL | 604800 | seconds a cached translation lives (7 days) |
+| CACHE_CONCURRENCY | 16 | Redis commands of the cache in flight at once |
 | DETECT_LANGUAGES | en,es,fr,de,it,pt,nl,ru,ja,ko,zh | what detection chooses from |
 | DETECT_MIN_CONFIDENCE | 0.3 | below it, a text's language is "unknown" |
 
@@ -90,6 +91,7 @@ class TranslateSettings:
     papago_key: str | None = field(default=None, repr=False)
     papago_url: str = "https://papago.apigw.ntruss.com/nmt/v1"
     cache_ttl: float = 7 * 86_400.0
+    cache_concurrency: int = 16
     detect_languages: tuple[str, ...] = (
         "en", "es", "fr", "de", "it", "pt", "nl", "ru", "ja", "ko", "zh",
     )  # fmt: skip
@@ -123,6 +125,7 @@ class TranslateSettings:
             papago_key=env.text(PREFIX + "PAPAGO_KEY"),
             papago_url=env.text(PREFIX + "PAPAGO_URL") or d.papago_url,
             cache_ttl=env.number(PREFIX + "CACHE_TTL", d.cache_ttl, positive=True),
+            cache_concurrency=env.count(PREFIX + "CACHE_CONCURRENCY", d.cache_concurrency),
             detect_languages=env.words(PREFIX + "DETECT_LANGUAGES") or d.detect_languages,
             detect_min_confidence=env.number(
                 PREFIX + "DETECT_MIN_CONFIDENCE", d.detect_min_confidence
@@ -145,6 +148,12 @@ class _Env:
 
     def words(self, name: str) -> tuple[str, ...]:
         return tuple(w.strip() for w in (self.text(name) or "").split(",") if w.strip())
+
+    def count(self, name: str, default: int) -> int:
+        value = self.number(name, default, positive=True)
+        if value != int(value):
+            raise ValueError(f"{name} must be a whole number, got {value:g}")
+        return int(value)
 
     def number(self, name: str, default: float, *, positive: bool = False) -> float:
         raw = self.text(name)
@@ -170,13 +179,7 @@ def _limits(env: _Env, provider: str) -> ProviderLimits:
         if env.text(name) is None:
             continue
         used.append(name)
-        value = env.number(name, 0.0)
-        if f.name in WHOLE:
-            if value != int(value):
-                raise ValueError(f"{name} must be a whole number, got {value:g}")
-            values[f.name] = int(value)
-        else:
-            values[f.name] = value
+        values[f.name] = env.count(name, 1) if f.name in WHOLE else env.number(name, 0.0)
     try:
         return ProviderLimits(**values)  # type: ignore[arg-type]
     except ValueError as exc:
