@@ -78,7 +78,7 @@ class FakeService:
         app = web.Application()
         app.router.add_post(self.translate_path, self._on_translate)
         for path, handler in self._extra.items():
-            app.router.add_get(path, handler)
+            app.router.add_get(path, self._recorded(handler))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -86,6 +86,15 @@ class FakeService:
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def _recorded(
+        self, handler: Callable[[web.Request], Awaitable[web.Response]]
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def record(request: web.Request) -> web.Response:
+            self.requests.append(Seen(request.path, dict(request.headers), None, time.monotonic()))
+            return await handler(request)
+
+        return record
 
     async def _on_translate(self, request: web.Request) -> web.Response:
         raw = await request.read()

@@ -60,6 +60,7 @@ async def test_a_500_message_burst_never_exceeds_the_concurrency_bound(
     assert len(libre.translate_requests) == 500
     assert libre.max_in_flight <= bound
     assert libre.max_in_flight >= 2  # the bound was reached for real, not by going one by one
+    assert [r.path for r in libre.requests].count("/languages") == 1  # asked once, not 500x
     # the burst did not overwhelm the cache either: every translation is in it, and the same
     # burst again is answered from it without a request
     cached = await redis.mget([cache.key(t, "en", "es") for t in texts])

@@ -85,6 +85,7 @@ class Translator:
         self._clock = clock
         self._pairs: frozenset[LanguagePair] | None = None
         self._pairs_until = 0.0
+        self._pairs_lock = asyncio.Lock()  # one `pairs()` request, however many callers
 
     @property
     def name(self) -> str:
@@ -181,19 +182,23 @@ class Translator:
                 return done
 
     async def _offers(self, source: str, target: str) -> bool:
-        now = self._clock()
-        if now >= self._pairs_until:
-            try:
-                self._pairs = await self.provider.pairs()
-                self._pairs_until = now + self.limits.pairs_ttl
-            except ProviderError as exc:
-                log.warning("%s: cannot list its language pairs (%s)", self.name, exc.message)
-                self._pairs, self._pairs_until = None, now + PAIRS_RETRY
+        if self._clock() >= self._pairs_until:
+            async with self._pairs_lock:
+                if self._clock() >= self._pairs_until:  # not refreshed while we waited
+                    await self._refresh_pairs()
         if self._pairs is None:
             return True  # unknown: let the provider say
         sources = {source, languages.base(source)}
         targets = {target, languages.base(target)}
         return any(LanguagePair(s, t) in self._pairs for s in sources for t in targets)
+
+    async def _refresh_pairs(self) -> None:
+        try:
+            self._pairs = await self.provider.pairs()
+            self._pairs_until = self._clock() + self.limits.pairs_ttl
+        except ProviderError as exc:
+            log.warning("%s: cannot list its language pairs (%s)", self.name, exc.message)
+            self._pairs, self._pairs_until = None, self._clock() + PAIRS_RETRY
 
     def _delay(self, attempt: int) -> float:
         return self._backoff.delay(attempt)
