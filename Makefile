@@ -4,9 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-persist clean
+.PHONY: install apertium services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-persist clean
 
-install: $(STAMP) tests/js/node_modules/.installed
+install: $(STAMP) tests/js/node_modules/.installed apertium
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# The offline translation provider (Debian packages apertium, apertium-apy, apertium-eng-spa):
+# installed when missing, with a line that says so; silent when present.
+apertium:
+	@bash scripts/ensure-apertium.sh
 
 services:
 	@bash scripts/ensure-services.sh
