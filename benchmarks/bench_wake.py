@@ -96,7 +96,7 @@ async def send_evenly(
 
     Frame ``n`` goes to session ``n % len(writers)`` (``frames[n % len(writers)]``), no sooner
     than ``n / rate`` seconds after the first; a loop that falls behind writes the late frames
-    at once and skips none. Returns, ``seconds`` after the first frame, how many were written.
+    at once and skips none. Returns how many it wrote, one step after the last was due.
     """
     loop = asyncio.get_running_loop()
     step = 1.0 / rate
