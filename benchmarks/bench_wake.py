@@ -26,8 +26,10 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from benchmarks import broker as private_broker
 from benchmarks.bench_gateway import cpu_seconds, raise_nofile, start_gateway
@@ -68,33 +70,48 @@ async def open_sessions(
     return sessions
 
 
-async def refused(reader: asyncio.StreamReader) -> bool:
-    """Whether the server said ERROR or closed (nothing else is ever sent back here)."""
+async def refused(reader: asyncio.StreamReader, wait: float | None = 0.01) -> bool:
+    """Whether the server said ERROR or closed (nothing else is ever sent back here).
+
+    Waits up to ``wait`` seconds for a reply (``None``: until there is one): silence is the
+    answer ``False``.
+    """
     try:
-        data = await asyncio.wait_for(reader.read(65536), 0.01)
+        data = await asyncio.wait_for(reader.read(65536), wait)
     except TimeoutError:
         return False
     return not data or b"ERROR" in data
 
 
+class Writer(Protocol):
+    """Where :func:`send_evenly` writes a session's frames (an ``asyncio.StreamWriter``)."""
+
+    def write(self, data: bytes) -> None: ...
+
+
 async def send_evenly(
-    writers: list[asyncio.StreamWriter], frames: list[bytes], rate: float, seconds: float
+    writers: Sequence[Writer], frames: Sequence[bytes], rate: float, seconds: float
 ) -> int:
-    """Write one frame at a time, round-robin over the sessions, ``rate`` a second."""
+    """Write ``round(rate * seconds)`` frames, round-robin over the sessions, ``rate`` a second.
+
+    Frame ``n`` goes to session ``n % len(writers)`` (``frames[n % len(writers)]``), no sooner
+    than ``n / rate`` seconds after the first; a loop that falls behind writes the late frames
+    at once and skips none. Returns how many it wrote, one step after the last was due.
+    """
     loop = asyncio.get_running_loop()
     step = 1.0 / rate
-    due = loop.time()
-    end = due + seconds
-    sent = 0
-    while due < end:
-        i = sent % len(writers)
-        writers[i].write(frames[i])
-        sent += 1
-        due += step
-        delay = due - loop.time()
+    total = max(1, round(rate * seconds))
+    start = loop.time()
+    for n in range(total):
+        delay = start + n * step - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-    return sent
+        i = n % len(writers)
+        writers[i].write(frames[i])
+    delay = start + total * step - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    return total
 
 
 async def measure(

@@ -6,11 +6,12 @@ loop or a clock: transports (gateway/transport) own those and feed this package.
 * :class:`Parser` / :func:`serialize` -- the wire codec (:mod:`.parser`, :mod:`.serializer`).
 * :class:`PreparedMessage` -- a MESSAGE encoded once, rendered cheaply per session.
 * :class:`ServerSession` -- the protocol state machine; see :mod:`.session` for the
-  theory of operation and :mod:`.events` for what it reports.
+  theory of operation and its transition tables, and :mod:`.events` for what it reports.
+  Calling it in a state that does not allow the call raises :class:`InvalidState`.
 """
 
 from . import events
-from .errors import ProtocolError
+from .errors import InvalidState, ProtocolError
 from .frames import Frame, HeartBeat
 from .limits import Limits
 from .message import PreparedMessage, message_head
@@ -22,6 +23,7 @@ __all__ = [
     "Frame",
     "HeartBeat",
     "HeartBeatPlan",
+    "InvalidState",
     "Limits",
     "Parser",
     "PreparedMessage",

@@ -2,7 +2,8 @@
 
 A :class:`ProtocolError` is a value, not an exception: the parser returns it and the
 session turns it into an ERROR frame. Local mistakes (calling the API wrongly) raise
-ordinary exceptions such as ``RuntimeError`` or ``ValueError``; those are bugs.
+exceptions; those are bugs: :class:`InvalidState` (a ``RuntimeError``) for a session call
+its state does not allow, ``ValueError`` for bad arguments.
 """
 
 from __future__ import annotations
@@ -11,13 +12,21 @@ from dataclasses import dataclass
 
 from .frames import Frame
 
-__all__ = ["ProtocolError", "quote"]
+__all__ = ["InvalidState", "ProtocolError", "quote"]
 
 
 def quote(text: str, limit: int = 60) -> str:
     """A short, single-line, printable rendering of peer data for error messages."""
     shown = repr(text[:limit])
     return shown + "..." if len(text) > limit else shown
+
+
+class InvalidState(RuntimeError):  # noqa: N818 -- the name issue 12 asks for
+    """The adapter called a session method in a state that does not allow it (a bug).
+
+    For example ``accept()`` when no CONNECT is pending, or ``receipt()`` before a version
+    was agreed. A ``RuntimeError``, so code that catches that keeps working.
+    """
 
 
 def _one_line(text: str) -> str:

@@ -10,22 +10,34 @@ The session never does I/O, never reads a clock and never sleeps: the adapter ow
 socket, the CONNECT timeout and the heart-beat timers (:attr:`~ServerSession.heartbeat`
 tells it the negotiated periods).
 
-States (:class:`SessionState`) and what moves between them::
+States (:class:`SessionState`) and what moves between them (state, what happened, the
+state after it, what is queued or reported)::
 
-    AWAITING_CONNECT --CONNECT/STOMP ok----------------> CONNECTING   (ConnectRequested)
-    AWAITING_CONNECT --other frame / bad CONNECT------> CLOSED       (ERROR + ProtocolViolation)
-    CONNECTING       --adapter accept()----------------> CONNECTED    (CONNECTED frame)
-    CONNECTING       --adapter reject()----------------> CLOSED       (ERROR)
-    CONNECTING       --too much pipelined data---------> CLOSED       (ERROR + ProtocolViolation)
-    CONNECTED        --SEND/SUBSCRIBE/.../COMMIT/ABORT-> CONNECTED    (events)
-    CONNECTED        --DISCONNECT----------------------> CLOSED       (DisconnectRequested)
-    CONNECTED        --protocol violation--------------> CLOSED       (ERROR + ProtocolViolation)
-    CLOSED           --any frame-----------------------> CLOSED       (ignored)
-    any              --adapter error(close=True)-------> CLOSED       (ERROR)
+    AWAITING_CONNECT  CONNECT, STOMP                -> CONNECTING  ConnectRequested
+    AWAITING_CONNECT  any other frame               -> CLOSED      ERROR + ProtocolViolation
+    CONNECTING        accept()                      -> CONNECTED   CONNECTED; held frames parsed
+    CONNECTING        reject()                      -> CLOSED      ERROR
+    CONNECTING        (frames)                      -> CONNECTING  held unparsed
+    CONNECTED         SEND, SUBSCRIBE, UNSUBSCRIBE  -> CONNECTED   their events
+    CONNECTED         ACK, NACK, COMMIT, ABORT      -> CONNECTED   their events
+    CONNECTED         BEGIN                         -> CONNECTED   nothing (or a RECEIPT)
+    CONNECTED         DISCONNECT                    -> CLOSED      DisconnectRequested
+    CONNECTED         CONNECT, STOMP                -> CLOSED      ERROR + ProtocolViolation
+    CONNECTED         any other frame               -> CLOSED      ERROR + ProtocolViolation
+    CLOSED            (frames)                      -> CLOSED      ignored
+    any state         a violation by the client     -> CLOSED      ERROR + ProtocolViolation
+    any state         error(close=True)             -> CLOSED      ERROR
 
-Which client frame is handled by which method in which state is the table
-``_TRANSITIONS`` at the bottom of this module; a frame missing from the table gets the
-state's fallback (``_FALLBACK``). In CONNECTING and CLOSED no frames are parsed.
+The tables at the bottom of this module are the source of truth, and a test holds this
+diagram to them. :data:`TRANSITIONS` gives, for each state in which frames are parsed
+and each client command, the handler and the state after it (``OTHER`` stands for every
+command a state does not list); a state without a row parses no frames. A handler checks
+the frame and reports it; it never moves the state itself. If it finds the frame in error,
+it queues the ERROR and the session goes to CLOSED instead, whatever the row says: every
+error path ends in CLOSED. :data:`CALL_TRANSITIONS` gives the adapter's calls that move the
+state; making one in a state it does not list (or ``receipt()`` before a version was
+agreed, or ``send_message()``/``send_raw()`` before CONNECTED) is a bug in the adapter and
+raises :class:`~.errors.InvalidState`, a ``RuntimeError``.
 
 Details worth knowing:
 
@@ -47,8 +59,8 @@ Details worth knowing:
   ``reject()`` or ``error()`` emit no event. After an ERROR every adapter call is a
   no-op. After DISCONNECT only ``receipt()`` and ``error()`` still queue bytes, so the
   adapter can answer the DISCONNECT receipt.
-* ``closed`` becomes True as soon as an ERROR was queued or DISCONNECT handled; the
-  adapter then flushes ``data_to_send()`` and closes the transport.
+* ``closed`` (the state is CLOSED) becomes True as soon as an ERROR was queued or
+  DISCONNECT handled; the adapter then flushes ``data_to_send()`` and closes the transport.
 * Leniency. ``host`` is not required on CONNECT (STOMP 1.2 requires it, but not every
   client sends it; authentication is the adapter's business). ``client-individual`` is
   accepted in every version, as is NACK. CRLF is accepted in every version.
@@ -57,12 +69,12 @@ Details worth knowing:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from . import events
-from .errors import ProtocolError
+from .errors import InvalidState, ProtocolError
 from .errors import quote as _quote
 from .frames import SERVER_COMMANDS, VERSIONS, Frame
 from .limits import Limits
@@ -70,7 +82,16 @@ from .message import PreparedMessage
 from .parser import Parser
 from .serializer import HEARTBEAT, serialize
 
-__all__ = ["HeartBeatPlan", "ServerSession", "SessionConfig", "SessionState"]
+__all__ = [
+    "CALL_TRANSITIONS",
+    "OTHER",
+    "TRANSITIONS",
+    "HeartBeatPlan",
+    "ServerSession",
+    "SessionConfig",
+    "SessionState",
+    "Transition",
+]
 
 _DEFAULT_LIMITS: Final = Limits()
 _ACK_MODES: Final = frozenset({"auto", "client", "client-individual"})
@@ -144,23 +165,22 @@ class ServerSession:
 
     __slots__ = (
         "_client_heartbeat",
-        "_closed",
         "_errored",
         "_events",
         "_out",
         "_parser",
         "_proposed_version",
+        "_state",
         "_subscriptions",
         "_transactions",
         "config",
         "heartbeat",
-        "state",
         "version",
     )
 
     def __init__(self, config: SessionConfig = SessionConfig()) -> None:
         self.config = config
-        self.state = SessionState.AWAITING_CONNECT
+        self._state = SessionState.AWAITING_CONNECT
         self.version: str | None = None
         self.heartbeat: HeartBeatPlan | None = None
         # 1.0 (no unescaping) until a version is negotiated: CONNECT is never unescaped,
@@ -168,7 +188,6 @@ class ServerSession:
         self._parser = Parser(config.limits, "1.0")
         self._events: list[events.Event] = []
         self._out: list[bytes] = []
-        self._closed = False
         self._errored = False
         self._proposed_version: str | None = None
         self._client_heartbeat = _NO_CLIENT_HEARTBEAT
@@ -180,7 +199,7 @@ class ServerSession:
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes received from the client. Ignored once closed."""
-        if self.state is SessionState.CLOSED:
+        if self._state is SessionState.CLOSED:
             return
         self._parser.feed(data)
         self._pump()
@@ -189,7 +208,7 @@ class ServerSession:
         """Take the events produced so far (at most ``max_pending_frames`` of them)."""
         taken = self._events
         self._events = []
-        if self.state is SessionState.CONNECTED and self._parser.buffered:
+        if self._state is SessionState.CONNECTED and self._parser.buffered:
             self._pump()
         return taken
 
@@ -202,9 +221,14 @@ class ServerSession:
         return out[0] if len(out) == 1 else b"".join(out)
 
     @property
+    def state(self) -> SessionState:
+        """Where the session is in its life (read-only: the session moves it by its tables)."""
+        return self._state
+
+    @property
     def closed(self) -> bool:
         """True once an ERROR was queued or DISCONNECT handled: flush, then close."""
-        return self._closed
+        return self._state is SessionState.CLOSED
 
     def subscription(self, sub_id: str) -> events.SubscribeRequested | None:
         """The active subscription with id ``sub_id``, if any."""
@@ -223,8 +247,7 @@ class ServerSession:
         """Accept the pending CONNECT: queue CONNECTED and start handling frames."""
         if self._errored:
             return
-        if self.state is not SessionState.CONNECTING:
-            raise RuntimeError(f"accept() in state {self.state.name}")
+        next_state = self._after_call("accept()")
         version = self._proposed_version
         assert version is not None
         self.version = version
@@ -243,15 +266,14 @@ class ServerSession:
             headers.append(("user-name", user_name))
         headers.extend(extra_headers)
         self._out.append(serialize(Frame("CONNECTED", tuple(headers)), version))
-        self.state = SessionState.CONNECTED
+        self._state = next_state
         self._pump()
 
     def reject(self, message: str, detail: str = "") -> None:
         """Refuse the pending CONNECT (e.g. bad credentials): ERROR, then closed."""
         if self._errored:
             return
-        if self.state is not SessionState.CONNECTING:
-            raise RuntimeError(f"reject() in state {self.state.name}")
+        self._after_call("reject()")  # to CLOSED, as every ERROR that closes
         self._queue_error(ProtocolError(message, detail), violation=False)
 
     def receipt(self, receipt_id: str) -> None:
@@ -259,7 +281,7 @@ class ServerSession:
         if self._errored:
             return
         if self.version is None:
-            raise RuntimeError(f"receipt() in state {self.state.name}")
+            raise InvalidState(f"receipt() in state {self._state.name}")
         frame = Frame("RECEIPT", (("receipt-id", receipt_id),))
         self._out.append(serialize(frame, self.version))
 
@@ -288,33 +310,45 @@ class ServerSession:
         ack: str | None = None,
     ) -> None:
         """Queue a MESSAGE rendered for this session's version. No-op once closed."""
-        if self.state is SessionState.CONNECTED:
+        state = self._state
+        if state is SessionState.CONNECTED:
             assert self.version is not None
             self._out.append(prepared.render(self.version, subscription, message_id, ack))
-        elif self.state is not SessionState.CLOSED:
-            raise RuntimeError(f"send_message() in state {self.state.name}")
+        elif state is not SessionState.CLOSED:
+            raise InvalidState(f"send_message() in state {state.name}")
 
     def send_raw(self, data: bytes) -> None:
         """Queue pre-rendered frame bytes (adapter batching). No-op once closed."""
-        if self.state is SessionState.CONNECTED:
+        state = self._state
+        if state is SessionState.CONNECTED:
             self._out.append(data)
-        elif self.state is not SessionState.CLOSED:
-            raise RuntimeError(f"send_raw() in state {self.state.name}")
+        elif state is not SessionState.CLOSED:
+            raise InvalidState(f"send_raw() in state {state.name}")
 
     def send_heartbeat(self) -> None:
         """Queue a heart-beat EOL. No-op unless connected."""
-        if self.state is SessionState.CONNECTED:
+        if self._state is SessionState.CONNECTED:
             self._out.append(HEARTBEAT)
 
     # -- internals ------------------------------------------------------------------
 
+    def _after_call(self, call: str) -> SessionState:
+        """The state the adapter's ``call`` leads to from here (CALL_TRANSITIONS)."""
+        state = self._state
+        row = CALL_TRANSITIONS.get(state)
+        next_state = None if row is None else row.get(call)
+        if next_state is None:
+            raise InvalidState(f"{call} in state {state.name}")
+        return next_state
+
     def _pump(self) -> None:
-        """Parse and handle buffered frames while the state allows it."""
+        """Parse and handle buffered frames while the state has a row in TRANSITIONS."""
         parser = self._parser
         limits = self.config.limits
         pending = self._events
-        state = self.state
-        while state is SessionState.CONNECTED or state is SessionState.AWAITING_CONNECT:
+        state = self._state
+        row = TRANSITIONS.get(state)
+        while row is not None:
             if len(pending) >= limits.max_pending_frames:
                 if parser.buffered > limits.max_frame_size:
                     self._fail(
@@ -329,11 +363,16 @@ class ServerSession:
             if event is None:
                 return
             if type(event) is Frame:
-                handler = _TRANSITIONS[state].get(event.command) or _FALLBACK[state]
+                handler, next_state = row.get(event.command) or row[OTHER]
                 handler(self, event)
+                if self._errored:
+                    return  # the error path: CLOSED
+                if next_state is not state:
+                    state = self._state = next_state
+                    row = TRANSITIONS.get(state)
             elif type(event) is ProtocolError:
                 self._queue_error(event)
-            state = self.state
+                return
         if state is SessionState.CONNECTING and parser.buffered > limits.max_frame_size:
             self._fail(
                 f"too much data before CONNECTED: {parser.buffered} bytes > "
@@ -354,8 +393,7 @@ class ServerSession:
         self._out.append(data)
         if violation:
             self._events.append(events.ProtocolViolation(error))
-        self.state = SessionState.CLOSED
-        self._closed = True
+        self._state = SessionState.CLOSED
         self._errored = True
         self._transactions = None
 
@@ -381,7 +419,7 @@ class ServerSession:
             return None
         return value
 
-    # Frame handlers (see _TRANSITIONS) ------------------------------------------------
+    # Frame handlers (see TRANSITIONS): check a frame and report it; never move the state.
 
     def _on_connect(self, frame: Frame) -> None:
         supported = self.config.versions
@@ -420,7 +458,6 @@ class ServerSession:
             client_heartbeat = parsed
         self._proposed_version = version
         self._client_heartbeat = client_heartbeat
-        self.state = SessionState.CONNECTING
         self._events.append(
             events.ConnectRequested(
                 version=version,
@@ -646,36 +683,51 @@ class ServerSession:
 
     def _on_disconnect(self, frame: Frame) -> None:
         self._transactions = None
-        self.state = SessionState.CLOSED
-        self._closed = True
         self._events.append(events.DisconnectRequested(frame.header("receipt")))
 
 
 _Handler = Callable[[ServerSession, Frame], None]
 
-#: Client frame handling, by state and command. Frames are parsed only in these states.
-_TRANSITIONS: Final[dict[SessionState, dict[str, _Handler]]] = {
+
+class Transition(NamedTuple):
+    """What a client frame does in a state."""
+
+    #: Checks the frame and reports it (events, or a RECEIPT it owes at once); on an error
+    #: it queues an ERROR, and the session goes to CLOSED instead of ``next_state``.
+    handler: _Handler
+    #: The state after the frame was handled without error.
+    next_state: SessionState
+
+
+#: The key of a row's entry for every command the row does not list.
+OTHER: Final = None
+
+#: Client frames, by state and command: the handler and the state after it. Frames are
+#: parsed only in states that have a row here (CONNECTING holds them, CLOSED ignores them).
+TRANSITIONS: Final[Mapping[SessionState, Mapping[str | None, Transition]]] = {
     SessionState.AWAITING_CONNECT: {
-        "CONNECT": ServerSession._on_connect,
-        "STOMP": ServerSession._on_connect,
+        "CONNECT": Transition(ServerSession._on_connect, SessionState.CONNECTING),
+        "STOMP": Transition(ServerSession._on_connect, SessionState.CONNECTING),
+        OTHER: Transition(ServerSession._on_frame_before_connect, SessionState.CLOSED),
     },
     SessionState.CONNECTED: {
-        "SEND": ServerSession._on_send,
-        "SUBSCRIBE": ServerSession._on_subscribe,
-        "UNSUBSCRIBE": ServerSession._on_unsubscribe,
-        "ACK": ServerSession._on_ack,
-        "NACK": ServerSession._on_ack,
-        "BEGIN": ServerSession._on_begin,
-        "COMMIT": ServerSession._on_commit,
-        "ABORT": ServerSession._on_abort,
-        "DISCONNECT": ServerSession._on_disconnect,
-        "CONNECT": ServerSession._on_connect_again,
-        "STOMP": ServerSession._on_connect_again,
+        "SEND": Transition(ServerSession._on_send, SessionState.CONNECTED),
+        "SUBSCRIBE": Transition(ServerSession._on_subscribe, SessionState.CONNECTED),
+        "UNSUBSCRIBE": Transition(ServerSession._on_unsubscribe, SessionState.CONNECTED),
+        "ACK": Transition(ServerSession._on_ack, SessionState.CONNECTED),
+        "NACK": Transition(ServerSession._on_ack, SessionState.CONNECTED),
+        "BEGIN": Transition(ServerSession._on_begin, SessionState.CONNECTED),
+        "COMMIT": Transition(ServerSession._on_commit, SessionState.CONNECTED),
+        "ABORT": Transition(ServerSession._on_abort, SessionState.CONNECTED),
+        "DISCONNECT": Transition(ServerSession._on_disconnect, SessionState.CLOSED),
+        "CONNECT": Transition(ServerSession._on_connect_again, SessionState.CLOSED),
+        "STOMP": Transition(ServerSession._on_connect_again, SessionState.CLOSED),
+        OTHER: Transition(ServerSession._on_unexpected, SessionState.CLOSED),
     },
 }
 
-#: What happens to a frame the table does not list for the current state.
-_FALLBACK: Final[dict[SessionState, _Handler]] = {
-    SessionState.AWAITING_CONNECT: ServerSession._on_frame_before_connect,
-    SessionState.CONNECTED: ServerSession._on_unexpected,
+#: The adapter's calls that move the state, by state: the state after the call. Any other
+#: state raises InvalidState (unless an ERROR already closed the session: then a no-op).
+CALL_TRANSITIONS: Final[Mapping[SessionState, Mapping[str, SessionState]]] = {
+    SessionState.CONNECTING: {"accept()": SessionState.CONNECTED, "reject()": SessionState.CLOSED},
 }
