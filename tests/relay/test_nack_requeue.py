@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from pamqp.common import FieldValue
 
 from gateway.stomp import ServerSession, SessionConfig, events
 from tests.relay.e2e import (
@@ -92,7 +93,6 @@ async def test_nack_without_requeue_never_redelivers(
     gateway, vhost = node
     dead = await _dead_letter_queue(vhost) if dlx else None
     name = unique(kind)
-    dead_letter = {"x-dead-letter-exchange": "amq.direct", "x-dead-letter-routing-key": dead}
     subscribe = {
         "id": "s1",
         "ack": "client-individual",
@@ -104,9 +104,13 @@ async def test_nack_without_requeue_never_redelivers(
         await connect(peer, version)
         if kind == "queue":
             destination = f"/queue/{name}"
-            if dlx:  # the queue exists with a dead-letter exchange; the gateway uses it as is
+            if dead is not None:  # the queue exists with a dead-letter exchange: used as is
+                arguments: dict[str, FieldValue] = {
+                    "x-dead-letter-exchange": "amq.direct",
+                    "x-dead-letter-routing-key": dead,
+                }
                 async with amqp_channel(vhost) as channel:
-                    await channel.queue_declare(name, durable=True, arguments=dead_letter)
+                    await channel.queue_declare(name, durable=True, arguments=arguments)
             await _send(peer, destination, "m1")
             await _send(peer, destination, "m2")
             await peer.send_frame("SUBSCRIBE", {**subscribe, "destination": destination})
