@@ -11,6 +11,7 @@ from pamqp.common import FieldValue
 from gateway.errors import ClientError
 from gateway.relay import broker_rules
 from gateway.relay.errors import BrokerRuleError
+from gateway.relay.headers import HeaderError, properties_from_send
 from gateway.relay.planner import (
     ConsumerPlan,
     FanoutPlan,
@@ -207,3 +208,10 @@ def test_fan_out_subscriptions_ignore_the_stream_offset() -> None:
         user="alice",
     )
     assert isinstance(plan, FanoutPlan)
+
+
+def test_header_names_fit_an_amqp_table() -> None:
+    properties = properties_from_send({"n" * 128: "v"})
+    assert properties.headers == {"n" * 128: "v"}
+    with pytest.raises(HeaderError, match="longer than 128 bytes"):
+        properties_from_send({"n" * 129: "v"})
