@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from gateway import stomp_headers
 from gateway.access import Access, AccessDenied, AuthError, DestinationRejected
 from gateway.chat.destinations import is_valid_room
 from gateway.chat.errors import ChatError, StoreBehindError
@@ -39,7 +40,7 @@ __all__ = ["REPLAY_HEADER", "ChatBridge", "ChatError", "StoreBehindError", "buil
 log = logging.getLogger("stompgate.chat")
 
 REPLAY_HEADER = "cur-max-message-id"
-REPLAY_MORE_HEADER = ("stompgate-replay-more", "true")
+REPLAY_MORE_HEADER = (stomp_headers.REPLAY_MORE, "true")
 ROOM_TOPIC_PREFIX = "/topic/room."
 
 

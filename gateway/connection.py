@@ -23,6 +23,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from gateway import stomp_headers
 from gateway.access import Identity
 from gateway.auth.limits import UserLease
 from gateway.chat.layer import ReplayItem
@@ -42,7 +43,6 @@ log = logging.getLogger("stompgate.session")
 CLOSE_GRACE_SECONDS = 5.0
 #: After a catch-up replay, live copies of replayed messages are dropped for this long.
 CATCH_UP_DEDUP_SECONDS = 30.0
-MESSAGE_ID_HEADER = "stompgate-message-id"
 #: Encoded MESSAGE heads kept per session (one per subscription id seen; a client that
 #: keeps inventing subscription ids only makes the cache start over).
 MAX_CACHED_HEADS = 64
@@ -181,7 +181,7 @@ class Connection:
         if time.monotonic() > state.until:
             del catch_up[subscription_id]
             return False
-        message_id = next((v for k, v in message.headers if k == MESSAGE_ID_HEADER), None)
+        message_id = next((v for k, v in message.headers if k == stomp_headers.MESSAGE_ID), None)
         if message_id is None:
             return False
         if message_id in state.replayed:
