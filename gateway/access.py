@@ -35,7 +35,7 @@ from gateway.auth.limits import (
     origin_rejection,
 )
 from gateway.auth.session import AuthSettings, Gatekeeper, SessionAuthenticator
-from gateway.settings import Settings
+from gateway.settings import ConfigurationError, Settings
 
 __all__ = [
     "Access",
@@ -163,12 +163,14 @@ class _LazyCookies(Mapping[str, str]):
 
 
 def build_access(settings: Settings, environ: Mapping[str, str] | None = None) -> Access:
-    """Auth from the environment (docs/security.md), with the gateway's flags winning."""
+    """Auth from the environment (docs/security.md), with the gateway's flags winning.
+
+    Raises ConfigurationError for settings that cannot be used."""
     env = os.environ if environ is None else environ
     try:
         auth = AuthSettings.from_env(env, mode=settings.auth)
     except ValueError as exc:
-        raise SystemExit(f"stompgate: {exc} (see docs/security.md)") from None
+        raise ConfigurationError(f"{exc} (see docs/security.md)") from None
     limits = dataclasses.replace(
         auth.limits,
         max_frame_size=settings.max_frame_size,
