@@ -29,8 +29,10 @@ from gateway.auth.acl import MembershipLookup
 from gateway.auth.errors import AccessDenied, AuthError, DestinationRejected, LimitExceeded
 from gateway.auth.identity import Identity
 from gateway.auth.limits import (
+    Breach,
     ConnectionCounter,
     SessionRateLimiter,
+    UserLease,
     origin_allowed,
     origin_rejection,
 )
@@ -41,9 +43,11 @@ __all__ = [
     "Access",
     "AccessDenied",
     "AuthError",
+    "Breach",
     "DestinationRejected",
     "Identity",
     "LimitExceeded",
+    "UserLease",
     "build_access",
 ]
 
@@ -104,6 +108,13 @@ class Access:
 
     def close_ip(self, ip: str) -> None:
         self.counter.release_ip(ip)
+
+    async def acquire_user(self, user: str) -> UserLease:
+        """Count a CONNECTed session of ``user`` on every node; raises LimitExceeded."""
+        return await self.counter.acquire_user(user)
+
+    async def release_user(self, lease: UserLease) -> None:
+        await self.counter.release_user(lease)
 
     def rate_limiter(self) -> SessionRateLimiter:
         if not (self.limits.frames_per_second or self.limits.bytes_per_second):

@@ -4,7 +4,9 @@
   node's relay (so a chat RECEIPT, too, means the broker confirmed).
 * Subscribe-time catch-up: a SUBSCRIBE to ``/topic/room.<room>`` with a ``cur-max-message-id``
   header first gets every message of the room after that id (Redis recent cache, then the
-  store), then live ones, with no gap and no duplicate. See :meth:`ChatBridge.replay`.
+  store), then live ones, with no gap and no duplicate. See :meth:`ChatBridge.replay`; the
+  node's :class:`~gateway.router.Router` binds it, and
+  :class:`~gateway.chat.catch_up.CatchUpSink` holds and de-duplicates the live ones.
 * ``GET /api/rooms/{room}/messages``, authenticated like a CONNECT (a bearer token; in
   development mode HTTP Basic with a dev login) and allowed when the user may SUBSCRIBE to the
   room's topic.
@@ -16,7 +18,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -33,7 +35,6 @@ from gateway.chat.snowflake import MAX_ID
 from gateway.chat.store_api import MessageReader
 from gateway.relay import Relay
 from gateway.settings import Settings
-from gateway.stomp import events
 
 __all__ = ["REPLAY_HEADER", "ChatBridge", "ChatError", "StoreBehindError", "build_chat"]
 
@@ -85,15 +86,16 @@ class ChatBridge:
     ) -> None:
         await self.layer.handle_send(user, destination, headers, body)
 
-    def replay_request(self, event: events.SubscribeRequested) -> ReplayRequest | None:
-        """The catch-up a SUBSCRIBE asks for, or None; `ChatError` for a bad header.
+    def replay_request(self, destination: str, headers: Mapping[str, str]) -> ReplayRequest | None:
+        """The catch-up a SUBSCRIBE (its destination, its headers, first occurrence of each)
+        asks for, or None; `ChatError` for a bad header.
 
         Checked before the subscription is bound, so a bad header binds nothing.
         """
-        raw = next((v for k, v in event.headers if k == REPLAY_HEADER), None)
-        if raw is None or not event.destination.startswith(ROOM_TOPIC_PREFIX):
+        raw = headers.get(REPLAY_HEADER)
+        if raw is None or not destination.startswith(ROOM_TOPIC_PREFIX):
             return None
-        room = event.destination[len(ROOM_TOPIC_PREFIX) :]
+        room = destination[len(ROOM_TOPIC_PREFIX) :]
         if not is_valid_room(room):
             return None
         if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_ID:
