@@ -11,6 +11,7 @@ import contextlib
 import gc
 import logging
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -18,7 +19,7 @@ from aiohttp import web
 from gateway.access import Access, build_access
 from gateway.chat_bridge import ChatBridge, build_chat
 from gateway.connection import Connection
-from gateway.lifecycle import LogListener, MetricsListener
+from gateway.lifecycle import LifecycleListener, LogListener, MetricsListener
 from gateway.metrics import Metrics, RoomOrderCollector
 from gateway.node import Node
 from gateway.ports import ConnectionLimits, Outbound
@@ -45,13 +46,19 @@ class Gateway:
     then the transports, which open connections wired to all of these.
     """
 
-    def __init__(self, settings: Settings, *, access: Access | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        access: Access | None = None,
+        listeners: Sequence[LifecycleListener] = (),
+    ) -> None:
+        """``listeners`` hear the node's lifecycle events after its metrics and logs do."""
         self.settings = settings
         self.metrics = Metrics()
         self.access = access or build_access(settings)
-        self.node = Node(
-            settings, self.access, listeners=(MetricsListener(self.metrics), LogListener())
-        )
+        builtin = (MetricsListener(self.metrics), LogListener())
+        self.node = Node(settings, self.access, listeners=(*builtin, *listeners))
         self.relay = Relay(
             RelaySettings(
                 amqp_url=settings.amqp_url,
