@@ -1,11 +1,12 @@
 """The window of one client's SENDs that were written to the broker without waiting.
 
 A SEND without a receipt is written to the broker and the connection handles the next frame
-at once; the broker's confirm comes back later. At most ``--max-unconfirmed`` such SENDs are
-in flight per client: the next one waits (:meth:`ConfirmWindow.settle`), which pushes back on
-a client that publishes faster than the broker confirms. A frame with a receipt (and
-DISCONNECT, and COMMIT) first waits until none is in flight, so a RECEIPT vouches for
-everything the client sent before it. Closing the window ends every wait.
+at once; the broker's confirm comes back later. At most ``size`` (``--max-unconfirmed``) such
+SENDs are in flight per client: the next one waits for room (:meth:`ConfirmWindow.enter`),
+which pushes back on a client that publishes faster than the broker confirms. A frame with a
+receipt (and DISCONNECT, and COMMIT) first waits until none is in flight
+(:meth:`ConfirmWindow.settle`), so a RECEIPT vouches for everything the client sent before
+it. Closing the window (the connection is closing) ends every wait.
 """
 
 from __future__ import annotations
@@ -16,17 +17,22 @@ __all__ = ["ConfirmWindow"]
 
 
 class ConfirmWindow:
-    __slots__ = ("_closed", "_waiter", "_wake_at", "in_flight")
+    __slots__ = ("_closed", "_waiter", "_wake_at", "in_flight", "size")
 
-    def __init__(self) -> None:
+    def __init__(self, size: int) -> None:
+        self.size = size
         self.in_flight = 0  # written, not confirmed yet
         self._waiter: asyncio.Future[None] | None = None  # wakes when in_flight <= _wake_at
         self._wake_at = 0
         self._closed = False
 
-    def add(self) -> None:
-        """One more SEND is about to be written."""
+    async def enter(self) -> bool:
+        """Wait for room, then count one more SEND in flight; False if the window closed
+        meanwhile (nothing is counted then)."""
+        if self.in_flight >= self.size and not await self.settle(self.size - 1):
+            return False
         self.in_flight += 1
+        return True
 
     def done(self) -> None:
         """One SEND was confirmed or refused, or was not written after all."""
@@ -37,12 +43,13 @@ class ConfirmWindow:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def settle(self, at_most: int = 0) -> None:
-        """Wait until at most ``at_most`` SENDs are in flight, or the window is closed."""
+    async def settle(self, at_most: int = 0) -> bool:
+        """Wait until at most ``at_most`` SENDs are in flight; False if the window closed."""
         while self.in_flight > at_most and not self._closed:
             waiter = self._waiter = asyncio.get_running_loop().create_future()
             self._wake_at = at_most
             await waiter
+        return not self._closed
 
     def close(self) -> None:
         """The connection is closing: end any wait, and wait no more."""

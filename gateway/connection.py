@@ -213,9 +213,8 @@ class Connection:
         self._metrics.frames_in.inc(COMMANDS[type(event)])
         try:
             window = self._window
-            if window is not None and window.in_flight and _settles_first(event):
-                await window.settle()
-                if self._closing:
+            if window is not None and window.in_flight and _settles_first(event):  # noqa: SIM102
+                if not await window.settle():
                     return  # an earlier SEND failed: its ERROR is out
             if isinstance(event, events.SendRequested):
                 await self._send(event, pipelined=event.receipt is None)
@@ -278,21 +277,12 @@ class Connection:
             await router.send(self, destination, headers, event.body)
             return
         window = self._window
-        if pipelined and mode is SendMode.ALONE:
-            pipelined = False
-            if window is not None and window.in_flight:
-                await window.settle()
-                if self._closing:
-                    return
         size = self._limits.max_unconfirmed
-        if pipelined and size:
+        if pipelined and size and mode is SendMode.WINDOW:
             if window is None:
-                window = self._window = ConfirmWindow()
-            elif window.in_flight >= size:
-                await window.settle(size - 1)
-                if self._closing:
-                    return
-            window.add()
+                window = self._window = ConfirmWindow(size)
+            if not await window.enter():
+                return  # closing: an earlier SEND failed and its ERROR is out
             try:
                 await router.send(
                     self, destination, headers, event.body, on_confirm=self._on_confirm
@@ -300,6 +290,10 @@ class Connection:
             except BaseException:
                 window.done()  # nothing was written: no confirm will come
                 raise
+            return
+        # A SEND that waits for its confirm; /amq/queue/ ones take a channel of their own,
+        # so earlier SENDs settle first (a receipt or a COMMIT settled them already).
+        if window is not None and not await window.settle():
             return
         started = time.perf_counter()
         await router.send(self, destination, headers, event.body)
