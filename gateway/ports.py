@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from gateway.access import Breach, Identity, UserLease
+from gateway.delivery import DeliverySink
 from gateway.errors import ClientError
-from gateway.stomp import PreparedMessage, SessionConfig
+from gateway.stomp import SessionConfig
 
 __all__ = [
     "AccessPort",
@@ -128,20 +129,6 @@ class AccessPort(Protocol):
     ) -> Awaitable[tuple[tuple[str, str], ...]]: ...
 
     async def authorize_subscribe(self, identity: Identity, destination: str) -> None: ...
-
-
-class DeliverySink(Protocol):
-    """A client as the relay sees it (a connection is one)."""
-
-    @property
-    def session_id(self) -> str: ...
-
-    @property
-    def user(self) -> str | None: ...
-
-    def deliver(
-        self, subscription_id: str, message: PreparedMessage, ack_id: str | None
-    ) -> None: ...
 
 
 class Subscription(Protocol):

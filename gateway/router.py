@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from gateway.chat.catch_up import CatchUpSink
 from gateway.chat_bridge import ChatBridge
-from gateway.ports import ConfirmCallback, DeliverySink, SendMode, Subscription
+from gateway.delivery import DeliverySink
+from gateway.ports import ConfirmCallback, SendMode, Subscription
 from gateway.relay import Relay
 from gateway.relay.destinations import AMQ_QUEUE_PREFIX
 

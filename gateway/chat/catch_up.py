@@ -17,32 +17,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol
 
 from gateway import stomp_headers
 from gateway.chat.layer import ReplayItem
+from gateway.delivery import DeliverySink
 from gateway.stomp import PreparedMessage
 
-__all__ = ["DEDUP_SECONDS", "CatchUpSink", "Sink"]
+__all__ = ["DEDUP_SECONDS", "CatchUpSink"]
 
 #: After a catch-up replay, live copies of replayed messages are dropped for this long.
 DEDUP_SECONDS = 30.0
 #: The largest Snowflake id has 19 digits; anything longer is not one.
 _MAX_ID_DIGITS = 19
-
-
-class Sink(Protocol):
-    """A client as the relay sees it (gateway.relay's ``DeliverySink``)."""
-
-    @property
-    def session_id(self) -> str: ...
-
-    @property
-    def user(self) -> str | None: ...
-
-    def deliver(
-        self, subscription_id: str, message: PreparedMessage, ack_id: str | None
-    ) -> None: ...
 
 
 class CatchUpSink:
@@ -51,7 +37,7 @@ class CatchUpSink:
     __slots__ = ("_after", "_clock", "_held", "_inner", "_replayed", "_until")
 
     def __init__(
-        self, inner: Sink, after: int, *, clock: Callable[[], float] = time.monotonic
+        self, inner: DeliverySink, after: int, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._inner = inner
         self._after = after

@@ -48,6 +48,7 @@ FEATURES = ("gateway.relay", "gateway.chat", "gateway.chat_bridge", "gateway.rou
         ("lifecycle.py", (*ABOVE_THE_ADAPTER, "gateway.connection", "gateway.node", *FEATURES)),
         ("router.py", (*ABOVE_THE_ADAPTER, "gateway.connection", "gateway.node")),
         ("chat/catch_up.py", (*ABOVE_THE_ADAPTER, "gateway.connection", "gateway.relay")),
+        ("delivery.py", (*ABOVE_THE_ADAPTER, "gateway.connection", "gateway.node", *FEATURES)),
     ],
 )
 def test_no_import_reaches_up(module: str, forbidden: tuple[str, ...]) -> None:
