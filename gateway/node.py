@@ -163,7 +163,7 @@ class Node:
     def _release_done(self, task: asyncio.Task[None]) -> None:
         self._release_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.warning("releasing a session failed", exc_info=task.exception())
+            log.warning("releasing a connection failed", exc_info=task.exception())
 
     def _announce_activity(self) -> None:
         active, self._active = self._active, []
@@ -344,7 +344,7 @@ class Node:
     def broker_lost(self, reason: str) -> None:
         """The relay lost RabbitMQ: every connection is closed with an ERROR that says so."""
         log.warning(
-            "broker connection lost: %s; closing %d sessions", reason, len(self.connections)
+            "broker connection lost: %s; closing %d connections", reason, len(self.connections)
         )
         for conn in list(self.connections):
             conn.fail(

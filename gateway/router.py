@@ -31,15 +31,16 @@ log = logging.getLogger("stompgate.router")
 
 
 class Router:
-    __slots__ = ("_chat", "_relay")
+    __slots__ = ("_chat", "_handles", "_relay")
 
     def __init__(self, relay: Relay, chat: ChatBridge | None = None) -> None:
         self._relay = relay
         self._chat = chat
+        self._handles = None if chat is None else chat.handles  # bound once: every SEND asks
 
     def mode(self, destination: str) -> SendMode:
-        chat = self._chat
-        if chat is not None and chat.handles(destination):
+        handles = self._handles
+        if handles is not None and handles(destination):
             return SendMode.CHAT
         if destination.startswith(AMQ_QUEUE_PREFIX):
             # mandatory: a basic.return names no publish, so these go one at a time on a
@@ -57,9 +58,10 @@ class Router:
         on_confirm: ConfirmCallback | None = None,
     ) -> Awaitable[None]:
         """The chat layer's or the relay's coroutine itself (every SEND: no coroutine of
-        our own around it)."""
+        our own around it). ``on_confirm`` is for :attr:`SendMode.WINDOW` destinations only:
+        a SEND with one goes to the relay without asking the chat layer."""
         chat = self._chat
-        if chat is not None and chat.handles(destination):
+        if on_confirm is None and chat is not None and chat.handles(destination):
             user = sink.user
             if user is None:  # sessions emit no SEND before CONNECTED
                 raise RuntimeError("SEND before CONNECT was accepted")
