@@ -213,8 +213,9 @@ class Connection:
         self._metrics.frames_in.inc(COMMANDS[type(event)])
         try:
             window = self._window
-            if window is not None and window.in_flight and _settles_first(event):  # noqa: SIM102
-                if not await window.settle():
+            if window is not None and window.in_flight and _settles_first(event):
+                settled = await window.settle()
+                if not settled:
                     return  # an earlier SEND failed: its ERROR is out
             if isinstance(event, events.SendRequested):
                 await self._send(event, pipelined=event.receipt is None)
