@@ -73,13 +73,13 @@ class ChatBridge:
     ) -> None:
         self.seed_order = seed_order
         self.layer = layer
+        #: Whether a SEND to a destination is the chat layer's (the layer's own check, bound
+        #: once: every SEND asks).
+        self.handles: Callable[[str], bool] = layer.handles
         self.lease = lease
         self.redis = redis
         self.store = store
         self.replay_limit = replay_limit
-
-    def handles(self, destination: str) -> bool:
-        return self.layer.handles(destination)
 
     async def handle_send(
         self, user: str, destination: str, headers: Sequence[tuple[str, str]], body: bytes

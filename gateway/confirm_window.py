@@ -1,12 +1,12 @@
 """The window of one client's SENDs that were written to the broker without waiting.
 
 A SEND without a receipt is written to the broker and the connection handles the next frame
-at once; the broker's confirm comes back later. At most ``size`` (``--max-unconfirmed``) such
-SENDs are in flight per client: the next one waits for room (:meth:`ConfirmWindow.enter`),
+at once; the broker's confirm comes back later. At most ``--max-unconfirmed`` such SENDs are
+in flight per client: when that many are, the next one waits for room (``settle(max - 1)``),
 which pushes back on a client that publishes faster than the broker confirms. A frame with a
-receipt (and DISCONNECT, and COMMIT) first waits until none is in flight
-(:meth:`ConfirmWindow.settle`), so a RECEIPT vouches for everything the client sent before
-it. Closing the window (the connection is closing) ends every wait.
+receipt (and DISCONNECT, and COMMIT) first waits until none is in flight (``settle()``), so
+a RECEIPT vouches for everything the client sent before it. Closing the window (the
+connection is closing) ends every wait.
 """
 
 from __future__ import annotations
@@ -17,22 +17,13 @@ __all__ = ["ConfirmWindow"]
 
 
 class ConfirmWindow:
-    __slots__ = ("_closed", "_waiter", "_wake_at", "in_flight", "size")
+    __slots__ = ("_closed", "_waiter", "_wake_at", "in_flight")
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.in_flight = 0  # written, not confirmed yet
+    def __init__(self) -> None:
+        self.in_flight = 0  # written, not confirmed yet (the connection adds each one)
         self._waiter: asyncio.Future[None] | None = None  # wakes when in_flight <= _wake_at
         self._wake_at = 0
         self._closed = False
-
-    async def enter(self) -> bool:
-        """Wait for room, then count one more SEND in flight; False if the window closed
-        meanwhile (nothing is counted then)."""
-        if self.in_flight >= self.size and not await self.settle(self.size - 1):
-            return False
-        self.in_flight += 1
-        return True
 
     def done(self) -> None:
         """One SEND was confirmed or refused, or was not written after all."""

@@ -281,11 +281,14 @@ class Connection:
         size = self._limits.max_unconfirmed
         if pipelined and size and mode is SendMode.WINDOW:
             if window is None:
-                window = self._window = ConfirmWindow(size)
-            if not await window.enter():
-                return  # closing: an earlier SEND failed and its ERROR is out
+                window = self._window = ConfirmWindow()
+            elif window.in_flight >= size:
+                settled = await window.settle(size - 1)
+                if not settled:
+                    return  # closing: an earlier SEND failed and its ERROR is out
+            window.in_flight += 1
             try:
-                await router.send(
+                await router.publish(
                     self, destination, headers, event.body, on_confirm=self._on_confirm
                 )
             except BaseException:

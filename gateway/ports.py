@@ -149,7 +149,8 @@ class SendMode(enum.Enum):
     CHAT = "chat"
     """The chat layer takes it whole (validate, stamp, publish, confirm): awaited."""
     WINDOW = "window"
-    """The relay; without a receipt it may go without waiting for its confirm."""
+    """The relay; without a receipt it may go without waiting for its confirm
+    (:meth:`RouterPort.publish`)."""
     ALONE = "alone"
     """The relay, on a channel of its own (``/amq/queue/``: mandatory): never pipelined;
     earlier unconfirmed SENDs settle first."""
@@ -166,11 +167,22 @@ class RouterPort(Protocol):
         destination: str,
         headers: Sequence[tuple[str, str]],
         body: bytes,
-        *,
-        on_confirm: ConfirmCallback | None = None,
     ) -> Awaitable[None]:
-        """Publish (ClientError when refused). With ``on_confirm`` (only for
-        :attr:`SendMode.WINDOW`) it returns once written and the confirm follows there."""
+        """Send and wait for the outcome: the chat layer's, or the broker's confirm
+        (ClientError when refused)."""
+        ...
+
+    def publish(
+        self,
+        sink: DeliverySink,
+        destination: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        *,
+        on_confirm: ConfirmCallback,
+    ) -> Awaitable[None]:
+        """For :attr:`SendMode.WINDOW` destinations: return once written (ClientError if it
+        cannot be), the broker's confirm follows through ``on_confirm``, exactly once."""
         ...
 
     async def subscribe(

@@ -5,7 +5,9 @@ One :class:`Router` per node, shared by its connections (it implements
 
 * a SEND to an ``/app/...`` destination goes to the chat layer (validated, stamped, given an
   id, published and confirmed there); any other goes to the relay, which publishes it with a
-  publisher confirm. :meth:`Router.mode` tells the connection how to wait for it;
+  publisher confirm. :meth:`Router.mode` tells the connection how to wait for it:
+  :meth:`Router.send` returns with the outcome, :attr:`Router.publish` (relay destinations
+  that keep their place in the connection's window) once the SEND is written;
 * a SUBSCRIBE goes to the relay; one that asks for a catch-up (``cur-max-message-id`` on a
   room topic) is bound with a :class:`~gateway.chat.catch_up.CatchUpSink` in front of the
   client, and the replay is read after the binding exists and before the RECEIPT: a catch-up
@@ -21,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from gateway.chat.catch_up import CatchUpSink
 from gateway.chat_bridge import ChatBridge
 from gateway.delivery import DeliverySink
-from gateway.ports import ConfirmCallback, SendMode, Subscription
+from gateway.ports import SendMode, Subscription
 from gateway.relay import Relay
 from gateway.relay.destinations import AMQ_QUEUE_PREFIX
 
@@ -31,12 +33,15 @@ log = logging.getLogger("stompgate.router")
 
 
 class Router:
-    __slots__ = ("_chat", "_handles", "_relay")
+    __slots__ = ("_chat", "_handles", "_relay", "publish")
 
     def __init__(self, relay: Relay, chat: ChatBridge | None = None) -> None:
         self._relay = relay
         self._chat = chat
-        self._handles = None if chat is None else chat.handles  # bound once: every SEND asks
+        self._handles = None if chat is None else chat.handles
+        #: A SEND written without waiting (:attr:`SendMode.WINDOW`) is the relay's: its own
+        #: ``publish``, bound once (every such SEND calls it: no coroutine of ours around it).
+        self.publish = relay.publish
 
     def mode(self, destination: str) -> SendMode:
         handles = self._handles
@@ -49,24 +54,17 @@ class Router:
         return SendMode.WINDOW
 
     def send(
-        self,
-        sink: DeliverySink,
-        destination: str,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-        *,
-        on_confirm: ConfirmCallback | None = None,
+        self, sink: DeliverySink, destination: str, headers: Sequence[tuple[str, str]], body: bytes
     ) -> Awaitable[None]:
-        """The chat layer's or the relay's coroutine itself (every SEND: no coroutine of
-        our own around it). ``on_confirm`` is for :attr:`SendMode.WINDOW` destinations only:
-        a SEND with one goes to the relay without asking the chat layer."""
+        """The chat layer's or the relay's coroutine itself (no coroutine of our own around
+        it), which returns once the post or the broker's confirm is through."""
         chat = self._chat
-        if on_confirm is None and chat is not None and chat.handles(destination):
+        if chat is not None and chat.handles(destination):
             user = sink.user
             if user is None:  # sessions emit no SEND before CONNECTED
                 raise RuntimeError("SEND before CONNECT was accepted")
             return chat.handle_send(user, destination, headers, body)
-        return self._relay.publish(sink, destination, headers, body, on_confirm=on_confirm)
+        return self._relay.publish(sink, destination, headers, body)
 
     async def subscribe(
         self,

@@ -208,13 +208,18 @@ class FakeRouter:
         return SendMode.WINDOW
 
     def send(
+        self, sink: DeliverySink, destination: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> Awaitable[None]:
+        return self._send(Sent(destination, body, None))
+
+    def publish(
         self,
         sink: DeliverySink,
         destination: str,
         headers: Sequence[tuple[str, str]],
         body: bytes,
         *,
-        on_confirm: ConfirmCallback | None = None,
+        on_confirm: ConfirmCallback,
     ) -> Awaitable[None]:
         return self._send(Sent(destination, body, on_confirm))
 

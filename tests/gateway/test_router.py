@@ -129,11 +129,11 @@ def test_the_mode_of_each_destination() -> None:
     assert without_chat.mode("/app/rooms/r1/messages") is SendMode.WINDOW
 
 
-async def test_sends_go_to_the_chat_layer_or_the_relay() -> None:
+async def test_sends_go_to_the_chat_layer_or_the_relay_and_publishes_to_the_relay() -> None:
     router, relay, _ = make()
     client = Client()
     await router.send(client, "/app/rooms/r1/messages", (), b"{}")
-    await router.send(client, "/topic/t", (), b"x", on_confirm=lambda error, seconds: None)
+    await router.publish(client, "/topic/t", (), b"x", on_confirm=lambda error, seconds: None)
     await router.send(client, "/queue/q", (), b"x")
     assert relay.calls == [
         "chat alice /app/rooms/r1/messages",
