@@ -9,8 +9,9 @@ The connection adapter depends on these and on nothing above it:
   (:class:`gateway.router.Router`), and the :class:`Subscription` a SUBSCRIBE yields;
 * :class:`ConnectionLimits` — the limits all connections of a node share.
 
-Each is structural (``typing.Protocol``): the implementations do not import this module, and
-tests hand a connection small fakes.
+The protocols are structural (``typing.Protocol``): the implementations do not import this
+module, and tests hand a connection small fakes. :class:`ConnectionHost` is generic in the
+connection's type, so this module needs no import of the connection (nor the node of it).
 """
 
 from __future__ import annotations
