@@ -32,10 +32,11 @@ import uvloop
 from pamqp import commands as spec
 
 from gateway.access import Access
-from gateway.app import Gateway
+from gateway.app import Gateway, connection_limits
 from gateway.connection import Connection
+from gateway.metrics import Metrics
 from gateway.node import Node
-from gateway.relay import Relay
+from gateway.ports import AccessPort, RouterPort
 from gateway.relay.fanout import FanoutSubscription, NodeFanout
 from gateway.relay.settings import RelaySettings
 from gateway.relay.wire import AmqpWire
@@ -86,12 +87,22 @@ def bench_fanout(rooms: int, subscribers: int, publishes: int, rounds: int) -> f
         limits=SimpleNamespace(idle_timeout=0, bytes_burst=0),
         close_ip=lambda peer: None,
     )
-    relay = SimpleNamespace()
-    node = Node(Settings(), lambda lost, hooks: cast(Relay, relay), cast(Access, access))
+    node = Node(Settings(), cast(Access, access))
+    metrics, limits = Metrics(), connection_limits(Settings())
+    router = cast(RouterPort, SimpleNamespace())  # deliveries only: nothing is routed
     fanout = NodeFanout(RelaySettings(order_hold=0))
     for room in range(rooms):
         for _ in range(subscribers):
-            conn = Connection(node, null_outbound(), transport_name="ws", peer="bench")
+            conn = Connection(
+                null_outbound(),
+                node,
+                access=cast(AccessPort, access),
+                router=router,
+                metrics=metrics,
+                limits=limits,
+                transport_name="ws",
+                peer="bench",
+            )
             session = conn.session
             session.receive_data(CONNECT)
             session.events_received()
@@ -134,14 +145,13 @@ async def bench_send(sends: int, rounds: int, *, write: bool) -> float:
     gateway = Gateway(settings)
     try:
         await gateway.start()
-        node = gateway.node
-        conn = Connection(node, null_outbound(), transport_name="ws", peer="bench")
-        node.opened(conn)
+        assert gateway.open_connection is not None
+        conn = gateway.open_connection(null_outbound(), transport_name="ws", peer="bench")
         await conn.feed(CONNECT)
         if conn.identity is None:
             raise SystemExit(f"CONNECT refused: {conn.session.data_to_send()!r}")
         if not write:
-            wire = node.relay._publisher._wire
+            wire = gateway.relay._publisher._wire
             assert isinstance(wire, AmqpWire)
             wire.write = lambda data: None  # type: ignore[method-assign]
         frames = [
@@ -158,18 +168,21 @@ async def bench_send(sends: int, rounds: int, *, write: bool) -> float:
                 for frame in frames[:batch]:
                     await conn.feed(frame)
                 spent += time.perf_counter() - started
+                window = conn._window
+                assert window is not None
                 if not write:
-                    conn._unconfirmed = 0  # no write, no confirm
-                await conn._confirmed(0)
+                    window.in_flight = 0  # no write, no confirm
+                await window.settle()
             return spent / (sends // batch * batch) * 1e6
 
         await run()  # warm up
         return min([await run() for _ in range(rounds)])
     finally:
-        for conn in list(gateway.node.connections):
-            conn._closing = True  # no transport to close: skip the ERROR and the close
-            gateway.node.connections.discard(conn)
-            await conn.release()  # the user's connection lease in Redis, the relay's state
+        for hosted in list(gateway.node.connections):
+            assert isinstance(hosted, Connection)
+            hosted._closing = True  # no transport to close: skip the ERROR and the close
+            gateway.node.connections.discard(hosted)
+            await hosted.release()  # the user's connection lease in Redis, the relay's state
         await gateway.stop()
         delete_vhost(vhost)
 

@@ -27,22 +27,25 @@ from aiohttp import web
 
 from gateway.auth.acl import MembershipLookup
 from gateway.auth.authenticator import Authenticator
-from gateway.auth.counter import ConnectionCounter
+from gateway.auth.counter import ConnectionCounter, UserLease
 from gateway.auth.errors import AccessDenied, AuthError, DestinationRejected, LimitExceeded
 from gateway.auth.gatekeeper import Gatekeeper
 from gateway.auth.identity import Identity
+from gateway.auth.limits import Breach
 from gateway.auth.origin import origin_allowed, origin_rejection
 from gateway.auth.rates import SessionRateLimiter
 from gateway.auth.settings import AuthSettings
-from gateway.settings import Settings
+from gateway.settings import ConfigurationError, Settings
 
 __all__ = [
     "Access",
     "AccessDenied",
     "AuthError",
+    "Breach",
     "DestinationRejected",
     "Identity",
     "LimitExceeded",
+    "UserLease",
     "build_access",
 ]
 
@@ -104,6 +107,13 @@ class Access:
     def close_ip(self, ip: str) -> None:
         self.counter.release_ip(ip)
 
+    async def acquire_user(self, user: str) -> UserLease:
+        """Count a CONNECTed session of ``user`` on every node; raises LimitExceeded."""
+        return await self.counter.acquire_user(user)
+
+    async def release_user(self, lease: UserLease) -> None:
+        await self.counter.release_user(lease)
+
     def rate_limiter(self) -> SessionRateLimiter:
         if not (self.limits.frames_per_second or self.limits.bytes_per_second):
             return self._no_rate_limits  # no buckets: nothing per session to keep
@@ -162,12 +172,14 @@ class _LazyCookies(Mapping[str, str]):
 
 
 def build_access(settings: Settings, environ: Mapping[str, str] | None = None) -> Access:
-    """Auth from the environment (docs/security.md), with the gateway's flags winning."""
+    """Auth from the environment (docs/security.md), with the gateway's flags winning.
+
+    Raises ConfigurationError for settings that cannot be used."""
     env = os.environ if environ is None else environ
     try:
         auth = AuthSettings.from_env(env, mode=settings.auth)
     except ValueError as exc:
-        raise SystemExit(f"stompgate: {exc} (see docs/security.md)") from None
+        raise ConfigurationError(f"{exc} (see docs/security.md)") from None
     limits = dataclasses.replace(
         auth.limits,
         max_frame_size=settings.max_frame_size,

@@ -11,16 +11,23 @@ import contextlib
 import gc
 import logging
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
 
 from gateway.access import Access, build_access
-from gateway.chat_bridge import build_chat
-from gateway.metrics import Metrics
+from gateway.chat_bridge import ChatBridge, build_chat
+from gateway.connection import Connection
+from gateway.lifecycle import LifecycleListener, LogListener, MetricsListener
+from gateway.metrics import Metrics, RoomOrderCollector
 from gateway.node import Node
+from gateway.ports import ConnectionLimits, Outbound
 from gateway.relay import Relay, RelaySettings
+from gateway.router import Router
 from gateway.settings import Settings
+from gateway.stomp import Limits, SessionConfig
+from gateway.transport.base import OpenConnection
 from gateway.transport.tcp import TcpListener
 from gateway.transport.ws import WebSocketEndpoint
 
@@ -30,24 +37,40 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 
 class Gateway:
-    """One running node. ``await start()``, then ``http_port``/``stomp_port`` are bound."""
+    """One running node. ``await start()``, then ``http_port``/``stomp_port`` are bound.
 
-    def __init__(self, settings: Settings, *, access: Access | None = None) -> None:
+    Objects are built in the order they depend on each other and given what they need
+    through their constructors: the access policy and the node first; the relay, which calls
+    the node when it loses the broker and around each read; the chat layer (it publishes
+    through the relay; async: it leases its Snowflake node id in Redis); the router over both;
+    then the transports, which open connections wired to all of these.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        access: Access | None = None,
+        listeners: Sequence[LifecycleListener] = (),
+    ) -> None:
+        """``listeners`` hear the node's lifecycle events after its metrics and logs do."""
         self.settings = settings
         self.metrics = Metrics()
-        relay_settings = RelaySettings(
-            amqp_url=settings.amqp_url,
-            node_id=settings.node_id,
-            order_hold=settings.order_hold_ms / 1000,
+        self.access = access or build_access(settings)
+        builtin = (MetricsListener(self.metrics), LogListener())
+        self.node = Node(settings, self.access, listeners=(*builtin, *listeners))
+        self.relay = Relay(
+            RelaySettings(
+                amqp_url=settings.amqp_url,
+                node_id=settings.node_id,
+                order_hold=settings.order_hold_ms / 1000,
+            ),
+            on_connection_lost=self.node.broker_lost,
+            read_hooks=(self.node.begin_batch, self.node.end_batch),
         )
-        self.node = Node(
-            settings,
-            lambda lost, hooks: Relay(relay_settings, on_connection_lost=lost, read_hooks=hooks),
-            access or build_access(settings),
-            metrics=self.metrics,
-        )
+        self.metrics.registry.register(RoomOrderCollector(self.relay))
+        self.chat: ChatBridge | None = None
         self.app = web.Application()
-        self.app.router.add_get(settings.ws_path, WebSocketEndpoint(self.node).handle)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
@@ -55,49 +78,85 @@ class Gateway:
             self.app.router.add_get("/", self._index)
             self.app.router.add_static("/static/", STATIC_DIR)
         self._runner: web.AppRunner | None = None
-        self._tcp = TcpListener(self.node)
+        self._tcp: TcpListener | None = None
+        #: Makes the connection of a new socket (set by start(); the transports use it).
+        self.open_connection: OpenConnection | None = None
         self.http_port = 0
         self.stomp_port = 0
 
     async def start(self) -> None:
+        settings = self.settings
+        await self.relay.start()
         await self.node.start()
-        self.node.chat = await build_chat(
-            self.settings, self.node.relay, self.node.access, self.app
+        self.chat = await build_chat(settings, self.relay, self.access, self.app)
+        open_connection = self.open_connection = self._opener(Router(self.relay, self.chat))
+        endpoint = WebSocketEndpoint(
+            settings, self.node, self.access, self.metrics, open_connection
         )
+        self.app.router.add_get(settings.ws_path, endpoint.handle)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
+        site = web.TCPSite(self._runner, settings.http_host, settings.http_port)
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
-        self.http_port = int(sockets[0].getsockname()[1]) if sockets else self.settings.http_port
-        if self.settings.stomp_port:
-            self.stomp_port = await self._tcp.start(
-                self.settings.stomp_host, self.settings.stomp_port
-            )
+        self.http_port = int(sockets[0].getsockname()[1]) if sockets else settings.http_port
+        if settings.stomp_port:
+            self._tcp = TcpListener(self.node, self.access, self.metrics, open_connection)
+            self.stomp_port = await self._tcp.start(settings.stomp_host, settings.stomp_port)
         log.info(
             "gateway node %s listening: ws://%s:%d%s, stomp %s",
-            self.settings.node_id,
-            self.settings.http_host,
+            settings.node_id,
+            settings.http_host,
             self.http_port,
-            self.settings.ws_path,
-            f"tcp://{self.settings.stomp_host}:{self.stomp_port}" if self.stomp_port else "off",
+            settings.ws_path,
+            f"tcp://{settings.stomp_host}:{self.stomp_port}" if self.stomp_port else "off",
         )
 
+    def _opener(self, router: Router) -> OpenConnection:
+        node, access, metrics = self.node, self.access, self.metrics
+        limits = connection_limits(self.settings, bytes_burst=access.limits.bytes_burst)
+
+        def open_connection(
+            out: Outbound, *, transport_name: str, peer: str, handshake_token: str | None = None
+        ) -> Connection:
+            conn = Connection(
+                out,
+                node,
+                access=access,
+                router=router,
+                metrics=metrics,
+                limits=limits,
+                transport_name=transport_name,
+                peer=peer,
+                handshake_token=handshake_token,
+            )
+            node.opened(conn)  # from here on, node.forget() releases the IP slot
+            return conn
+
+        return open_connection
+
     async def stop(self, reason: str = "server shutting down") -> None:
-        await self._tcp.stop()
+        if self._tcp is not None:
+            await self._tcp.stop()
         await self.node.stop(reason)
-        if self.node.chat is not None:
-            await self.node.chat.close()
-        await self.node.access.close()
+        await self.relay.close()
+        if self.chat is not None:
+            await self.chat.close()
+        await self.access.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    @property
+    def ready(self) -> bool:
+        """The relay is connected to RabbitMQ and the node is not draining."""
+        return self.relay.ready and not self.node.draining
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "node": self.settings.node_id})
 
     async def _readyz(self, _request: web.Request) -> web.Response:
-        if self.node.ready:
+        if self.ready:
             return web.json_response({"ready": True})
         reason = "draining" if self.node.draining else "broker unreachable"
         return web.json_response({"ready": False, "reason": reason}, status=503)
@@ -107,6 +166,25 @@ class Gateway:
 
     async def _index(self, _request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC_DIR / "index.html")
+
+
+def connection_limits(settings: Settings, *, bytes_burst: int = 0) -> ConnectionLimits:
+    """The limits every connection of a node shares, from the node's settings."""
+    limits = Limits(
+        max_frame_size=settings.max_frame_size,
+        max_headers=settings.max_headers,
+        max_header_line=settings.max_header_line,
+        max_subscriptions=settings.max_subscriptions,
+        max_transactions=settings.max_transactions,
+        max_transaction_frames=settings.max_transaction_frames,
+    )
+    heartbeat = (settings.heartbeat_send_ms, settings.heartbeat_receive_ms)
+    return ConnectionLimits(
+        SessionConfig(limits=limits, server_name="stompgate/0.1", heartbeat=heartbeat),
+        max_unconfirmed=settings.max_unconfirmed,
+        max_outbound_buffer=settings.max_outbound_buffer,
+        bytes_burst=bytes_burst,
+    )
 
 
 async def serve(settings: Settings) -> None:

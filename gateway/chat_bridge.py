@@ -4,7 +4,9 @@
   node's relay (so a chat RECEIPT, too, means the broker confirmed).
 * Subscribe-time catch-up: a SUBSCRIBE to ``/topic/room.<room>`` with a ``cur-max-message-id``
   header first gets every message of the room after that id (Redis recent cache, then the
-  store), then live ones, with no gap and no duplicate. See :meth:`ChatBridge.replay`.
+  store), then live ones, with no gap and no duplicate. See :meth:`ChatBridge.replay`; the
+  node's :class:`~gateway.router.Router` binds it, and
+  :class:`~gateway.chat.catch_up.CatchUpSink` holds and de-duplicates the live ones.
 * ``GET /api/rooms/{room}/messages``, authenticated like a CONNECT (a bearer token; in
   development mode HTTP Basic with a dev login) and allowed when the user may SUBSCRIBE to the
   room's topic.
@@ -16,12 +18,13 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from gateway import stomp_headers
 from gateway.access import Access, AccessDenied, AuthError, DestinationRejected
 from gateway.chat.destinations import is_valid_room
 from gateway.chat.errors import ChatError, StoreBehindError
@@ -32,14 +35,13 @@ from gateway.chat.snowflake import MAX_ID
 from gateway.chat.store_api import MessageReader
 from gateway.relay import Relay
 from gateway.settings import Settings
-from gateway.stomp import events
 
 __all__ = ["REPLAY_HEADER", "ChatBridge", "ChatError", "StoreBehindError", "build_chat"]
 
 log = logging.getLogger("stompgate.chat")
 
 REPLAY_HEADER = "cur-max-message-id"
-REPLAY_MORE_HEADER = ("stompgate-replay-more", "true")
+REPLAY_MORE_HEADER = (stomp_headers.REPLAY_MORE, "true")
 ROOM_TOPIC_PREFIX = "/topic/room."
 
 
@@ -71,28 +73,29 @@ class ChatBridge:
     ) -> None:
         self.seed_order = seed_order
         self.layer = layer
+        #: Whether a SEND to a destination is the chat layer's (the layer's own check, bound
+        #: once: every SEND asks).
+        self.handles: Callable[[str], bool] = layer.handles
         self.lease = lease
         self.redis = redis
         self.store = store
         self.replay_limit = replay_limit
-
-    def handles(self, destination: str) -> bool:
-        return self.layer.handles(destination)
 
     async def handle_send(
         self, user: str, destination: str, headers: Sequence[tuple[str, str]], body: bytes
     ) -> None:
         await self.layer.handle_send(user, destination, headers, body)
 
-    def replay_request(self, event: events.SubscribeRequested) -> ReplayRequest | None:
-        """The catch-up a SUBSCRIBE asks for, or None; `ChatError` for a bad header.
+    def replay_request(self, destination: str, headers: Mapping[str, str]) -> ReplayRequest | None:
+        """The catch-up a SUBSCRIBE (its destination, its headers, first occurrence of each)
+        asks for, or None; `ChatError` for a bad header.
 
         Checked before the subscription is bound, so a bad header binds nothing.
         """
-        raw = next((v for k, v in event.headers if k == REPLAY_HEADER), None)
-        if raw is None or not event.destination.startswith(ROOM_TOPIC_PREFIX):
+        raw = headers.get(REPLAY_HEADER)
+        if raw is None or not destination.startswith(ROOM_TOPIC_PREFIX):
             return None
-        room = event.destination[len(ROOM_TOPIC_PREFIX) :]
+        room = destination[len(ROOM_TOPIC_PREFIX) :]
         if not is_valid_room(room):
             return None
         if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_ID:

@@ -1,19 +1,21 @@
-"""One client connection: feeds its sans-I/O STOMP session and acts on the events.
+"""The adapter between one client's transport and its sans-I/O STOMP session.
 
 The transport (WebSocket or TCP) calls :meth:`Connection.feed` with the bytes it reads, from
-the one task that reads the socket, so a client's frames are handled strictly in order.
-A SEND without a receipt is written to the broker and the next frame is handled at once:
-its confirm comes back through a callback (:meth:`Connection._on_confirm`), and a SEND the
-broker does not confirm still ends the session with an ERROR that says so. At most
-``max_unconfirmed`` such SENDs are in flight per session (the next one waits, which pushes
-back on a client that publishes faster than the broker confirms). A frame with a receipt
-(and DISCONNECT, and COMMIT) first waits until all earlier SENDs are confirmed, so a
-RECEIPT always means that everything the client sent before it is with the broker.
+the one task that reads the socket, so a client's frames are handled strictly in order. Each
+event the session emits becomes a call on a collaborator given to the constructor (the
+narrow protocols of :mod:`gateway.ports`): the access policy (CONNECT, authorization, rate
+limits), the router (SEND and SUBSCRIBE: chat layer or relay), the host node (timers, output
+batching, lifecycle events). A client's mistake, any :class:`~gateway.errors.ClientError`,
+gets exactly one ERROR frame, then the connection closes.
 
-Broker deliveries arrive on another path, :meth:`deliver`, called by the relay in-process;
-they are rendered into the session's outbound buffer and written once per broker read (or
-loop turn) for all connections at once (see :class:`gateway.node.Node`), several frames per
-socket write.
+A SEND without a receipt is written to the broker and the next frame is handled at once; its
+confirm comes back through :meth:`Connection._on_confirm` and a refusal still ends the
+session with an ERROR that says so. The :class:`~gateway.confirm_window.ConfirmWindow` bounds
+how many are in flight and makes a RECEIPT wait for every earlier SEND.
+
+Broker deliveries arrive on another path, :meth:`Connection.deliver`, called by the relay
+in-process: rendered into the session's outbound buffer, they are written once per broker
+read (or loop turn) for all connections at once, several frames per socket write.
 """
 
 from __future__ import annotations
@@ -21,61 +23,56 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
 
-from gateway.access import Identity
-from gateway.auth.counter import UserLease
-from gateway.chat.layer import ReplayItem
+from gateway.access import Identity, UserLease
+from gateway.confirm_window import ConfirmWindow
 from gateway.errors import ClientError
-from gateway.metrics import COMMANDS
-from gateway.relay import PublishError, RelaySubscription
-from gateway.relay.destinations import AMQ_QUEUE_PREFIX
-from gateway.stomp import PreparedMessage, ServerSession, SessionState, events, message_head
-from gateway.transport.base import Outbound
+from gateway.metrics import COMMANDS, Metrics
+from gateway.ports import (
+    AccessPort,
+    ConnectionHost,
+    ConnectionLimits,
+    Outbound,
+    RouterPort,
+    SendMode,
+    Subscription,
+)
+from gateway.stomp import (
+    PreparedMessage,
+    ServerSession,
+    SessionState,
+    events,
+    message_head,
+)
 
-if TYPE_CHECKING:
-    from gateway.node import Node
+__all__ = ["CLOSE_GRACE_SECONDS", "Connection"]
 
-log = logging.getLogger("stompgate.session")
+log = logging.getLogger("stompgate.connection")
 
 #: A closing connection whose peer does not take the last bytes is aborted after this long.
 CLOSE_GRACE_SECONDS = 5.0
-#: After a catch-up replay, live copies of replayed messages are dropped for this long.
-CATCH_UP_DEDUP_SECONDS = 30.0
-MESSAGE_ID_HEADER = "stompgate-message-id"
 #: Encoded MESSAGE heads kept per session (one per subscription id seen; a client that
 #: keeps inventing subscription ids only makes the cache start over).
 MAX_CACHED_HEADS = 64
-
-
-class CatchUp:
-    """A catch-up subscription: live messages held during the replay, then de-duplicated:
-    a live copy of a replayed message, or of one at or below the device's cursor (it has
-    those; one can still be on its way to this node, say held by the room order)."""
-
-    __slots__ = ("after", "held", "replayed", "until")
-
-    def __init__(self, after: int) -> None:
-        self.after = after
-        self.held: list[tuple[PreparedMessage, str | None]] | None = []
-        self.replayed: set[str] = set()
-        self.until = 0.0
 
 
 class Connection:
     """A client's STOMP session on this node; the relay's delivery sink for it."""
 
     __slots__ = (
-        "_catch_up",
+        "_access",
         "_closing",
         "_heads",
+        "_host",
         "_lease",
+        "_limits",
+        "_metrics",
         "_next_message_id",
-        "_settled",
-        "_settled_at",
+        "_router",
         "_subscriptions",
-        "_unconfirmed",
         "_unpaid",
+        "_window",
+        "active",
         "created",
         "deadline",
         "dirty",
@@ -83,7 +80,6 @@ class Connection:
         "identity",
         "last_read",
         "last_write",
-        "node",
         "out",
         "peer",
         "rate",
@@ -95,56 +91,65 @@ class Connection:
 
     def __init__(
         self,
-        node: Node,
         out: Outbound,
+        host: ConnectionHost[Connection],
         *,
+        access: AccessPort,
+        router: RouterPort,
+        metrics: Metrics,
+        limits: ConnectionLimits,
         transport_name: str,
         peer: str,
         handshake_token: str | None = None,
     ) -> None:
-        self.node = node
         self.out = out
+        self._host = host
+        self._access = access
+        self._router = router
+        self._metrics = metrics
+        self._limits = limits
         self.transport_name = transport_name
         self.peer = peer
         self.handshake_token = handshake_token
-        self.session = ServerSession(node.session_config)
-        self.session_id = node.new_session_id()
+        self.session = ServerSession(limits.session)
+        self.session_id = host.new_session_id()
         self.identity: Identity | None = None
         self.deadline: float | None = None  # epoch seconds when the token expires
-        self.rate = node.access.rate_limiter()
+        self.rate = access.rate_limiter()
         self._lease: UserLease | None = None
-        # Created by the first SUBSCRIBE (catch-up: the first one that asks for a replay);
-        # most sessions never need them, and an empty dict per session adds up.
-        self._subscriptions: dict[str, RelaySubscription] | None = None
-        self._catch_up: dict[str, CatchUp] | None = None
+        # Made by the first SUBSCRIBE: most sessions never need it, and an empty dict per
+        # session adds up.
+        self._subscriptions: dict[str, Subscription] | None = None
         self._next_message_id = 0
         self._heads: dict[str, bytes] | None = None  # subscription id -> message_head()
         self._closing = False
-        self.dirty = False  # queued output the node will flush at the end of this loop turn
+        self.dirty = False  # queued output the host will flush at the end of this loop turn
+        self.active = False  # read something since the host last looked (lifecycle)
         self._unpaid = 0  # bytes read but not yet charged to the rate limiter
-        self._unconfirmed = 0  # SENDs written to the broker, not confirmed yet
-        self._settled: asyncio.Future[None] | None = None  # waits for _unconfirmed to drop
-        self._settled_at = 0  # ... to this many
+        self._window: ConfirmWindow | None = None  # made by the first SEND without a receipt
         now = time.monotonic()
         self.created = now
         self.last_read = now
         self.last_write = now
-        self.timer_slot: int | None = None  # the node's timer wheel slot, None: no timer runs
-
-    # -- DeliverySink -----------------------------------------------------------------------
+        self.timer_slot: int | None = None  # the host's timer wheel slot, None: no timer runs
 
     @property
     def user(self) -> str | None:
         return None if self.identity is None else self.identity.user
 
+    @property
+    def version(self) -> str | None:
+        return self.session.version
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    # -- deliveries (the relay's DeliverySink) ----------------------------------------------
+
     def deliver(self, subscription_id: str, message: PreparedMessage, ack_id: str | None) -> None:
         if self._closing:
             return
-        if self._catch_up and self._held_or_duplicate(subscription_id, message, ack_id):
-            return
-        self._emit(subscription_id, message, ack_id)
-
-    def _emit(self, subscription_id: str, message: PreparedMessage, ack_id: str | None) -> None:
         session = self.session
         if ack_id is None:
             # The hot path of every fan-out: the head up to the message-id's number is
@@ -163,31 +168,10 @@ class Connection:
             session.send_raw(message.render_numbered(version, head, number))
         else:
             session.send_message(message, subscription_id, ack_id, ack_id)
-        self.node.metrics.delivered += 1
+        self._metrics.delivered += 1
         if not self.dirty:  # one write per loop turn, however many messages it brought
             self.dirty = True
-            self.node.mark_dirty(self)
-
-    def _held_or_duplicate(
-        self, subscription_id: str, message: PreparedMessage, ack_id: str | None
-    ) -> bool:
-        catch_up = self._catch_up
-        state = None if catch_up is None else catch_up.get(subscription_id)
-        if catch_up is None or state is None:
-            return False
-        if state.held is not None:
-            state.held.append((message, ack_id))
-            return True
-        if time.monotonic() > state.until:
-            del catch_up[subscription_id]
-            return False
-        message_id = next((v for k, v in message.headers if k == MESSAGE_ID_HEADER), None)
-        if message_id is None:
-            return False
-        if message_id in state.replayed:
-            state.replayed.discard(message_id)
-            return True
-        return message_id.isdigit() and len(message_id) <= 19 and int(message_id) <= state.after
+            self._host.mark_dirty(self)
 
     # -- input -------------------------------------------------------------------------------
 
@@ -196,12 +180,16 @@ class Connection:
         if self.closing:
             return
         now = self.last_read = time.monotonic()
+        if not self.active:
+            self.active = True
+            self._host.mark_active(self)
         session = self.session
         session.receive_data(data)
         # Bytes are charged with the next frame to complete, so a frame that arrives in many
         # reads pays for all of them (a charge never exceeds the burst: a frame up to the
         # maximum size must always be able to pass).
         self._unpaid += len(data)
+        burst = self._limits.bytes_burst
         # The session hands out at most max_pending_frames events at a time, and frames that
         # came in with the CONNECT only after accept(): drain until it has nothing more.
         while batch := session.events_received():
@@ -211,7 +199,6 @@ class Connection:
                 # A protocol violation (e.g. "frame too large") ends the session with its own
                 # ERROR; a rate limit must not hide why.
                 if not isinstance(event, events.ProtocolViolation):
-                    burst = self.node.access.limits.bytes_burst
                     cost = min(self._unpaid, burst) if burst else self._unpaid
                     breach = self.rate.breach(cost, now)
                     if breach is not None:
@@ -223,17 +210,16 @@ class Connection:
         self.flush()
 
     async def _handle(self, event: events.Event) -> None:
-        node = self.node
-        node.metrics.frames_in.inc(COMMANDS[type(event)])
+        self._metrics.frames_in.inc(COMMANDS[type(event)])
         try:
-            if self._unconfirmed and _settles_first(event):
-                await self._confirmed(0)
-                if self._closing:
+            window = self._window
+            if window is not None and window.in_flight and _settles_first(event):
+                settled = await window.settle()
+                if not settled:
                     return  # an earlier SEND failed: its ERROR is out
             if isinstance(event, events.SendRequested):
                 await self._send(event, pipelined=event.receipt is None)
-                if event.receipt is not None:
-                    self._receipt(event.receipt)
+                self._receipt(event.receipt)
             elif isinstance(event, events.SubscribeRequested):
                 await self._subscribe(event)
             elif isinstance(event, events.UnsubscribeRequested):
@@ -258,175 +244,100 @@ class Connection:
                 await self._connect(event)
             elif isinstance(event, events.DisconnectRequested):
                 self._receipt(event.receipt)
-                self.close()
+                self.close("disconnect")
             elif isinstance(event, events.ProtocolViolation):
-                node.metrics.errors.labels("protocol").inc()
+                self._metrics.errors.labels("protocol").inc()
                 log.info(
                     "protocol error: %s",
                     event.error.message,
                     extra={"session": self.session_id, "peer": self.peer},
                 )
-                self.close()
+                self.close("protocol")
         except ClientError as exc:
             self.fail(exc.message, detail=exc.detail, receipt=_receipt_of(event), reason=exc.reason)
 
     async def _connect(self, event: events.ConnectRequested) -> None:
-        access = self.node.access
+        access = self._access
         identity = await access.authenticate(
             event.login, event.passcode, event.headers, self.handshake_token, time.time()
         )
-        self._lease = await access.counter.acquire_user(identity.user)
+        self._lease = await access.acquire_user(identity.user)
         self.identity = identity
         self.deadline = access.deadline(identity)
         self.session.accept(session_id=self.session_id, user_name=identity.user)
-        self.node.schedule(self, time.monotonic(), time.time())  # heart-beats, idle, token
-        self.node.metrics.frames_out.inc("CONNECTED")
-        log.info(
-            "connected",
-            extra={
-                "session": self.session_id,
-                "user": identity.user,
-                "peer": self.peer,
-                "version": self.session.version,
-                "transport": self.transport_name,
-            },
-        )
+        self._metrics.frames_out.inc("CONNECTED")
+        self._host.authenticated(self)  # heart-beats, idle, token; announced
 
     async def _send(self, event: events.SendRequested, *, pipelined: bool = False) -> None:
         identity = self._identity()
-        node = self.node
-        headers = await node.access.authorize_send(identity, event.destination, event.headers)
-        if node.chat is not None and node.chat.handles(event.destination):
-            await node.chat.handle_send(identity.user, event.destination, headers, event.body)
+        destination = event.destination
+        headers = await self._access.authorize_send(identity, destination, event.headers)
+        router = self._router
+        mode = router.mode(destination)
+        if mode is SendMode.CHAT:
+            await router.send(self, destination, headers, event.body)
             return
-        window = node.settings.max_unconfirmed
-        if pipelined and event.destination.startswith(AMQ_QUEUE_PREFIX):
-            # Unroutable /amq/queue/ SENDs come back on a channel of their own, so they
-            # cannot keep their place among this session's pipelined ones: settle first.
-            pipelined = False
-            if self._unconfirmed:
-                await self._confirmed(0)
-                if self._closing:
-                    return
-        if pipelined and window:
-            if self._unconfirmed >= window:
-                await self._confirmed(window - 1)
-                if self._closing:
-                    return
-            self._unconfirmed += 1
+        window = self._window
+        size = self._limits.max_unconfirmed
+        if pipelined and size and mode is SendMode.WINDOW:
+            if window is None:
+                window = self._window = ConfirmWindow()
+            elif window.in_flight >= size:
+                settled = await window.settle(size - 1)
+                if not settled:
+                    return  # closing: an earlier SEND failed and its ERROR is out
+            window.in_flight += 1
             try:
-                await node.relay.publish(
-                    self, event.destination, headers, event.body, on_confirm=self._on_confirm
+                await router.publish(
+                    self, destination, headers, event.body, on_confirm=self._on_confirm
                 )
             except BaseException:
-                self._unconfirmed -= 1  # nothing was written: no confirm will come
+                window.done()  # nothing was written: no confirm will come
                 raise
             return
+        # A SEND that waits for its confirm; /amq/queue/ ones take a channel of their own,
+        # so earlier SENDs settle first (a receipt or a COMMIT settled them already).
+        if window is not None and not await window.settle():
+            return
         started = time.perf_counter()
-        await node.relay.publish(self, event.destination, headers, event.body)
-        node.metrics.confirm_latency.observe(time.perf_counter() - started)
+        await router.send(self, destination, headers, event.body)
+        self._metrics.confirm_latency.observe(time.perf_counter() - started)
 
-    def _on_confirm(self, error: PublishError | None, seconds: float) -> None:
-        """The broker's answer to a SEND sent without waiting (see the module docstring)."""
-        self._unconfirmed -= 1
-        self.node.metrics.confirm_latency.observe(seconds)
+    def _on_confirm(self, error: ClientError | None, seconds: float) -> None:
+        """The broker's answer to a SEND written without waiting."""
+        self._metrics.confirm_latency.observe(seconds)
         if error is not None:
             self.fail(error.message, detail=error.detail, reason=error.reason)
-        waiter = self._settled
-        if waiter is not None and self._unconfirmed <= self._settled_at:
-            self._settled = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def _confirmed(self, at_most: int) -> None:
-        """Wait until at most ``at_most`` SENDs of this session await their confirm (or the
-        session is closing)."""
-        while self._unconfirmed > at_most and not self._closing:
-            waiter = self._settled = asyncio.get_running_loop().create_future()
-            self._settled_at = at_most
-            await waiter
+        if self._window is not None:
+            self._window.done()
 
     async def _subscribe(self, event: events.SubscribeRequested) -> None:
         identity = self._identity()
-        node = self.node
-        await node.access.authorize_subscribe(identity, event.destination)
+        await self._access.authorize_subscribe(identity, event.destination)
         headers = dict(reversed(event.headers))  # first occurrence wins
-        # A bad catch-up header is refused before anything is bound.
-        replay = None if node.chat is None else node.chat.replay_request(event)
-        if replay is not None:
-            # Hold live deliveries from the moment the binding exists until the replay is out.
-            if self._catch_up is None:
-                self._catch_up = {}
-            self._catch_up[event.subscription_id] = CatchUp(replay.after_id)
-        try:
-            sub = await node.relay.subscribe(
-                self, event.subscription_id, event.destination, event.ack, headers
-            )
-            items: list[ReplayItem] | None = None
-            if replay is not None and node.chat is not None:
-                # The replay is read after the binding exists (so nothing falls in between)
-                # and before the RECEIPT: a catch-up that cannot be served (the store is
-                # behind) is unbound again and refused, never receipted.
-                try:
-                    items = await node.chat.replay(replay)
-                except BaseException:
-                    await _cancel_quietly(sub)
-                    raise
-            if self._subscriptions is None:
-                self._subscriptions = {}
-            self._subscriptions[event.subscription_id] = sub
-            self._receipt(event.receipt)
-            if items is not None:
-                self._finish_catch_up(event.subscription_id, items)
-        finally:
-            catch_up = self._catch_up
-            state = None if catch_up is None else catch_up.get(event.subscription_id)
-            if catch_up is not None and state is not None and state.held is not None:
-                del catch_up[event.subscription_id]  # failed before the replay
-
-    def _finish_catch_up(self, subscription_id: str, items: list[ReplayItem]) -> None:
-        """Send the replay, then the live messages held meanwhile, skipping duplicates."""
-        assert self._catch_up is not None
-        state = self._catch_up[subscription_id]
-        held, state.held = state.held or [], None
-        # Replayed items bypass deliver(): it would take them for live messages and, with the
-        # window not open yet, drop the catch-up state, letting duplicates of held ones through.
-        state.until = time.monotonic() + CATCH_UP_DEDUP_SECONDS
-        if self._closing:
-            return
-        for item in items:
-            state.replayed.add(str(item.message_id))
-            self._emit(
-                subscription_id, PreparedMessage(item.destination, item.headers, item.body), None
-            )
-        for message, ack_id in held:
-            self.deliver(subscription_id, message, ack_id)
+        sub, catch_up = await self._router.subscribe(
+            self, event.subscription_id, event.destination, event.ack, headers
+        )
+        if self._subscriptions is None:
+            self._subscriptions = {}
+        self._subscriptions[event.subscription_id] = sub
+        self._receipt(event.receipt)
+        if catch_up is not None:
+            catch_up()  # the replay, then the live messages held meanwhile
 
     async def _ack(self, event: events.AckRequested | events.NackRequested) -> None:
-        sub = self._subscription_for_ack(event)
+        # Acking something this session no longer holds (already acked, or its subscription
+        # is gone) is harmless: the broker redelivers what is unacked.
+        subs = self._subscriptions or {}
+        sub = None if event.subscription_id is None else subs.get(event.subscription_id)
         if sub is None:
-            # Acking something this session no longer holds (already acked, or its
-            # subscription is gone) is harmless: the broker redelivers what is unacked.
+            sub = next((s for s in subs.values() if s.owns(event.ack_id)), None)
+        if sub is None:
             return
         if isinstance(event, events.AckRequested):
             await sub.ack(event.ack_id)
         else:
             await sub.nack(event.ack_id, requeue=event.requeue)
-
-    def _subscription_for_ack(
-        self, event: events.AckRequested | events.NackRequested
-    ) -> RelaySubscription | None:
-        subs = self._subscriptions
-        if subs is None:
-            return None
-        if event.subscription_id is not None:
-            found = subs.get(event.subscription_id)
-            if found is not None:
-                return found
-        for sub in subs.values():
-            if sub.owns(event.ack_id):
-                return sub
-        return None
 
     def _identity(self) -> Identity:
         if self.identity is None:  # the session never emits these before CONNECTED
@@ -438,7 +349,7 @@ class Connection:
     def _receipt(self, receipt: str | None) -> None:
         if receipt is not None:
             self.session.receipt(receipt)
-            self.node.metrics.frames_out.inc("RECEIPT")
+            self._metrics.frames_out.inc("RECEIPT")
 
     def flush(self) -> None:
         """Write whatever the session has queued, in one write; police slow consumers."""
@@ -453,10 +364,10 @@ class Connection:
         if session.closed:
             self.close()
             return
-        limit = self.node.settings.max_outbound_buffer
+        limit = self._limits.max_outbound_buffer
         queued = out.buffered()
         if queued > limit:
-            self.node.metrics.slow_consumer_drops.inc()
+            self._metrics.slow_consumer_drops.inc()
             self.fail(
                 f"slow consumer: {queued} bytes queued > max_outbound_buffer {limit}",
                 reason="slow_consumer",
@@ -467,18 +378,13 @@ class Connection:
         self.flush()
 
     def fail(
-        self,
-        message: str,
-        *,
-        detail: str = "",
-        receipt: str | None = None,
-        reason: str = "error",
+        self, message: str, *, detail: str = "", receipt: str | None = None, reason: str = "error"
     ) -> None:
         """Send one ERROR frame that says what went wrong, then close."""
         if self._closing:
             return
-        self.node.metrics.errors.labels(reason).inc()
-        self.node.metrics.frames_out.inc("ERROR")
+        self._metrics.errors.labels(reason).inc()
+        self._metrics.frames_out.inc("ERROR")
         log.info(
             "closing with ERROR: %s",
             message,
@@ -486,46 +392,30 @@ class Connection:
         )
         if self.session.state is not SessionState.CLOSED:
             self.session.error(message, detail, receipt_id=receipt)
-        data = self.session.data_to_send()
-        if data:
-            self.out.write(data)
-        self.close()
+        self.close(reason)
 
-    def close(self) -> None:
-        """Flush and close the transport; the node forgets the session (idempotent)."""
+    def close(self, reason: str = "closed") -> None:
+        """Flush and close the transport; the host forgets the connection (idempotent)."""
         if self._closing:
             return
         self._closing = True
-        waiter, self._settled = self._settled, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)  # a wait for confirms ends with the session
+        if self._window is not None:
+            self._window.close()  # a wait for confirms ends with the connection
         data = self.session.data_to_send()
         if data:
             self.out.write(data)
         self.out.close()
         # A peer that stops reading must not hold the socket open forever while we flush.
         asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, self.out.abort)
-        self.node.forget(self)
-
-    @property
-    def closing(self) -> bool:
-        return self._closing
+        self._host.forget(self, reason)
 
     async def release(self) -> None:
-        """Give back what the relay and the limits hold for this session (socket gone)."""
+        """Give back what the relay and the limits hold for this client (socket gone)."""
         self._subscriptions = None
         if self._lease is not None:
-            await self.node.access.counter.release_user(self._lease)
+            await self._access.release_user(self._lease)
             self._lease = None
-        await self.node.relay.detach(self)
-
-
-async def _cancel_quietly(sub: RelaySubscription) -> None:
-    """Undo a binding whose SUBSCRIBE fails after all (the original error is what counts)."""
-    try:
-        await sub.cancel()
-    except Exception:
-        log.warning("could not cancel a failed subscription", exc_info=True)
+        await self._router.release(self)
 
 
 def _settles_first(event: events.Event) -> bool:

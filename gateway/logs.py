@@ -1,6 +1,7 @@
 """Structured logs: one JSON object per line (or readable console lines), every layer's logger.
 
-Each layer logs through its own stdlib logger (``stompgate.session``, ``stompgate.relay``...);
+Each layer logs through its own stdlib logger (``stompgate.connection``, ``stompgate.node``,
+``stompgate.relay``...);
 fields passed with ``extra={"session": ...}`` land as JSON keys, so every session log line
 carries its session id.
 """

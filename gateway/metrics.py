@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import prometheus_client.metrics
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -125,7 +126,24 @@ class _HotPath(Collector):
         )
         delivered.add_metric([], self.metrics.delivered)
         yield delivered
-        held, skipped, dropped = self.metrics.room_order()
+
+
+class RoomOrderSource(Protocol):
+    @property
+    def room_order(self) -> tuple[int, int, int]:
+        """(held, skipped, dropped) since start."""
+        ...
+
+
+class RoomOrderCollector(Collector):
+    """The relay's room order counts (`gateway.relay.ordering`), read at scrape time. The
+    gateway registers one in its node's registry once the relay exists."""
+
+    def __init__(self, source: RoomOrderSource) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        held, skipped, dropped = self.source.room_order
         for name, doc, value in (
             ("held", "room messages that waited for an overtaken earlier one", held),
             ("skipped", "room sequence numbers given up on after --order-hold-ms", skipped),
@@ -147,8 +165,6 @@ class Metrics:
     errors: Counter = field(init=False)
     slow_consumer_drops: Counter = field(init=False)
     confirm_latency: LatencyHistogram = field(init=False)
-    room_order: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0)
-    """(held, skipped, dropped) of the relay's room order; the node points it at its relay."""
 
     def __post_init__(self) -> None:
         r = self.registry

@@ -1,18 +1,22 @@
-"""One gateway node: its sessions, its relay, its timers, its drain.
+"""One gateway node: its client connections, their output, timers, drain and lifecycle.
 
-The node owns what is shared by all connections of one process:
+The node holds what all connections of one process share; it implements the host a
+:class:`~gateway.connection.Connection` is given (:class:`gateway.ports.ConnectionHost`) and
+knows a connection only through :class:`Hosted`:
 
-* the relay (few AMQP connections, the edge fan-out queue);
 * one flush per broker read (or loop turn) for every connection that got deliveries
-  (several frames per write);
+  (several frames per write): the relay calls :meth:`Node.begin_batch`/:meth:`Node.end_batch`
+  around each read;
 * one ticker for heart-beats and the CONNECT, heart-beat, idle and token timeouts, instead of
   a timer per connection; a timer wheel files each connection under the tick at which its
   earliest timer can fall due, so a tick looks only at those (see :meth:`Node.tick`);
-* the broker-loss policy: when the relay loses RabbitMQ, every session is closed with an
-  ERROR that says so (clients reconnect, re-subscribe and catch up; durable queues kept their
-  messages and unacked ones are redelivered), and ``/readyz`` says "not ready" until the relay
-  is back, so a load balancer sends new clients elsewhere;
-* graceful drain on SIGTERM.
+* lifecycle events, announced to the :class:`~gateway.lifecycle.LifecycleListener` tuple it
+  is given: opened, authenticated, closed (with a reason), and activity, in batches, once per
+  tick;
+* the broker-loss policy: when the relay loses RabbitMQ it calls :meth:`Node.broker_lost`,
+  which closes every connection with an ERROR that says so (clients reconnect, re-subscribe
+  and catch up; durable queues kept their messages and unacked ones are redelivered);
+* graceful drain on SIGTERM (:meth:`Node.stop`).
 """
 
 from __future__ import annotations
@@ -22,15 +26,14 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Protocol
 
 from gateway.access import Access
-from gateway.chat_bridge import ChatBridge
-from gateway.connection import Connection
-from gateway.metrics import Metrics
-from gateway.relay import ReadHooks, Relay
+from gateway.lifecycle import ConnectionInfo, LifecycleListener
 from gateway.settings import Settings
-from gateway.stomp import Limits, SessionConfig, SessionState
+from gateway.stomp import SessionState
+from gateway.stomp.session import HeartBeatPlan
 
 log = logging.getLogger("stompgate.node")
 
@@ -44,43 +47,66 @@ WALL_CLOCK_SLACK = 0.01
 _EARLY = 1e-6
 
 
+class TimedSession(Protocol):
+    """What the timers read of a connection's STOMP session."""
+
+    @property
+    def state(self) -> SessionState: ...
+
+    @property
+    def heartbeat(self) -> HeartBeatPlan | None: ...
+
+
+class Hosted(ConnectionInfo, Protocol):
+    """A connection as its node sees it (:class:`gateway.connection.Connection` is one)."""
+
+    created: float  # monotonic
+    last_read: float
+    last_write: float
+    deadline: float | None  # wall clock: the token expires
+    timer_slot: int | None  # the node's to set
+    dirty: bool  # the node's to clear, after the flush
+    active: bool  # the node's to clear, after announcing the activity
+
+    @property
+    def session(self) -> TimedSession: ...
+
+    @property
+    def closing(self) -> bool: ...
+
+    def flush(self) -> None: ...
+
+    def heartbeat(self) -> None: ...
+
+    def fail(self, message: str, *, detail: str = "", reason: str = "error") -> None: ...
+
+    def close(self, reason: str = "closed") -> None: ...
+
+    async def release(self) -> None: ...
+
+
 class Node:
     def __init__(
         self,
         settings: Settings,
-        relay_factory: Callable[[Callable[[str], None], ReadHooks], Relay],
         access: Access,
         *,
-        metrics: Metrics | None = None,
+        listeners: Sequence[LifecycleListener] = (),
     ) -> None:
         self.settings = settings
-        self.metrics = metrics or Metrics()
         self.access = access
-        self.chat: ChatBridge | None = None
-        self.relay = relay_factory(self._broker_lost, (self.begin_batch, self.end_batch))
-        self.metrics.room_order = lambda: self.relay.room_order
-        self.session_config = SessionConfig(
-            limits=Limits(
-                max_frame_size=settings.max_frame_size,
-                max_headers=settings.max_headers,
-                max_header_line=settings.max_header_line,
-                max_subscriptions=settings.max_subscriptions,
-                max_transactions=settings.max_transactions,
-                max_transaction_frames=settings.max_transaction_frames,
-            ),
-            server_name="stompgate/0.1",
-            heartbeat=(settings.heartbeat_send_ms, settings.heartbeat_receive_ms),
-        )
-        self.connections: set[Connection] = set()
-        self._dirty: list[Connection] = []
+        self._listeners = tuple(listeners)
+        self.connections: set[Hosted] = set()
+        self._dirty: list[Hosted] = []
         self._flush_scheduled = False
         self._batching = False
+        self._active: list[Hosted] = []  # read something since the last tick
         self._ids = itertools.count(1)
         self._id_prefix = f"{settings.node_id}-{os.urandom(3).hex()}"
         self._ticker: asyncio.Task[None] | None = None
         # The timer wheel: tick slot (monotonic time // TICK_SECONDS) -> the connections whose
         # earliest timer falls due in it. Connections with no timer running are in no slot.
-        self._timers: dict[int, set[Connection]] = {}
+        self._timers: dict[int, set[Hosted]] = {}
         self._timer_next = int(time.monotonic() // TICK_SECONDS)  # first slot a tick looks at
         self._release_tasks: set[asyncio.Task[None]] = set()
         self.draining = False
@@ -88,11 +114,10 @@ class Node:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.relay.start()
         self._ticker = asyncio.create_task(self._tick_forever(), name="stompgate-ticker")
 
     async def stop(self, reason: str = "server shutting down") -> None:
-        """Drain: refuse new clients, tell current ones why, wait for confirms, close."""
+        """Drain: refuse new clients, tell current ones why, wait until they are released."""
         self.draining = True
         for conn in list(self.connections):
             conn.fail(f"{reason}; reconnect to another node", reason="shutdown")
@@ -101,30 +126,36 @@ class Node:
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
-        await self.relay.close()
 
-    @property
-    def ready(self) -> bool:
-        return self.relay.ready and not self.draining
-
-    # -- sessions ----------------------------------------------------------------------------
+    # -- connections -------------------------------------------------------------------------
 
     def new_session_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
 
-    def opened(self, conn: Connection) -> None:
+    def opened(self, conn: Hosted) -> None:
         """Count a new socket; the caller has already passed ``access.open_ip``."""
         self.connections.add(conn)
         self.schedule(conn, time.monotonic(), time.time())
-        self.metrics.connections_total.labels(conn.transport_name).inc()
-        self.metrics.sessions.labels(conn.transport_name).inc()
+        for listener in self._listeners:
+            listener.on_opened(conn)
 
-    def forget(self, conn: Connection) -> None:
+    def authenticated(self, conn: Hosted) -> None:
+        """Its CONNECT was accepted: heart-beats, idle timeout and token expiry from now."""
+        self.schedule(conn, time.monotonic(), time.time())
+        for listener in self._listeners:
+            listener.on_authenticated(conn)
+
+    def mark_active(self, conn: Hosted) -> None:
+        """``conn`` read something; announced with the next tick (``conn.active`` is set)."""
+        self._active.append(conn)
+
+    def forget(self, conn: Hosted, reason: str) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
             self._file(conn, None)
-            self.metrics.sessions.labels(conn.transport_name).dec()
             self.access.close_ip(conn.peer)
+            for listener in self._listeners:
+                listener.on_closed(conn, reason)
             task = asyncio.get_running_loop().create_task(conn.release())
             self._release_tasks.add(task)
             task.add_done_callback(self._release_done)
@@ -132,11 +163,20 @@ class Node:
     def _release_done(self, task: asyncio.Task[None]) -> None:
         self._release_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.warning("releasing a session failed", exc_info=task.exception())
+            log.warning("releasing a connection failed", exc_info=task.exception())
+
+    def _announce_activity(self) -> None:
+        active, self._active = self._active, []
+        for conn in active:
+            conn.active = False
+        seen = [conn for conn in active if conn.user is not None and not conn.closing]
+        if seen:
+            for listener in self._listeners:
+                listener.on_activity(seen)
 
     # -- output batching ---------------------------------------------------------------------
 
-    def mark_dirty(self, conn: Connection) -> None:
+    def mark_dirty(self, conn: Hosted) -> None:
         """``conn`` has queued output; write it once at the end of this loop turn (or of
         the broker read under way, see :meth:`begin_batch`)."""
         self._dirty.append(conn)
@@ -165,7 +205,7 @@ class Node:
                     conn.flush()
                 except Exception:  # one broken session must not keep the others waiting
                     log.exception("flush failed", extra={"session": conn.session_id})
-                    conn.close()
+                    conn.close("internal_error")
 
     # -- timers ------------------------------------------------------------------------------
 
@@ -184,7 +224,8 @@ class Node:
                 await self.access.refresh()
 
     def tick(self, now: float, wall: float) -> None:
-        """Heart-beats out, and the timeouts: CONNECT, heart-beat, idle, token expiry.
+        """Heart-beats out, and the timeouts: CONNECT, heart-beat, idle, token expiry; then
+        the activity seen since the last tick is announced.
 
         Only connections filed in the wheel under a slot up to ``now``'s are looked at; each
         is checked exactly as if every connection were (:meth:`_check`), then filed again
@@ -212,8 +253,10 @@ class Node:
                 self._check(conn, now, wall)
                 if not conn.closing:
                     self.schedule(conn, now, wall)
+        if self._active:
+            self._announce_activity()
 
-    def _check(self, conn: Connection, now: float, wall: float) -> None:
+    def _check(self, conn: Hosted, now: float, wall: float) -> None:
         """One connection's timeouts and heart-beat, as of ``now`` (monotonic) and ``wall``."""
         session = conn.session
         if session.state is not SessionState.CONNECTED:
@@ -252,7 +295,7 @@ class Node:
         if plan.send_every_ms and now - conn.last_write >= plan.send_every_ms / 1000 * 0.9:
             conn.heartbeat()
 
-    def schedule(self, conn: Connection, now: float, wall: float) -> None:
+    def schedule(self, conn: Hosted, now: float, wall: float) -> None:
         """File ``conn`` in the wheel under the earliest time one of its timers can fall due
         (the CONNECT timeout before CONNECTED; then the token deadline, the idle timeout and
         the heart-beats). Call it when the session's state or timers change."""
@@ -275,7 +318,7 @@ class Node:
                 due = _earlier(due, conn.last_write + plan.send_every_ms / 1000 * 0.9)
         self._file(conn, due)
 
-    def _file(self, conn: Connection, due: float | None) -> None:
+    def _file(self, conn: Hosted, due: float | None) -> None:
         """Move ``conn`` to the wheel slot of ``due`` (None: out of the wheel)."""
         slot = None if due is None else max(int((due - _EARLY) // TICK_SECONDS), self._timer_next)
         old = conn.timer_slot
@@ -298,9 +341,10 @@ class Node:
 
     # -- broker loss -------------------------------------------------------------------------
 
-    def _broker_lost(self, reason: str) -> None:
+    def broker_lost(self, reason: str) -> None:
+        """The relay lost RabbitMQ: every connection is closed with an ERROR that says so."""
         log.warning(
-            "broker connection lost: %s; closing %d sessions", reason, len(self.connections)
+            "broker connection lost: %s; closing %d connections", reason, len(self.connections)
         )
         for conn in list(self.connections):
             conn.fail(

@@ -3,6 +3,9 @@
 Every field is a flag ``--field-name`` and an environment variable ``STOMPGATE_FIELD_NAME``;
 a flag given on the command line wins over the environment, which wins over the default.
 ``python -m gateway --help`` lists them all with their defaults.
+
+A value that cannot be used raises :class:`ConfigurationError`; only the entry point
+(``gateway/__main__.py``) turns it into a message and an exit code.
 """
 
 from __future__ import annotations
@@ -11,11 +14,16 @@ import argparse
 import dataclasses
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 ENV_PREFIX = "STOMPGATE_"
+
+
+class ConfigurationError(Exception):
+    """A setting (flag, environment variable or file it names) that cannot be used; the
+    text says which one and why."""
 
 
 def _default_node_id() -> str:
@@ -159,14 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(
-    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    flags: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Settings from flags (argv), then environment variables, then defaults."""
+    """Settings from parsed flags (``vars(build_parser().parse_args(...))``; None: not given),
+    then environment variables, then defaults. Raises ConfigurationError."""
     env = os.environ if environ is None else environ
-    args = build_parser().parse_args(argv)
+    given = {} if flags is None else flags
     values: dict[str, Any] = {}
     for f in dataclasses.fields(Settings):
-        raw = getattr(args, f.name)
+        raw = given.get(f.name)
         source = f"--{f.name.replace('_', '-')}"
         if raw is None:
             raw = env.get(ENV_PREFIX + f.name.upper())
@@ -176,8 +185,8 @@ def settings_from(
         try:
             values[f.name] = _convert(f.type, raw)
         except ValueError as exc:
-            raise SystemExit(f"stompgate: {source}: {exc}") from None
+            raise ConfigurationError(f"{source}: {exc}") from None
     try:
         return Settings(**values)
     except ValueError as exc:
-        raise SystemExit(f"stompgate: {exc}") from None
+        raise ConfigurationError(str(exc)) from None

@@ -5,7 +5,8 @@ Modules, one job each: `snowflake` (ids), `node_lease` (node ids leased in Redis
 `post_ledger` (idempotency + cache writes), `recent` (cache reads), `read_state` (read
 pointers, unread counts), `history` (cache + store merge), `unstored` (what left the cache
 before the store had it), `store_api` (the store contract),
-`layer` (`ChatLayer`), `history_api` (HTTP history routes).
+`layer` (`ChatLayer`), `history_api` (HTTP history routes), `catch_up` (`CatchUpSink`: holds
+a catch-up subscription's live messages during the replay, then drops live duplicates).
 """
 
 from gateway.chat.errors import ChatError, StoreBehindError

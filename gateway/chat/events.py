@@ -11,12 +11,13 @@ from typing import Any
 
 import orjson
 
+from gateway import stomp_headers
 from schemas.models import ChatPost
 
 Headers = tuple[tuple[str, str], ...]
 
 JSON = "application/json"
-REPLAY_HEADER = ("stompgate-replay", "true")
+REPLAY_HEADER = (stomp_headers.REPLAY, "true")
 
 
 def message_event(
@@ -63,23 +64,19 @@ def typing_event(*, room: str, user: str, typing: bool, at: int) -> bytes:
     )
 
 
-ROOM_SEQ_HEADER = "stompgate-room-seq"
-"""The message's room ordinal, on live publishes (`gateway.relay.ordering` orders by it)."""
-
-
 def message_headers(
     message_id: int, sender: str, client_id: str, *, room_seq: int | None = None
 ) -> Headers:
     headers: Headers = (
         ("event-type", "message"),
         ("content-type", JSON),
-        ("stompgate-message-id", str(message_id)),
+        (stomp_headers.MESSAGE_ID, str(message_id)),
         ("sender", sender),
         ("client-id", client_id),
         ("persistent", "true"),
     )
     if room_seq is not None:
-        headers += ((ROOM_SEQ_HEADER, str(room_seq)),)
+        headers += ((stomp_headers.ROOM_SEQ, str(room_seq)),)
     return headers
 
 

@@ -37,10 +37,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
+from gateway import stomp_headers
+
 __all__ = ["ID_HEADER", "SEQ_HEADER", "KeyOrderer", "sequence_of"]
 
-SEQ_HEADER = "stompgate-room-seq"
-ID_HEADER = "stompgate-message-id"
+SEQ_HEADER = stomp_headers.ROOM_SEQ
+ID_HEADER = stomp_headers.MESSAGE_ID
 MAX_GAP = 10_000
 """A number further ahead than this is a new start, not a gap to wait for."""
 MAX_SKIPPED = 4096

@@ -1,14 +1,15 @@
-"""What the relay hands to sessions (:class:`DeliverySink`) and gets back
-(:class:`RelaySubscription`), plus the one place a broker delivery becomes a MESSAGE."""
+"""What the relay gives back for a SUBSCRIBE (:class:`RelaySubscription`), plus the one
+place a broker delivery becomes a MESSAGE. What it delivers to is a
+:class:`gateway.delivery.DeliverySink` (re-exported here)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol
 
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
+from gateway.delivery import DeliverySink
 from gateway.stomp import PreparedMessage
 
 from .headers import headers_from_delivery
@@ -17,23 +18,6 @@ __all__ = ["DeliverySink", "RelaySubscription", "prepare_delivery", "prepare_mes
 
 #: Called once when a subscription closes (the relay drops it from its client's record).
 OnClosed = Callable[["RelaySubscription"], None]
-
-
-class DeliverySink(Protocol):
-    """A session as the relay sees it (the gateway's per-session adapter implements it)."""
-
-    @property
-    def session_id(self) -> str: ...
-
-    @property
-    def user(self) -> str | None: ...
-
-    def deliver(self, subscription_id: str, message: PreparedMessage, ack_id: str | None) -> None:
-        """Queue ``message`` for the client, now, in-process (never blocks, never awaits).
-
-        ``ack_id`` is set only for ``client``/``client-individual`` subscriptions: the
-        session's ACK/NACK for this message must come back as ``subscription.ack(ack_id)``.
-        """
 
 
 def prepare_message(message: DeliveredMessage, destination: str) -> PreparedMessage:

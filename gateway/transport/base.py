@@ -1,23 +1,25 @@
-"""What a connection needs from its transport: write bytes now, say how much is queued, close."""
+"""What a transport is given to turn a new socket into a connection.
+
+A transport implements :class:`gateway.ports.Outbound` (the sending half of its socket) and
+feeds what it reads to the :class:`~gateway.connection.Connection` an :class:`OpenConnection`
+makes for it; the connection's other collaborators are the node's business, not the
+transport's.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from gateway.connection import Connection
+from gateway.ports import Outbound
 
-class Outbound(Protocol):
-    """The sending half of a client transport. ``write`` never blocks and never awaits."""
+__all__ = ["OpenConnection"]
 
-    def write(self, data: bytes) -> None: ...
 
-    def buffered(self) -> int:
-        """Bytes accepted by ``write`` but not yet handed to the kernel."""
-        ...
+class OpenConnection(Protocol):
+    """Make the connection for a socket that passed the transport's checks, and count it on
+    the node (from then on, closing the connection releases the socket's IP slot)."""
 
-    def close(self) -> None:
-        """Close after what was written is flushed; idempotent."""
-        ...
-
-    def abort(self) -> None:
-        """Close now, dropping anything still queued; idempotent."""
-        ...
+    def __call__(
+        self, out: Outbound, *, transport_name: str, peer: str, handshake_token: str | None = None
+    ) -> Connection: ...

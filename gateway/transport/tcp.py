@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gateway.access import LimitExceeded
-from gateway.connection import Connection
+from gateway.access import Access, LimitExceeded
+from gateway.metrics import Metrics
 from gateway.node import Node
 from gateway.stomp import ProtocolError, serialize
+from gateway.transport.base import OpenConnection
 
 log = logging.getLogger("stompgate.tcp")
 
@@ -36,8 +37,13 @@ class TcpOutbound:
 
 
 class TcpListener:
-    def __init__(self, node: Node) -> None:
+    def __init__(
+        self, node: Node, access: Access, metrics: Metrics, open_connection: OpenConnection
+    ) -> None:
         self.node = node
+        self.access = access
+        self.metrics = metrics
+        self.open_connection = open_connection
         self.server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -51,23 +57,21 @@ class TcpListener:
             await self.server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        node = self.node
-        if node.draining:
+        if self.node.draining:
             writer.close()
             return
         peername = writer.get_extra_info("peername")
         peer = peername[0] if isinstance(peername, tuple) else "?"
         out = TcpOutbound(writer.transport)
         try:
-            node.access.open_ip(peer)
+            self.access.open_ip(peer)
         except LimitExceeded as exc:
-            node.metrics.errors.labels(exc.kind).inc()
+            self.metrics.errors.labels(exc.kind).inc()
             # No version is negotiated yet: nothing escaped, as the session does before CONNECT.
             out.write(serialize(ProtocolError(exc.message).frame(), "1.0"))
             out.close()
             return
-        conn = Connection(node, out, transport_name="tcp", peer=peer)
-        node.opened(conn)  # from here on, node.forget() releases the IP slot
+        conn = self.open_connection(out, transport_name="tcp", peer=peer)
         try:
             while not conn.closing:
                 data = await reader.read(READ_CHUNK)
@@ -77,4 +81,4 @@ class TcpListener:
         except ConnectionError:
             pass
         finally:
-            conn.close()
+            conn.close("peer_closed")

@@ -21,10 +21,12 @@ import struct
 
 from aiohttp import WSMsgType, web
 
-from gateway.access import LimitExceeded
-from gateway.connection import Connection
+from gateway.access import Access, LimitExceeded
+from gateway.metrics import Metrics
 from gateway.node import Node
+from gateway.settings import Settings
 from gateway.stomp import ProtocolError, serialize
+from gateway.transport.base import OpenConnection
 
 log = logging.getLogger("stompgate.ws")
 
@@ -102,27 +104,37 @@ def _ignore_result(task: asyncio.Task[object]) -> None:
 class WebSocketEndpoint:
     """The aiohttp handler for ``/ws``."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        node: Node,
+        access: Access,
+        metrics: Metrics,
+        open_connection: OpenConnection,
+    ) -> None:
+        self.settings = settings
         self.node = node
+        self.access = access
+        self.metrics = metrics
+        self.open_connection = open_connection
         # One int for every socket (each WebSocketResponse keeps the value it is given).
-        self._max_msg_size = node.settings.max_frame_size + 65536
+        self._max_msg_size = settings.max_frame_size + 65536
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        node = self.node
-        access = node.access
-        if node.draining:
+        access = self.access
+        if self.node.draining:
             raise web.HTTPServiceUnavailable(reason="server shutting down")
         refusal = access.check_handshake(request)
         if refusal is not None:
-            node.metrics.errors.labels("origin").inc()
+            self.metrics.errors.labels("origin").inc()
             raise web.HTTPForbidden(reason=refusal, text=refusal)
         peer = request.remote or "?"
         try:
             access.open_ip(peer)
         except LimitExceeded as exc:
-            node.metrics.errors.labels(exc.kind).inc()
+            self.metrics.errors.labels(exc.kind).inc()
             return await _refuse(request, exc.message)
-        settings = node.settings
+        settings = self.settings
         ws = web.WebSocketResponse(
             protocols=SUBPROTOCOLS,
             compress=settings.ws_compress,
@@ -140,14 +152,9 @@ class WebSocketEndpoint:
             access.close_ip(peer)
             return ws
         out = WebSocketOutbound(ws, transport)
-        conn = Connection(
-            node,
-            out,
-            transport_name="ws",
-            peer=peer,
-            handshake_token=access.handshake_token(request),
+        conn = self.open_connection(
+            out, transport_name="ws", peer=peer, handshake_token=access.handshake_token(request)
         )
-        node.opened(conn)  # from here on, node.forget() releases the IP slot
         try:
             # ``receive()`` rather than ``async for``: the iterator's extra coroutine would
             # stay suspended (about 200 bytes) in every idle connection.
@@ -169,7 +176,7 @@ class WebSocketEndpoint:
                 if conn.closing:
                     break
         finally:
-            conn.close()
+            conn.close("peer_closed")
         return ws
 
 

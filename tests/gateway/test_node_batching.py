@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import cast
 
 import pytest
 
 from gateway.access import Access
-from gateway.connection import Connection
-from gateway.node import Node
-from gateway.relay import ReadHooks, Relay
+from gateway.node import Hosted, Node
 from gateway.settings import Settings
 
 
@@ -28,30 +26,23 @@ class FakeConn:
         if self.broken:
             raise RuntimeError("a bug in one session")
 
-    def close(self) -> None:
+    def close(self, reason: str = "closed") -> None:
         self.closing = True
 
 
-def make_node() -> tuple[Node, Any]:
-    relay = SimpleNamespace()
-
-    def relay_factory(_lost: Any, hooks: ReadHooks) -> Relay:
-        relay.read_hooks = hooks  # what the node gives the relay to call around each read
-        return cast(Relay, relay)
-
-    node = Node(Settings(), relay_factory, cast(Access, SimpleNamespace()))
-    return node, relay
+def make_node() -> Node:
+    return Node(Settings(), cast(Access, SimpleNamespace()))
 
 
 async def test_a_broker_read_flushes_when_it_ends_not_a_loop_turn_later() -> None:
-    node, relay = make_node()
-    begin, end = relay.read_hooks
+    node = make_node()
+    begin, end = node.begin_batch, node.end_batch  # the relay's read hooks
     conns = [FakeConn() for _ in range(3)]
     begin()
     for conn in conns * 2:  # two deliveries each in one read
         if not conn.dirty:
             conn.dirty = True
-            node.mark_dirty(cast(Connection, conn))
+            node.mark_dirty(cast(Hosted, conn))
     assert [c.flushes for c in conns] == [0, 0, 0]
     end()
     assert [c.flushes for c in conns] == [1, 1, 1]  # at once, once each
@@ -60,10 +51,10 @@ async def test_a_broker_read_flushes_when_it_ends_not_a_loop_turn_later() -> Non
 
 
 async def test_outside_a_read_the_flush_waits_for_the_end_of_the_loop_turn() -> None:
-    node, _ = make_node()
+    node = make_node()
     conn = FakeConn()
     conn.dirty = True
-    node.mark_dirty(cast(Connection, conn))
+    node.mark_dirty(cast(Hosted, conn))
     assert conn.flushes == 0
     await asyncio.sleep(0)
     assert conn.flushes == 1
@@ -72,13 +63,13 @@ async def test_outside_a_read_the_flush_waits_for_the_end_of_the_loop_turn() -> 
 async def test_a_session_whose_flush_fails_is_closed_and_the_others_still_flushed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    node, relay = make_node()
-    begin, end = relay.read_hooks
+    node = make_node()
+    begin, end = node.begin_batch, node.end_batch  # the relay's read hooks
     conns = [FakeConn(), FakeConn(broken=True), FakeConn()]
     begin()
     for conn in conns:
         conn.dirty = True
-        node.mark_dirty(cast(Connection, conn))
+        node.mark_dirty(cast(Hosted, conn))
     end()
     assert [c.flushes for c in conns] == [1, 1, 1]
     assert [c.closing for c in conns] == [False, True, False]

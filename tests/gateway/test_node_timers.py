@@ -14,15 +14,12 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import cast
 
 import pytest
 
 from gateway.access import Access
-from gateway.connection import Connection
-from gateway.node import TICK_SECONDS, Node
-from gateway.relay import Relay
+from gateway.node import TICK_SECONDS, Hosted, Node
 from gateway.settings import Settings
 from gateway.stomp import SessionState
 from gateway.stomp.session import HeartBeatPlan
@@ -78,11 +75,7 @@ def simulate(
     rng = random.Random(seed)
     settings = Settings(connect_timeout=connect_timeout, heartbeat_grace=1.5)
     access = FakeAccess(FakeLimits(idle_timeout))
-
-    def relay_factory(_lost: Any, _hooks: Any) -> Relay:
-        return cast(Relay, SimpleNamespace())
-
-    node = Node(settings, relay_factory, cast(Access, access))
+    node = Node(settings, cast(Access, access))
     log: list[Action] = []
     conns: list[FakeConn] = []
     start = time.monotonic() + 1.0
@@ -97,7 +90,7 @@ def simulate(
             conn = FakeConn(len(conns), now + rng.random() * gap, log)
             conns.append(conn)
             if wheel:
-                node.schedule(cast(Connection, conn), conn.created, conn.created + wall_offset)
+                node.schedule(cast(Hosted, conn), conn.created, conn.created + wall_offset)
         for conn in conns:
             if conn.closing:
                 continue
@@ -110,7 +103,7 @@ def simulate(
                 if rng.random() < 0.3:
                     conn.deadline = at + wall_offset + rng.uniform(0.0, 8.0)
                 if wheel:
-                    node.schedule(cast(Connection, conn), at, at + wall_offset)
+                    node.schedule(cast(Hosted, conn), at, at + wall_offset)
             elif conn.session.state is SessionState.CONNECTED:
                 if rng.random() < 0.15:
                     conn.last_read = at
@@ -124,7 +117,7 @@ def simulate(
         else:
             for conn in conns:  # the ticker before the wheel: every open connection
                 if not conn.closing:
-                    node._check(cast(Connection, conn), now, now + wall_offset)
+                    node._check(cast(Hosted, conn), now, now + wall_offset)
     return log
 
 
@@ -142,14 +135,10 @@ def test_the_wheel_acts_exactly_when_a_full_scan_would(
 
 def test_sessions_without_timers_are_not_in_the_wheel() -> None:
     settings = Settings(connect_timeout=10.0)
-
-    def relay_factory(_lost: Any, _hooks: Any) -> Relay:
-        return cast(Relay, SimpleNamespace())
-
-    node = Node(settings, relay_factory, cast(Access, FakeAccess(FakeLimits(0.0))))
+    node = Node(settings, cast(Access, FakeAccess(FakeLimits(0.0))))
     now = time.monotonic()
     fake = FakeConn(0, now, [])
-    conn = cast(Connection, fake)
+    conn = cast(Hosted, fake)
     node.schedule(conn, now, time.time())
     assert list(node._timers.values()) == [{conn}]  # the CONNECT timeout runs
     fake.session.state = SessionState.CONNECTED
@@ -161,18 +150,14 @@ def test_sessions_without_timers_are_not_in_the_wheel() -> None:
 
 def test_a_wall_clock_step_still_ends_an_expired_token_within_a_second() -> None:
     settings = Settings(connect_timeout=10.0)
-
-    def relay_factory(_lost: Any, _hooks: Any) -> Relay:
-        return cast(Relay, SimpleNamespace())
-
-    node = Node(settings, relay_factory, cast(Access, FakeAccess(FakeLimits(0.0))))
+    node = Node(settings, cast(Access, FakeAccess(FakeLimits(0.0))))
     now = time.monotonic() + 1.0
     log: list[Action] = []
     fake = FakeConn(0, now, log)
     fake.session.state = SessionState.CONNECTED
     fake.session.heartbeat = HeartBeatPlan(0, 0)
     fake.deadline = 1.7e9 + 600  # ten minutes ahead of the wall clock below
-    node.schedule(cast(Connection, fake), now, 1.7e9)
+    node.schedule(cast(Hosted, fake), now, 1.7e9)
     for tick in range(1, 8):
         fake.tick = tick
         now += TICK_SECONDS

@@ -1,0 +1,24 @@
+"""The ``stompgate-*`` headers the gateway writes on MESSAGE frames, each name defined here once.
+
+Clients cannot set them: the gatekeeper strips every ``stompgate-*`` (and ``x-stompgate-*``)
+header from a client's SEND (:mod:`gateway.auth.hygiene`), so a client that sees one knows the
+gateway wrote it. This module imports nothing: every layer may use it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MESSAGE_ID", "REPLAY", "REPLAY_MORE", "ROOM_SEQ"]
+
+MESSAGE_ID = "stompgate-message-id"
+"""A chat message's Snowflake id (decimal), on live publishes and replays alike."""
+
+ROOM_SEQ = "stompgate-room-seq"
+"""The message's room ordinal, on live publishes: gateway nodes hand a room's messages on in
+this order (`gateway.relay.ordering`)."""
+
+REPLAY = "stompgate-replay"
+"""``true`` on a message sent by a catch-up replay rather than live."""
+
+REPLAY_MORE = "stompgate-replay-more"
+"""``true`` on the last message of a replay cut at ``--chat-replay-limit``: the client reads
+the rest with the history API."""

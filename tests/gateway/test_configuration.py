@@ -1,0 +1,53 @@
+"""Settings that cannot be used: library code raises ConfigurationError, only the entry point
+decides the message and the exit code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from gateway.__main__ import main
+from gateway.access import build_access
+from gateway.settings import ConfigurationError, Settings, settings_from
+
+
+def test_a_bad_flag_value_is_a_configuration_error_naming_the_flag() -> None:
+    with pytest.raises(ConfigurationError, match=r"^--http-port: invalid literal"):
+        settings_from({"http_port": "abc"}, environ={})
+
+
+def test_a_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigurationError, match=r"^STOMPGATE_HEARTBEAT_GRACE: "):
+        settings_from({}, environ={"STOMPGATE_HEARTBEAT_GRACE": "often"})
+
+
+def test_a_flag_wins_over_the_environment() -> None:
+    settings = settings_from({"node_id": "flag"}, environ={"STOMPGATE_NODE_ID": "env"})
+    assert settings.node_id == "flag"
+
+
+def test_auth_settings_that_cannot_be_used_are_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"JWT_ALGORITHMS.*\(see docs/security.md\)$"):
+        build_access(Settings(auth="jwt"), environ={})
+
+
+def test_the_cli_prints_why_and_exits_with_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--max-unconfirmed", "-1"]) == 1
+    assert capsys.readouterr().err == (
+        "stompgate: --max-unconfirmed must not be negative, got -1\n"
+    )
+
+
+def test_the_cli_exits_with_1_on_auth_settings_it_cannot_use() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "--auth", "jwt", "--uvloop", "false"],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith("stompgate: STOMPGATE_JWT_ALGORITHMS is")
