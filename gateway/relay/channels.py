@@ -37,7 +37,7 @@ import itertools
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import aiormq
 from aiormq.abc import AbstractChannel, AbstractConnection
@@ -46,10 +46,7 @@ from pamqp import commands as spec
 from .errors import BrokerUnavailableError
 from .settings import RelaySettings
 
-if TYPE_CHECKING:
-    from .consumers import ConsumerSubscription
-
-__all__ = ["SCRATCH_CHANNELS", "ClientChannel", "ConsumerPool"]
+__all__ = ["SCRATCH_CHANNELS", "ClientChannel", "Consumer", "ConsumerPool"]
 
 log = logging.getLogger("stompgate.relay")
 
@@ -58,6 +55,19 @@ SCRATCH_CHANNELS: Final = 32
 #: The channel_max RabbitMQ negotiates by default (used when the broker says 0: no limit).
 DEFAULT_CHANNEL_MAX: Final = 2047
 _ACK, _NACK = True, False
+
+
+class Consumer(Protocol):
+    """A subscription consuming on a channel, as the channel sees it
+    (:class:`~gateway.relay.consumers.ConsumerSubscription`)."""
+
+    #: Does it read a stream (whose deliveries are never nacked)?
+    stream: bool
+    #: Its deliveries the client has still to ACK or NACK.
+    unacked: dict[int, None]
+
+    def broker_cancelled(self) -> None:
+        """The broker cancelled the consumer (its queue was deleted)."""
 
 
 class ClientChannel:
@@ -86,9 +96,9 @@ class ClientChannel:
         self.serial = serial
         self.owner = owner
         #: Consumers by consumer tag.
-        self.subs: dict[str, ConsumerSubscription] = {}
+        self.subs: dict[str, Consumer] = {}
         #: Unsettled deliveries (in delivery order, so ascending) and their subscription.
-        self.unacked: dict[int, ConsumerSubscription] = {}
+        self.unacked: dict[int, Consumer] = {}
         #: Subscriptions being established on this channel right now.
         self.pending = 0
         self.consume_lock = asyncio.Lock()
@@ -123,7 +133,7 @@ class ClientChannel:
             for tag in settled:
                 self._enqueue(ack, tag, False, requeue)
 
-    def release(self, sub: ConsumerSubscription, tags: list[int]) -> None:
+    def release(self, sub: Consumer, tags: list[int]) -> None:
         """``sub`` gives ``tags`` back unread: requeued, except from a stream (never
         nacked; they stay unsettled until the channel closes)."""
         for tag in tags:
@@ -143,7 +153,7 @@ class ClientChannel:
         tags, self._auto = self._auto, []
         self.settle(tags, _ACK)
 
-    def forget(self, sub: ConsumerSubscription) -> None:
+    def forget(self, sub: Consumer) -> None:
         """Drop ``sub``'s deliveries without telling the broker (its queue or channel is
         gone)."""
         for tag in list(sub.unacked):

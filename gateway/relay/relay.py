@@ -205,7 +205,7 @@ class Relay:
             await sub.cancel()
 
     def _channel_lost(self, pooled: ClientChannel) -> None:
-        subs = list(pooled.subs.values())
+        subs = [s for s in pooled.subs.values() if isinstance(s, ConsumerSubscription)]
         for sub in subs:
             sub.lost()
         generation = self._link.generation

@@ -63,7 +63,7 @@ async def test_each_client_has_its_own_channel_while_it_consumes(make_relay: Rel
     assert mine is not None
     assert theirs is not None
     assert mine is not theirs
-    assert set(mine.subs.values()) == {first, second}
+    assert {id(s) for s in mine.subs.values()} == {id(first), id(second)}
     await first.cancel()
     assert pool.channel_of("a") is mine
     await second.cancel()  # its last consumer: the channel closes

@@ -84,6 +84,11 @@ def _node_connections(vhost: str, node_id: str) -> list[str]:
     return sorted(found)
 
 
+async def _two_connections(vhost: str, node_id: str) -> list[str]:
+    """The node's wire and consume connections (the management API lists new ones late)."""
+    return await eventually(lambda: _node_connections(vhost, node_id), lambda c: len(c) == 2)
+
+
 def _consumers(vhost: str, queue: str) -> list[dict[str, Any]]:
     """Consumers of ``queue`` as the management API lists them (it lags a little)."""
     listed = rabbit.mgmt("GET", f"/consumers/{rabbit.quote(vhost)}")
@@ -208,7 +213,7 @@ async def test_nack_is_refused_and_the_node_stays_connected(
 ) -> None:
     gateway, vhost = node
     stream = await _stream(vhost)
-    before = _node_connections(vhost, gateway.node_id)
+    before = await _two_connections(vhost, gateway.node_id)
     async with StompPeer.tcp(gateway.stomp_port) as peer:
         await connect(peer, version)
         seen = await _subscribe(peer, f"/amq/queue/{stream}", **{"x-stream-offset": "first"})
@@ -239,7 +244,7 @@ async def test_disconnect_holding_unacked_stream_messages(
     connection, with every session's consumers on it."""
     gateway, vhost = node
     stream = await _stream(vhost)
-    before = _node_connections(vhost, gateway.node_id)
+    before = await _two_connections(vhost, gateway.node_id)
     async with StompPeer.tcp(gateway.stomp_port) as peer:
         await connect(peer)
         seen = await _subscribe(peer, f"/amq/queue/{stream}", **{"x-stream-offset": "first"})
@@ -265,7 +270,7 @@ async def test_stream_subscriptions_refused_before_the_broker(
     node: tuple[GatewayProcess, str], headers: dict[str, str], message: str
 ) -> None:
     gateway, vhost = node
-    before = _node_connections(vhost, gateway.node_id)
+    before = await _two_connections(vhost, gateway.node_id)
     async with StompPeer.tcp(gateway.stomp_port) as peer:
         await connect(peer)
         frame = {"id": "s", "destination": f"/queue/{unique('s')}", "ack": "client"}
