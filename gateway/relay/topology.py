@@ -32,7 +32,7 @@ import aiormq
 from aiormq.abc import AbstractChannel, AbstractConnection
 
 from .channels import SCRATCH_CHANNELS
-from .errors import BrokerRefusedError, describe_amqp_error
+from .errors import BrokerRefusedError, BrokerUnavailableError, describe_amqp_error
 from .planner import Binding, QueueSpec
 
 __all__ = ["Topology"]
@@ -92,6 +92,8 @@ class Topology:
     async def _scratch(self, via: AbstractConnection | None) -> AsyncIterator[AbstractChannel]:
         """A throw-away channel for operations the broker may refuse (closing the channel)."""
         connection = via if via is not None else self._connection()
+        if connection.is_closed:
+            raise BrokerUnavailableError("broker unavailable (connection closed)")
         budget = self._budgets.get(connection)
         if budget is None:
             budget = self._budgets[connection] = asyncio.Semaphore(SCRATCH_CHANNELS)
