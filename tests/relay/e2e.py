@@ -94,3 +94,14 @@ def policy(vhost: str, name: str, pattern: str, definition: dict[str, Any]) -> N
 
 def drop_policy(vhost: str, name: str) -> None:
     rabbit.mgmt("DELETE", f"/policies/{rabbit.quote(vhost)}/{rabbit.quote(name)}")
+
+
+def node_connections(vhost: str, node_id: str) -> list[str]:
+    """A gateway node's AMQP connections on ``vhost``: their names and client ports (a
+    connection lost and opened again has the same name, on another port)."""
+    found = []
+    for conn in rabbit.mgmt("GET", f"/vhosts/{rabbit.quote(vhost)}/connections"):
+        name = str((conn.get("client_properties") or {}).get("connection_name", ""))
+        if name.startswith(f"stompgate {node_id} "):
+            found.append(f"{name} ({conn['name']})")
+    return sorted(found)

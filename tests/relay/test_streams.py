@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.relay.e2e import amqp_channel, connect, dev_gateway
+from tests.relay.e2e import amqp_channel, connect, dev_gateway, node_connections
 from tests.relay.helpers import eventually
 from tests.support import rabbit
 from tests.support.gateway_proc import GatewayProcess
@@ -73,20 +73,9 @@ async def _bye(peer: StompPeer) -> None:
     await peer.receipt("bye")
 
 
-def _node_connections(vhost: str, node_id: str) -> list[str]:
-    """The node's AMQP connections: their names and client ports (a connection the node
-    had to open again after losing it has the same name, on another port)."""
-    found = []
-    for conn in rabbit.mgmt("GET", f"/vhosts/{rabbit.quote(vhost)}/connections"):
-        name = str((conn.get("client_properties") or {}).get("connection_name", ""))
-        if name.startswith(f"stompgate {node_id} "):
-            found.append(f"{name} ({conn['name']})")
-    return sorted(found)
-
-
 async def _two_connections(vhost: str, node_id: str) -> list[str]:
     """The node's wire and consume connections (the management API lists new ones late)."""
-    return await eventually(lambda: _node_connections(vhost, node_id), lambda c: len(c) == 2)
+    return await eventually(lambda: node_connections(vhost, node_id), lambda c: len(c) == 2)
 
 
 def _consumers(vhost: str, queue: str) -> list[dict[str, Any]]:
@@ -229,7 +218,7 @@ async def test_nack_is_refused_and_the_node_stays_connected(
     assert error.body.startswith("NOT_IMPLEMENTED - basic.nack and basic.reject")
     assert error.headers.get("receipt-id") == "nacked"
     await asyncio.sleep(0.2)
-    assert _node_connections(vhost, gateway.node_id) == before
+    assert node_connections(vhost, gateway.node_id) == before
     async with StompPeer.tcp(gateway.stomp_port) as peer:  # and it still serves
         await connect(peer)
         seen = await _subscribe(peer, f"/amq/queue/{stream}", **{"x-stream-offset": "first"})
@@ -253,7 +242,7 @@ async def test_disconnect_holding_unacked_stream_messages(
     # The node detached the client: its consumer is gone ...
     await eventually(lambda: _consumers(vhost, stream), lambda c: c == [])
     # ... and its connections are the same ones (not lost and opened again).
-    assert _node_connections(vhost, gateway.node_id) == before
+    assert node_connections(vhost, gateway.node_id) == before
     assert "lost RabbitMQ" not in gateway.logs()
 
 
@@ -278,4 +267,4 @@ async def test_stream_subscriptions_refused_before_the_broker(
         error = await peer.expect_error()
     assert error.headers["message"] == message
     assert error.body
-    assert _node_connections(vhost, gateway.node_id) == before
+    assert node_connections(vhost, gateway.node_id) == before

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.relay.e2e import node_connections
 from tests.relay.helpers import eventually
 from tests.support import rabbit
 from tests.support.gateway_proc import GatewayProcess
@@ -70,14 +71,8 @@ class Node:
     stream: str  # a stream holding STREAM_LENGTH messages
 
     def connections(self) -> list[str]:
-        """The node's AMQP connections, by name and client port (a connection lost and
-        opened again has the same name on another port)."""
-        found = []
-        for conn in rabbit.mgmt("GET", f"/vhosts/{rabbit.quote(self.vhost)}/connections"):
-            name = str((conn.get("client_properties") or {}).get("connection_name", ""))
-            if name.startswith(f"stompgate {self.gateway.node_id} "):
-                found.append(f"{name} ({conn['name']})")
-        return sorted(found)
+        """The node's AMQP connections (names and client ports)."""
+        return node_connections(self.vhost, self.gateway.node_id)
 
 
 @pytest.fixture(scope="module")
@@ -333,65 +328,59 @@ async def stream_auto_ack(node: Node, peer: StompPeer) -> None:
     await peer.receipt("bye")
 
 
-@case
-async def stream_offset_the_broker_cannot_parse(node: Node, peer: StompPeer) -> None:
-    headers = {"id": "h", "destination": f"/amq/queue/{node.stream}", "x-stream-offset": "bogus"}
-    error = await refused(peer, "SUBSCRIBE", headers)
-    assert error.message == "Invalid header"
-    assert "x-stream-offset" in error.body
+def _new_queue(_: Node) -> str:
+    return f"/queue/{unique('hostile')}"
 
 
-@case
-async def stream_without_prefetch_declared(node: Node, peer: StompPeer) -> None:
-    headers = {
-        "id": "h",
-        "destination": f"/queue/{unique('hostile')}",
-        "x-queue-type": "stream",
-        "prefetch-count": "0",
+def _the_stream(node: Node) -> str:
+    return f"/amq/queue/{node.stream}"
+
+
+def refused_subscribe(
+    destination: Callable[[Node], str], headers: dict[str, str], expected: str, message: str = ""
+) -> Case:
+    """A SUBSCRIBE case: the ERROR names ``expected`` (and has ``message``, if given)."""
+
+    async def run(node: Node, peer: StompPeer) -> None:
+        frame = {"id": "h", "destination": destination(node), **headers}
+        error = await refused(peer, "SUBSCRIBE", frame)
+        assert expected in text(error)
+        assert not message or error.message == message
+
+    return run
+
+
+CASES.update(
+    {
+        # The broker answers these with a connection error (541), or on a queue declared as
+        # a stream with 406: refused before they are sent.
+        "stream_offset_the_broker_cannot_parse": refused_subscribe(
+            _the_stream, {"x-stream-offset": "bogus"}, "x-stream-offset", "Invalid header"
+        ),
+        "stream_without_prefetch_declared": refused_subscribe(
+            _new_queue,
+            {"x-queue-type": "stream", "prefetch-count": "0"},
+            "prefetch",
+            "precondition_failed",
+        ),
+        "stream_max_age_the_broker_cannot_parse": refused_subscribe(
+            _new_queue, {"x-queue-type": "stream", "x-max-age": "forever"}, "x-max-age"
+        ),
+        "master_locator_the_broker_cannot_parse": refused_subscribe(
+            _new_queue, {"x-queue-master-locator": "balanced"}, "x-queue-master-locator"
+        ),
+        # Not known before (the queue's type): refused by the broker (406) on the client's
+        # own channel.
+        "stream_without_prefetch_existing": refused_subscribe(
+            _the_stream,
+            {"prefetch-count": "0"},
+            "PRECONDITION_FAILED - consumer prefetch count is not set",
+        ),
+        "stream_offset_on_a_classic_queue": refused_subscribe(
+            _new_queue, {"x-stream-offset": "first"}, "x-stream-offset"
+        ),
     }
-    error = await refused(peer, "SUBSCRIBE", headers)
-    assert error.message == "precondition_failed"
-    assert "prefetch" in error.body
-
-
-@case
-async def stream_without_prefetch_existing(node: Node, peer: StompPeer) -> None:
-    """Its type is not known before: the broker refuses the consume on the client's own
-    channel."""
-    headers = {"id": "h", "destination": f"/amq/queue/{node.stream}", "prefetch-count": "0"}
-    error = await refused(peer, "SUBSCRIBE", headers)
-    assert "PRECONDITION_FAILED - consumer prefetch count is not set" in text(error)
-
-
-@case
-async def stream_max_age_the_broker_cannot_parse(node: Node, peer: StompPeer) -> None:
-    headers = {
-        "id": "h",
-        "destination": f"/queue/{unique('hostile')}",
-        "x-queue-type": "stream",
-        "x-max-age": "forever",
-    }
-    error = await refused(peer, "SUBSCRIBE", headers)
-    assert "x-max-age" in text(error)
-
-
-@case
-async def master_locator_the_broker_cannot_parse(node: Node, peer: StompPeer) -> None:
-    headers = {
-        "id": "h",
-        "destination": f"/queue/{unique('hostile')}",
-        "x-queue-master-locator": "balanced",
-    }
-    error = await refused(peer, "SUBSCRIBE", headers)
-    assert "x-queue-master-locator" in text(error)
-
-
-@case
-async def stream_offset_on_a_classic_queue(node: Node, peer: StompPeer) -> None:
-    """Refused by the broker (406) on the client's own channel."""
-    headers = {"id": "h", "destination": f"/queue/{unique('hostile')}", "x-stream-offset": "first"}
-    error = await refused(peer, "SUBSCRIBE", headers)
-    assert "x-stream-offset" in text(error)
+)
 
 
 @case
