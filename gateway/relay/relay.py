@@ -18,7 +18,9 @@ from typing import Any
 
 from aiormq.abc import AbstractConnection
 
-from .consumers import ConsumerChannel, ConsumerPool, ConsumerSubscription
+from .broker_rules import check_consume, check_publish, check_queue_arguments
+from .channels import ClientChannel, ConsumerPool
+from .consumers import ConsumerSubscription
 from .destinations import REPLY_QUEUE_PREFIX, TEMP_QUEUE_PREFIX, TOPIC_EXCHANGE
 from .errors import BrokerRefusedError, BrokerUnavailableError, PublishError, SubscribeError
 from .fanout import FanoutSubscription, NodeFanout
@@ -27,6 +29,7 @@ from .link import BrokerLink
 from .planner import (
     ConsumerPlan,
     FanoutPlan,
+    QueueSpec,
     parse_publish,
     parse_subscribe,
     plan_publish,
@@ -114,6 +117,7 @@ class Relay:
         """Wait for in-flight publish confirms (up to ``confirm_timeout``), then close."""
         self._closing = True
         await self._publisher.drain(self.settings.confirm_timeout)
+        await self._pool.close()
         await self._link.close()
         for task in list(self._tasks):
             task.cancel()
@@ -185,7 +189,7 @@ class Relay:
 
     async def _restore(self, sub: ConsumerSubscription) -> None:
         """Re-create ``sub``'s consumer (after a reconnect or a lost channel)."""
-        if sub.closed or sub.established:
+        if sub.closed or sub.established or sub.establishing:
             return
         try:
             await sub.establish()
@@ -200,8 +204,8 @@ class Relay:
             )
             await sub.cancel()
 
-    def _channel_lost(self, pooled: ConsumerChannel) -> None:
-        subs = list(pooled.subs.values())
+    def _channel_lost(self, pooled: ClientChannel) -> None:
+        subs = [s for s in pooled.subs.values() if isinstance(s, ConsumerSubscription)]
         for sub in subs:
             sub.lost()
         generation = self._link.generation
@@ -232,8 +236,10 @@ class Relay:
     ) -> None:
         """Publish a SEND and return once the broker confirmed it.
 
-        Raises DestinationError (bad destination) or PublishError (anything else: bad header
-        values, missing /amq/queue/ or exchange, nack, no confirm in time, broker lost).
+        Raises DestinationError (bad destination), BrokerRuleError (what the broker would
+        refuse beyond this client, see :mod:`.broker_rules`) or PublishError (anything else:
+        bad header values, missing /amq/queue/ or exchange, nack, no confirm in time, broker
+        lost).
 
         With ``on_confirm``, return as soon as the message is written: errors up to then
         are raised as above; the confirm's outcome goes to ``on_confirm(error, seconds)``,
@@ -258,9 +264,11 @@ class Relay:
             reply_to=reply_to,
             declared=topology.declared_queues,
         )
+        check_publish(plan.properties, len(body), max_message_size=self.settings.max_message_size)
         if plan.declare is not None or plan.check_exchange is not None:
             try:
                 if plan.declare is not None:
+                    check_queue_arguments(plan.declare.arguments)
                     await topology.declare_queue(plan.declare, remember=True)
                 if plan.check_exchange is not None:
                     await topology.check_exchange(plan.check_exchange)
@@ -325,7 +333,8 @@ class Relay:
     ) -> RelaySubscription:
         """Subscribe; return once the binding or consumer exists on the broker.
 
-        Raises DestinationError (bad destination) or SubscribeError (anything else).
+        Raises DestinationError (bad destination), BrokerRuleError (see
+        :mod:`.broker_rules`) or SubscribeError (anything else).
         """
         dest = parse_subscribe(subscription_id, destination, ack)
         if not self.ready:
@@ -355,6 +364,8 @@ class Relay:
                 on_closed=self._forget,
             )
         else:
+            check_consume(stream=_declares_stream(plan.queue), prefetch=plan.prefetch)
+            check_queue_arguments(plan.queue.arguments)
             sub = self._consumer(sink, plan)
         self._record(sink).subs[subscription_id] = sub
         try:
@@ -376,9 +387,9 @@ class Relay:
         """The subscription of a consumer plan (its queue is made by :meth:`establish
         <ConsumerSubscription.establish>`, again after each reconnect)."""
 
-        async def prepare() -> str:
+        async def prepare(via: AbstractConnection) -> str:
             try:
-                return await self._prepare(plan)
+                return await self._prepare(plan, via)
             except BrokerRefusedError as exc:
                 raise SubscribeError(exc.text) from exc
 
@@ -393,21 +404,24 @@ class Relay:
             finalize=self._finalize,
             durable=plan.durable,
             destination_override=plan.shown_destination,
+            arguments=plan.consumer_arguments,
+            stream=_declares_stream(plan.queue),
             on_closed=self._forget,
         )
 
-    async def _prepare(self, plan: ConsumerPlan) -> str:
-        """Check, declare and bind what a consumer plan reads; return the queue's name."""
+    async def _prepare(self, plan: ConsumerPlan, via: AbstractConnection) -> str:
+        """Check, declare and bind what a consumer plan reads, on connection ``via`` (the
+        one the client's channel is on); return the queue's name."""
         topology = self._topology
         if plan.check_exchange is not None:
-            await topology.check_exchange(plan.check_exchange)
-        queue = await topology.declare_queue(plan.queue)
+            await topology.check_exchange(plan.check_exchange, via=via)
+        queue = await topology.declare_queue(plan.queue, via=via)
         if plan.binding is not None:
             try:
-                await topology.bind(queue, plan.binding)
+                await topology.bind(queue, plan.binding, via=via)
             except BaseException:
                 if not plan.durable:
-                    await topology.delete_queue(queue)
+                    await topology.delete_queue(queue, via=via)
                 raise
         return queue
 
@@ -443,9 +457,10 @@ class Relay:
             del self._clients[sub.sink.session_id]
 
     async def detach(self, sink: DeliverySink) -> None:
-        """The client is gone: cancel its subscriptions and temp queues. Unacked messages
-        of its client-ack subscriptions go back to their queues (requeued); durable
-        subscription queues are kept."""
+        """The client is gone: cancel its subscriptions and temp queues and close its
+        channel. Unacked messages of its client-ack subscriptions go back to their queues
+        (requeued; on a stream they are simply left); durable subscription queues are
+        kept."""
         record = self._clients.pop(sink.session_id, None)
         if record is None:
             return
@@ -463,3 +478,9 @@ class Relay:
         for result in results:
             if isinstance(result, BaseException):
                 log.warning("error while detaching: %s", result, extra={"session": sink.session_id})
+        await self._pool.close_owner(sink.session_id)
+
+
+def _declares_stream(queue: QueueSpec) -> bool:
+    """Does the plan declare the queue as a stream?"""
+    return not queue.passive and queue.arguments.get("x-queue-type") == "stream"
