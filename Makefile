@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install apertium services test-services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-persist clean
+.PHONY: install apertium services test-services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-persist config-doc clean
 
 install: $(STAMP) tests/js/node_modules/.installed apertium
 
@@ -43,6 +43,10 @@ test: install test-services
 	$(PY) -m pytest
 
 check: lint types
+
+# docs/configuration.md, generated from the settings classes (a test fails when it is stale).
+config-doc: install
+	$(PY) -m scripts.config_reference
 
 lint: install
 	$(PY) -m ruff check .
