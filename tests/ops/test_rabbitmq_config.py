@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.broker import PrivateBroker, available
+from tests.ops.test_dashboard import exposed, queried
 from tests.support.gateway_proc import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,5 +66,8 @@ def test_rabbitmq_boots_with_the_files_and_serves_prometheus(
     assert "rabbitmq_management" in plugins()
     metrics = get(f"http://127.0.0.1:{ports['prometheus.tcp.port']}/metrics").decode()
     assert "rabbitmq_build_info" in metrics
+    wanted = queried("rabbitmq_")  # the Grafana dashboard's RabbitMQ panel
+    assert wanted
+    assert wanted - exposed(metrics) == set()
     overview = get(f"http://127.0.0.1:{ports['management.tcp.port']}/api/overview")
     assert b'"rabbitmq_version"' in overview
