@@ -24,16 +24,13 @@ import dataclasses
 import inspect
 import re
 import sys
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.auth.jwks_url import JwksUrlSettings
-from gateway.auth.jwt_auth import JwtSettings
-from gateway.auth.limits import AbuseLimits
 from gateway.auth.settings import AuthSettings
-from gateway.auth.tokens import TokenSources
 from gateway.settings import ENV_PREFIX, Settings, settings_from
 from workers import settings as worker_settings
 from workers.settings import WorkerSettings
@@ -202,14 +199,42 @@ def gateway_entries() -> list[Entry]:
     return entries
 
 
-#: (title, settings class, docs/security.md section) of the auth settings, in reading order.
-AUTH_GROUPS: tuple[tuple[str, type, str], ...] = (
-    ("Mode, rules file, membership", AuthSettings, "modes"),
-    ("JWT keys and claims", JwtSettings, "keys-and-algorithms"),
-    ("JWKS from a URL", JwksUrlSettings, "keys-and-algorithms"),
-    ("Where the token is found", TokenSources, "token-sources"),
-    ("Abuse limits", AbuseLimits, "abuse-limits"),
-)
+#: docs/security.md's section for each auth settings class (others link to the page).
+SECURITY_SECTIONS = {
+    "AuthSettings": "modes",
+    "JwtSettings": "keys-and-algorithms",
+    "JwksUrlSettings": "keys-and-algorithms",
+    "TokenSources": "token-sources",
+    "AbuseLimits": "abuse-limits",
+}
+
+
+def _dataclasses_in(hint: Any) -> list[type]:
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return [hint]
+    return [found for arg in typing.get_args(hint) for found in _dataclasses_in(arg)]
+
+
+def auth_classes() -> list[type]:
+    """``AuthSettings`` and every settings class inside it, depth first, in field order:
+    the ones whose docstring lists environment variables."""
+    found: list[type] = []
+
+    def walk(cls: type) -> None:
+        found.append(cls)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            for inner in _dataclasses_in(hints[f.name]):
+                if inner not in found and "Environment variables" in (inner.__doc__ or ""):
+                    walk(inner)
+
+    walk(AuthSettings)
+    return found
+
+
+def _title(cls: type) -> str:
+    first = re.split(r"\.(?:\s|$)", inspect.getdoc(cls) or cls.__name__)[0].strip()
+    return first[:1].upper() + first[1:]
 
 
 def worker_entries() -> list[Entry]:
@@ -233,7 +258,7 @@ def documented_names() -> dict[str, list[str]]:
     shared = ["STOMPGATE_REDIS_URL", "STOMPGATE_REDIS_PREFIX"]  # the gateway's, read again
     return {
         "gateway": [e.name for e in gateway_entries()],
-        "auth": [e.name for _, cls, _ in AUTH_GROUPS for e in _rst_entries(cls)],
+        "auth": [e.name for cls in auth_classes() for e in _rst_entries(cls)],
         "worker": [e.name for e in worker_entries()],
         "translate": [e.name for e in main] + [e.name for e in limits] + per_provider + shared,
     }
@@ -295,13 +320,15 @@ def render() -> str:
         "gateway flag has the same name, the flag's value is the one used.",
         "",
     ]
-    for title, cls, anchor in AUTH_GROUPS:
+    for cls in auth_classes():
+        anchor = SECURITY_SECTIONS.get(cls.__name__)
+        more = f"security.md#{anchor}" if anchor else "security.md"
         rows = []
         for e in _rst_entries(cls):
             note = f" (also `{gateway[e.name].flag}`, which wins)" if e.name in gateway else ""
             rows.append(f"| `{e.name}` | {_cell(e.default)}{note} |")
         out += [
-            f"### {title} (`{cls.__name__}`, [more](security.md#{anchor}))",
+            f"### {_title(cls)} (`{cls.__name__}`, [more]({more}))",
             "",
             *_table("| environment | default |", rows),
         ]
