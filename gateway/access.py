@@ -129,7 +129,7 @@ class Access:
         handshake_token: str | None,
         now: float,
     ) -> Identity:
-        return self.authenticator.authenticate(
+        return await self.authenticator.authenticate_async(
             login, passcode, tuple(headers), handshake_token=handshake_token, now=now
         )
 

@@ -76,6 +76,7 @@ class Gateway:
         self.app.router.add_get("/metrics", self._metrics)
         if STATIC_DIR.is_dir():
             self.app.router.add_get("/", self._index)
+            self.app.router.add_get("/favicon.ico", self._favicon)
             self.app.router.add_static("/static/", STATIC_DIR)
         self._runner: web.AppRunner | None = None
         self._tcp: TcpListener | None = None
@@ -166,6 +167,12 @@ class Gateway:
 
     async def _index(self, _request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC_DIR / "index.html")
+
+    async def _favicon(self, _request: web.Request) -> web.FileResponse:
+        """The SVG icon (browsers take one at /favicon.ico by its content type)."""
+        return web.FileResponse(
+            STATIC_DIR / "favicon.svg", headers={"Content-Type": "image/svg+xml"}
+        )
 
 
 def connection_limits(settings: Settings, *, bytes_burst: int = 0) -> ConnectionLimits:
