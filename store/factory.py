@@ -1,4 +1,5 @@
-"""`open_store(url)`: pick a message store backend from a URL.
+"""`open_store(url)`: pick a message store backend from a URL; `open_room_store(url)`: the
+room store of the same backend (rooms, members, read pointers; same file or database).
 
 - `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` (SQLAlchemy's convention),
   `sqlite://:memory:` or `sqlite:///:memory:`; an optional `?synchronous=normal`.
@@ -14,19 +15,37 @@ from urllib.parse import parse_qs
 
 from store.base import MessageStore
 from store.mongo import MongoStore
+from store.rooms import RoomStore
+from store.rooms_mongo import MongoRoomStore
+from store.rooms_sqlite import SQLiteRoomStore
 from store.sqlite import SQLiteStore
 
 
 def open_store(url: str) -> MessageStore:
     if url.startswith("sqlite://"):
-        return _sqlite(url)
+        path, synchronous = _sqlite(url)
+        return SQLiteStore(path, synchronous=synchronous)
     if url.startswith(("mongodb://", "mongodb+srv://")):
         return MongoStore(url)
+    raise _unsupported(url)
+
+
+def open_room_store(url: str) -> RoomStore:
+    if url.startswith("sqlite://"):
+        path, synchronous = _sqlite(url)
+        return SQLiteRoomStore(path, synchronous=synchronous)
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        return MongoRoomStore(url)
+    raise _unsupported(url)
+
+
+def _unsupported(url: str) -> ValueError:
     scheme = url.split(":", 1)[0] if ":" in url else url
-    raise ValueError(f"unsupported store URL scheme {scheme!r}: use sqlite:// or mongodb://")
+    return ValueError(f"unsupported store URL scheme {scheme!r}: use sqlite:// or mongodb://")
 
 
-def _sqlite(url: str) -> SQLiteStore:
+def _sqlite(url: str) -> tuple[str, str]:
+    """(path, synchronous) of an sqlite:// URL."""
     rest = url.removeprefix("sqlite://")
     rest, _, query = rest.partition("?")
     options = {k: v[-1] for k, v in parse_qs(query).items()}
@@ -39,4 +58,4 @@ def _sqlite(url: str) -> SQLiteStore:
         path = rest[1:]  # "sqlite:///a/b.db" -> "a/b.db"; "sqlite:////a/b.db" -> "/a/b.db"
     else:
         raise ValueError(f"bad sqlite store URL {url!r}: use sqlite:///path or sqlite://:memory:")
-    return SQLiteStore(path, synchronous=options.get("synchronous", "full"))
+    return path, options.get("synchronous", "full")
