@@ -13,15 +13,13 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from store.base import MessageStore
 from store.mongo import MongoStore
-from store.rooms import RoomStore
 from store.rooms_mongo import MongoRoomStore
 from store.rooms_sqlite import SQLiteRoomStore
 from store.sqlite import SQLiteStore
 
 
-def open_store(url: str) -> MessageStore:
+def open_store(url: str) -> SQLiteStore | MongoStore:
     if url.startswith("sqlite://"):
         path, synchronous = _sqlite(url)
         return SQLiteStore(path, synchronous=synchronous)
@@ -30,7 +28,7 @@ def open_store(url: str) -> MessageStore:
     raise _unsupported(url)
 
 
-def open_room_store(url: str) -> RoomStore:
+def open_room_store(url: str) -> SQLiteRoomStore | MongoRoomStore:
     if url.startswith("sqlite://"):
         path, synchronous = _sqlite(url)
         return SQLiteRoomStore(path, synchronous=synchronous)

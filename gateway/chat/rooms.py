@@ -233,6 +233,13 @@ class RoomService:
             return None
         return await self._chat.read_state.pointers(room_id, users)
 
+    async def unread_snapshot(self, user: str) -> list[dict[str, Any]]:
+        """The unread counts of all of ``user``'s rooms (chat.unread_snapshot.v1 entries)."""
+        return [
+            events.unread_entry(room=c.room, unread=c.unread, read_id=c.read_id, last_id=c.last_id)
+            for c in await self._chat.unread_counts.snapshot(user)
+        ]
+
     async def my_rooms(self, user: str) -> list[dict[str, Any]]:
         """The rooms ``user`` belongs to, by id, as rooms.list.v1 entries: unread count, read
         pointer, newest message."""
