@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import orjson
 import redis.asyncio as aioredis
@@ -35,7 +37,7 @@ class _Counting:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.calls = 0
-        original = redis.execute_command
+        original: Callable[..., Awaitable[object]] = redis.execute_command
 
         async def counted(*args: object, **kwargs: object) -> object:
             self.calls += 1
@@ -62,10 +64,8 @@ async def _setup(
             ids.append(result.message_id)
             if i == n - 2:
                 failing = orjson.dumps({"client_id": f"f{r}", "text": "fails"})
-                try:
+                with contextlib.suppress(ConnectionError):
                     await chat.handle_send("writer", f"/app/rooms/{room}/messages", [], failing)
-                except ConnectionError:
-                    pass
         read = orjson.dumps({"message_id": str(ids[n // 2])})
         await chat.handle_send(USER, f"/app/rooms/{room}/read", [], read)
         await redis.sadd(keys.user_rooms(USER), "", room)

@@ -44,7 +44,9 @@ class World:
         self.chat = self.layer()
 
     def layer(self) -> ChatLayer:
-        async def publish(destination: str, headers: Sequence[tuple[str, str]], body: bytes) -> None:
+        async def publish(
+            destination: str, headers: Sequence[tuple[str, str]], body: bytes
+        ) -> None:
             await self.publisher(destination, headers, body)
             if dict(headers).get("event-type") == "message":
                 self.store.add_event(body)  # the persist worker
@@ -154,8 +156,10 @@ async def test_counts_survive_a_restart_of_everything(world: World) -> None:
         for user in ("alice", "bob", "carol", "dave")
         for room in ("r", "s")
     }
-    assert before[("bob", "r")] == 0 and before[("carol", "r")] == 1
-    assert before[("dave", "r")] == 10 and before[("alice", "s")] == 3
+    assert before[("bob", "r")] == 0
+    assert before[("carol", "r")] == 1
+    assert before[("dave", "r")] == 10
+    assert before[("alice", "s")] == 3
     await world.lose_redis()
     after = {key: await world.chat.unread(*key) for key in before}
     assert after == before
