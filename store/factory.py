@@ -20,26 +20,26 @@ from store.sqlite import SQLiteStore
 
 
 def open_store(url: str) -> SQLiteStore | MongoStore:
-    if url.startswith("sqlite://"):
+    if _backend(url) == "sqlite":
         path, synchronous = _sqlite(url)
         return SQLiteStore(path, synchronous=synchronous)
-    if url.startswith(("mongodb://", "mongodb+srv://")):
-        return MongoStore(url)
-    raise _unsupported(url)
+    return MongoStore(url)
 
 
 def open_room_store(url: str) -> SQLiteRoomStore | MongoRoomStore:
-    if url.startswith("sqlite://"):
+    if _backend(url) == "sqlite":
         path, synchronous = _sqlite(url)
         return SQLiteRoomStore(path, synchronous=synchronous)
+    return MongoRoomStore(url)
+
+
+def _backend(url: str) -> str:
+    if url.startswith("sqlite://"):
+        return "sqlite"
     if url.startswith(("mongodb://", "mongodb+srv://")):
-        return MongoRoomStore(url)
-    raise _unsupported(url)
-
-
-def _unsupported(url: str) -> ValueError:
+        return "mongodb"
     scheme = url.split(":", 1)[0] if ":" in url else url
-    return ValueError(f"unsupported store URL scheme {scheme!r}: use sqlite:// or mongodb://")
+    raise ValueError(f"unsupported store URL scheme {scheme!r}: use sqlite:// or mongodb://")
 
 
 def _sqlite(url: str) -> tuple[str, str]:

@@ -127,34 +127,18 @@ def unread_snapshot_event(*, rooms: list[dict[str, Any]], at: int) -> bytes:
     return orjson.dumps({"v": 1, "type": "unread-snapshot", "rooms": rooms, "at": at})
 
 
-def member_joined_event(*, room: str, user: str, role: str, by: str, at: int) -> bytes:
-    """chat.member_joined.v1."""
-    return orjson.dumps(
-        {
-            "v": 1,
-            "type": "member-joined",
-            "room": room,
-            "user": user,
-            "role": role,
-            "by": by,
-            "at": at,
-        }
-    )
-
-
-def member_left_event(*, room: str, user: str, reason: str, by: str, at: int) -> bytes:
-    """chat.member_left.v1 (``reason``: left or removed)."""
-    return orjson.dumps(
-        {
-            "v": 1,
-            "type": "member-left",
-            "room": room,
-            "user": user,
-            "reason": reason,
-            "by": by,
-            "at": at,
-        }
-    )
+def member_event(
+    kind: str, *, room: str, user: str, by: str, at: int, role: str = "", reason: str = ""
+) -> bytes:
+    """chat.member_joined.v1 (``kind`` member-joined, with ``role``) or chat.member_left.v1
+    (``kind`` member-left, with ``reason``: left or removed)."""
+    event: dict[str, Any] = {"v": 1, "type": kind, "room": room, "user": user}
+    if kind == "member-joined":
+        event["role"] = role
+    else:
+        event["reason"] = reason
+    event.update(by=by, at=at)
+    return orjson.dumps(event)
 
 
 def event_headers(event_type: str, user: str) -> Headers:

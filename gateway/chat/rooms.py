@@ -158,8 +158,8 @@ class RoomService:
             raise NotAMemberError(room_id, user)
         await self.membership.left(room_id, user)
         reason = "left" if user == actor.user else "removed"
-        event = events.member_left_event(
-            room=room_id, user=user, reason=reason, by=actor.user, at=self._clock()
+        event = events.member_event(
+            "member-left", room=room_id, user=user, reason=reason, by=actor.user, at=self._clock()
         )
         await self._publish(room_topic(room_id), events.event_headers("member-left", user), event)
         if self._on_removed is not None:
@@ -182,8 +182,8 @@ class RoomService:
                 await read_state.mark_read(user, room_id, newest)
         topic = room_topic(room_id)
         for user, role in joined:
-            event = events.member_joined_event(
-                room=room_id, user=user, role=role, by=by, at=self._clock()
+            event = events.member_event(
+                "member-joined", room=room_id, user=user, role=role, by=by, at=self._clock()
             )
             await self._publish(topic, events.event_headers("member-joined", user), event)
 
