@@ -174,11 +174,10 @@ class RoomService:
         await self.membership.joined(room_id, [user for user, _ in joined])
         read_state = self._chat.read_state
         await read_state.ensure_counter(room_id)
+        # A new room has nothing to read (its pointers are made when first asked for).
         newest = None if fresh else await self._newest_id(room_id)
-        for user, _ in joined:
-            if newest is None:
-                await read_state.warm(user, room_id)
-            else:
+        if newest is not None:
+            for user, _ in joined:
                 await read_state.mark_read(user, room_id, newest)
         topic = room_topic(room_id)
         for user, role in joined:
