@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install apertium services test-services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-persist config-doc clean
+.PHONY: install apertium services test-services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-persist config-doc bench-unread clean
 
 install: $(STAMP) tests/js/node_modules/.installed apertium
 
@@ -70,6 +70,9 @@ bench-hotpath: install services
 
 bench-wake: install services
 	$(PY) -m benchmarks.bench_wake
+
+bench-unread: install services
+	$(PY) -m benchmarks.bench_unread
 
 bench: install test-services
 	$(PY) -m benchmarks.bench_gateway

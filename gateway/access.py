@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Iterable, Iterator, Mapping
 import redis.asyncio as redis
 from aiohttp import web
 
-from gateway.auth.acl import MembershipLookup
+from gateway.auth.acl import MembershipFallback, MembershipLookup
 from gateway.auth.authenticator import Authenticator
 from gateway.auth.counter import ConnectionCounter, UserLease
 from gateway.auth.errors import AccessDenied, AuthError, DestinationRejected, LimitExceeded
@@ -46,6 +46,7 @@ __all__ = [
     "Identity",
     "LimitExceeded",
     "UserLease",
+    "auth_settings",
     "build_access",
 ]
 
@@ -54,8 +55,16 @@ log = logging.getLogger("stompgate.access")
 
 class Access:
     def __init__(
-        self, auth: AuthSettings, redis_client: redis.Redis, *, node_id: str, key_prefix: str
+        self,
+        auth: AuthSettings,
+        redis_client: redis.Redis,
+        *,
+        node_id: str,
+        key_prefix: str,
+        membership_fallback: MembershipFallback | None = None,
     ) -> None:
+        """``membership_fallback`` answers for the ``member_of`` sets it knows when Redis has
+        lost them (the chat's room rosters)."""
         self.settings = auth
         self.limits = auth.limits
         self.redis = redis_client
@@ -67,6 +76,7 @@ class Access:
                 redis_client,
                 key_prefix=auth.membership_prefix,
                 cache_ttl=auth.membership_cache_ttl,
+                fallback=membership_fallback,
             ),
             sender_header=auth.sender_header,
         )
@@ -171,8 +181,31 @@ class _LazyCookies(Mapping[str, str]):
         return len(self._request.cookies)
 
 
-def build_access(settings: Settings, environ: Mapping[str, str] | None = None) -> Access:
-    """Auth from the environment (docs/security.md), with the gateway's flags winning.
+def build_access(
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    *,
+    auth: AuthSettings | None = None,
+    membership_fallback: MembershipFallback | None = None,
+) -> Access:
+    """Auth from the environment (docs/security.md), with the gateway's flags winning (or
+    ``auth``, already read by `auth_settings`).
+
+    Raises ConfigurationError for settings that cannot be used."""
+    if auth is None:
+        auth = auth_settings(settings, environ)
+    client = redis.Redis.from_url(settings.redis_url)
+    return Access(
+        auth,
+        client,
+        node_id=settings.node_id,
+        key_prefix=settings.redis_prefix,
+        membership_fallback=membership_fallback,
+    )
+
+
+def auth_settings(settings: Settings, environ: Mapping[str, str] | None = None) -> AuthSettings:
+    """The auth settings `build_access` uses: the environment, the gateway's flags winning.
 
     Raises ConfigurationError for settings that cannot be used."""
     env = os.environ if environ is None else environ
@@ -186,6 +219,4 @@ def build_access(settings: Settings, environ: Mapping[str, str] | None = None) -
         max_subscriptions=settings.max_subscriptions,
         connect_timeout=settings.connect_timeout,
     )
-    auth = dataclasses.replace(auth, limits=limits, dev_users=settings.dev_users)
-    client = redis.Redis.from_url(settings.redis_url)
-    return Access(auth, client, node_id=settings.node_id, key_prefix=settings.redis_prefix)
+    return dataclasses.replace(auth, limits=limits, dev_users=settings.dev_users)

@@ -11,7 +11,10 @@ One :class:`Router` per node, shared by its connections (it implements
 * a SUBSCRIBE goes to the relay; one that asks for a catch-up (``cur-max-message-id`` on a
   room topic) is bound with a :class:`~gateway.chat.catch_up.CatchUpSink` in front of the
   client, and the replay is read after the binding exists and before the RECEIPT: a catch-up
-  that cannot be served (say the store is behind) is unbound again and refused.
+  that cannot be served (say the store is behind) is unbound again and refused. A SUBSCRIBE
+  to ``/user/queue/unread`` is bound the same way and its first MESSAGE, right after the
+  RECEIPT, is the unread snapshot of all the user's rooms (then the live updates held
+  meanwhile).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from gateway.chat.catch_up import CatchUpSink
+from gateway.chat.layer import ReplayItem
 from gateway.chat_bridge import ChatBridge
 from gateway.delivery import DeliverySink
 from gateway.ports import SendMode, Subscription
@@ -75,16 +79,45 @@ class Router:
         headers: Mapping[str, str],
     ) -> tuple[Subscription, Callable[[], None] | None]:
         chat = self._chat
+        if chat is not None and sink.user is not None and chat.wants_snapshot(destination):
+            user = sink.user
+
+            async def snapshot() -> list[ReplayItem]:
+                return [await chat.unread_snapshot(user)]
+
+            return await self._held(sink, subscription_id, destination, ack, headers, 0, snapshot)
         # A bad catch-up header is refused (ChatError) before anything is bound.
         replay = None if chat is None else chat.replay_request(destination, headers)
         if chat is None or replay is None:
             return await self._relay.subscribe(
                 sink, subscription_id, destination, ack, headers
             ), None
-        catch_up = CatchUpSink(sink, replay.after_id)  # holds live messages until finish()
+        return await self._held(
+            sink,
+            subscription_id,
+            destination,
+            ack,
+            headers,
+            replay.after_id,
+            functools.partial(chat.replay, replay),
+        )
+
+    async def _held(
+        self,
+        sink: DeliverySink,
+        subscription_id: str,
+        destination: str,
+        ack: str,
+        headers: Mapping[str, str],
+        after: int,
+        first: Callable[[], Awaitable[list[ReplayItem]]],
+    ) -> tuple[Subscription, Callable[[], None]]:
+        """Bind with live messages held, read what goes ``first`` (unbinding if that fails),
+        and return what hands it over, then the held ones (after the RECEIPT)."""
+        catch_up = CatchUpSink(sink, after)  # holds live messages until finish()
         sub = await self._relay.subscribe(catch_up, subscription_id, destination, ack, headers)
         try:
-            items = await chat.replay(replay)
+            items = await first()
         except BaseException:
             await _cancel_quietly(sub)
             raise
