@@ -41,7 +41,7 @@ from gateway.chat.destinations import is_valid_room, room_topic
 from gateway.chat.errors import ChatError, RemovedFromRoomError, StoreBehindError
 from gateway.chat.history_api import Authorize, history_routes
 from gateway.chat.keys import ChatKeys
-from gateway.chat.layer import UNREAD_QUEUE, ChatLayer, ReplayItem
+from gateway.chat.layer import UNREAD_QUEUE, ChatLayer, ChatResult, ReplayItem
 from gateway.chat.membership import Membership
 from gateway.chat.node_lease import NodeLease
 from gateway.chat.rooms import Actor, RoomService
@@ -72,6 +72,14 @@ ROOM_TOPIC_PREFIX = "/topic/room."
 class ReplayRequest:
     room: str
     after_id: int
+
+
+def post_receipt_headers(result: ChatResult) -> tuple[tuple[str, str], ...]:
+    """What the RECEIPT of an ``/app`` SEND carries besides ``receipt-id``."""
+    if result.action != "messages" or result.message_id is None:
+        return ()
+    found = ((stomp_headers.MESSAGE_ID, str(result.message_id)),)
+    return (*found, (stomp_headers.DUPLICATE, "true")) if result.duplicate else found
 
 
 class _SystemSink:
@@ -136,8 +144,12 @@ class ChatBridge:
 
     async def handle_send(
         self, user: str, destination: str, headers: Sequence[tuple[str, str]], body: bytes
-    ) -> None:
-        await self.layer.handle_send(user, destination, headers, body)
+    ) -> tuple[tuple[str, str], ...]:
+        """Handle an ``/app`` SEND; the headers its RECEIPT carries: for a post, the message
+        id (``stompgate-message-id``; for a retry the original one, with
+        ``stompgate-duplicate: true``)."""
+        result = await self.layer.handle_send(user, destination, headers, body)
+        return post_receipt_headers(result)
 
     def replay_request(self, destination: str, headers: Mapping[str, str]) -> ReplayRequest | None:
         """The catch-up a SUBSCRIBE (its destination, its headers, first occurrence of each)

@@ -173,9 +173,10 @@ class RouterPort(Protocol):
         destination: str,
         headers: Sequence[tuple[str, str]],
         body: bytes,
-    ) -> Awaitable[None]:
+    ) -> Awaitable[Sequence[tuple[str, str]] | None]:
         """Send and wait for the outcome: the chat layer's, or the broker's confirm
-        (ClientError when refused)."""
+        (ClientError when refused). It may come back with headers for the SEND's RECEIPT
+        (after ``receipt-id``): the chat layer's message id, for one."""
         ...
 
     def publish(

@@ -59,9 +59,10 @@ class Router:
 
     def send(
         self, sink: DeliverySink, destination: str, headers: Sequence[tuple[str, str]], body: bytes
-    ) -> Awaitable[None]:
+    ) -> Awaitable[Sequence[tuple[str, str]] | None]:
         """The chat layer's or the relay's coroutine itself (no coroutine of our own around
-        it), which returns once the post or the broker's confirm is through."""
+        it), which returns once the post or the broker's confirm is through; the chat
+        layer's with the headers its RECEIPT carries (the message id)."""
         chat = self._chat
         if chat is not None and chat.handles(destination):
             user = sink.user
