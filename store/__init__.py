@@ -1,33 +1,50 @@
 """Message stores behind one small interface (`MessageStore`; see base.py for the contract),
-and the room stores of the same backends (`RoomStore`: rooms, members, read pointers; see
-rooms.py).
+and, on the same backends, the room stores (`RoomStore`: rooms, members, read pointers; see
+rooms.py), the profile stores (`ProfileStore`: preferred languages; profiles.py) and the
+translation stores (`TranslationStore`: messages' translations; translations.py).
 
 A core package: the gateway (history reads, catch-up) and the workers (the persist worker)
 both import it, and it imports neither of them.
 """
 
 from store.base import MessageCounts, MessageStore, StoreClosedError, StoredMessage
-from store.factory import open_room_store, open_store
+from store.factory import open_profile_store, open_room_store, open_store, open_translation_store
 from store.mongo import MongoStore
+from store.profiles import Profile, ProfileStore
+from store.profiles_mongo import MongoProfileStore
+from store.profiles_sqlite import SQLiteProfileStore
 from store.rooms import Member, Room, RoomFullError, RoomNotFoundError, RoomStore
 from store.rooms_mongo import MongoRoomStore
 from store.rooms_sqlite import SQLiteRoomStore
 from store.sqlite import SQLiteStore
+from store.translations import StoredTranslation, TranslationStore
+from store.translations_mongo import MongoTranslationStore
+from store.translations_sqlite import SQLiteTranslationStore
 
 __all__ = [
     "Member",
     "MessageCounts",
     "MessageStore",
+    "MongoProfileStore",
     "MongoRoomStore",
     "MongoStore",
+    "MongoTranslationStore",
+    "Profile",
+    "ProfileStore",
     "Room",
     "RoomFullError",
     "RoomNotFoundError",
     "RoomStore",
+    "SQLiteProfileStore",
     "SQLiteRoomStore",
     "SQLiteStore",
+    "SQLiteTranslationStore",
     "StoreClosedError",
     "StoredMessage",
+    "StoredTranslation",
+    "TranslationStore",
+    "open_profile_store",
     "open_room_store",
     "open_store",
+    "open_translation_store",
 ]

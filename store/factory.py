@@ -1,5 +1,7 @@
-"""`open_store(url)`: pick a message store backend from a URL; `open_room_store(url)`: the
-room store of the same backend (rooms, members, read pointers; same file or database).
+"""`open_store(url)`: pick a message store backend from a URL; `open_room_store(url)`,
+`open_profile_store(url)`, `open_translation_store(url)`: the room store (rooms, members,
+read pointers), the profile store and the translation store of the same backend (same file
+or database).
 
 - `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` (SQLAlchemy's convention),
   `sqlite://:memory:` or `sqlite:///:memory:`; an optional `?synchronous=normal`.
@@ -11,26 +13,45 @@ The store comes back unopened: call `await store.open()`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import parse_qs
 
 from store.mongo import MongoStore
+from store.profiles_mongo import MongoProfileStore
+from store.profiles_sqlite import SQLiteProfileStore
 from store.rooms_mongo import MongoRoomStore
 from store.rooms_sqlite import SQLiteRoomStore
 from store.sqlite import SQLiteStore
+from store.translations_mongo import MongoTranslationStore
+from store.translations_sqlite import SQLiteTranslationStore
+
+S = TypeVar("S")
+M = TypeVar("M")
 
 
 def open_store(url: str) -> SQLiteStore | MongoStore:
-    if _backend(url) == "sqlite":
-        path, synchronous = _sqlite(url)
-        return SQLiteStore(path, synchronous=synchronous)
-    return MongoStore(url)
+    return _pick(url, SQLiteStore, MongoStore)
 
 
 def open_room_store(url: str) -> SQLiteRoomStore | MongoRoomStore:
+    return _pick(url, SQLiteRoomStore, MongoRoomStore)
+
+
+def open_profile_store(url: str) -> SQLiteProfileStore | MongoProfileStore:
+    return _pick(url, SQLiteProfileStore, MongoProfileStore)
+
+
+def open_translation_store(url: str) -> SQLiteTranslationStore | MongoTranslationStore:
+    return _pick(url, SQLiteTranslationStore, MongoTranslationStore)
+
+
+def _pick(url: str, sqlite: Callable[..., S], mongo: Callable[[str], M]) -> S | M:
+    """``sqlite(path, synchronous=...)`` or ``mongo(url)``, by the URL's scheme."""
     if _backend(url) == "sqlite":
         path, synchronous = _sqlite(url)
-        return SQLiteRoomStore(path, synchronous=synchronous)
-    return MongoRoomStore(url)
+        return sqlite(path, synchronous=synchronous)
+    return mongo(url)
 
 
 def _backend(url: str) -> str:

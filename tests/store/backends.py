@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from pymongo import AsyncMongoClient
 
 from store import (
     MessageStore,
+    MongoProfileStore,
     MongoRoomStore,
     MongoStore,
+    MongoTranslationStore,
+    ProfileStore,
     RoomStore,
+    SQLiteProfileStore,
     SQLiteRoomStore,
     SQLiteStore,
+    SQLiteTranslationStore,
+    TranslationStore,
 )
 
+T = TypeVar("T")
 MONGODB_URI = os.environ.get("MONGODB_URI")
 NO_MONGO = "MongoDB not verified here: set MONGODB_URI=mongodb://host:port to run this backend"
 
@@ -35,48 +43,47 @@ BACKENDS = [
 
 
 @asynccontextmanager
-async def opened_store(backend: str, tmp_path: Path) -> AsyncIterator[MessageStore]:
-    store: MessageStore
+async def _opened(
+    backend: str, tmp_path: Path, sqlite: Callable[[str], T], mongo: Callable[..., T]
+) -> AsyncIterator[T]:
+    """``sqlite(path)`` or ``mongo(MONGODB_URI, database=...)`` opened (SQLite: every kind
+    of store of a test in one file, as the gateway has them), closed and dropped after."""
     database = f"stompgate_test_{uuid.uuid4().hex[:12]}"
     if backend == "sqlite-memory":
-        store = SQLiteStore(":memory:")
+        store = sqlite(":memory:")
     elif backend == "sqlite-file":
-        store = SQLiteStore(str(tmp_path / "messages.db"))
+        store = sqlite(str(tmp_path / "messages.db"))
     elif backend == "mongodb":
         assert MONGODB_URI is not None
-        store = MongoStore(MONGODB_URI, database=database)
+        store = mongo(MONGODB_URI, database=database)
     else:  # pragma: no cover
         raise ValueError(backend)
-    await store.open()
+    opened: Any = store
+    await opened.open()
     try:
         yield store
     finally:
-        await store.close()
+        await opened.close()
         if backend == "mongodb":
             await _drop(database)
 
 
-@asynccontextmanager
-async def opened_room_store(backend: str, tmp_path: Path) -> AsyncIterator[RoomStore]:
-    """The room store of a backend (SQLite: the same file as `opened_store`'s)."""
-    store: RoomStore
-    database = f"stompgate_test_{uuid.uuid4().hex[:12]}"
-    if backend == "sqlite-memory":
-        store = SQLiteRoomStore(":memory:")
-    elif backend == "sqlite-file":
-        store = SQLiteRoomStore(str(tmp_path / "messages.db"))
-    elif backend == "mongodb":
-        assert MONGODB_URI is not None
-        store = MongoRoomStore(MONGODB_URI, database=database)
-    else:  # pragma: no cover
-        raise ValueError(backend)
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
-        if backend == "mongodb":
-            await _drop(database)
+def opened_store(backend: str, tmp_path: Path) -> AbstractAsyncContextManager[MessageStore]:
+    return _opened(backend, tmp_path, SQLiteStore, MongoStore)
+
+
+def opened_room_store(backend: str, tmp_path: Path) -> AbstractAsyncContextManager[RoomStore]:
+    return _opened(backend, tmp_path, SQLiteRoomStore, MongoRoomStore)
+
+
+def opened_profile_store(backend: str, tmp_path: Path) -> AbstractAsyncContextManager[ProfileStore]:
+    return _opened(backend, tmp_path, SQLiteProfileStore, MongoProfileStore)
+
+
+def opened_translation_store(
+    backend: str, tmp_path: Path
+) -> AbstractAsyncContextManager[TranslationStore]:
+    return _opened(backend, tmp_path, SQLiteTranslationStore, MongoTranslationStore)
 
 
 async def _drop(database: str) -> None:
