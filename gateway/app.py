@@ -17,7 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.access import Access, auth_settings, build_access
-from gateway.chat_bridge import ChatBridge, build_chat, build_rooms
+from gateway.chat_bridge import ChatBridge, build_chat, build_profiles, build_rooms
 from gateway.connection import Connection
 from gateway.lifecycle import LifecycleListener, LogListener, MetricsListener
 from gateway.metrics import Metrics, RoomOrderCollector
@@ -67,7 +67,11 @@ class Gateway:
             self.rooms = build_rooms(settings, access.settings.membership_prefix)
         self.access = access
         builtin = (MetricsListener(self.metrics), LogListener())
-        self.node = Node(settings, self.access, listeners=(*builtin, *listeners))
+        #: The profile store and the recorder of tokens' language claims (with a store): the
+        #: recorder hears every accepted CONNECT.
+        self.profiles = build_profiles(settings)
+        recorder = () if self.profiles is None else (self.profiles.recorder,)
+        self.node = Node(settings, self.access, listeners=(*builtin, *recorder, *listeners))
         self.relay = Relay(
             RelaySettings(
                 amqp_url=settings.amqp_url,
@@ -99,7 +103,13 @@ class Gateway:
         await self.relay.start()
         await self.node.start()
         self.chat = await build_chat(
-            settings, self.relay, self.access, self.app, rooms=self.rooms, evict=self.node.evict
+            settings,
+            self.relay,
+            self.access,
+            self.app,
+            rooms=self.rooms,
+            evict=self.node.evict,
+            profiles=self.profiles,
         )
         open_connection = self.open_connection = self._opener(Router(self.relay, self.chat))
         endpoint = WebSocketEndpoint(
