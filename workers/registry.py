@@ -1,8 +1,8 @@
 """Which worker `python -m workers NAME` runs.
 
-NAME is a built-in worker ("persist") or a dotted path "package.module:attribute" to a team's
-own worker: the attribute is a `WorkerApp`, or a callable taking `WorkerSettings` and
-returning one.
+NAME is a built-in worker ("persist", "translate") or a dotted path "package.module:attribute"
+to a team's own worker: the attribute is a `WorkerApp`, or a callable taking `WorkerSettings`
+and returning one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ def _persist(settings: WorkerSettings) -> WorkerApp:
     return build_app(settings)
 
 
-BUILTIN: dict[str, Factory] = {"persist": _persist}
+def _translate(settings: WorkerSettings) -> WorkerApp:
+    from workers.translate.worker import build_app
+
+    return build_app(settings)
+
+
+BUILTIN: dict[str, Factory] = {"persist": _persist, "translate": _translate}
 
 
 class UnknownWorkerError(LookupError):

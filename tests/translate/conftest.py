@@ -7,6 +7,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from tests.support import rabbit
 from tests.translate.apertium_proc import ApertiumProcess
 from tests.translate.cases import CASES, Case
 from tests.translate.fakes import FakeService
@@ -25,6 +26,11 @@ def apertium_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture
+def vhost_url(fresh_vhost: str) -> str:
+    return rabbit.amqp_url(fresh_vhost)
 
 
 @pytest.fixture
