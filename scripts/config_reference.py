@@ -371,7 +371,11 @@ def render() -> str:
         "`rabbitmq/definitions.json` to; flags `--amqp-url`, `--management-url`, `--vhost`).",
         "`scripts/up.sh` (`make up`) sets development defaults for `STOMPGATE_AUTH` (`dev`),",
         "`STOMPGATE_LOG_FORMAT` (`console`), `STOMPGATE_STORE` (`var/messages.sqlite3`) and the",
-        "worker's health port, and honours every variable above.",
+        "persist worker's health port (9108), and honours every variable above. It starts an",
+        "apertium-apy of its own for the translation worker (port 2737, or `APERTIUM_PORT`, or",
+        "a free one; none when `STOMPGATE_TRANSLATE_PROVIDER` names another provider or",
+        "`STOMPGATE_TRANSLATE_APERTIUM_URL` is set) and gives the translation worker its own",
+        "health port (9109, or `TRANSLATE_WORKER_METRICS_PORT`, or a free one).",
         "",
     ]
     return "\n".join(out)
