@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
@@ -56,6 +57,30 @@ def start_translator(
     )
     proc.start(log_dir, timeout=60)  # lingua loads its models first
     return proc
+
+
+@pytest.fixture
+def translator(
+    gateway: GatewayProcess,
+    worker: WorkerProcess,
+    e2e_vhost_url: str,
+    store_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    log_dir: Path,
+    apertium_url: str,
+) -> Iterator[WorkerProcess]:
+    """The translation worker with Apertium, beside the gateway and the persist worker."""
+    proc = start_translator(
+        e2e_vhost_url,
+        store_url,
+        redis_url,
+        redis_prefix,
+        log_dir,
+        STOMPGATE_TRANSLATE_APERTIUM_URL=apertium_url,
+    )
+    yield proc
+    proc.stop()
 
 
 class User:
@@ -127,123 +152,96 @@ async def until(probe: Callable[[], bool], what: str, within: float = 60.0) -> N
         await asyncio.sleep(0.1)
 
 
-async def test_a_spanish_reader_gets_one_translation_live_in_history_and_on_catch_up(
-    gateway: GatewayProcess,
-    worker: WorkerProcess,
-    e2e_vhost_url: str,
-    store_url: str,
-    redis_url: str,
-    redis_prefix: str,
-    log_dir: Path,
-    apertium_url: str,
-    stack: AsyncExitStack,
-) -> None:
-    translator = start_translator(
-        e2e_vhost_url,
-        store_url,
-        redis_url,
-        redis_prefix,
-        log_dir,
-        STOMPGATE_TRANSLATE_APERTIUM_URL=apertium_url,
-    )
+def token_lang(store: Path, user: str) -> str | None:
+    """The language claim the store has recorded for ``user`` (read directly)."""
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=10)
     try:
-        alice = User(gateway, "alice")
-        bob = User(gateway, "bob", locale="es")  # his token says Spanish
-        carol = User(gateway, "carol")  # she says so in her profile
-        dave = User(gateway, "dave", locale="en_GB")
-        status, room = await alice.call(
-            "POST", "/api/rooms", {"name": "Team", "members": ["bob", "carol", "dave"]}
-        )
-        assert status == 201, room
-        rid, topic = room["id"], f"/topic/room.{room['id']}"
-        status, profile = await carol.call("PUT", "/api/me/profile", {"lang": "es"})
-        assert (status, profile["preferred_lang"]) == (200, "es")
-        status, profile = await dave.call("GET", "/api/me/profile")  # records his claim
-        assert profile == {"v": 1, "user": "dave", "token_lang": "en-GB", "preferred_lang": "en-GB"}
-
-        bob_peer = await bob.connect(stack)  # the CONNECT records his token's language
-        await subscribe(bob_peer, topic)
-        status, profile = await bob.call("GET", "/api/me/profile")
-        assert (profile["token_lang"], profile["preferred_lang"]) == ("es", "es")
-        alice_peer = await alice.connect(stack)
-        message_id = await post(alice_peer, rid, ENGLISH, "hello-1")
-
-        message = await event(bob_peer, "message")
-        assert json.loads(message.body)["id"] == message_id  # chat first, as always
-        translated = await event(bob_peer, "translation", within=60)
-        body = json.loads(translated.body)
-        assert (body["room"], body["message_id"], body["lang"]) == (rid, message_id, "es")
-        assert (body["provider"], body["source_lang"]) == ("apertium", "en")
-        assert "amigo" in body["text"]
-        assert translated.headers["content-type"] == "application/json"
-        assert translated.headers["persistent"] == "true"
-        assert "stompgate-message-id" not in translated.headers
-
-        # Once per language: bob and carol both read Spanish; dave reads the source's.
-        await until(
-            lambda: translator.metric("stompgate_worker_messages_handled_total", **TRANSLATE) >= 1,
-            "handled",
-        )
-        assert await quiet(bob_peer, "translation")
-        status, page = await alice.call("GET", f"/api/rooms/{rid}/messages")
-        assert status == 200
-        assert [m["id"] for m in page["messages"]] == [message_id]
-        assert page["translations"] == [body]
-
-        carol_peer = await carol.connect(stack)
-        await carol_peer.send_frame(
-            "SUBSCRIBE",
-            {"id": "c", "destination": topic, "cur-max-message-id": "0", "receipt": "sub-c"},
-        )
-        await carol_peer.receipt("sub-c")
-        replayed = [await next_message(carol_peer), await next_message(carol_peer)]
-        assert [f.headers["event-type"] for f in replayed] == ["message", "translation"]
-        assert all(f.headers["stompgate-replay"] == "true" for f in replayed)
-        assert json.loads(replayed[1].body) == body
+        row = conn.execute("SELECT token_lang FROM profiles WHERE user = ?", (user,)).fetchone()
     finally:
-        translator.stop()
+        conn.close()
+    return None if row is None else str(row[0])
+
+
+async def test_a_spanish_reader_gets_one_translation_live_in_history_and_on_catch_up(
+    gateway: GatewayProcess, translator: WorkerProcess, stack: AsyncExitStack, store_path: Path
+) -> None:
+    alice = User(gateway, "alice")
+    bob = User(gateway, "bob", locale="es")  # his token says Spanish
+    carol = User(gateway, "carol")  # she says so in her profile
+    dave = User(gateway, "dave", locale="en_GB")
+    status, room = await alice.call(
+        "POST", "/api/rooms", {"name": "Team", "members": ["bob", "carol", "dave"]}
+    )
+    assert status == 201, room
+    rid, topic = room["id"], f"/topic/room.{room['id']}"
+    status, profile = await carol.call("PUT", "/api/me/profile", {"lang": "es"})
+    assert (status, profile["preferred_lang"]) == (200, "es")
+    status, profile = await dave.call("GET", "/api/me/profile")  # records his claim
+    assert profile == {"v": 1, "user": "dave", "token_lang": "en-GB", "preferred_lang": "en-GB"}
+
+    bob_peer = await bob.connect(stack)  # the CONNECT records his token's language
+    await until(lambda: token_lang(store_path, "bob") == "es", "bob's claim recorded")
+    await subscribe(bob_peer, topic)
+    status, profile = await bob.call("GET", "/api/me/profile")
+    assert (profile["token_lang"], profile["preferred_lang"]) == ("es", "es")
+    alice_peer = await alice.connect(stack)
+    message_id = await post(alice_peer, rid, ENGLISH, "hello-1")
+
+    message = await event(bob_peer, "message")
+    assert json.loads(message.body)["id"] == message_id  # chat first, as always
+    translated = await event(bob_peer, "translation", within=60)
+    body = json.loads(translated.body)
+    assert (body["room"], body["message_id"], body["lang"]) == (rid, message_id, "es")
+    assert (body["provider"], body["source_lang"]) == ("apertium", "en")
+    assert "amigo" in body["text"]
+    assert translated.headers["content-type"] == "application/json"
+    assert translated.headers["persistent"] == "true"
+    assert "stompgate-message-id" not in translated.headers
+
+    # Once per language: bob and carol both read Spanish; dave reads the source's.
+    await until(
+        lambda: translator.metric("stompgate_worker_messages_handled_total", **TRANSLATE) >= 1,
+        "handled",
+    )
+    assert await quiet(bob_peer, "translation")
+    status, page = await alice.call("GET", f"/api/rooms/{rid}/messages")
+    assert status == 200
+    assert [m["id"] for m in page["messages"]] == [message_id]
+    assert page["translations"] == [body]
+
+    carol_peer = await carol.connect(stack)
+    await carol_peer.send_frame(
+        "SUBSCRIBE",
+        {"id": "c", "destination": topic, "cur-max-message-id": "0", "receipt": "sub-c"},
+    )
+    await carol_peer.receipt("sub-c")
+    replayed = [await next_message(carol_peer), await next_message(carol_peer)]
+    assert [f.headers["event-type"] for f in replayed] == ["message", "translation"]
+    assert all(f.headers["stompgate-replay"] == "true" for f in replayed)
+    assert json.loads(replayed[1].body) == body
 
 
 async def test_no_translation_when_the_room_reads_the_source_language(
-    gateway: GatewayProcess,
-    worker: WorkerProcess,
-    e2e_vhost_url: str,
-    store_url: str,
-    redis_url: str,
-    redis_prefix: str,
-    log_dir: Path,
-    apertium_url: str,
-    stack: AsyncExitStack,
+    gateway: GatewayProcess, translator: WorkerProcess, stack: AsyncExitStack
 ) -> None:
-    translator = start_translator(
-        e2e_vhost_url,
-        store_url,
-        redis_url,
-        redis_prefix,
-        log_dir,
-        STOMPGATE_TRANSLATE_APERTIUM_URL=apertium_url,
+    alice, erin = User(gateway, "alice", locale="en"), User(gateway, "erin", locale="en-US")
+    status, room = await alice.call(
+        "POST", "/api/rooms", {"name": "Same", "members": ["erin"], "lang": "en"}
     )
-    try:
-        alice, erin = User(gateway, "alice", locale="en"), User(gateway, "erin", locale="en-US")
-        status, room = await alice.call(
-            "POST", "/api/rooms", {"name": "Same", "members": ["erin"], "lang": "en"}
-        )
-        assert status == 201
-        rid = room["id"]
-        erin_peer, alice_peer = await erin.connect(stack), await alice.connect(stack)
-        await subscribe(erin_peer, f"/topic/room.{rid}")
-        message_id = await post(alice_peer, rid, ENGLISH, "same-1")
-        assert json.loads((await event(erin_peer, "message")).body)["id"] == message_id
-        skipped = {"reason": "same_language"}
-        await until(
-            lambda: translator.metric("stompgate_translate_skipped_total", **skipped) >= 1,
-            "skipped",
-        )
-        assert await quiet(erin_peer, "translation")
-        status, page = await alice.call("GET", f"/api/rooms/{rid}/messages")
-        assert page["translations"] == []
-    finally:
-        translator.stop()
+    assert status == 201
+    rid = room["id"]
+    erin_peer, alice_peer = await erin.connect(stack), await alice.connect(stack)
+    await subscribe(erin_peer, f"/topic/room.{rid}")
+    message_id = await post(alice_peer, rid, ENGLISH, "same-1")
+    assert json.loads((await event(erin_peer, "message")).body)["id"] == message_id
+    skipped = {"reason": "same_language"}
+    await until(
+        lambda: translator.metric("stompgate_translate_skipped_total", **skipped) >= 1,
+        "skipped",
+    )
+    assert await quiet(erin_peer, "translation")
+    status, page = await alice.call("GET", f"/api/rooms/{rid}/messages")
+    assert page["translations"] == []
 
 
 async def test_a_provider_outage_delays_translations_and_never_a_chat_message(
