@@ -38,6 +38,7 @@ from gateway.ports import (
     Subscription,
 )
 from gateway.stomp import (
+    MessageHead,
     PreparedMessage,
     ServerSession,
     SessionState,
@@ -121,7 +122,7 @@ class Connection:
         # session adds up.
         self._subscriptions: dict[str, Subscription] | None = None
         self._next_message_id = 0
-        self._heads: dict[str, bytes] | None = None  # subscription id -> message_head()
+        self._heads: dict[str, MessageHead] | None = None  # subscription id -> message_head()
         self._closing = False
         self.dirty = False  # queued output the host will flush at the end of this loop turn
         self.active = False  # read something since the host last looked (lifecycle)
