@@ -33,6 +33,7 @@ from gateway.chat.layer import ChatLayer, ReplayItem
 from gateway.chat.node_lease import NodeLease
 from gateway.chat.snowflake import MAX_ID
 from gateway.chat.store_api import MessageReader
+from gateway.errors import ErrorMessage
 from gateway.relay import Relay
 from gateway.settings import Settings
 
@@ -102,6 +103,7 @@ class ChatBridge:
             raise ChatError(
                 f"invalid {REPLAY_HEADER} header: '{raw[:40]}'",
                 "it must be the decimal id of the last message this device has",
+                message=ErrorMessage.INVALID_HEADER,
             )
         return ReplayRequest(room, int(raw))
 

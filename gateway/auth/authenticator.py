@@ -3,8 +3,12 @@
 In ``jwt`` mode it verifies the token from the CONNECT frame or, failing that, the one offered
 at the WebSocket handshake (a CONNECT token wins), and tells when the token runs out
 (``deadline``, ``check_expiry``).  In ``dev`` mode it checks development logins; it logs that
-mode at WARNING when built.  It keeps no per-session state: the adapter holds the ``Identity``
-(the CONNECT and idle timeouts are the node ticker's: ``gateway.node``).
+mode at WARNING when built.  A CONNECT without ``login`` and without any token is anonymous:
+it gets the configured ``anonymous_user`` (``guest`` in dev mode, as RabbitMQ's
+``default_user``; in jwt mode only if an operator configured one, with its roles), else it is
+refused like any CONNECT without credentials.  It keeps no per-session state: the adapter
+holds the ``Identity`` (the CONNECT and idle timeouts are the node ticker's:
+``gateway.node``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from gateway.auth.identity import Identity
 from gateway.auth.jwt_auth import DevAuthenticator, JwtAuthenticator
 from gateway.auth.settings import AuthMode, AuthSettings
 from gateway.auth.tokens import HeaderInput, token_from_connect, token_from_handshake
+from gateway.errors import ErrorMessage
 
 __all__ = ["Authenticator"]
 
@@ -56,6 +61,20 @@ class Authenticator:
                 "Never run this in production.",
                 ",".join(self._dev.logins),
             )
+        user = settings.anonymous_user
+        # One identity shared by every anonymous session (it is immutable).
+        self._anonymous: Identity | None = None
+        if user is not None:
+            self._anonymous = Identity(
+                user=user, roles=settings.anonymous_roles, dev=self._dev is not None
+            )
+            log.warning(
+                "anonymous CONNECT allowed: a client without login or token is %r%s",
+                user,
+                f" with roles {','.join(sorted(settings.anonymous_roles))}"
+                if settings.anonymous_roles
+                else "",
+            )
 
     def handshake_token(
         self, headers: HeaderInput, query: Mapping[str, str], cookies: Mapping[str, str]
@@ -75,22 +94,31 @@ class Authenticator:
         now: float | None = None,
     ) -> Identity:
         """The identity of a CONNECT, or ``AuthError``.  A CONNECT token beats a handshake one."""
+        anonymous = self._anonymous
         if self._dev is not None:
+            if login is None and anonymous is not None:
+                return anonymous
             return self._dev.verify_login(login, passcode)
         assert self._jwt is not None
         token = token_from_connect(login, passcode, headers, self.settings.sources)
-        return self._jwt.verify(token or handshake_token, now)
+        token = token or handshake_token
+        if token is None and login is None and anonymous is not None:
+            return anonymous
+        return self._jwt.verify(token, now)
 
     def deadline(self, identity: Identity) -> float | None:
         """Epoch seconds at which the session must be closed because its token expired."""
         return None if self._jwt is None else self._jwt.deadline(identity)
 
     def check_expiry(self, identity: Identity, now: float | None = None) -> AuthError | None:
-        """``AuthError("token expired")`` once the token has run out mid-session, else None."""
+        """``AuthError("token expired")`` (``Credential expired``) once the token has run out
+        mid-session, else None."""
         deadline = self.deadline(identity)
         current = time.time() if now is None else now
         if deadline is not None and current >= deadline:
             return AuthError(
-                "token expired", "the session's token expired; reconnect with a fresh token"
+                "token expired",
+                "the session's token expired; reconnect with a fresh token",
+                message=ErrorMessage.CREDENTIAL_EXPIRED,
             )
         return None

@@ -140,7 +140,8 @@ class AbuseLimits:
 
 @dataclass(frozen=True, slots=True)
 class Breach:
-    """A limit breach: ``kind`` labels the metric, ``message`` goes into the ERROR frame."""
+    """A limit breach: ``kind`` labels the metric and picks the ERROR's short ``message``
+    (``gateway.auth.errors.LIMIT_MESSAGES``); ``message`` is the ERROR frame's body."""
 
     kind: str
     message: str

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.errors import ClientError
+from gateway.errors import ClientError, ErrorMessage, explain
 
 
 class ChatError(ClientError):
-    """``message`` goes in the ERROR frame's ``message`` header, ``detail`` in its body."""
+    """A post or header the chat layer refuses. ``text`` says what is wrong, ``why`` more
+    (both go in the ERROR body); ``message`` is ``Invalid message``, or another
+    :class:`~gateway.errors.ErrorMessage` for the case (``Invalid destination``, ...)."""
 
     reason = "invalid"
 
-    def __init__(self, message: str, detail: str = "") -> None:
-        super().__init__(message, detail or message)
+    def __init__(
+        self, text: str, why: str = "", *, message: ErrorMessage = ErrorMessage.INVALID_MESSAGE
+    ) -> None:
+        super().__init__(message, explain(text, why))
+        self.text = text
 
 
 RETRY_AFTER_S = 5
@@ -32,8 +37,12 @@ class StoreBehindError(ClientError):
     def __init__(self, room: str, missing: Sequence[int]) -> None:
         self.room = room
         self.missing = tuple(missing)
+        self.text = "history not available yet: the message store is behind; retry shortly"
         super().__init__(
-            "history not available yet: the message store is behind; retry shortly",
-            f"{len(self.missing)} message(s) of room '{room}' left the recent cache before the "
-            f"store had them (first id {self.missing[0] if self.missing else '-'})",
+            ErrorMessage.HISTORY_NOT_AVAILABLE,
+            explain(
+                self.text,
+                f"{len(self.missing)} message(s) of room '{room}' left the recent cache before "
+                f"the store had them (first id {self.missing[0] if self.missing else '-'})",
+            ),
         )

@@ -52,6 +52,7 @@ from gateway.chat.recent import RecentCache, decode_member
 from gateway.chat.snowflake import MAX_ID, parse
 from gateway.chat.store_api import MessageReader
 from gateway.chat.unstored import UnstoredSet
+from gateway.errors import ErrorMessage
 from schemas import SchemaError, decode
 from schemas.models import ChatPost, ChatRead, TypingState
 
@@ -160,7 +161,10 @@ class ChatLayer:
         """
         target = parse_app_destination(destination)
         if len(body) > self._max_body:
-            raise ChatError(f"body too large: {len(body)} bytes, at most {self._max_body}")
+            raise ChatError(
+                f"body too large: {len(body)} bytes, at most {self._max_body}",
+                message=ErrorMessage.MESSAGE_TOO_LARGE,
+            )
         if target.action == "messages":
             return await self._post(user, target.room, body)
         if target.action == "read":
@@ -275,7 +279,7 @@ class ChatLayer:
     async def position(self, room: str) -> tuple[int, int]:
         """(room ordinal counter, newest id) now: what a catch-up seeds the room order with."""
         if not is_valid_room(room):
-            raise ChatError(f"invalid room id '{room}'")
+            raise ChatError(f"invalid room id '{room}'", message=ErrorMessage.INVALID_DESTINATION)
         return await self.recent.position(room)
 
     async def replay(self, room: str, after_id: int, limit: int = 1000) -> list[ReplayItem]:
@@ -285,7 +289,7 @@ class ChatLayer:
         store. Each item carries the live headers plus ``stompgate-replay: true``.
         """
         if not is_valid_room(room):
-            raise ChatError(f"invalid room id '{room}'")
+            raise ChatError(f"invalid room id '{room}'", message=ErrorMessage.INVALID_DESTINATION)
         topic = room_topic(room)
         return [
             ReplayItem(
@@ -343,4 +347,4 @@ def _decode(model: type[_T], body: bytes) -> _T:
     try:
         return decode(model, body)
     except SchemaError as exc:
-        raise ChatError(str(exc), f"{exc}; see schemas/{exc.schema}.json") from None
+        raise ChatError(str(exc), f"see schemas/{exc.schema}.json") from None
