@@ -152,13 +152,13 @@ def _authorizer(access: Access) -> Authorize:
             login, _, passcode = decoded.partition(":")
         try:
             identity = await access.authenticate(
-                login, passcode, (), access.handshake_token(request), time.time()
+                login, passcode, (), access.handshake_token(request), time.time(), anonymous=False
             )
             await access.authorize_subscribe(identity, ROOM_TOPIC_PREFIX + room)
         except AuthError as exc:
-            raise web.HTTPUnauthorized(reason=exc.message) from None
+            raise web.HTTPUnauthorized(reason=exc.text) from None
         except (AccessDenied, DestinationRejected) as exc:
-            raise web.HTTPForbidden(reason=exc.message) from None
+            raise web.HTTPForbidden(reason=exc.detail) from None
         return identity.user
 
     return authorize

@@ -92,18 +92,21 @@ class Authenticator:
         *,
         handshake_token: str | None = None,
         now: float | None = None,
+        anonymous: bool = False,
     ) -> Identity:
-        """The identity of a CONNECT, or ``AuthError``.  A CONNECT token beats a handshake one."""
-        anonymous = self._anonymous
+        """The identity of a CONNECT, or ``AuthError``.  A CONNECT token beats a handshake one.
+        ``anonymous``: a CONNECT with no login and no token gets the configured anonymous
+        identity (STOMP CONNECT only; other requests must bring credentials)."""
+        anonymous_identity = self._anonymous if anonymous else None
         if self._dev is not None:
-            if login is None and anonymous is not None:
-                return anonymous
+            if login is None and anonymous_identity is not None:
+                return anonymous_identity
             return self._dev.verify_login(login, passcode)
         assert self._jwt is not None
         token = token_from_connect(login, passcode, headers, self.settings.sources)
         token = token or handshake_token
-        if token is None and login is None and anonymous is not None:
-            return anonymous
+        if token is None and login is None and anonymous_identity is not None:
+            return anonymous_identity
         return self._jwt.verify(token, now)
 
     def deadline(self, identity: Identity) -> float | None:
