@@ -60,7 +60,6 @@ class ErrorMessage(enum.StrEnum):
     TOO_MANY_CONNECTIONS = "Too many connections"
     TOO_MANY_SUBSCRIPTIONS = "Too many subscriptions"
     FRAME_TOO_LARGE = "Frame too large"
-    ORIGIN_NOT_ALLOWED = "Origin not allowed"
     SLOW_CONSUMER = "Slow consumer"
     LIMIT_EXCEEDED = "Limit exceeded"
     CONNECT_TIMEOUT = "CONNECT timeout"

@@ -63,7 +63,6 @@ class DestinationRejected(ClientError, ValueError):  # noqa: N818 -- name fixed 
 #: kind not listed gets ``Limit exceeded``.
 LIMIT_MESSAGES: Final[Mapping[str, ErrorMessage]] = MappingProxyType(
     {
-        "origin": ErrorMessage.ORIGIN_NOT_ALLOWED,
         "connections_per_ip": ErrorMessage.TOO_MANY_CONNECTIONS,
         "connections_per_user": ErrorMessage.TOO_MANY_CONNECTIONS,
         "frames_per_second": ErrorMessage.RATE_LIMIT_EXCEEDED,
