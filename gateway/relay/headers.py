@@ -30,7 +30,10 @@ anything else          the AMQP headers table, as strings (longstr)
 AMQP → MESSAGE (:func:`headers_from_delivery`): ``redelivered``, then the properties above
 back under the same names (``persistent:true`` only for delivery mode 2; ``reply-to``
 without a destination prefix gets ``/reply-queue/``, as the plugin does), then the headers
-table entries whose values are strings, numbers or booleans, as strings.
+table entries whose values are strings, numbers or booleans, as strings (a headers-table
+entry named like a property that is set is dropped: the property wins). Values are taken as
+the publisher sent them: :class:`gateway.stomp.PreparedMessage` escapes or drops, per STOMP
+version, what could end a line or the frame (a NUL, CR or LF from any AMQP publisher).
 """
 
 from __future__ import annotations
