@@ -138,9 +138,18 @@ class Access:
         headers: Iterable[tuple[str, str]],
         handshake_token: str | None,
         now: float,
+        *,
+        anonymous: bool = True,
     ) -> Identity:
+        """The identity of a CONNECT; without credentials, the configured anonymous identity
+        (``anonymous=False`` for other requests, e.g. the history API, which never are)."""
         return await self.authenticator.authenticate_async(
-            login, passcode, tuple(headers), handshake_token=handshake_token, now=now
+            login,
+            passcode,
+            tuple(headers),
+            handshake_token=handshake_token,
+            now=now,
+            anonymous=anonymous,
         )
 
     def deadline(self, identity: Identity) -> float | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway import stomp_headers
 from gateway.access import Access, auth_settings, build_access
 from gateway.chat_bridge import ChatBridge, build_chat, build_rooms
 from gateway.connection import Connection
@@ -198,7 +199,12 @@ def connection_limits(settings: Settings, *, bytes_burst: int = 0) -> Connection
     )
     heartbeat = (settings.heartbeat_send_ms, settings.heartbeat_receive_ms)
     return ConnectionLimits(
-        SessionConfig(limits=limits, server_name="stompgate/0.1", heartbeat=heartbeat),
+        SessionConfig(
+            limits=limits,
+            server_name="stompgate/0.1",
+            heartbeat=heartbeat,
+            violation_headers=((stomp_headers.REASON, "protocol"),),
+        ),
         max_unconfirmed=settings.max_unconfirmed,
         max_outbound_buffer=settings.max_outbound_buffer,
         bytes_burst=bytes_burst,

@@ -48,7 +48,7 @@ from gateway.chat.rooms import Actor, RoomService
 from gateway.chat.rooms_api import Authenticate, rooms_routes
 from gateway.chat.snowflake import MAX_ID
 from gateway.chat.store_api import HistoryStore, RoomStore
-from gateway.errors import ClientError
+from gateway.errors import ClientError, ErrorMessage
 from gateway.relay import Relay
 from gateway.relay.destinations import UserQueue
 from gateway.settings import Settings
@@ -155,6 +155,7 @@ class ChatBridge:
             raise ChatError(
                 f"invalid {REPLAY_HEADER} header: '{raw[:40]}'",
                 "it must be the decimal id of the last message this device has",
+                message=ErrorMessage.INVALID_HEADER,
             )
         return ReplayRequest(room, int(raw))
 
@@ -228,10 +229,10 @@ async def _identity(access: Access, request: web.Request) -> Identity:
         login, _, passcode = decoded.partition(":")
     try:
         return await access.authenticate(
-            login, passcode, (), access.handshake_token(request), time.time()
+            login, passcode, (), access.handshake_token(request), time.time(), anonymous=False
         )
     except AuthError as exc:
-        raise web.HTTPUnauthorized(reason=exc.message, headers=challenge) from None
+        raise web.HTTPUnauthorized(reason=exc.text, headers=challenge) from None
 
 
 def _authorizer(access: Access) -> Authorize:
@@ -240,7 +241,7 @@ def _authorizer(access: Access) -> Authorize:
         try:
             await access.authorize_subscribe(identity, ROOM_TOPIC_PREFIX + room)
         except (AccessDenied, DestinationRejected) as exc:
-            raise web.HTTPForbidden(reason=exc.message) from None
+            raise web.HTTPForbidden(reason=exc.detail) from None
         return identity.user
 
     return authorize

@@ -6,7 +6,13 @@ event the session emits becomes a call on a collaborator given to the constructo
 narrow protocols of :mod:`gateway.ports`): the access policy (CONNECT, authorization, rate
 limits), the router (SEND and SUBSCRIBE: chat layer or relay), the host node (timers, output
 batching, lifecycle events). A client's mistake, any :class:`~gateway.errors.ClientError`,
-gets exactly one ERROR frame, then the connection closes.
+gets exactly one ERROR frame, then the connection closes: its short ``message``, its
+``detail`` as the ``text/plain`` body, and its reason in the ``stompgate-reason`` header
+(``protocol`` for what the STOMP session refuses itself).
+
+Frames inside a transaction are carried out at COMMIT, in order; each one's own receipt is
+sent when it is done (a SEND's once the broker confirmed it, as RabbitMQ's plugin does),
+then the COMMIT's. ABORT discards them unreceipted: its own receipt says they are gone.
 
 A SEND without a receipt is written to the broker and the next frame is handled at once; its
 confirm comes back through :meth:`Connection._on_confirm` and a refusal still ends the
@@ -24,9 +30,10 @@ import asyncio
 import logging
 import time
 
+from gateway import stomp_headers
 from gateway.access import Identity, UserLease
 from gateway.confirm_window import ConfirmWindow
-from gateway.errors import ClientError
+from gateway.errors import ClientError, ErrorMessage
 from gateway.metrics import COMMANDS, Metrics
 from gateway.ports import (
     AccessPort,
@@ -38,6 +45,7 @@ from gateway.ports import (
     Subscription,
 )
 from gateway.stomp import (
+    MessageHead,
     PreparedMessage,
     ServerSession,
     SessionState,
@@ -121,7 +129,7 @@ class Connection:
         # session adds up.
         self._subscriptions: dict[str, Subscription] | None = None
         self._next_message_id = 0
-        self._heads: dict[str, bytes] | None = None  # subscription id -> message_head()
+        self._heads: dict[str, MessageHead] | None = None  # subscription id -> message_head()
         self._closing = False
         self.dirty = False  # queued output the host will flush at the end of this loop turn
         self.active = False  # read something since the host last looked (lifecycle)
@@ -206,7 +214,7 @@ class Connection:
                     cost = min(self._unpaid, burst) if burst else self._unpaid
                     breach = self.rate.breach(cost, now)
                     if breach is not None:
-                        self.fail(breach.message, reason=breach.kind)
+                        self._refuse(breach.error())
                         return
                     self._unpaid = 0
                 await self._handle(event)
@@ -241,6 +249,7 @@ class Connection:
                         await self._send(frame)
                     else:
                         await self._ack(frame)
+                    self._receipt(frame.receipt)
                 self._receipt(event.receipt)
             elif isinstance(event, events.TransactionAborted):
                 pass  # the session discarded the buffered frames and sent any receipt
@@ -258,7 +267,7 @@ class Connection:
                 )
                 self.close("protocol")
         except ClientError as exc:
-            self.fail(exc.message, detail=exc.detail, receipt=_receipt_of(event), reason=exc.reason)
+            self._refuse(exc, _receipt_of(event))
 
     async def _connect(self, event: events.ConnectRequested) -> None:
         access = self._access
@@ -311,7 +320,7 @@ class Connection:
         """The broker's answer to a SEND written without waiting."""
         self._metrics.confirm_latency.observe(seconds)
         if error is not None:
-            self.fail(error.message, detail=error.detail, reason=error.reason)
+            self._refuse(error)
         if self._window is not None:
             self._window.done()
 
@@ -373,7 +382,8 @@ class Connection:
         if queued > limit:
             self._metrics.slow_consumer_drops.inc()
             self.fail(
-                f"slow consumer: {queued} bytes queued > max_outbound_buffer {limit}",
+                ErrorMessage.SLOW_CONSUMER,
+                detail=f"slow consumer: {queued} bytes queued > max_outbound_buffer {limit}",
                 reason="slow_consumer",
             )
 
@@ -381,21 +391,28 @@ class Connection:
         self.session.send_heartbeat()
         self.flush()
 
+    def _refuse(self, error: ClientError, receipt: str | None = None) -> None:
+        self.fail(error.message, detail=error.detail, receipt=receipt, reason=error.reason)
+
     def fail(
         self, message: str, *, detail: str = "", receipt: str | None = None, reason: str = "error"
     ) -> None:
-        """Send one ERROR frame that says what went wrong, then close."""
+        """Send one ERROR frame that says what went wrong, then close: ``message`` is a short
+        :class:`~gateway.errors.ErrorMessage`, ``detail`` the body, ``reason`` the metrics
+        label and the ``stompgate-reason`` header."""
         if self._closing:
             return
         self._metrics.errors.labels(reason).inc()
         self._metrics.frames_out.inc("ERROR")
         log.info(
-            "closing with ERROR: %s",
+            "closing with ERROR: %s: %s",
             message,
+            detail.split("\n", 1)[0],
             extra={"session": self.session_id, "peer": self.peer, "reason": reason},
         )
         if self.session.state is not SessionState.CLOSED:
-            self.session.error(message, detail, receipt_id=receipt)
+            headers = ((stomp_headers.REASON, reason),)
+            self.session.error(message, detail, receipt_id=receipt, headers=headers)
         self.close(reason)
 
     def close(self, reason: str = "closed") -> None:

@@ -30,7 +30,10 @@ anything else          the AMQP headers table, as strings (longstr)
 AMQP → MESSAGE (:func:`headers_from_delivery`): ``redelivered``, then the properties above
 back under the same names (``persistent:true`` only for delivery mode 2; ``reply-to``
 without a destination prefix gets ``/reply-queue/``, as the plugin does), then the headers
-table entries whose values are strings, numbers or booleans, as strings.
+table entries whose values are strings, numbers or booleans, as strings (a headers-table
+entry named like a property that is set is dropped: the property wins). Values are taken as
+the publisher sent them: :class:`gateway.stomp.PreparedMessage` escapes or drops, per STOMP
+version, what could end a line or the frame (a NUL, CR or LF from any AMQP publisher).
 """
 
 from __future__ import annotations
@@ -83,6 +86,12 @@ _PROPERTY_HEADERS: Final = frozenset(
 _MESSAGE_RESERVED: Final = frozenset(
     {"destination", "message-id", "subscription", "ack", "content-length", "redelivered"}
 )
+#: Headers :func:`headers_from_delivery` makes from properties; a headers-table entry of the
+#: same name is dropped when the property is set (the property wins).
+_DELIVERY_PROPERTY_HEADERS: Final = _PROPERTY_HEADERS | {"user-id"}
+_REDELIVERED: Final = ("redelivered", "true")
+_NOT_REDELIVERED: Final = ("redelivered", "false")
+_PERSISTENT: Final = ("persistent", "true")
 
 
 class HeaderError(ValueError):
@@ -202,14 +211,14 @@ def headers_from_delivery(
     properties: spec.Basic.Properties, redelivered: bool
 ) -> list[tuple[str, str]]:
     """MESSAGE headers (besides destination, subscription, message-id, ack) for a delivery."""
-    out: list[tuple[str, str]] = [("redelivered", "true" if redelivered else "false")]
+    out: list[tuple[str, str]] = [_REDELIVERED if redelivered else _NOT_REDELIVERED]
     p = properties
     if p.content_type is not None:
         out.append(("content-type", p.content_type))
     if p.content_encoding is not None:
         out.append(("content-encoding", p.content_encoding))
     if p.delivery_mode == 2:
-        out.append(("persistent", "true"))
+        out.append(_PERSISTENT)
     if p.priority is not None:
         out.append(("priority", str(p.priority)))
     if p.correlation_id is not None:
@@ -228,12 +237,18 @@ def headers_from_delivery(
         out.append(("user-id", p.user_id))
     if p.app_id is not None:
         out.append(("app-id", p.app_id))
-    if p.headers:
-        seen = {name for name, _ in out}
-        for name, value in p.headers.items():
-            if name in _MESSAGE_RESERVED or name in seen:
+    table = p.headers
+    if table:
+        seen: set[str] | None = None  # property headers set above, made only when needed
+        for name, value in table.items():
+            if name in _MESSAGE_RESERVED:
                 continue
-            text = _field_text(value)
+            if name in _DELIVERY_PROPERTY_HEADERS:
+                if seen is None:
+                    seen = {header for header, _ in out}
+                if name in seen:
+                    continue
+            text = value if type(value) is str else _field_text(value)
             if text is not None:
                 out.append((name, text))
     return out

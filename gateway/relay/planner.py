@@ -65,6 +65,8 @@ from typing import Final
 from pamqp import commands as spec
 from pamqp.common import FieldValue
 
+from gateway.errors import ErrorMessage
+
 from .destinations import (
     TEMP_QUEUE_PREFIX,
     TOPIC_EXCHANGE,
@@ -261,11 +263,17 @@ def parse_subscribe(subscription_id: str, destination: str, ack: str) -> Destina
     """The checks that need no headers: ack mode, destination, reserved names. Raises
     :class:`SubscribeError` or :class:`DestinationError`."""
     if ack not in ACK_MODES:
-        raise SubscribeError(f"ack must be auto, client or client-individual: got '{ack}'")
+        raise SubscribeError(
+            f"ack must be auto, client or client-individual: got '{ack}'",
+            message=ErrorMessage.INVALID_HEADER,
+        )
     dest = parse_destination(destination, for_subscribe=True)
     _refuse_temp_queue(dest)
     if subscription_id.startswith(TEMP_QUEUE_PREFIX):
-        raise SubscribeError("subscription ids starting with /temp-queue/ are reserved")
+        raise SubscribeError(
+            "subscription ids starting with /temp-queue/ are reserved",
+            message=ErrorMessage.INVALID_ID,
+        )
     return dest
 
 
@@ -310,7 +318,7 @@ def plan_subscribe(
     try:
         arguments = queue_arguments(headers)
     except HeaderError as exc:
-        raise SubscribeError(str(exc)) from exc
+        raise SubscribeError(str(exc), message=ErrorMessage.INVALID_HEADER) from exc
     queue_name = _queue_name(headers)
 
     def consumer(
@@ -374,7 +382,8 @@ def _prefetch(headers: Mapping[str, str], default: int) -> int:
     stripped = text.strip()
     if not stripped.isascii() or not stripped.isdigit() or int(stripped) > MAX_PREFETCH:
         raise SubscribeError(
-            f"prefetch-count must be an integer 0-{MAX_PREFETCH}: got '{text[:40]}'"
+            f"prefetch-count must be an integer 0-{MAX_PREFETCH}: got '{text[:40]}'",
+            message=ErrorMessage.INVALID_HEADER,
         )
     return int(stripped)
 
@@ -417,7 +426,10 @@ def _queue_name(headers: Mapping[str, str]) -> str | None:
         return None
     name = name.strip()
     if not name or len(name.encode()) > MAX_KEY_BYTES or name.startswith("amq."):
-        raise SubscribeError("x-queue-name must be 1-255 bytes and must not start with 'amq.'")
+        raise SubscribeError(
+            "x-queue-name must be 1-255 bytes and must not start with 'amq.'",
+            message=ErrorMessage.INVALID_HEADER,
+        )
     return name
 
 
@@ -497,5 +509,5 @@ def plan_publish(
                 key = user_routing_key(target, name)
                 return PublishPlan(settings.user_exchange, key, properties)
     except HeaderError as exc:
-        raise PublishError(str(exc)) from exc
+        raise PublishError(str(exc), message=ErrorMessage.INVALID_HEADER) from exc
     raise DestinationError(f"cannot send to {dest}")  # pragma: no cover - TempQueue

@@ -18,6 +18,8 @@ from typing import Any
 
 from aiormq.abc import AbstractConnection
 
+from gateway.errors import ErrorMessage
+
 from .broker_rules import check_consume, check_publish, check_queue_arguments
 from .channels import ClientChannel, ConsumerPool
 from .consumers import ConsumerSubscription
@@ -273,7 +275,9 @@ class Relay:
                 if plan.check_exchange is not None:
                     await topology.check_exchange(plan.check_exchange)
             except BrokerRefusedError as exc:
-                raise PublishError(exc.text) from exc
+                raise PublishError(
+                    exc.text, message=exc.message(ErrorMessage.SEND_NOT_CONFIRMED)
+                ) from exc
             except BrokerUnavailableError as exc:
                 raise PublishError(str(exc)) from exc
         lane = id(sink) >> 4
@@ -341,7 +345,10 @@ class Relay:
             raise SubscribeError(self._link.unavailable_text())
         record = self._clients.get(sink.session_id)
         if record is not None and subscription_id in record.subs:
-            raise SubscribeError(f"subscription id '{subscription_id}' is already in use")
+            raise SubscribeError(
+                f"A subscription identified by '{subscription_id}' already exists.",
+                message=ErrorMessage.DUPLICATED_SUBSCRIPTION,
+            )
         plan = plan_subscribe(
             self.settings,
             subscription_id=subscription_id,
@@ -391,7 +398,9 @@ class Relay:
             try:
                 return await self._prepare(plan, via)
             except BrokerRefusedError as exc:
-                raise SubscribeError(exc.text) from exc
+                raise SubscribeError(
+                    exc.text, message=exc.message(ErrorMessage.SUBSCRIBE_FAILED)
+                ) from exc
 
         return ConsumerSubscription(
             self._pool,

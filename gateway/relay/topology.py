@@ -134,7 +134,7 @@ class Topology:
                 else:
                     await channel.exchange_declare(name, passive=True)
         except aiormq.exceptions.ChannelNotFoundEntity as exc:
-            raise BrokerRefusedError(f"no such {kind} '{name}'", 404) from exc
+            raise BrokerRefusedError(describe_amqp_error(exc), 404) from exc
         except aiormq.exceptions.ChannelLockedResource as exc:  # an exclusive queue
             text = f"{kind} '{name}' is exclusive to another connection"
             raise BrokerRefusedError(text, 405) from exc

@@ -70,6 +70,11 @@ class FakeOutbound:
         """``name`` of the last frame written."""
         return self.frames()[-1][1].get(name)
 
+    def body(self) -> str:
+        """The body of the last frame written (an ERROR's explanation)."""
+        raw = [chunk for chunk in self.data.split(b"\x00") if chunk.strip()][-1]
+        return raw.lstrip(b"\r\n").split(b"\n\n", 1)[1].decode()
+
     def write(self, data: bytes) -> None:
         self.writes.append(data)
 
@@ -310,7 +315,10 @@ async def test_connect_refused_gets_one_error_then_close() -> None:
     rig = make()
     await rig.conn.feed(CONNECT.replace(b"passcode:guest", b"passcode:wrong"))
     assert rig.out.commands() == ["ERROR"]
-    assert rig.out.header("message") == "bad credentials"
+    assert rig.out.header("message") == "Bad CONNECT"
+    assert rig.out.header("stompgate-reason") == "auth"
+    assert rig.out.header("content-type") == "text/plain"
+    assert rig.out.body() == "bad credentials\nlogin or passcode is wrong"
     assert rig.out.closed
     assert rig.host.authenticated_ == []
     assert rig.host.forgotten == ["auth"]
@@ -517,9 +525,8 @@ async def test_a_slow_consumer_is_told_and_closed() -> None:
     rig.conn.deliver("s1", PreparedMessage("/topic/t", (), b"m"), None)
     rig.conn.flush()
     assert rig.out.commands() == ["MESSAGE", "ERROR"]
-    assert rig.out.header("message") == (
-        "slow consumer: 101 bytes queued > max_outbound_buffer 100"
-    )
+    assert rig.out.header("message") == "Slow consumer"
+    assert rig.out.body() == "slow consumer: 101 bytes queued > max_outbound_buffer 100"
     assert rig.host.forgotten == ["slow_consumer"]
     assert rig.metrics.registry.get_sample_value("stompgate_slow_consumer_drops_total") == 1
 
@@ -529,7 +536,9 @@ async def test_a_rate_limit_breach_gets_one_error() -> None:
     rig = make(access=access)
     await rig.conn.feed(CONNECT + frame("SEND", "destination:/topic/t", body="1") * 3)
     assert rig.out.commands() == ["CONNECTED", "ERROR"]
-    assert rig.out.header("message") == "rate limit: too many frames"
+    assert rig.out.header("message") == "Limit exceeded"  # a kind with no text of its own
+    assert rig.out.body() == "rate limit: too many frames"
+    assert rig.out.header("stompgate-reason") == "frame_rate"
     assert rig.host.forgotten == ["frame_rate"]
     assert len(rig.router.sent) == 1
 
