@@ -8,6 +8,9 @@ A thin layer over :mod:`gateway.auth` for the connection code:
   WebSocket handshake (``--auth jwt``); production never falls back to dev logins;
 * ``authorize_send``/``authorize_subscribe`` — destination hygiene, the ACL (rules file, token
   claims, room membership in Redis), spoofed sender headers removed and ``sender`` stamped;
+* ``authorize`` — what the relay's plan for a frame needs besides its destination (queues,
+  dead-letter targets, queue arguments: :class:`~gateway.auth.authority.Authority`);
+* ``authenticate_request`` — an HTTP request authenticated like a CONNECT (the HTTP APIs);
 * per-session token buckets (frames/s, bytes/s), the idle timeout and token expiry, checked
   by the node's ticker.
 
@@ -17,9 +20,11 @@ the gateway's :class:`~gateway.settings.Settings` so there is one value for each
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import os
+import time
 from collections.abc import Awaitable, Iterable, Iterator, Mapping
 
 import redis.asyncio as redis
@@ -27,6 +32,7 @@ from aiohttp import web
 
 from gateway.auth.acl import MembershipLookup
 from gateway.auth.authenticator import Authenticator
+from gateway.auth.authority import Authority
 from gateway.auth.counter import ConnectionCounter, UserLease
 from gateway.auth.errors import AccessDenied, AuthError, DestinationRejected, LimitExceeded
 from gateway.auth.gatekeeper import Gatekeeper
@@ -69,6 +75,7 @@ class Access:
                 cache_ttl=auth.membership_cache_ttl,
             ),
             sender_header=auth.sender_header,
+            queues=auth.queues,
         )
         self.counter = ConnectionCounter(
             auth.limits, redis_client, key_prefix=key_prefix, node_id=node_id
@@ -146,6 +153,32 @@ class Access:
 
     async def authorize_subscribe(self, identity: Identity, destination: str) -> None:
         await self.gatekeeper.authorize_subscribe(identity, destination)
+
+    async def authorize(self, identity: Identity, authority: Authority) -> None:
+        """What a plan needs besides its destination (one call per plan, before it runs)."""
+        await self.gatekeeper.authorize(identity, authority)
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    async def authenticate_request(self, request: web.Request) -> Identity:
+        """Who sends this HTTP request, judged like a CONNECT: a bearer token (header, query or
+        cookie, as at the WebSocket handshake), or in development mode HTTP Basic with a dev
+        login. Raises ``web.HTTPUnauthorized`` (with the ``AuthError`` message as reason)."""
+        login: str | None = None
+        passcode: str | None = None
+        header = request.headers.get("Authorization", "")
+        if header.lower().startswith("basic "):
+            try:
+                decoded = base64.b64decode(header[6:], validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                raise web.HTTPUnauthorized(reason="malformed Basic credentials") from None
+            login, _, passcode = decoded.partition(":")
+        try:
+            return await self.authenticate(
+                login, passcode, (), self.handshake_token(request), time.time()
+            )
+        except AuthError as exc:
+            raise web.HTTPUnauthorized(reason=exc.message) from None
 
 
 class _LazyCookies(Mapping[str, str]):

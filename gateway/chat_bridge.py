@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +24,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway import stomp_headers
-from gateway.access import Access, AccessDenied, AuthError, DestinationRejected
+from gateway.access import Access, AccessDenied, DestinationRejected
 from gateway.chat.destinations import is_valid_room
 from gateway.chat.errors import ChatError, StoreBehindError
 from gateway.chat.history_api import Authorize, history_routes
@@ -33,6 +32,7 @@ from gateway.chat.layer import ChatLayer, ReplayItem
 from gateway.chat.node_lease import NodeLease
 from gateway.chat.snowflake import MAX_ID
 from gateway.chat.store_api import MessageReader
+from gateway.delivery import SystemSink
 from gateway.relay import Relay
 from gateway.settings import Settings
 
@@ -49,16 +49,6 @@ ROOM_TOPIC_PREFIX = "/topic/room."
 class ReplayRequest:
     room: str
     after_id: int
-
-
-class _SystemSink:
-    """The relay's idea of who publishes chat events: the node itself (no reply queues)."""
-
-    session_id = "chat-layer"
-    user: str | None = None
-
-    def deliver(self, subscription_id: str, message: object, ack_id: str | None) -> None:
-        return None
 
 
 class ChatBridge:
@@ -139,22 +129,9 @@ class ChatBridge:
 
 def _authorizer(access: Access) -> Authorize:
     async def authorize(request: web.Request, room: str) -> str:
-        login: str | None = None
-        passcode: str | None = None
-        header = request.headers.get("Authorization", "")
-        if header.lower().startswith("basic "):
-            try:
-                decoded = base64.b64decode(header[6:], validate=True).decode()
-            except (ValueError, UnicodeDecodeError):
-                raise web.HTTPUnauthorized(reason="malformed Basic credentials") from None
-            login, _, passcode = decoded.partition(":")
+        identity = await access.authenticate_request(request)
         try:
-            identity = await access.authenticate(
-                login, passcode, (), access.handshake_token(request), time.time()
-            )
             await access.authorize_subscribe(identity, ROOM_TOPIC_PREFIX + room)
-        except AuthError as exc:
-            raise web.HTTPUnauthorized(reason=exc.message) from None
         except (AccessDenied, DestinationRejected) as exc:
             raise web.HTTPForbidden(reason=exc.message) from None
         return identity.user
@@ -175,7 +152,7 @@ async def build_chat(
         opened = open_store(settings.store)
         await opened.open()
         store = opened
-    sink = _SystemSink()
+    sink = SystemSink("chat-layer")  # who publishes chat events: the node itself
 
     async def publish(destination: str, headers: Sequence[tuple[str, str]], body: bytes) -> None:
         await relay.publish(sink, destination, headers, body)

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from gateway.errors import ClientError
 
-__all__ = ["AccessDenied", "AuthError", "DestinationRejected", "LimitExceeded"]
+__all__ = [
+    "AccessDenied",
+    "AccessRefused",
+    "AuthError",
+    "DestinationRejected",
+    "LimitExceeded",
+    "QueueArgumentRefused",
+]
 
 
 class AuthError(ClientError):
@@ -59,3 +66,24 @@ class LimitExceeded(ClientError):  # noqa: N818 -- name fixed by the contract
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message, reason=kind)
         self.kind = kind
+
+
+class AccessRefused(ClientError):  # noqa: N818 -- RabbitMQ's word
+    """Something a plan needs besides its destination is not the user's to use: a queue, a
+    dead-letter target.  ``message`` is RabbitMQ's STOMP plugin's ``Access refused for user
+    '<login>'``; ``detail`` names the queue or target and the reason."""
+
+    reason = "queue_denied"
+
+    def __init__(self, user: str, detail: str, *, reason: str | None = None) -> None:
+        super().__init__(f"Access refused for user '{user}'", detail, reason=reason)
+
+
+class QueueArgumentRefused(ClientError):  # noqa: N818 -- a refusal, as the others here
+    """A queue argument outside what this deployment allows (``Invalid header``, as
+    RabbitMQ's plugin calls a header it cannot take); ``detail`` says which and why."""
+
+    reason = "queue_argument"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("Invalid header", detail)
