@@ -6,6 +6,12 @@ them, the node fan-out (:mod:`.fanout`), the consumer pool (:mod:`.consumers`) a
 publisher (:mod:`.publisher`), and keeps each client's subscriptions (a
 :class:`ClientRecord` per :class:`DeliverySink`). See the package docstring
 (:mod:`gateway.relay`) for the design, the destination mapping and the broker-loss policy.
+
+Between planning and running, a plan's :class:`~gateway.auth.authority.Authority` (what it
+needs besides its destination) goes to the ``authorize`` callable the caller passes for its
+client, once; nothing reaches the broker before it returns. A durable subscription is recorded
+(and counted against its user's cap) in the :class:`~gateway.relay.durable.DurableRegistry`,
+when the relay has one, before its queue is declared.
 """
 
 from __future__ import annotations
@@ -18,15 +24,25 @@ from typing import Any
 
 from aiormq.abc import AbstractConnection
 
+from gateway.auth.authority import Authorize
+
 from .consumers import ConsumerChannel, ConsumerPool, ConsumerSubscription
 from .destinations import REPLY_QUEUE_PREFIX, TEMP_QUEUE_PREFIX, TOPIC_EXCHANGE
-from .errors import BrokerRefusedError, BrokerUnavailableError, PublishError, SubscribeError
+from .durable import DurableError, DurableRegistry, DurableSubscriptions
+from .errors import (
+    BrokerRefusedError,
+    BrokerUnavailableError,
+    PublishError,
+    SubscribeError,
+    describe_amqp_error,
+)
 from .fanout import FanoutSubscription, NodeFanout
 from .headers import first_headers
 from .link import BrokerLink
 from .planner import (
     ConsumerPlan,
     FanoutPlan,
+    SubscribePlan,
     parse_publish,
     parse_subscribe,
     plan_publish,
@@ -77,7 +93,9 @@ class Relay:
     worked; either way the relay keeps (re)connecting in the background until ``close()``.
     ``on_connection_lost(reason)`` runs once per broker loss; ``read_hooks`` (begin, end)
     run around each read of the wire (publish confirms and fan-out deliveries), so the
-    gateway writes what one read delivered in one go.
+    gateway writes what one read delivered in one go. ``durables``: where durable
+    subscriptions are recorded and counted (None: they are not; :attr:`durable_subscriptions`
+    is then None too).
     """
 
     def __init__(
@@ -86,6 +104,7 @@ class Relay:
         *,
         on_connection_lost: Callable[[str], None] | None = None,
         read_hooks: ReadHooks | None = None,
+        durables: DurableRegistry | None = None,
     ) -> None:
         self.settings = settings
         self._on_connection_lost = on_connection_lost
@@ -93,6 +112,13 @@ class Relay:
             settings, on_up=self._on_up, on_down=self._on_down, read_hooks=read_hooks
         )
         self._topology = Topology(self._consume_connection)
+        #: The durable subscriptions of users, with their queues (for the APIs that list and
+        #: delete them); None without a registry.
+        self.durable_subscriptions: DurableSubscriptions | None = None
+        if durables is not None:
+            self.durable_subscriptions = DurableSubscriptions(
+                durables, messages=self._topology.queue_messages, delete=self._delete_queue
+            )
         self._publisher = ConfirmPublisher(settings, on_not_found=self._topology.forget)
         self._pool = ConsumerPool(settings, on_channel_lost=self._channel_lost)
         self._fanout = NodeFanout(settings)
@@ -150,6 +176,17 @@ class Relay:
 
     def _consume_connection(self) -> AbstractConnection:
         return self._link.consume_connection
+
+    async def _delete_queue(self, name: str) -> None:
+        try:
+            await self._topology.delete_queue(name, strict=True)
+        except Exception as exc:
+            raise DurableError(
+                "Durable subscriptions unavailable",
+                f"the broker did not delete queue '{name}' ({describe_amqp_error(exc)}); "
+                "retry shortly",
+                reason="durable_unavailable",
+            ) from exc
 
     async def _on_up(self, wire: AmqpWire, consume: AbstractConnection) -> None:
         await self._publisher.open(wire)
@@ -229,11 +266,14 @@ class Relay:
         body: bytes,
         *,
         on_confirm: PublishCallback | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
         """Publish a SEND and return once the broker confirmed it.
 
         Raises DestinationError (bad destination) or PublishError (anything else: bad header
-        values, missing /amq/queue/ or exchange, nack, no confirm in time, broker lost).
+        values, missing /amq/queue/ or exchange, nack, no confirm in time, broker lost), or
+        what ``authorize`` raises: it gets the plan's authority, if the plan needs any, before
+        anything runs (None: a trusted caller in this process, such as the chat layer).
 
         With ``on_confirm``, return as soon as the message is written: errors up to then
         are raised as above; the confirm's outcome goes to ``on_confirm(error, seconds)``,
@@ -247,8 +287,6 @@ class Relay:
         first = first_headers(headers)
         reply_to = first.get("reply-to")
         temp = reply_temp_queue(reply_to)
-        if temp is not None:
-            reply_to = REPLY_QUEUE_PREFIX + await self._temp_queue(sink, temp)
         topology = self._topology
         plan = plan_publish(
             self.settings,
@@ -258,6 +296,18 @@ class Relay:
             reply_to=reply_to,
             declared=topology.declared_queues,
         )
+        if authorize is not None and plan.authority:
+            await authorize(plan.authority)
+        if temp is not None:
+            reply_to = REPLY_QUEUE_PREFIX + await self._temp_queue(sink, temp)
+            plan = plan_publish(
+                self.settings,
+                dest,
+                first,
+                user=sink.user,
+                reply_to=reply_to,
+                declared=topology.declared_queues,
+            )
         if plan.declare is not None or plan.check_exchange is not None:
             try:
                 if plan.declare is not None:
@@ -322,18 +372,38 @@ class Relay:
         destination: str,
         ack: str,
         headers: Mapping[str, str],
+        *,
+        authorize: Authorize | None = None,
     ) -> RelaySubscription:
-        """Subscribe; return once the binding or consumer exists on the broker.
+        """Subscribe; return once the binding or consumer exists on the broker:
+        :meth:`plan`, then ``authorize`` the plan's authority if it needs any (None: a
+        trusted caller), then :meth:`open`.
 
-        Raises DestinationError (bad destination) or SubscribeError (anything else).
+        Raises DestinationError (bad destination), SubscribeError, or what ``authorize``
+        raises.
         """
+        plan = self.plan(sink, subscription_id, destination, ack, headers)
+        if authorize is not None and plan.authority:
+            await authorize(plan.authority)
+        return await self.open(sink, plan)
+
+    def plan(
+        self,
+        sink: DeliverySink,
+        subscription_id: str,
+        destination: str,
+        ack: str,
+        headers: Mapping[str, str],
+    ) -> SubscribePlan:
+        """What a SUBSCRIBE by ``sink``'s client becomes (nothing runs yet). Raises
+        DestinationError or SubscribeError (broker unavailable, the id in use, bad headers)."""
         dest = parse_subscribe(subscription_id, destination, ack)
         if not self.ready:
             raise SubscribeError(self._link.unavailable_text())
         record = self._clients.get(sink.session_id)
         if record is not None and subscription_id in record.subs:
             raise SubscribeError(f"subscription id '{subscription_id}' is already in use")
-        plan = plan_subscribe(
+        return plan_subscribe(
             self.settings,
             subscription_id=subscription_id,
             destination=destination,
@@ -342,6 +412,18 @@ class Relay:
             headers=headers,
             user=sink.user,
         )
+
+    async def open(self, sink: DeliverySink, plan: SubscribePlan) -> RelaySubscription:
+        """Run an (authorized) subscribe plan for ``sink``; return once the binding or consumer
+        exists on the broker. Raises SubscribeError (or DurableError: a durable subscription
+        over its user's cap)."""
+        subscription_id = plan.subscription_id
+        claimed: str | None = None  # the queue of a durable subscription recorded just now
+        durables = self.durable_subscriptions
+        if isinstance(plan, ConsumerPlan) and plan.durable and durables is not None:
+            record = durables.record(plan.queue.name, subscription_id, plan.destination)
+            if await durables.registry.claim(sink.user, record):
+                claimed = record.queue
         sub: FanoutSubscription | ConsumerSubscription
         if isinstance(plan, FanoutPlan):
             sub = FanoutSubscription(
@@ -367,6 +449,9 @@ class Relay:
                 await sub.cancel()
             else:
                 sub.mark_closed()  # the fan-out has dropped it already
+            if claimed is not None and durables is not None:
+                with contextlib.suppress(Exception):  # the subscription's error is what counts
+                    await durables.registry.forget(sink.user, claimed)
             if isinstance(exc, BrokerUnavailableError):
                 raise SubscribeError(str(exc)) from exc
             raise
@@ -418,6 +503,8 @@ class Relay:
             and self._link.ready
         ):
             await self._topology.delete_queue(sub.queue)
+            if self.durable_subscriptions is not None:
+                await self.durable_subscriptions.registry.forget(sub.sink.user, sub.queue)
 
     # -- the registry ----------------------------------------------------------------------
 
