@@ -114,8 +114,7 @@ def test_queue_refusals_by_role() -> None:
     assert refusal("workers.audit", QueueRole.DESTINATION) == "queue 'workers.audit' is reserved"
     assert refusal("workers.audit.dlq", QueueRole.DESTINATION) is None
     assert refusal("orders", QueueRole.NAMED) == (
-        "x-queue-name 'orders' is outside your namespace: name your queues "
-        "stompgate.u.alice.<name>"
+        "x-queue-name 'orders' is outside your namespace: name your queues stompgate.u.alice.<name>"
     )
     assert refusal("stompgate.u.alice.mine", QueueRole.NAMED) is None
     assert refusal("amq.gen-AbC", QueueRole.REPLY) is None
