@@ -68,7 +68,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Mapping, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from pamqp import commands as spec
@@ -116,6 +116,7 @@ __all__ = [
     "temp_queue_plan",
     "unsubscribe_deletes_queue",
     "user_routing_key",
+    "with_reply_to",
 ]
 
 ACK_MODES: Final = ("auto", "client", "client-individual")
@@ -520,3 +521,13 @@ def plan_publish(
     except HeaderError as exc:
         raise PublishError(str(exc)) from exc
     raise DestinationError(f"cannot send to {dest}")  # pragma: no cover - TempQueue
+
+
+def with_reply_to(plan: PublishPlan, headers: Mapping[str, str], reply_to: str) -> PublishPlan:
+    """``plan`` (of a SEND with ``headers``) with its ``reply-to`` rewritten to ``reply_to``
+    (the temp queue the relay made once the plan was authorized)."""
+    try:
+        properties = properties_from_send(headers, reply_to=reply_to)
+    except HeaderError as exc:
+        raise PublishError(str(exc)) from exc
+    return replace(plan, properties=properties)

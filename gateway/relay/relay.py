@@ -24,7 +24,7 @@ from typing import Any
 
 from aiormq.abc import AbstractConnection
 
-from gateway.auth.authority import Authorize
+from gateway.auth.authority import NO_AUTHORITY, Authorize
 
 from .consumers import ConsumerChannel, ConsumerPool, ConsumerSubscription
 from .destinations import REPLY_QUEUE_PREFIX, TEMP_QUEUE_PREFIX, TOPIC_EXCHANGE
@@ -50,6 +50,7 @@ from .planner import (
     reply_temp_queue,
     temp_queue_plan,
     unsubscribe_deletes_queue,
+    with_reply_to,
 )
 from .publisher import ConfirmPublisher, PublishCallback
 from .settings import RelaySettings
@@ -296,18 +297,11 @@ class Relay:
             reply_to=reply_to,
             declared=topology.declared_queues,
         )
-        if authorize is not None and plan.authority:
+        if authorize is not None and plan.authority is not NO_AUTHORITY:
             await authorize(plan.authority)
         if temp is not None:
             reply_to = REPLY_QUEUE_PREFIX + await self._temp_queue(sink, temp)
-            plan = plan_publish(
-                self.settings,
-                dest,
-                first,
-                user=sink.user,
-                reply_to=reply_to,
-                declared=topology.declared_queues,
-            )
+            plan = with_reply_to(plan, first, reply_to)
         if plan.declare is not None or plan.check_exchange is not None:
             try:
                 if plan.declare is not None:
