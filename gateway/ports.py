@@ -9,9 +9,12 @@ The connection adapter depends on these and on nothing above it:
   (:class:`gateway.router.Router`), and the :class:`Subscription` a SUBSCRIBE yields;
 * :class:`ConnectionLimits` — the limits all connections of a node share.
 
-The protocols are structural (``typing.Protocol``): the implementations do not import this
-module, and tests hand a connection small fakes. :class:`ConnectionHost` is generic in the
-connection's type, so this module needs no import of the connection (nor the node of it).
+The protocols are structural (``typing.Protocol``): an implementation need not import this
+module (the router takes :class:`SendMode` from it), and tests hand a connection small fakes.
+Like the core, this module imports only the core (auth's types, the delivery sink, the
+error root, the STOMP session's config), so every layer may implement or use it.
+:class:`ConnectionHost` is generic in the connection's type, so this module needs no import
+of the connection (nor the node of it).
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from gateway.access import Breach, Identity, UserLease
 from gateway.auth.authority import Authority, Authorize
+from gateway.auth.counter import UserLease
+from gateway.auth.identity import Identity
+from gateway.auth.limits import Breach
 from gateway.delivery import DeliverySink
 from gateway.errors import ClientError
 from gateway.stomp import SessionConfig

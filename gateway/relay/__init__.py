@@ -16,21 +16,23 @@ Durable subscriptions are recorded and counted per user in Redis (:mod:`.durable
 The collaborators get what they call back through their constructors.
 
 The relay holds **two AMQP connections** and many channels on them, never a connection per
-session. The *wire* (:mod:`.wire`, a lean AMQP client
+session (a node opens more consume connections only when its clients' channels would fill
+one: see *Isolation*). The *wire* (:mod:`.wire`, a lean AMQP client
 that handles each frame inside ``data_received``: no task, queue or loop turn per frame)
 carries the two hot streams, confirmed publishes and the fan-out queue, so a confirm and
 the delivery of the same message often arrive in one read. The other connection (aiormq)
 does everything else: own consumers, declares, passive checks.
 
 * **Publishing** (:mod:`.publisher`): channels in confirm mode: one *topic channel* for
-  ``amq.topic`` (which also consumes the fan-out queue), ``publish_channels`` more for other
-  destinations (one per session lane, so a session's SENDs keep their order), and one for
-  ``mandatory`` publishes. :meth:`Relay.publish` returns only after the broker's confirm,
-  or, with ``on_confirm``, as soon as the message is written, the outcome following through
-  the callback; a nack, an unroutable ``mandatory`` publish, a closed channel, a lost
-  connection or no confirm within ``confirm_timeout`` are a :class:`PublishError` (never a
-  silent success). Messages are persistent (delivery mode 2) unless the SEND says
-  ``persistent:false``.
+  ``amq.topic`` (which also consumes the fan-out queue), ``publish_channels`` more for the
+  default exchange (``/queue/``, ``/reply-queue/``; one per session lane, so a session's
+  SENDs keep their order), one channel per other exchange (``/exchange/<name>``, the user
+  exchange), and one for ``mandatory`` publishes. :meth:`Relay.publish` returns only after
+  the broker's confirm, or, with ``on_confirm``, as soon as the message is written, the
+  outcome following through the callback; a nack, an unroutable ``mandatory`` publish, a
+  closed channel, a lost connection or no confirm within ``confirm_timeout`` are a
+  :class:`PublishError` (never a silent success). Messages are persistent (delivery mode 2)
+  unless the SEND says ``persistent:false``.
 * **Edge fan-out** (:mod:`.fanout`, :mod:`.matcher`): the node owns ONE exclusive queue
   ``stompgate.node.<node_id>.<random>``, consumed once without acks and bound to
   ``amq.topic`` with the union of the topic keys/patterns its sessions subscribe to (plus the
@@ -40,18 +42,56 @@ does everything else: own consumers, declares, passive checks.
   trie and handed to every matching subscription. A room of 1,000 members on 4 nodes costs
   the broker 4 deliveries. Used for ``/topic/`` (and ``/exchange/amq.topic/``) with
   ``ack:auto`` and not durable, and for ``/user/queue/`` with ``ack:auto``.
-* **Own consumers** (:mod:`.consumers`): everything else (``/queue/``, ``/amq/queue/``,
-  ``/reply-queue/``, ``/exchange/``, durable subscriptions, temp queues, and any
-  ``client``/``client-individual`` subscription) gets a consumer of its own on a shared
-  channel pool, with ``prefetch-count`` (default ``default_prefetch``) as its own prefetch.
-  ACK/NACK map to ``basic.ack``/``basic.nack`` (cumulative for ``client``, single for
-  ``client-individual``), without ever settling another session's messages.
+* **Own consumers** (:mod:`.consumers`, :mod:`.channels`): everything else (``/queue/``,
+  ``/amq/queue/``, ``/reply-queue/``, ``/exchange/``, durable subscriptions, temp queues,
+  streams, and any ``client``/``client-individual`` subscription) gets a consumer of its own
+  on **its client's own channel**, with ``prefetch-count`` (default ``default_prefetch``) as
+  its own prefetch. ACK/NACK map to ``basic.ack``/``basic.nack`` (cumulative for
+  ``client``, single for ``client-individual``), without ever settling another
+  subscription's messages.
 * Declares, binds and passive checks the broker may refuse run on throw-away channels
-  (:mod:`.topology`), so a refusal (``PRECONDITION_FAILED``, ``NOT_FOUND``,
+  (:mod:`.topology`; on the connection of the client's channel, which owns the exclusive
+  queues it declares), so a refusal (``PRECONDITION_FAILED``, ``NOT_FOUND``,
   ``ACCESS_REFUSED``...) ends that one request: the topology raises it as one neutral
   :class:`~gateway.relay.errors.BrokerRefusedError` (text and AMQP code), which the relay
   turns into a clear :class:`SubscribeError`/:class:`PublishError` for that session and
   nobody else.
+
+Isolation
+=========
+
+No client can close a connection or a channel the node shares (:mod:`.broker_rules` lists
+every AMQP method a client's frame causes and what the broker refuses):
+
+* what the broker would answer with a *connection* error (a NACK on a stream, an
+  ``x-stream-offset``, ``x-max-age`` or ``x-queue-master-locator`` it cannot parse, message
+  properties over one frame), or with a channel error on a shared publish channel (an
+  ``expiration`` over 2^32-1 ms, ``CC``/``BCC`` headers, a body over ``max_message_size``),
+  is refused before it is sent, with a
+  :class:`~gateway.relay.errors.BrokerRuleError` (``message`` as RabbitMQ's STOMP plugin
+  says it: ``not_implemented``, ``precondition_failed``, ``Invalid header``...);
+* each client's consumers run on a channel of that client's own (:mod:`.channels`: opened
+  with its first consumer, closed with its last one and at :meth:`Relay.detach`), so what
+  the broker can still refuse there reaches that client only; if the broker closes it
+  anyway, its consumers are restored on a new one. A consume connection takes at most
+  ``client_channels_per_connection`` client channels (0: as many as ``channel_max`` leaves
+  beside the topology's throw-away channels); past that the node opens
+  ``stompgate <node> consume-<n>``, and closes it when its last channel closes;
+* a publish to a named exchange has that exchange's channel to itself: a refusal the
+  relay cannot foresee (the exchange was deleted since it was checked, or is internal)
+  fails only publishes to that exchange;
+* only delivery tags a channel holds unsettled are ever acked or nacked (an ACK of an
+  unknown or settled id is ignored), and deliveries from a stream are never nacked: on
+  UNSUBSCRIBE or disconnect, unacked messages of classic and quorum queues are requeued,
+  those of a stream are left to the closing channel.
+
+Streams: a SUBSCRIBE to a stream (``/queue/<name>`` with ``x-queue-type: stream``, or an
+existing one through ``/amq/queue/``) may carry ``x-stream-offset`` (``first``, ``last``,
+``next``, ``offset:<n>``, ``timestamp:<seconds>``, as RabbitMQ's plugin reads it; ``=`` is
+taken for ``:``) and needs a ``prefetch-count`` of 1 or more (the default is
+``default_prefetch``). Each MESSAGE carries ``x-stream-offset:<n>``, the header RabbitMQ puts
+on the delivery. ACKs work as for a queue; a NACK is refused with an ERROR; ``ack:auto``
+works (the relay acks; RabbitMQ refuses automatic acks on a stream).
 
 Destinations (:mod:`.destinations`; names and MESSAGE ``destination`` headers as RabbitMQ's
 STOMP plugin has them, so both kinds of clients see the same messages)
@@ -136,7 +176,8 @@ PublishError; publish/subscribe while disconnected raise PublishError/SubscribeE
 On reconnect the node declares a new fan-out queue and binds every key/pattern that still
 has local subscribers, and re-creates the consumers of consumer subscriptions that still
 exist (non-durable private queues are declared anew; ack ids from before the loss are
-ignored: the broker has requeued those messages). Durable queues and ``/queue/`` queues
+ignored: the broker has requeued those messages; a stream subscription starts again from
+its ``x-stream-offset``). Durable queues and ``/queue/`` queues
 keep their messages throughout. :meth:`Relay.start` makes one connection attempt and
 returns either way; ``ready`` (or :meth:`Relay.wait_ready`) tells whether it worked.
 The first reconnect attempt after a loss is immediate; backoff applies to failed attempts.
@@ -176,7 +217,7 @@ from .destinations import (
     destination_of_delivery,
     parse_destination,
 )
-from .errors import PublishError, SubscribeError
+from .errors import BrokerRuleError, PublishError, SubscribeError
 from .planner import durable_queue_name, user_routing_key
 from .relay import Relay
 from .settings import RelaySettings
@@ -185,6 +226,7 @@ from .wire import ReadHooks
 
 __all__ = [
     "AmqQueue",
+    "BrokerRuleError",
     "DeliverySink",
     "Destination",
     "DestinationError",

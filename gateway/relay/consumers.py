@@ -1,232 +1,61 @@
-"""Per-subscription consumers on a shared pool of channels.
+"""Subscriptions with a consumer of their own, each on its client's own channel.
 
-Queue, durable, exchange and client-ack subscriptions each get their own AMQP consumer, with
+Queue, durable, exchange and client-ack subscriptions (and temp queues) each get their own
+AMQP consumer on the channel of their client (:mod:`.channels`), with
 ``basic.qos(prefetch_count, global=false)`` set just before ``basic.consume`` so the prefetch
-is the subscription's own. Consumers share ``consumer_channels`` channels of two kinds:
+is the subscription's own. Messages are always consumed with manual acks: ``ack:auto``
+deliveries are acked by the relay once handed to the session (so ``prefetch-count`` bounds
+what is in flight, and a stream, which refuses automatic acks, works too), ``client`` and
+``client-individual`` ones when the client ACKs them (cumulative within the subscription
+for ``client``, one message for ``client-individual``), never settling another
+subscription's messages.
 
-* **auto** channels carry ``ack:auto`` subscriptions. Messages are consumed with manual acks
-  (so ``prefetch-count`` bounds what is in flight, and a backlog is not dumped on the node)
-  and acknowledged as soon as they were handed to the session: every delivery on such a
-  channel is settled synchronously, so one cumulative ``basic.ack(multiple=true)`` per loop
-  turn acks them all.
-* **client** channels carry ``client``/``client-individual`` subscriptions. The channel keeps
-  its unacknowledged delivery tags in order with their owners; a cumulative (``client``) ACK
-  becomes one ``basic.ack(multiple=true)`` when every earlier unacked tag on the channel is
-  the subscription's own, and individual acks otherwise, so one session's ACK never settles
-  another session's messages.
-
-Acks, nacks and rejects go out in order through one writer task per channel. An ``ack_id``
-is ``"<channel serial>.<delivery tag>"``; ids from a channel that no longer exists (it was
-closed, or the connection was lost) are ignored, because the broker has already requeued
-those messages.
+A subscription knows it reads a **stream** when its plan declared one (``x-queue-type:
+stream``) or once a delivery carries the integer ``x-stream-offset`` header RabbitMQ puts on
+every message a stream delivers (that header is also what the MESSAGE frame shows, as
+RabbitMQ's STOMP plugin shows it). A NACK on a stream is refused with an ERROR (RabbitMQ
+answers ``basic.nack`` on a stream with a connection error), and what a stream subscription
+gives back unread on UNSUBSCRIBE or disconnect is never nacked.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import itertools
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 
-from aiormq.abc import AbstractChannel, AbstractConnection, DeliveredMessage
+from aiormq.abc import AbstractConnection, DeliveredMessage
 from pamqp import commands as spec
+from pamqp.common import FieldValue
 
+from .broker_rules import stream_nack
+from .channels import ClientChannel, ConsumerPool
 from .destinations import destination_of_delivery
-from .errors import BrokerUnavailableError, SubscribeError, describe_amqp_error
-from .settings import RelaySettings
+from .errors import SubscribeError, describe_amqp_error
 from .subscription import DeliverySink, OnClosed, RelaySubscription, prepare_message
 
-__all__ = ["ConsumerChannel", "ConsumerPool", "ConsumerSubscription"]
+__all__ = ["ConsumerSubscription", "is_stream_delivery"]
 
 log = logging.getLogger("stompgate.relay")
 
-_ACK, _NACK = True, False
+_ACK = True
+_STREAM_OFFSET = "x-stream-offset"
 
 
-class ConsumerChannel:
-    """One pooled channel, its consumers and its unacknowledged deliveries."""
-
-    __slots__ = (
-        "_ack_upto",
-        "_flush_scheduled",
-        "_ops",
-        "_writer",
-        "channel",
-        "client_mode",
-        "consume_lock",
-        "serial",
-        "subs",
-        "unacked",
-    )
-
-    def __init__(self, channel: AbstractChannel, serial: int, client_mode: bool) -> None:
-        self.channel = channel
-        self.serial = serial
-        self.client_mode = client_mode
-        self.subs: dict[str, ConsumerSubscription] = {}
-        self.unacked: dict[int, ConsumerSubscription] = {}
-        self.consume_lock = asyncio.Lock()
-        self._ops: deque[tuple[bool, int, bool, bool]] = deque()
-        self._writer: asyncio.Task[None] | None = None
-        self._ack_upto = 0
-        self._flush_scheduled = False
-
-    @property
-    def alive(self) -> bool:
-        return not self.channel.is_closed
-
-    # -- settling --------------------------------------------------------------------------
-
-    def _enqueue(self, ack: bool, tag: int, multiple: bool, requeue: bool = True) -> None:
-        self._ops.append((ack, tag, multiple, requeue))
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._drain())
-
-    async def _drain(self) -> None:
-        try:
-            while self._ops:
-                ack, tag, multiple, requeue = self._ops.popleft()
-                if ack:
-                    await self.channel.basic_ack(tag, multiple=multiple, wait=False)
-                else:
-                    await self.channel.basic_nack(
-                        tag, multiple=multiple, requeue=requeue, wait=False
-                    )
-        except Exception as exc:  # channel gone: the broker requeues what is unacked
-            log.debug("dropping %d acks on closed channel: %s", len(self._ops) + 1, exc)
-            self._ops.clear()
-        finally:
-            self._writer = None
-
-    def auto_settled(self, tag: int) -> None:
-        """An auto-mode delivery was handed over; ack it (cumulatively, once per loop turn)."""
-        self._ack_upto = tag
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._ack_upto and self.alive:
-            self._enqueue(_ACK, self._ack_upto, True)
-        self._ack_upto = 0
-
-    def requeue_one(self, tag: int) -> None:
-        self._enqueue(_NACK, tag, False, True)
-
-    def settle(self, sub: ConsumerSubscription, tags: list[int], ack: bool, requeue: bool) -> None:
-        """Ack or nack ``tags`` (ascending, all ``sub``'s) on a client channel, cumulatively
-        when no other subscription has an earlier unacked tag on this channel."""
-        if not tags:
-            return
-        last = tags[-1]
-        owned_prefix = True
-        for tag, owner in self.unacked.items():
-            if tag > last:
-                break
-            if owner is not sub:
-                owned_prefix = False
-                break
-        for tag in tags:
-            self.unacked.pop(tag, None)
-            sub.unacked.pop(tag, None)
-        if not self.alive:
-            return
-        if owned_prefix and len(tags) > 1:
-            self._enqueue(ack, last, True, requeue)
-        else:
-            for tag in tags:
-                self._enqueue(ack, tag, False, requeue)
-
-    def forget(self, sub: ConsumerSubscription) -> None:
-        """Drop ``sub``'s bookkeeping without telling the broker (its queue is gone)."""
-        for tag in list(sub.unacked):
-            self.unacked.pop(tag, None)
-        sub.unacked.clear()
+def is_stream_delivery(properties: spec.Basic.Properties) -> bool:
+    """Did this message come from a stream? (RabbitMQ adds an integer ``x-stream-offset``
+    header to each; a STOMP client can only set string headers.)"""
+    headers = properties.headers
+    if not headers:
+        return False
+    offset = headers.get(_STREAM_OFFSET)
+    return isinstance(offset, int) and not isinstance(offset, bool)
 
 
-class ConsumerPool:
-    """Up to ``consumer_channels`` channels per kind on the consuming connection."""
-
-    def __init__(
-        self,
-        settings: RelaySettings,
-        *,
-        on_channel_lost: Callable[[ConsumerChannel], None] | None = None,
-    ) -> None:
-        """``on_channel_lost(channel)`` runs when the broker closes a channel that still
-        had consumers (the connection being up): the relay restores them."""
-        self._settings = settings
-        self._connection: AbstractConnection | None = None
-        self._channels: dict[bool, list[ConsumerChannel]] = {False: [], True: []}
-        self._serials = itertools.count(1)
-        self._tags = itertools.count(1)
-        self._lock = asyncio.Lock()
-        self._on_channel_lost = on_channel_lost
-
-    def open(self, connection: AbstractConnection) -> None:
-        self._connection = connection
-
-    def reset(self) -> list[ConsumerChannel]:
-        """The connection is gone: forget every channel; return them."""
-        self._connection = None
-        old = self._channels[False] + self._channels[True]
-        self._channels = {False: [], True: []}
-        return old
-
-    def next_tag(self, hint: str) -> str:
-        return f"stompgate.{next(self._tags)}.{hint[:64]}"
-
-    async def acquire(self, client_mode: bool) -> ConsumerChannel:
-        """The least-loaded channel of the kind, opening one while below the limit."""
-        async with self._lock:
-            connection = self._connection
-            if connection is None or connection.is_closed:
-                raise BrokerUnavailableError("broker unavailable")
-            live = [c for c in self._channels[client_mode] if c.alive]
-            self._channels[client_mode] = live
-            if len(live) < self._settings.consumer_channels:
-                channel = await connection.channel(publisher_confirms=False)
-                pooled = ConsumerChannel(channel, next(self._serials), client_mode)
-                self._watch(pooled, connection)
-                live.append(pooled)
-                return pooled
-            return min(live, key=lambda c: len(c.subs))
-
-    def _watch(self, pooled: ConsumerChannel, connection: AbstractConnection) -> None:
-        def on_cancel(frame: spec.Basic.Cancel) -> None:
-            self._broker_cancel(pooled, frame)
-
-        def on_closed(_: asyncio.Future[object]) -> None:
-            self._closed(pooled, connection)
-
-        pooled.channel.on_consumer_cancel_callbacks.add(on_cancel)
-        pooled.channel.closing.add_done_callback(on_closed)
-
-    @staticmethod
-    def _broker_cancel(pooled: ConsumerChannel, frame: spec.Basic.Cancel) -> None:
-        tag = frame.consumer_tag or ""
-        sub = pooled.subs.pop(tag, None)
-        if sub is not None:
-            sub.broker_cancelled()
-
-    def _closed(self, pooled: ConsumerChannel, connection: AbstractConnection) -> None:
-        channels = self._channels[pooled.client_mode]
-        if pooled in channels:
-            channels.remove(pooled)
-        if connection is self._connection and not connection.is_closed and pooled.subs:
-            log.warning(
-                "consumer channel %d closed by the broker; restoring %d consumers",
-                pooled.serial,
-                len(pooled.subs),
-            )
-            if self._on_channel_lost is not None:
-                self._on_channel_lost(pooled)
-
-
-Prepare = Callable[[], Awaitable[str]]
+#: Declares, checks and binds what the subscription reads, on the given connection (the
+#: one its client's channel is on: an exclusive queue is its connection's own); returns the
+#: queue's name.
+Prepare = Callable[[AbstractConnection], Awaitable[str]]
 Finalize = Callable[["ConsumerSubscription", Mapping[str, str] | None], Awaitable[None]]
 
 
@@ -234,9 +63,11 @@ class ConsumerSubscription(RelaySubscription):
     """A subscription with its own consumer (queue, durable, exchange, client-ack, temp)."""
 
     __slots__ = (
+        "_arguments",
         "_channel",
         "_consuming",
         "_destination_override",
+        "_establishing",
         "_finalize",
         "_pool",
         "_prepare",
@@ -244,6 +75,7 @@ class ConsumerSubscription(RelaySubscription):
         "_tag",
         "durable",
         "prefetch",
+        "stream",
         "unacked",
     )
 
@@ -260,19 +92,26 @@ class ConsumerSubscription(RelaySubscription):
         finalize: Finalize,
         durable: bool = False,
         destination_override: str | None = None,
+        arguments: Mapping[str, FieldValue] | None = None,
+        stream: bool = False,
         on_closed: OnClosed | None = None,
     ) -> None:
+        """``arguments``: of ``basic.consume``; ``stream``: the queue is known to be a
+        stream (else it is found out from the deliveries)."""
         super().__init__(sink, subscription_id, destination, ack_mode, on_closed=on_closed)
         self._pool = pool
         self._prepare = prepare
         self._finalize = finalize
         self._destination_override = destination_override
+        self._arguments = dict(arguments) if arguments else None
         self.prefetch = prefetch
         self.durable = durable
-        self._channel: ConsumerChannel | None = None
+        self.stream = stream
+        self._channel: ClientChannel | None = None
         self._tag: str | None = None
         self._queue: str | None = None
         self._consuming = False
+        self._establishing = False
         self.unacked: dict[int, None] = {}
 
     @property
@@ -290,12 +129,32 @@ class ConsumerSubscription(RelaySubscription):
         """True while a consumer exists on the broker for this subscription."""
         return self._consuming
 
+    @property
+    def establishing(self) -> bool:
+        """True while :meth:`establish` runs."""
+        return self._establishing
+
     async def establish(self) -> None:
-        """Declare/bind (``prepare``), then consume; returns once the consumer exists."""
-        if self._consuming:
+        """Declare/bind (``prepare``), then consume on the client's channel; returns once
+        the consumer exists."""
+        if self._consuming or self._closed or self._establishing:
             return
-        self._queue = queue = await self._prepare()
-        pooled = await self._pool.acquire(self.client_mode)
+        self._establishing = True
+        try:
+            pooled = await self._pool.acquire(self.sink.session_id)
+            try:
+                await self._consume_on(pooled)
+            finally:
+                await self._pool.done(pooled)
+        finally:
+            self._establishing = False
+
+    async def _consume_on(self, pooled: ClientChannel) -> None:
+        if self._cancelled():
+            return
+        self._queue = queue = await self._prepare(pooled.connection)
+        if self._cancelled():
+            return
         tag = self._pool.next_tag(self.id)
         self._channel, self._tag = pooled, tag
         pooled.subs[tag] = self
@@ -303,7 +162,11 @@ class ConsumerSubscription(RelaySubscription):
             async with pooled.consume_lock:
                 await pooled.channel.basic_qos(prefetch_count=self.prefetch, global_=False)
                 await pooled.channel.basic_consume(
-                    queue, self._on_message, no_ack=False, consumer_tag=tag
+                    queue,
+                    self._on_message,
+                    no_ack=False,
+                    consumer_tag=tag,
+                    arguments=self._arguments,
                 )
         except Exception as exc:
             pooled.subs.pop(tag, None)
@@ -313,8 +176,12 @@ class ConsumerSubscription(RelaySubscription):
                 f"broker refused the subscription: {describe_amqp_error(exc)}"
             ) from exc
         self._consuming = True
-        if self._closed:  # cancelled while we were consuming
+        if self._cancelled():  # while we were consuming
             await self._stop_consumer()
+
+    def _cancelled(self) -> bool:
+        """Closed (by :meth:`cancel`, maybe while an await of ours was pending)?"""
+        return self._closed
 
     def lost(self) -> None:
         """The channel or connection is gone: the broker requeued our unacked messages."""
@@ -344,17 +211,19 @@ class ConsumerSubscription(RelaySubscription):
             with contextlib.suppress(Exception):
                 await pooled.channel.basic_cancel(tag)
         pooled.subs.pop(tag, None)
-        # Whatever this consumer still holds goes back to the queue.
-        if self.client_mode:
-            pooled.settle(self, list(self.unacked), False, True)
+        # What this consumer still holds goes back to the queue (not on a stream).
+        pooled.release(self, list(self.unacked))
         if self._channel is pooled:
             self._channel = self._tag = None
 
     async def cancel(self, headers: Mapping[str, str] | None = None) -> None:
         if not self.mark_closed():
             return
+        pooled = self._channel
         await self._stop_consumer()
         await self._finalize(self, headers)
+        if pooled is not None:
+            await self._pool.close_if_idle(pooled)
 
     # -- deliveries ------------------------------------------------------------------------
 
@@ -366,15 +235,14 @@ class ConsumerSubscription(RelaySubscription):
         assert isinstance(delivery, spec.Basic.Deliver)
         tag = delivery.delivery_tag
         assert tag is not None
-        if self.client_mode:
-            pooled.unacked[tag] = self
-            self.unacked[tag] = None
-            if self._closed:
-                pooled.settle(self, [tag], False, True)
-                return
-        elif self._closed:
-            pooled.requeue_one(tag)
+        pooled.unacked[tag] = self
+        if not self.stream and is_stream_delivery(message.header.properties):
+            self.stream = True
+        if self._closed:
+            pooled.release(self, [tag])
             return
+        if self.client_mode:
+            self.unacked[tag] = None
         destination = self._destination_override or destination_of_delivery(
             delivery.exchange or "", delivery.routing_key or ""
         )
@@ -412,18 +280,21 @@ class ConsumerSubscription(RelaySubscription):
             scope.append(unacked)
         return scope
 
-    async def ack(self, ack_id: str) -> None:
+    def _settle(self, ack_id: str, ack: bool, requeue: bool) -> None:
         tag = self._parse(ack_id) if self.client_mode else None
         pooled = self._channel
         if tag is None or pooled is None:
-            log.debug("ignoring ACK of unknown id %r", ack_id)
+            log.debug("ignoring ACK/NACK of unknown id %r", ack_id)
             return
-        pooled.settle(self, self._scope(tag), _ACK, False)
+        scope = self._scope(tag)
+        for settled in scope:
+            self.unacked.pop(settled, None)
+        pooled.settle(scope, ack, requeue)
+
+    async def ack(self, ack_id: str) -> None:
+        self._settle(ack_id, _ACK, False)
 
     async def nack(self, ack_id: str, requeue: bool = True) -> None:
-        tag = self._parse(ack_id) if self.client_mode else None
-        pooled = self._channel
-        if tag is None or pooled is None:
-            log.debug("ignoring NACK of unknown id %r", ack_id)
-            return
-        pooled.settle(self, self._scope(tag), _NACK, requeue)
+        if self.client_mode and self.stream:
+            raise stream_nack(self.destination)
+        self._settle(ack_id, not _ACK, requeue)

@@ -10,6 +10,7 @@ from gateway.errors import ClientError
 
 __all__ = [
     "BrokerRefusedError",
+    "BrokerRuleError",
     "BrokerUnavailableError",
     "PublishError",
     "SubscribeError",
@@ -43,6 +44,20 @@ class SubscribeError(ClientError):
 
     def __str__(self) -> str:
         return self.text
+
+
+class BrokerRuleError(ClientError):
+    """A request refused before it reached the broker, because the broker would refuse it
+    in a way that reaches further than this client: an AMQP *connection* error (which would
+    close a connection the node shares), or a channel error on a channel other clients'
+    requests share. See :mod:`gateway.relay.broker_rules`.
+
+    ``message`` is what RabbitMQ's STOMP plugin sends in the same case (the broker's error
+    name, e.g. ``not_implemented``, ``precondition_failed``; ``Invalid header`` for a header
+    it cannot parse), ``detail`` says what was refused and why, ``reason`` is the metric
+    label."""
+
+    reason = "broker_rule"
 
 
 class BrokerUnavailableError(Exception):

@@ -58,6 +58,9 @@ __all__ = [
 ]
 
 MAX_SHORTSTR: Final = 255
+#: Field names in an AMQP table are at most 128 bytes (AMQP 0-9-1, 4.2.5.5); pamqp would cut
+#: a longer one short, so such a header is refused instead.
+MAX_FIELD_NAME: Final = 128
 
 #: Frame-level SEND headers that never reach the broker.
 _NOT_FORWARDED: Final = frozenset(
@@ -156,8 +159,8 @@ def properties_from_send(
     for name, value in headers.items():
         if name in _NOT_FORWARDED or name in _PROPERTY_HEADERS:
             continue
-        if len(name.encode()) > MAX_SHORTSTR:
-            raise HeaderError(f"header name '{name[:40]}...' is longer than {MAX_SHORTSTR} bytes")
+        if len(name.encode()) > MAX_FIELD_NAME:
+            raise HeaderError(f"header name '{name[:40]}...' is longer than {MAX_FIELD_NAME} bytes")
         table[name] = value
 
     def short(name: str) -> str | None:

@@ -48,7 +48,9 @@ for the table of destinations):
   client of RabbitMQ's plugin, or a native AMQP one, and a gateway client can share it);
 * ``x-queue-name`` is 1-255 bytes and not ``amq.*``; ``x-`` queue arguments are typed by
   :func:`~gateway.relay.headers.queue_arguments`, and a SUBSCRIBE that gets a queue of its
-  own may carry no other ``x-`` header than those and ``x-queue-name``;
+  own may carry no other ``x-`` header than those, ``x-queue-name`` and ``x-stream-offset``;
+* ``x-stream-offset`` (a consumer of a stream starts there) is read by
+  :func:`stream_offset`, as RabbitMQ's plugin reads it;
 * ``/user/queue/<x>`` needs an authenticated user and means that user's own queue; a
   SUBSCRIBE to someone else's (``/user/<name>/queue/<x>``) is refused, a SEND to it goes
   to every live session of ``<name>``;
@@ -66,6 +68,7 @@ name them, and a durable subscription's queue is its owner's by construction.
 
 from __future__ import annotations
 
+import datetime
 import urllib.parse
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field, replace
@@ -92,7 +95,7 @@ from .destinations import (
     UserQueue,
     parse_destination,
 )
-from .errors import PublishError, SubscribeError
+from .errors import BrokerRuleError, PublishError, SubscribeError
 from .headers import HeaderError, properties_from_send, queue_arguments
 from .settings import RelaySettings
 
@@ -113,6 +116,7 @@ __all__ = [
     "plan_publish",
     "plan_subscribe",
     "reply_temp_queue",
+    "stream_offset",
     "temp_queue_plan",
     "unsubscribe_deletes_queue",
     "user_routing_key",
@@ -123,6 +127,10 @@ ACK_MODES: Final = ("auto", "client", "client-individual")
 MAX_KEY_BYTES: Final = 255
 MAX_PREFETCH: Final = 65535
 PRIVATE_QUEUE_PREFIX: Final = "stompgate.sub."
+#: The ``basic.consume`` argument that says where a stream consumer starts.
+STREAM_OFFSET: Final = "x-stream-offset"
+_STREAM_POSITIONS: Final = ("first", "last", "next")
+_MAX_TIMESTAMP: Final = 253402300799  # 9999-12-31T23:59:59Z, the last one datetime takes
 
 
 # -- plans ----------------------------------------------------------------------------------
@@ -177,6 +185,7 @@ class ConsumerPlan:
     bind fails). Then consume it with ``prefetch``. ``durable``: a durable subscription (an
     UNSUBSCRIBE with ``durable:true`` deletes its queue). ``shown_destination``: the
     ``destination`` of its MESSAGE frames (None: the one the delivery came through).
+    ``consumer_arguments``: the ``basic.consume`` arguments (``x-stream-offset``).
     ``authority``: what it needs the right to do besides its destination.
     """
 
@@ -189,6 +198,7 @@ class ConsumerPlan:
     binding: Binding | None = None
     durable: bool = False
     shown_destination: str | None = None
+    consumer_arguments: Mapping[str, FieldValue] = field(default_factory=dict)
     authority: Authority = NO_AUTHORITY
 
 
@@ -307,6 +317,8 @@ def plan_subscribe(
     ):
         return FanoutPlan(subscription_id, destination, TOPIC_EXCHANGE, dest.key)
     prefetch = _prefetch(headers, settings.default_prefetch)
+    offset = stream_offset(headers.get("x-stream-offset"))
+    consumer_arguments: dict[str, FieldValue] = {} if offset is None else {STREAM_OFFSET: offset}
     try:
         arguments = queue_arguments(headers, strict=True)
     except HeaderError as exc:
@@ -330,6 +342,7 @@ def plan_subscribe(
             binding=binding,
             durable=durable,
             shown_destination=shown,
+            consumer_arguments=consumer_arguments,
             authority=authority(uses, declared),
         )
 
@@ -418,6 +431,38 @@ def _prefetch(headers: Mapping[str, str], default: int) -> int:
             f"prefetch-count must be an integer 0-{MAX_PREFETCH}: got '{text[:40]}'"
         )
     return int(stripped)
+
+
+def stream_offset(text: str | None) -> FieldValue | None:
+    """The ``x-stream-offset`` consumer argument for the header's value, as RabbitMQ's STOMP
+    plugin makes it: ``first``, ``last`` and ``next`` as they are, ``offset:<n>`` an integer
+    (the position in the stream), ``timestamp:<seconds since the epoch>`` a timestamp; ``=``
+    is taken for ``:`` too. None without a header. Anything else raises
+    :class:`BrokerRuleError` (``Invalid header``): the broker would answer it with a
+    connection error."""
+    if text is None:
+        return None
+    value = text.strip()
+    if value in _STREAM_POSITIONS:
+        return value
+    for kind in ("offset", "timestamp"):
+        if value.startswith(kind) and value[len(kind) : len(kind) + 1] in (":", "="):
+            number = value[len(kind) + 1 :]
+            digits = number.removeprefix("-")
+            if not (digits.isascii() and digits.isdigit() and len(digits) <= 19):
+                break
+            position = int(number)
+            if kind == "offset" and -(2**63) <= position < 2**63:
+                return position
+            if kind == "timestamp" and 0 <= position <= _MAX_TIMESTAMP:
+                return datetime.datetime.fromtimestamp(position, tz=datetime.UTC)
+            break
+    raise BrokerRuleError(
+        "Invalid header",
+        "x-stream-offset must be first, last, next, offset:<position> or "
+        f"timestamp:<seconds since the epoch>: got '{text[:40]}'",
+        reason="stream_offset",
+    )
 
 
 def _queue_name(headers: Mapping[str, str]) -> str | None:

@@ -1,19 +1,31 @@
 """Publishing with publisher confirms over a small pool of channels of the node's wire.
 
-Publishes to ``amq.topic`` (rooms and every other ``/topic/``) all take the *topic channel*,
-which also consumes the node's fan-out queue: the broker then writes a publish's confirm and
-the delivery of the same message from one channel writer, often in one TCP segment, and the
-node reads them in one go (measured: a few per cent less CPU per message on both sides and
-a lower p99). ``amq.topic`` always exists and routing keys are checked before they get here,
-so the broker has no reason to close that channel; if it does anyway, the node reconnects
-(the channel is *critical*, see :mod:`.wire`). Other publishes (queues, other exchanges,
-which the broker may refuse by closing the channel) use ``publish_channels`` further channels
-in confirm mode: round-robin for awaited publishes, by *lane* (one per session) for
-pipelined ones so that they keep their order. A channel the broker closes (say, a race with
-a deleted exchange) takes only its own share of in-flight publishes with it; it is reopened
-on next use. ``mandatory`` publishes (only
-``/amq/queue/``) go through one channel of their own, one at a time, because a
-``basic.return`` does not say which publish it returns.
+The channels are shared by every client of the node, so a publish the broker could refuse
+by closing its channel must not share a channel with publishes the broker takes. What is
+known to be refused never gets here (:mod:`.broker_rules`, and the wire refuses properties
+that would not fit in one frame); the rest is sorted by what can still fail:
+
+* Publishes to ``amq.topic`` (rooms and every other ``/topic/``) all take the *topic
+  channel*, which also consumes the node's fan-out queue: the broker then writes a publish's
+  confirm and the delivery of the same message from one channel writer, often in one TCP
+  segment, and the node reads them in one go (measured: a few per cent less CPU per message
+  on both sides and a lower p99). ``amq.topic`` always exists, and routing keys and
+  properties are checked before they get here, so the broker has no reason to close that
+  channel; if it does anyway, the node reconnects (the channel is *critical*, see
+  :mod:`.wire`).
+* Publishes to the default exchange (``/queue/``, ``/reply-queue/``), which always exists
+  and routes to a missing queue without an error, use ``publish_channels`` further channels
+  in confirm mode: round-robin for awaited publishes, by *lane* (one per session) for
+  pipelined ones so that they keep their order.
+* Publishes to any other exchange (``/exchange/<name>``, the user exchange) take a channel of
+  that exchange alone: the exchange may be deleted after it was checked, or be internal, and
+  the broker then closes the channel (404, 403), which fails only publishes to that exchange,
+  all refused alike. Such a channel is reopened on next use; at most
+  ``MAX_EXCHANGE_CHANNELS`` idle ones are kept.
+* ``mandatory`` publishes (only ``/amq/queue/``) go through one channel of their own, one at
+  a time, because a ``basic.return`` does not say which publish it returns.
+
+A session's SENDs keep their order per kind of destination (they share a channel).
 
 A publish returns only when the broker confirmed it; a nack, a return, a closed channel, a
 lost connection or no confirm within ``confirm_timeout`` raise
@@ -29,6 +41,7 @@ from collections.abc import Callable
 
 from pamqp import commands as spec
 
+from .broker_rules import headers_too_large
 from .destinations import TOPIC_EXCHANGE
 from .errors import PublishError
 from .settings import RelaySettings
@@ -36,6 +49,7 @@ from .wire import (
     AmqpWire,
     ChannelClosedError,
     ConfirmTimeoutError,
+    ContentHeaderTooLargeError,
     NackedError,
     ReturnedError,
     WireChannel,
@@ -45,6 +59,8 @@ from .wire import (
 __all__ = ["TOPIC_EXCHANGE", "ConfirmPublisher", "PublishCallback"]
 
 NOT_FOUND = 404  # AMQP reply code: no such exchange or queue
+#: Idle per-exchange channels kept open at most (busy ones are never closed).
+MAX_EXCHANGE_CHANNELS = 64
 
 log = logging.getLogger("stompgate.relay")
 
@@ -70,6 +86,8 @@ class ConfirmPublisher:
         self._locks: list[asyncio.Lock] = []
         self._mandatory: WireChannel | None = None
         self._mandatory_lock = asyncio.Lock()
+        self._exchanges: dict[str, WireChannel] = {}  # oldest first
+        self._exchanges_lock = asyncio.Lock()
         self._next = 0
         self._pending = 0  # publishes awaiting their confirm
         self._idle = asyncio.Event()
@@ -88,6 +106,7 @@ class ConfirmPublisher:
         self._channels = channels
         self._locks = [asyncio.Lock() for _ in channels]
         self._mandatory = None
+        self._exchanges = {}
 
     def reset(self, reason: str) -> None:
         """The connection is gone: forget its channels (in-flight publishes fail by
@@ -97,6 +116,7 @@ class ConfirmPublisher:
         self._channels = []
         self._locks = []
         self._mandatory = None
+        self._exchanges = {}
         self.unavailable_text = f"broker unavailable ({reason})"
 
     @property
@@ -135,6 +155,8 @@ class ConfirmPublisher:
             if topic is None or topic.is_closed:
                 raise PublishError(self.unavailable_text)
             return topic
+        if exchange:
+            return await self._exchange_channel(wire, exchange)
         if lane is None:
             index = self._next % len(self._channels)
             self._next = index + 1
@@ -150,6 +172,31 @@ class ConfirmPublisher:
                 if self._wire is wire:
                     self._channels[index] = channel
             return channel
+
+    async def _exchange_channel(self, wire: AmqpWire, exchange: str) -> WireChannel:
+        """The channel of publishes to ``exchange`` (not ``amq.topic``, not the default)."""
+        channel = self._exchanges.get(exchange)
+        if channel is not None and not channel.is_closed:
+            return channel
+        async with self._exchanges_lock:
+            channel = self._exchanges.get(exchange)
+            if channel is not None and not channel.is_closed:
+                return channel
+            await self._trim_exchange_channels()
+            channel = await self._reopen(wire)
+            if self._wire is wire:
+                self._exchanges.pop(exchange, None)
+                self._exchanges[exchange] = channel
+            return channel
+
+    async def _trim_exchange_channels(self) -> None:
+        """Forget closed exchange channels; close the oldest idle ones past the cap."""
+        exchanges = self._exchanges
+        for name in [n for n, c in exchanges.items() if c.is_closed]:
+            del exchanges[name]
+        excess = len(exchanges) - MAX_EXCHANGE_CHANNELS + 1
+        for name in [n for n, c in exchanges.items() if not c.inflight][: max(excess, 0)]:
+            await exchanges.pop(name).close()
 
     async def publish(
         self,
@@ -207,6 +254,8 @@ class ConfirmPublisher:
             )
         except ReturnedError:
             raise
+        except ContentHeaderTooLargeError as exc:
+            raise headers_too_large(exc.size, exc.limit) from exc
         except (WireError, ValueError) as exc:
             raise self._error(exc, exchange, routing_key) from exc
 
@@ -221,7 +270,8 @@ class ConfirmPublisher:
         lane: int,
     ) -> None:
         """Publish without waiting: returns once the message is written (raising
-        PublishError if it cannot be); ``on_confirm(error, seconds)`` runs exactly once
+        PublishError if it cannot be, BrokerRuleError if its properties would not fit in
+        one frame); ``on_confirm(error, seconds)`` runs exactly once
         later, from the connection's read, with None or the PublishError (whose
         ``__cause__`` is the wire's error) and the time the broker took.
 
@@ -245,6 +295,8 @@ class ConfirmPublisher:
                 timeout=self._settings.confirm_timeout,
                 on_confirm=done,
             )
+        except ContentHeaderTooLargeError as exc:
+            raise headers_too_large(exc.size, exc.limit) from exc
         except (WireError, ValueError) as exc:
             raise self._error(exc, exchange, routing_key) from exc
         self._pending += 1

@@ -26,7 +26,9 @@ from aiormq.abc import AbstractConnection
 
 from gateway.auth.authority import NO_AUTHORITY, Authorize
 
-from .consumers import ConsumerChannel, ConsumerPool, ConsumerSubscription
+from .broker_rules import check_consume, check_publish, check_queue_arguments
+from .channels import ClientChannel, ConsumerPool
+from .consumers import ConsumerSubscription
 from .destinations import REPLY_QUEUE_PREFIX, TEMP_QUEUE_PREFIX, TOPIC_EXCHANGE
 from .durable import DurableError, DurableRegistry, DurableSubscriptions
 from .errors import (
@@ -42,6 +44,7 @@ from .link import BrokerLink
 from .planner import (
     ConsumerPlan,
     FanoutPlan,
+    QueueSpec,
     SubscribePlan,
     parse_publish,
     parse_subscribe,
@@ -141,6 +144,7 @@ class Relay:
         """Wait for in-flight publish confirms (up to ``confirm_timeout``), then close."""
         self._closing = True
         await self._publisher.drain(self.settings.confirm_timeout)
+        await self._pool.close()
         await self._link.close()
         for task in list(self._tasks):
             task.cancel()
@@ -223,7 +227,7 @@ class Relay:
 
     async def _restore(self, sub: ConsumerSubscription) -> None:
         """Re-create ``sub``'s consumer (after a reconnect or a lost channel)."""
-        if sub.closed or sub.established:
+        if sub.closed or sub.established or sub.establishing:
             return
         try:
             await sub.establish()
@@ -238,8 +242,8 @@ class Relay:
             )
             await sub.cancel()
 
-    def _channel_lost(self, pooled: ConsumerChannel) -> None:
-        subs = list(pooled.subs.values())
+    def _channel_lost(self, pooled: ClientChannel) -> None:
+        subs = [s for s in pooled.subs.values() if isinstance(s, ConsumerSubscription)]
         for sub in subs:
             sub.lost()
         generation = self._link.generation
@@ -271,10 +275,12 @@ class Relay:
     ) -> None:
         """Publish a SEND and return once the broker confirmed it.
 
-        Raises DestinationError (bad destination) or PublishError (anything else: bad header
-        values, missing /amq/queue/ or exchange, nack, no confirm in time, broker lost), or
-        what ``authorize`` raises: it gets the plan's authority, if the plan needs any, before
-        anything runs (None: a trusted caller in this process, such as the chat layer).
+        Raises DestinationError (bad destination), BrokerRuleError (what the broker would
+        refuse beyond this client, see :mod:`.broker_rules`) or PublishError (anything else:
+        bad header values, missing /amq/queue/ or exchange, nack, no confirm in time, broker
+        lost), or what ``authorize`` raises: it gets the plan's authority, if the plan needs
+        any, before anything runs (None: a trusted caller in this process, such as the chat
+        layer).
 
         With ``on_confirm``, return as soon as the message is written: errors up to then
         are raised as above; the confirm's outcome goes to ``on_confirm(error, seconds)``,
@@ -297,6 +303,7 @@ class Relay:
             reply_to=reply_to,
             declared=topology.declared_queues,
         )
+        check_publish(plan.properties, len(body), max_message_size=self.settings.max_message_size)
         if authorize is not None and plan.authority is not NO_AUTHORITY:
             await authorize(plan.authority)
         if temp is not None:
@@ -305,6 +312,7 @@ class Relay:
         if plan.declare is not None or plan.check_exchange is not None:
             try:
                 if plan.declare is not None:
+                    check_queue_arguments(plan.declare.arguments)
                     await topology.declare_queue(plan.declare, remember=True)
                 if plan.check_exchange is not None:
                     await topology.check_exchange(plan.check_exchange)
@@ -373,8 +381,8 @@ class Relay:
         :meth:`plan`, then ``authorize`` the plan's authority if it needs any (None: a
         trusted caller), then :meth:`open`.
 
-        Raises DestinationError (bad destination), SubscribeError, or what ``authorize``
-        raises.
+        Raises DestinationError (bad destination), BrokerRuleError (see
+        :mod:`.broker_rules`), SubscribeError (anything else), or what ``authorize`` raises.
         """
         plan = self.plan(sink, subscription_id, destination, ack, headers)
         if authorize is not None and plan.authority:
@@ -412,6 +420,9 @@ class Relay:
         exists on the broker. Raises SubscribeError (or DurableError: a durable subscription
         over its user's cap)."""
         subscription_id = plan.subscription_id
+        if isinstance(plan, ConsumerPlan):
+            check_consume(stream=_declares_stream(plan.queue), prefetch=plan.prefetch)
+            check_queue_arguments(plan.queue.arguments)
         claimed: str | None = None  # the queue of a durable subscription recorded just now
         durables = self.durable_subscriptions
         if isinstance(plan, ConsumerPlan) and plan.durable and durables is not None:
@@ -455,9 +466,9 @@ class Relay:
         """The subscription of a consumer plan (its queue is made by :meth:`establish
         <ConsumerSubscription.establish>`, again after each reconnect)."""
 
-        async def prepare() -> str:
+        async def prepare(via: AbstractConnection) -> str:
             try:
-                return await self._prepare(plan)
+                return await self._prepare(plan, via)
             except BrokerRefusedError as exc:
                 raise SubscribeError(exc.text) from exc
 
@@ -472,21 +483,24 @@ class Relay:
             finalize=self._finalize,
             durable=plan.durable,
             destination_override=plan.shown_destination,
+            arguments=plan.consumer_arguments,
+            stream=_declares_stream(plan.queue),
             on_closed=self._forget,
         )
 
-    async def _prepare(self, plan: ConsumerPlan) -> str:
-        """Check, declare and bind what a consumer plan reads; return the queue's name."""
+    async def _prepare(self, plan: ConsumerPlan, via: AbstractConnection) -> str:
+        """Check, declare and bind what a consumer plan reads, on connection ``via`` (the
+        one the client's channel is on); return the queue's name."""
         topology = self._topology
         if plan.check_exchange is not None:
-            await topology.check_exchange(plan.check_exchange)
-        queue = await topology.declare_queue(plan.queue)
+            await topology.check_exchange(plan.check_exchange, via=via)
+        queue = await topology.declare_queue(plan.queue, via=via)
         if plan.binding is not None:
             try:
-                await topology.bind(queue, plan.binding)
+                await topology.bind(queue, plan.binding, via=via)
             except BaseException:
                 if not plan.durable:
-                    await topology.delete_queue(queue)
+                    await topology.delete_queue(queue, via=via)
                 raise
         return queue
 
@@ -524,9 +538,10 @@ class Relay:
             del self._clients[sub.sink.session_id]
 
     async def detach(self, sink: DeliverySink) -> None:
-        """The client is gone: cancel its subscriptions and temp queues. Unacked messages
-        of its client-ack subscriptions go back to their queues (requeued); durable
-        subscription queues are kept."""
+        """The client is gone: cancel its subscriptions and temp queues and close its
+        channel. Unacked messages of its client-ack subscriptions go back to their queues
+        (requeued; on a stream they are simply left); durable subscription queues are
+        kept."""
         record = self._clients.pop(sink.session_id, None)
         if record is None:
             return
@@ -544,3 +559,9 @@ class Relay:
         for result in results:
             if isinstance(result, BaseException):
                 log.warning("error while detaching: %s", result, extra={"session": sink.session_id})
+        await self._pool.close_owner(sink.session_id)
+
+
+def _declares_stream(queue: QueueSpec) -> bool:
+    """Does the plan declare the queue as a stream?"""
+    return not queue.passive and queue.arguments.get("x-queue-type") == "stream"

@@ -12,9 +12,13 @@ class RelaySettings:
     """How one gateway node talks to RabbitMQ.
 
     ``publish_channels`` channels with publisher confirms share the publishing connection
-    (round-robin); ``consumer_channels`` channels of each kind (auto-ack, client-ack) share
-    the consuming connection for per-subscription consumers. ``confirm_timeout`` bounds the
-    wait for a publisher confirm; a SEND that is not confirmed by then fails.
+    for publishes to the default exchange (one lane per session). Each client's own
+    consumers run on a channel of that client's own; a consume connection takes
+    ``client_channels_per_connection`` of them (0: as many as the broker's ``channel_max``
+    allows) before the node opens another one. ``confirm_timeout`` bounds the wait for a
+    publisher confirm; a SEND that is not confirmed by then fails. ``max_message_size``:
+    larger SEND bodies are refused before the broker (RabbitMQ 4's default maximum; the
+    broker closes the channel of a larger one).
     """
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
@@ -26,7 +30,8 @@ class RelaySettings:
     default_prefetch: int = 100
     durable_queue_type: str = "quorum"
     user_exchange: str = "stompgate.user"
-    consumer_channels: int = 4
+    client_channels_per_connection: int = 0
+    max_message_size: int = 16 * 1024 * 1024
     connect_timeout: float = 10.0
     order_hold: float = 0.25
     """Seconds a room message waits at most for an earlier one (`ordering`); 0 = no order."""
@@ -34,8 +39,10 @@ class RelaySettings:
     def __post_init__(self) -> None:
         if self.publish_channels < 1:
             raise ValueError("publish_channels must be at least 1")
-        if self.consumer_channels < 1:
-            raise ValueError("consumer_channels must be at least 1")
+        if self.client_channels_per_connection < 0:
+            raise ValueError("client_channels_per_connection must not be negative")
+        if self.max_message_size < 1:
+            raise ValueError("max_message_size must be positive")
         if self.order_hold < 0:
             raise ValueError("order_hold must not be negative")
         if self.confirm_timeout <= 0:

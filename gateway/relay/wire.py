@@ -29,7 +29,9 @@ Failure model, the same as aiormq's as far as the relay is concerned:
   with that exception;
 * a confirm that does not come within the publish's timeout fails with
   :class:`ConfirmTimeoutError` (one sweep per second for the whole connection, no timer per
-  publish).
+  publish);
+* a publish whose properties would not fit in one frame (the broker's FRAME_ERROR closes
+  the connection) raises :class:`ContentHeaderTooLargeError` and writes nothing.
 
 A ``basic.return`` carries no delivery tag, so ``mandatory`` publishes go through channels
 that have one publish in flight at a time (:meth:`WireChannel.publish` enforces it): the
@@ -72,6 +74,7 @@ from .wire_codec import (
     HEAD,
     HEARTBEAT,
     PROTOCOL_HEADER,
+    ContentHeaderTooLargeError,
     MethodFrame,
     decode_method,
     encode_method,
@@ -83,6 +86,7 @@ __all__ = [
     "ChannelClosedError",
     "ConfirmTimeoutError",
     "ConnectionLostError",
+    "ContentHeaderTooLargeError",
     "Delivery",
     "NackedError",
     "ReadHooks",

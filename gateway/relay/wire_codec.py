@@ -30,6 +30,7 @@ __all__ = [
     "HEAD",
     "HEARTBEAT",
     "PROTOCOL_HEADER",
+    "ContentHeaderTooLargeError",
     "MethodFrame",
     "decode_method",
     "encode_method",
@@ -54,6 +55,16 @@ _PUBLISH_START: Final = struct.Struct(">BHIHHH")  # frame head + class, method, 
 _HEADER_START: Final = struct.Struct(">BHIHHQ")  # frame head + class, weight, body size
 _BASIC: Final = 60
 _PUBLISH: Final = 40
+
+
+class ContentHeaderTooLargeError(ValueError):
+    """A publish's properties (its content header frame) do not fit in one frame; the
+    broker would answer it with FRAME_ERROR, a connection error. Nothing was written."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"message properties of {size} bytes do not fit in one frame ({limit})")
+        self.size = size
+        self.limit = limit
 
 
 def shortstr(data: bytes, offset: int) -> tuple[str, int]:
@@ -100,12 +111,15 @@ def encode_publish(
     mandatory: bool,
     frame_max: int,
 ) -> bytes:
-    """``basic.publish``, its content header and body frames, as one byte string."""
+    """``basic.publish``, its content header and body frames, as one byte string. Raises
+    ValueError (a name that is not a short string) or :class:`ContentHeaderTooLargeError`."""
     args = (
         _pack_shortstr(exchange) + _pack_shortstr(routing_key) + (b"\x01" if mandatory else b"\x00")
     )
     method = _PUBLISH_START.pack(FRAME_METHOD, channel, 6 + len(args), _BASIC, _PUBLISH, 0) + args
     props = encode_properties(properties)
+    if 12 + len(props) > frame_max - 8:  # a header frame is never split (AMQP 4.2.6)
+        raise ContentHeaderTooLargeError(12 + len(props), frame_max - 8)
     header = _HEADER_START.pack(FRAME_HEADER, channel, 12 + len(props), _BASIC, 0, len(body))
     parts: list[bytes | memoryview] = [method, _END, header, props, _END]
     chunk = frame_max - 8

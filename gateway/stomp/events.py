@@ -104,7 +104,8 @@ class NackRequested:
     """NACK. ``ack_id`` is ``id`` (1.2) or ``message-id`` (1.0, 1.1).
 
     ``requeue`` is RabbitMQ's extension header (``requeue:false`` dead-letters or drops the
-    message instead of returning it to the queue); true when absent.
+    message instead of returning it to the queue); true when absent. ``false`` and
+    ``False`` mean false, as RabbitMQ's plugin reads them.
     """
 
     ack_id: str

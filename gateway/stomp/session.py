@@ -136,6 +136,8 @@ class HeartBeatPlan:
 _NO_HEARTBEAT: Final = HeartBeatPlan(0, 0)
 #: A client's heart-beat header before one is parsed (and after CONNECT, when it is spent).
 _NO_CLIENT_HEARTBEAT: Final = (0, 0)
+#: ``requeue`` header values that mean false (RabbitMQ's ``boolean_header``).
+_FALSE: Final = frozenset({"false", "False"})
 
 
 def negotiate_heartbeat(server: tuple[int, int], client: tuple[int, int]) -> HeartBeatPlan:
@@ -637,7 +639,9 @@ class ServerSession:
         if frame.command == "ACK":
             event = events.AckRequested(ack_id, subscription, receipt, transaction)
         else:
-            requeue = frame.header("requeue", "true") != "false"
+            # As RabbitMQ's plugin reads it: "false" or "False" (stomp.py sends Python's
+            # str(False)); anything else, or no header, requeues.
+            requeue = frame.header("requeue", "true") not in _FALSE
             event = events.NackRequested(ack_id, subscription, receipt, transaction, requeue)
         self._emit_or_buffer(transaction, event, frame)
 

@@ -15,7 +15,7 @@ from tests.support import rabbit
 
 
 async def test_broker_refusals_do_not_break_other_sessions(make_relay: RelayFactory) -> None:
-    relay = await make_relay(consumer_channels=1)
+    relay = await make_relay()
     fan = RecordingSink("fan")
     worker = RecordingSink("worker")
     await relay.subscribe(fan, "t", "/topic/room.1", "auto", {})
@@ -35,7 +35,7 @@ async def test_broker_refusals_do_not_break_other_sessions(make_relay: RelayFact
     with pytest.raises(SubscribeError, match="x-queue-type' must be one of"):
         await relay.subscribe(bad, "4", "/queue/q4", "auto", {"x-queue-type": "fast"})
 
-    # Everyone else still gets their messages, over the same shared channels.
+    # Everyone else still gets their messages.
     sender = RecordingSink("sender")
     await relay.publish(sender, "/topic/room.1", [], b"t")
     await relay.publish(sender, "/queue/jobs", [], b"q")
@@ -82,15 +82,17 @@ async def test_exchange_subscription(make_relay: RelayFactory) -> None:
 async def test_consumer_channel_error_restores_its_consumers(
     make_relay: RelayFactory,
 ) -> None:
-    """A channel-level error on a shared consumer channel: its consumers come back."""
-    relay = await make_relay(consumer_channels=1)
+    """A channel-level error on a client's channel: its consumers come back; the other
+    client's channel is untouched."""
+    relay = await make_relay()
     a, b = RecordingSink("a"), RecordingSink("b")
     await relay.subscribe(a, "s", "/queue/ra", "client", {})
     await relay.subscribe(b, "s", "/queue/rb", "client", {})
     await relay.publish(a, "/queue/ra", [], b"before")
     await a.wait_for(1)
-    # Provoke the broker into closing the shared channel (acking an unknown tag).
-    (pooled,) = [c for c in relay._pool._channels[True] if c.alive]
+    # Provoke the broker into closing a's channel (acking an unknown tag).
+    pooled = relay._pool.channel_of("a")
+    assert pooled is not None
     await pooled.channel.basic_ack(999_999)
     with contextlib.suppress(aiormq.exceptions.ChannelPreconditionFailed):
         await pooled.channel.closing
@@ -105,7 +107,7 @@ async def test_consumer_channel_error_restores_its_consumers(
 async def test_deleted_queue_cancels_the_consumer_quietly(
     make_relay: RelayFactory, fresh_vhost: str
 ) -> None:
-    relay = await make_relay(consumer_channels=1)
+    relay = await make_relay()
     gone, stays = RecordingSink("gone"), RecordingSink("stays")
     sub = await relay.subscribe(gone, "s", "/queue/doomed", "auto", {})
     await relay.subscribe(stays, "s", "/queue/alive", "auto", {})

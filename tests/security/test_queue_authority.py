@@ -125,11 +125,6 @@ def env(amqp_url: str, rabbit_vhost: str, redis_url: str, log_dir: Path) -> Iter
             yield Env(a, b, rabbit_vhost, client, redis_url, prefix)
 
 
-@pytest.fixture(scope="module")
-def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("queue-authority-logs")
-
-
 # -- sessions -----------------------------------------------------------------------------------
 
 
