@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install apertium services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-persist clean
+.PHONY: install apertium services test-services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-persist config-doc bench-unread clean
 
 install: $(STAMP) tests/js/node_modules/.installed apertium
 
@@ -23,19 +23,30 @@ tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.js
 apertium:
 	@bash scripts/ensure-apertium.sh
 
+# What the running system needs: Redis, RabbitMQ's AMQP and its management API (for
+# rabbitmq/apply.py). Touches a running RabbitMQ only to enable the management plugin if off.
 services:
 	@bash scripts/ensure-services.sh
+
+# What only tests and `make bench` need on top: RabbitMQ's STOMP and Web-STOMP plugins, its
+# STOMP listener on 127.0.0.1:61614 (off the gateway's 61613). Says each change it makes.
+test-services: services
+	@bash scripts/ensure-test-plugins.sh
 
 up: install services
 	@bash scripts/up.sh
 
-test: install services
+test: install test-services
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m pytest
 
 check: lint types
+
+# docs/configuration.md, generated from the settings classes (a test fails when it is stale).
+config-doc: install
+	$(PY) -m scripts.config_reference
 
 lint: install
 	$(PY) -m ruff check .
@@ -60,7 +71,10 @@ bench-hotpath: install services
 bench-wake: install services
 	$(PY) -m benchmarks.bench_wake
 
-bench: install services
+bench-unread: install services
+	$(PY) -m benchmarks.bench_unread
+
+bench: install test-services
 	$(PY) -m benchmarks.bench_gateway
 
 clean:

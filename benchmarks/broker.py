@@ -40,9 +40,19 @@ def available() -> bool:
 class PrivateBroker:
     """``rabbitmq-server`` as a child, in a temporary directory, on free ports."""
 
-    def __init__(self, extra_config: str = "") -> None:
-        """``extra_config``: more ``rabbitmq.conf`` lines (tests add a TLS listener)."""
+    def __init__(
+        self,
+        extra_config: str = "",
+        plugins: tuple[str, ...] = ("rabbitmq_web_stomp",),
+        *,
+        configure_stomp: bool = True,
+    ) -> None:
+        """``extra_config``: more ``rabbitmq.conf`` lines (tests add a TLS listener);
+        ``plugins``: those enabled at boot (none: as a fresh install has it);
+        ``configure_stomp=False`` leaves the STOMP listener at RabbitMQ's default, 61613."""
         self.extra_config = extra_config
+        self.plugins = plugins
+        self.configure_stomp = configure_stomp
         self.dir = Path(tempfile.mkdtemp(prefix="stompgate-bench-rmq-"))
         self.amqp_port = free_port()
         self.web_stomp_port = free_port()
@@ -63,26 +73,16 @@ class PrivateBroker:
     def start(self, timeout: float = 90.0) -> None:
         d = self.dir
         (d / "env.conf").write_text("")
-        (d / "enabled_plugins").write_text("[rabbitmq_web_stomp].\n")
+        (d / "enabled_plugins").write_text(f"[{','.join(self.plugins)}].\n")
+        stomp = f"stomp.listeners.tcp.1 = 127.0.0.1:{self.stomp_port}\n"
         (d / "rabbitmq.conf").write_text(
             f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
             f"web_stomp.tcp.port = {self.web_stomp_port}\n"
             "web_stomp.tcp.ip = 127.0.0.1\n"
-            f"stomp.listeners.tcp.1 = 127.0.0.1:{self.stomp_port}\n" + self.extra_config
+            + (stomp if self.configure_stomp else "")
+            + self.extra_config
         )
-        env = {
-            **os.environ,
-            "HOME": str(d),  # its own Erlang cookie
-            "RABBITMQ_CONF_ENV_FILE": str(d / "env.conf"),
-            "RABBITMQ_NODENAME": self.node,
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(d / "log"),
-            "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
-            "RABBITMQ_PID_FILE": str(d / "pid"),
-            "ERL_EPMD_ADDRESS": "127.0.0.1",
-        }
+        env = self.env()
         exe = str(RABBITMQ_SERVER) if RABBITMQ_SERVER.exists() else "rabbitmq-server"
         with (d / "stdout.log").open("ab") as log:
             self.process = subprocess.Popen(
@@ -97,13 +97,30 @@ class PrivateBroker:
                 pid_file.exists()
                 and pid_file.read_text().strip().isdigit()
                 and port_open(self.amqp_port)
-                and port_open(self.web_stomp_port)
+                and ("rabbitmq_web_stomp" not in self.plugins or port_open(self.web_stomp_port))
             ):
                 self.pid = int(pid_file.read_text().strip())
                 return
             time.sleep(0.25)
         self.stop()
         raise TimeoutError(f"private RabbitMQ not up in {timeout} s:\n{self.logs()}")
+
+    def env(self) -> dict[str, str]:
+        """The environment of the node, and of ``rabbitmqctl``/``rabbitmq-plugins`` run on it."""
+        d = self.dir
+        return {
+            **os.environ,
+            "HOME": str(d),  # its own Erlang cookie
+            "RABBITMQ_CONF_ENV_FILE": str(d / "env.conf"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(d / "log"),
+            "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(d / "pid"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
 
     def logs(self) -> str:
         path = self.dir / "stdout.log"

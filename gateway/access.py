@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Iterable, Iterator, Mapping
 import redis.asyncio as redis
 from aiohttp import web
 
-from gateway.auth.acl import MembershipLookup
+from gateway.auth.acl import MembershipFallback, MembershipLookup
 from gateway.auth.authenticator import Authenticator
 from gateway.auth.authority import Authority
 from gateway.auth.counter import ConnectionCounter, UserLease
@@ -40,7 +40,7 @@ from gateway.auth.identity import Identity
 from gateway.auth.limits import Breach
 from gateway.auth.origin import origin_allowed, origin_rejection
 from gateway.auth.rates import SessionRateLimiter
-from gateway.auth.settings import AuthSettings
+from gateway.auth.settings import AuthMode, AuthSettings
 from gateway.settings import ConfigurationError, Settings
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "Identity",
     "LimitExceeded",
     "UserLease",
+    "auth_settings",
     "build_access",
 ]
 
@@ -60,8 +61,16 @@ log = logging.getLogger("stompgate.access")
 
 class Access:
     def __init__(
-        self, auth: AuthSettings, redis_client: redis.Redis, *, node_id: str, key_prefix: str
+        self,
+        auth: AuthSettings,
+        redis_client: redis.Redis,
+        *,
+        node_id: str,
+        key_prefix: str,
+        membership_fallback: MembershipFallback | None = None,
     ) -> None:
+        """``membership_fallback`` answers for the ``member_of`` sets it knows when Redis has
+        lost them (the chat's room rosters)."""
         self.settings = auth
         self.limits = auth.limits
         self.redis = redis_client
@@ -73,6 +82,7 @@ class Access:
                 redis_client,
                 key_prefix=auth.membership_prefix,
                 cache_ttl=auth.membership_cache_ttl,
+                fallback=membership_fallback,
             ),
             sender_header=auth.sender_header,
             queues=auth.queues,
@@ -136,7 +146,7 @@ class Access:
         handshake_token: str | None,
         now: float,
     ) -> Identity:
-        return self.authenticator.authenticate(
+        return await self.authenticator.authenticate_async(
             login, passcode, tuple(headers), handshake_token=handshake_token, now=now
         )
 
@@ -163,7 +173,10 @@ class Access:
     async def authenticate_request(self, request: web.Request) -> Identity:
         """Who sends this HTTP request, judged like a CONNECT: a bearer token (header, query or
         cookie, as at the WebSocket handshake), or in development mode HTTP Basic with a dev
-        login. Raises ``web.HTTPUnauthorized`` (with the ``AuthError`` message as reason)."""
+        login. Raises ``web.HTTPUnauthorized`` (the ``AuthError`` message as its reason, and a
+        ``WWW-Authenticate`` challenge)."""
+        scheme = "Basic" if self.settings.mode is AuthMode.DEV else "Bearer"
+        challenge = {"WWW-Authenticate": f'{scheme} realm="stompgate"'}
         login: str | None = None
         passcode: str | None = None
         header = request.headers.get("Authorization", "")
@@ -171,14 +184,16 @@ class Access:
             try:
                 decoded = base64.b64decode(header[6:], validate=True).decode()
             except (ValueError, UnicodeDecodeError):
-                raise web.HTTPUnauthorized(reason="malformed Basic credentials") from None
+                raise web.HTTPUnauthorized(
+                    reason="malformed Basic credentials", headers=challenge
+                ) from None
             login, _, passcode = decoded.partition(":")
         try:
             return await self.authenticate(
                 login, passcode, (), self.handshake_token(request), time.time()
             )
         except AuthError as exc:
-            raise web.HTTPUnauthorized(reason=exc.message) from None
+            raise web.HTTPUnauthorized(reason=exc.message, headers=challenge) from None
 
 
 class _LazyCookies(Mapping[str, str]):
@@ -204,8 +219,31 @@ class _LazyCookies(Mapping[str, str]):
         return len(self._request.cookies)
 
 
-def build_access(settings: Settings, environ: Mapping[str, str] | None = None) -> Access:
-    """Auth from the environment (docs/security.md), with the gateway's flags winning.
+def build_access(
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    *,
+    auth: AuthSettings | None = None,
+    membership_fallback: MembershipFallback | None = None,
+) -> Access:
+    """Auth from the environment (docs/security.md), with the gateway's flags winning (or
+    ``auth``, already read by `auth_settings`).
+
+    Raises ConfigurationError for settings that cannot be used."""
+    if auth is None:
+        auth = auth_settings(settings, environ)
+    client = redis.Redis.from_url(settings.redis_url)
+    return Access(
+        auth,
+        client,
+        node_id=settings.node_id,
+        key_prefix=settings.redis_prefix,
+        membership_fallback=membership_fallback,
+    )
+
+
+def auth_settings(settings: Settings, environ: Mapping[str, str] | None = None) -> AuthSettings:
+    """The auth settings `build_access` uses: the environment, the gateway's flags winning.
 
     Raises ConfigurationError for settings that cannot be used."""
     env = os.environ if environ is None else environ
@@ -219,6 +257,4 @@ def build_access(settings: Settings, environ: Mapping[str, str] | None = None) -
         max_subscriptions=settings.max_subscriptions,
         connect_timeout=settings.connect_timeout,
     )
-    auth = dataclasses.replace(auth, limits=limits, dev_users=settings.dev_users)
-    client = redis.Redis.from_url(settings.redis_url)
-    return Access(auth, client, node_id=settings.node_id, key_prefix=settings.redis_prefix)
+    return dataclasses.replace(auth, limits=limits, dev_users=settings.dev_users)

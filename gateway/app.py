@@ -16,8 +16,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.access import Access, build_access
-from gateway.chat_bridge import ChatBridge, build_chat
+from gateway.access import Access, auth_settings, build_access
+from gateway.chat_bridge import ChatBridge, build_chat, build_rooms
 from gateway.connection import Connection
 from gateway.delivery import SystemSink
 from gateway.durable_api import DurableApi
@@ -45,8 +45,10 @@ class Gateway:
     Objects are built in the order they depend on each other and given what they need
     through their constructors: the access policy and the node first; the relay, which calls
     the node when it loses the broker and around each read; the chat layer (it publishes
-    through the relay; async: it leases its Snowflake node id in Redis); the router over both;
-    then the transports, which open connections wired to all of these.
+    through the relay; async: it leases its Snowflake node id in Redis) with the rooms (their
+    store and membership caches are made before the access policy, whose ACL falls back on
+    them; a removal ends sessions through the node); the router over both; then the
+    transports, which open connections wired to all of these.
     """
 
     def __init__(
@@ -59,7 +61,14 @@ class Gateway:
         """``listeners`` hear the node's lifecycle events after its metrics and logs do."""
         self.settings = settings
         self.metrics = Metrics()
-        self.access = access or build_access(settings)
+        if access is None:
+            auth = auth_settings(settings)
+            self.rooms = build_rooms(settings, auth.membership_prefix)
+            membership = None if self.rooms is None else self.rooms.membership
+            access = build_access(settings, auth=auth, membership_fallback=membership)
+        else:
+            self.rooms = build_rooms(settings, access.settings.membership_prefix)
+        self.access = access
         builtin = (MetricsListener(self.metrics), LogListener())
         self.node = Node(settings, self.access, listeners=(*builtin, *listeners))
         self.relay = Relay(
@@ -84,6 +93,7 @@ class Gateway:
         self.app.router.add_get("/metrics", self._metrics)
         if STATIC_DIR.is_dir():
             self.app.router.add_get("/", self._index)
+            self.app.router.add_get("/favicon.ico", self._favicon)
             self.app.router.add_static("/static/", STATIC_DIR)
         self._runner: web.AppRunner | None = None
         self._tcp: TcpListener | None = None
@@ -96,7 +106,9 @@ class Gateway:
         settings = self.settings
         await self.relay.start()
         await self.node.start()
-        self.chat = await build_chat(settings, self.relay, self.access, self.app)
+        self.chat = await build_chat(
+            settings, self.relay, self.access, self.app, rooms=self.rooms, evict=self.node.evict
+        )
         durable = self._durable_api()
         self.app.router.add_routes(durable.routes(self.access.authenticate_request))
         router = Router(self.relay, self.chat, durable)
@@ -192,6 +204,12 @@ class Gateway:
 
     async def _index(self, _request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC_DIR / "index.html")
+
+    async def _favicon(self, _request: web.Request) -> web.FileResponse:
+        """The SVG icon (browsers take one at /favicon.ico by its content type)."""
+        return web.FileResponse(
+            STATIC_DIR / "favicon.svg", headers={"Content-Type": "image/svg+xml"}
+        )
 
 
 def connection_limits(settings: Settings, *, bytes_burst: int = 0) -> ConnectionLimits:

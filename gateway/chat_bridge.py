@@ -9,7 +9,15 @@
   :class:`~gateway.chat.catch_up.CatchUpSink` holds and de-duplicates the live ones.
 * ``GET /api/rooms/{room}/messages``, authenticated like a CONNECT (a bearer token; in
   development mode HTTP Basic with a dev login) and allowed when the user may SUBSCRIBE to the
-  room's topic.
+  room's topic; with the members' read pointers ("seen by") in small rooms.
+* With a store: rooms and membership (`gateway.chat.rooms`, its HTTP API in
+  `gateway.chat.rooms_api`, authenticated the same way), whose Redis roster the ACL reads
+  (`build_rooms`, made before the access policy: its membership answers the ACL's cache
+  misses from the store); a removal is broadcast to every node (`gateway.chat.control`),
+  which ends the removed user's subscriptions to the room (``evict``, the node's) and forgets
+  the ACL's cached answer; unread counts go to ``/user/<reader>/queue/unread`` through the
+  relay's user exchange, and a SUBSCRIBE to ``/user/queue/unread`` first gets a snapshot of
+  all the user's rooms.
 * The Snowflake node id is leased in Redis for as long as the node runs.
 """
 
@@ -25,20 +33,34 @@ from aiohttp import web
 
 from gateway import stomp_headers
 from gateway.access import Access, AccessDenied, DestinationRejected
-from gateway.chat.destinations import is_valid_room
-from gateway.chat.errors import ChatError, StoreBehindError
+from gateway.chat import events
+from gateway.chat.control import MembershipControl
+from gateway.chat.destinations import is_valid_room, room_topic
+from gateway.chat.errors import ChatError, RemovedFromRoomError, StoreBehindError
 from gateway.chat.history_api import Authorize, history_routes
-from gateway.chat.layer import ChatLayer, ReplayItem
+from gateway.chat.keys import ChatKeys
+from gateway.chat.layer import UNREAD_QUEUE, ChatLayer, ReplayItem
+from gateway.chat.membership import Membership
 from gateway.chat.node_lease import NodeLease
+from gateway.chat.rooms import Actor, RoomService
+from gateway.chat.rooms_api import Authenticate, rooms_routes
 from gateway.chat.snowflake import MAX_ID
-from gateway.chat.store_api import MessageReader
+from gateway.chat.store_api import HistoryStore, RoomStore
 from gateway.delivery import SystemSink
+from gateway.errors import ClientError
 from gateway.relay import Relay
+from gateway.relay.destinations import UserQueue
 from gateway.settings import Settings
 
 __all__ = ["REPLAY_HEADER", "ChatBridge", "ChatError", "StoreBehindError", "build_chat"]
 
 log = logging.getLogger("stompgate.chat")
+
+UNREAD_DESTINATION = f"/user/queue/{UNREAD_QUEUE}"
+"""A SUBSCRIBE here first gets the unread snapshot of all the user's rooms."""
+
+Evict = Callable[[str, str, ClientError], int]
+"""(user, destination, error): end that user's sessions subscribed there (the node's)."""
 
 REPLAY_HEADER = "cur-max-message-id"
 REPLAY_MORE_HEADER = (stomp_headers.REPLAY_MORE, "true")
@@ -51,16 +73,46 @@ class ReplayRequest:
     after_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class RoomsParts:
+    """What rooms need that the access policy needs too: made first (`build_rooms`)."""
+
+    redis: aioredis.Redis
+    store: RoomStore
+    membership: Membership
+
+
+def build_rooms(settings: Settings, roster_prefix: str) -> RoomsParts | None:
+    """The room store (not opened yet) and the membership caches, with a store only.
+
+    ``roster_prefix``: the ACL's membership prefix, under which the rosters live."""
+    if not settings.store:
+        return None
+    from store import open_room_store
+
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    store = open_room_store(settings.store)
+    membership = Membership(
+        redis, ChatKeys(settings.redis_prefix), store, roster_prefix=roster_prefix
+    )
+    return RoomsParts(redis, store, membership)
+
+
 class ChatBridge:
     def __init__(
         self,
         layer: ChatLayer,
         lease: NodeLease,
         redis: aioredis.Redis,
-        store: MessageReader | None,
+        store: HistoryStore | None,
         replay_limit: int,
         seed_order: Callable[[str, int, int], None] = lambda key, seq, top: None,
+        *,
+        rooms: RoomService | None = None,
+        control: MembershipControl | None = None,
     ) -> None:
+        self.rooms = rooms
+        self.control = control
         self.seed_order = seed_order
         self.layer = layer
         #: Whether a SEND to a destination is the chat layer's (the layer's own check, bound
@@ -118,12 +170,29 @@ class ChatBridge:
         )
         return items
 
+    def wants_snapshot(self, destination: str) -> bool:
+        """Whether a SUBSCRIBE to ``destination`` first gets the unread snapshot."""
+        return destination == UNREAD_DESTINATION and self.rooms is not None
+
+    async def unread_snapshot(self, user: str) -> ReplayItem:
+        """chat.unread_snapshot.v1 of all of ``user``'s rooms, as the first MESSAGE of a
+        SUBSCRIBE to ``/user/queue/unread``."""
+        assert self.rooms is not None
+        rooms = await self.rooms.unread_snapshot(user)
+        body = events.unread_snapshot_event(rooms=rooms, at=time.time_ns() // 1_000_000)
+        headers = events.event_headers("unread-snapshot", user)
+        return ReplayItem(0, UNREAD_DESTINATION, headers, body)
+
     async def close(self) -> None:
+        if self.control is not None:
+            await self.control.close()
         await self.layer.close()
         await self.lease.release()
         closer = getattr(self.store, "close", None)
         if closer is not None:
             await closer()
+        if self.rooms is not None:
+            await self.rooms.store.close()
         await self.redis.aclose()
 
 
@@ -139,40 +208,109 @@ def _authorizer(access: Access) -> Authorize:
     return authorize
 
 
+def _authenticator(access: Access) -> Authenticate:
+    async def authenticate(request: web.Request) -> Actor:
+        identity = await access.authenticate_request(request)
+        return Actor(identity.user, identity.roles)
+
+    return authenticate
+
+
+def _clock() -> int:
+    return time.time_ns() // 1_000_000
+
+
 async def build_chat(
-    settings: Settings, relay: Relay, access: Access, app: web.Application
+    settings: Settings,
+    relay: Relay,
+    access: Access,
+    app: web.Application,
+    *,
+    rooms: RoomsParts | None = None,
+    evict: Evict | None = None,
 ) -> ChatBridge:
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    """The chat layer, its HTTP routes and, with ``rooms`` (`build_rooms`), the rooms."""
+    redis = rooms.redis if rooms is not None else aioredis.Redis.from_url(settings.redis_url)
     lease = NodeLease(redis, key_prefix=f"{settings.redis_prefix}snowflake:")
     await lease.acquire()
-    store: MessageReader | None = None
+    store: HistoryStore | None = None
     if settings.store:
         from store import open_store
 
         opened = open_store(settings.store)
         await opened.open()
         store = opened
+    if rooms is not None:
+        await rooms.store.open()
     sink = SystemSink("chat-layer")  # who publishes chat events: the node itself
 
     async def publish(destination: str, headers: Sequence[tuple[str, str]], body: bytes) -> None:
         await relay.publish(sink, destination, headers, body)
 
+    async def notify_user(user: str, headers: Sequence[tuple[str, str]], body: bytes) -> None:
+        await relay.publish(sink, str(UserQueue(UNREAD_QUEUE, user)), headers, body)
+
     layer = ChatLayer(
         redis=redis,
         key_prefix=settings.redis_prefix,
         ids=lease,
-        clock=lambda: time.time_ns() // 1_000_000,
+        clock=_clock,
         publish=publish,
         store=store,
+        pointers=None if rooms is None else rooms.store,
+        notify_user=notify_user,
+        rooms_of=None if rooms is None else rooms.membership.rooms_of,
         recent_limit=settings.chat_recent_limit,
         max_body=settings.chat_max_body,
     )
-    app.router.add_routes(history_routes(reader=store, chat=layer, authorize=_authorizer(access)))
+    service: RoomService | None = None
+    control: MembershipControl | None = None
+    if rooms is not None:
+        lookup = access.gatekeeper.membership
+
+        def on_removed(room: str, user: str) -> None:
+            if lookup is not None:
+                lookup.invalidate(Membership.roster(room), user)
+            if evict is not None:
+                evict(user, room_topic(room), RemovedFromRoomError(room))
+
+        control = MembershipControl(
+            redis, ChatKeys(settings.redis_prefix).control_channel(), on_removed
+        )
+        await control.start()
+        service = RoomService(
+            store=rooms.store,
+            membership=rooms.membership,
+            chat=layer,
+            publish=publish,
+            clock=_clock,
+            group_limit=settings.room_max_members,
+            seen_by_limit=settings.seen_by_limit,
+            on_removed=control.removed,
+        )
+        app.router.add_routes(
+            rooms_routes(rooms=service, authenticate=_authenticator(access), clock=_clock)
+        )
+    app.router.add_routes(
+        history_routes(
+            reader=store,
+            chat=layer,
+            authorize=_authorizer(access),
+            seen_by=None if service is None else service.seen_by,
+        )
+    )
     log.info(
         "chat layer on: snowflake node id %d, history store %s",
         lease.node_id,
         settings.store or "none (recent cache only)",
     )
     return ChatBridge(
-        layer, lease, redis, store, settings.chat_replay_limit, seed_order=relay.seed_order
+        layer,
+        lease,
+        redis,
+        store,
+        settings.chat_replay_limit,
+        seed_order=relay.seed_order,
+        rooms=service,
+        control=control,
     )

@@ -149,6 +149,10 @@ class Connection:
     def closing(self) -> bool:
         return self._closing
 
+    def subscribed_to(self, destination: str) -> bool:
+        """Whether the client has a subscription to ``destination`` (bound, or on its way)."""
+        return self.session.subscribes_to(destination)
+
     # -- deliveries (the relay's DeliverySink) ----------------------------------------------
 
     def deliver(self, subscription_id: str, message: PreparedMessage, ack_id: str | None) -> None:

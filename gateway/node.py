@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from gateway.access import Access
+from gateway.errors import ClientError
 from gateway.lifecycle import ConnectionInfo, LifecycleListener
 from gateway.settings import Settings
 from gateway.stomp import SessionState
@@ -79,6 +80,8 @@ class Hosted(ConnectionInfo, Protocol):
     def heartbeat(self) -> None: ...
 
     def fail(self, message: str, *, detail: str = "", reason: str = "error") -> None: ...
+
+    def subscribed_to(self, destination: str) -> bool: ...
 
     def close(self, reason: str = "closed") -> None: ...
 
@@ -338,6 +341,16 @@ class Node:
                 timers[slot] = {conn}
             else:
                 bucket.add(conn)
+
+    def evict(self, user: str, destination: str, error: ClientError) -> int:
+        """End, with ``error``, every connection of ``user`` subscribed to ``destination``
+        (say a room its user was removed from); how many."""
+        evicted = 0
+        for conn in list(self.connections):
+            if conn.user == user and not conn.closing and conn.subscribed_to(destination):
+                conn.fail(error.message, detail=error.detail, reason=error.reason)
+                evicted += 1
+        return evicted
 
     # -- broker loss -------------------------------------------------------------------------
 

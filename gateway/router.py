@@ -15,9 +15,11 @@ One :class:`Router` per node, shared by its connections (it implements
   (``cur-max-message-id`` on a room topic) is bound with a
   :class:`~gateway.chat.catch_up.CatchUpSink` in front of the client, and the replay is read
   after the binding exists and before the RECEIPT: a catch-up that cannot be served (say the
-  store is behind) is unbound again and refused. One with a queue of its own is bound with a
-  :class:`~gateway.delivery.HeldSink`, so what its queue held already reaches the client
-  after the RECEIPT, never before it.
+  store is behind) is unbound again and refused. A SUBSCRIBE to ``/user/queue/unread`` is
+  bound the same way and its first MESSAGE, right after the RECEIPT, is the unread snapshot
+  of all the user's rooms (then the live updates held meanwhile). Any other with a queue of
+  its own is bound with a :class:`~gateway.delivery.HeldSink`, so what its queue held
+  already reaches the client after the RECEIPT, never before it.
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ from typing import Protocol
 
 from gateway.auth.authority import Authorize
 from gateway.chat.catch_up import CatchUpSink
+from gateway.chat.layer import ReplayItem
 from gateway.chat_bridge import ChatBridge
 from gateway.delivery import DeliverySink, HeldSink
 from gateway.ports import SendMode, Subscription
 from gateway.relay import Relay
 from gateway.relay.destinations import AMQ_QUEUE_PREFIX
-from gateway.relay.planner import ConsumerPlan
+from gateway.relay.planner import ConsumerPlan, SubscribePlan
 
 __all__ = ["AppPort", "Router"]
 
@@ -111,20 +114,44 @@ class Router:
         """Plan, authorize (``authorize``: the client's; None: a trusted caller), run."""
         chat = self._chat
         relay = self._relay
-        # A bad catch-up header is refused (ChatError) before anything is bound.
-        replay = None if chat is None else chat.replay_request(destination, headers)
+        first: Callable[[], Awaitable[list[ReplayItem]]] | None = None
+        after = 0
+        if chat is not None and sink.user is not None and chat.wants_snapshot(destination):
+            user = sink.user
+
+            async def snapshot() -> list[ReplayItem]:
+                return [await chat.unread_snapshot(user)]
+
+            first = snapshot
+        elif chat is not None:
+            # A bad catch-up header is refused (ChatError) before anything is bound.
+            replay = chat.replay_request(destination, headers)
+            if replay is not None:
+                first, after = functools.partial(chat.replay, replay), replay.after_id
         plan = relay.plan(sink, subscription_id, destination, ack, headers)
         if authorize is not None and plan.authority:
             await authorize(plan.authority)
-        if chat is None or replay is None:
+        if first is None:
             if isinstance(plan, ConsumerPlan):  # its queue may hold messages already
                 held = HeldSink(sink)
                 return await relay.open(held, plan), held.release
             return await relay.open(sink, plan), None
-        catch_up = CatchUpSink(sink, replay.after_id)  # holds live messages until finish()
-        sub = await relay.open(catch_up, plan)
+        return await self._held(sink, subscription_id, plan, after, first)
+
+    async def _held(
+        self,
+        sink: DeliverySink,
+        subscription_id: str,
+        plan: SubscribePlan,
+        after: int,
+        first: Callable[[], Awaitable[list[ReplayItem]]],
+    ) -> tuple[Subscription, Callable[[], None]]:
+        """Bind with live messages held, read what goes ``first`` (unbinding if that fails),
+        and return what hands it over, then the held ones (after the RECEIPT)."""
+        catch_up = CatchUpSink(sink, after)  # holds live messages until finish()
+        sub = await self._relay.open(catch_up, plan)
         try:
-            items = await chat.replay(replay)
+            items = await first()
         except BaseException:
             await _cancel_quietly(sub)
             raise

@@ -95,6 +95,16 @@ class Settings:
     chat_replay_limit: int = field(
         default=1000, metadata={"help": "messages replayed at most on a catch-up SUBSCRIBE"}
     )
+    room_max_members: int = field(
+        default=100, metadata={"help": "members a group room may have (rooms API)"}
+    )
+    seen_by_max_members: int = field(
+        default=0,
+        metadata={
+            "help": "rooms up to this size show members' read pointers (seen by) in history"
+            " and member lists; 0 = --room-max-members"
+        },
+    )
     order_hold_ms: int = field(
         default=250,
         metadata={"help": "ms a room message waits at most for an earlier one; 0 = no order"},
@@ -119,8 +129,19 @@ class Settings:
             raise ValueError("--heartbeat-grace must be at least 1.0")
         if self.order_hold_ms < 0:
             raise ValueError(f"--order-hold-ms must not be negative, got {self.order_hold_ms}")
+        if self.room_max_members < 2:
+            raise ValueError(f"--room-max-members must be at least 2, got {self.room_max_members}")
+        if self.seen_by_max_members < 0:
+            raise ValueError(
+                f"--seen-by-max-members must not be negative, got {self.seen_by_max_members}"
+            )
         if self.max_unconfirmed < 0:
             raise ValueError(f"--max-unconfirmed must not be negative, got {self.max_unconfirmed}")
+
+    @property
+    def seen_by_limit(self) -> int:
+        """The largest room whose members' read pointers are shown."""
+        return self.seen_by_max_members or self.room_max_members
 
     def dev_credentials(self) -> dict[str, str]:
         pairs: dict[str, str] = {}

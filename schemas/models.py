@@ -163,6 +163,143 @@ class PushNotification(_Body, frozen=True):
     data: MetaObject | UnsetType = UNSET
 
 
+Count = Annotated[int, Meta(ge=0, le=JS_MAX_SAFE_INTEGER)]
+RoomName = Annotated[str, Meta(min_length=1, max_length=100)]
+MAX_USERS = 1000
+"""Users one rooms API request may name (the group limit, a setting, is checked after)."""
+UserList = Annotated[list[UserId], Meta(min_length=1, max_length=MAX_USERS)]
+
+
+class ChatUnread(_Body, frozen=True):
+    """chat.unread.v1: a user's unread count of a room changed (their read pointer moved);
+    sent to every live session of the user on ``/user/queue/unread``."""
+
+    v: Literal[1]
+    type: Literal["unread"]
+    room: RoomId
+    unread: Count
+    read_id: MessageId
+    at: EpochMs
+    last_id: MessageId | UnsetType = UNSET
+
+
+class RoomUnreadEntry(_Body, frozen=True):
+    """One room of an unread snapshot."""
+
+    room: RoomId
+    unread: Count
+    read_id: MessageId
+    last_id: MessageId | UnsetType = UNSET
+
+
+class ChatUnreadSnapshot(_Body, frozen=True):
+    """chat.unread_snapshot.v1: the unread counts of all of a user's rooms at once (the first
+    message of a SUBSCRIBE to ``/user/queue/unread``, and ``GET /api/unread``)."""
+
+    v: Literal[1]
+    type: Literal["unread-snapshot"]
+    rooms: list[RoomUnreadEntry]
+    at: EpochMs
+
+
+class MemberJoined(_Body, frozen=True):
+    """chat.member_joined.v1: ``user`` became a member of ``room`` (``by`` added them, or
+    opened or created the room)."""
+
+    v: Literal[1]
+    type: Literal["member-joined"]
+    room: RoomId
+    user: UserId
+    role: Literal["owner", "member"]
+    by: UserId
+    at: EpochMs
+
+
+class MemberLeft(_Body, frozen=True):
+    """chat.member_left.v1: ``user`` is no longer a member of ``room``: they left, or ``by``
+    removed them."""
+
+    v: Literal[1]
+    type: Literal["member-left"]
+    room: RoomId
+    user: UserId
+    reason: Literal["left", "removed"]
+    by: UserId
+    at: EpochMs
+
+
+class RoomCreate(_Body, frozen=True):
+    """rooms.create.v1: ``POST /api/rooms``, a new group room (the creator is its owner and a
+    member whether listed or not)."""
+
+    name: RoomName
+    members: Annotated[list[UserId], Meta(max_length=MAX_USERS)] = []
+    lang: Lang | UnsetType = UNSET
+
+
+class RoomDirect(_Body, frozen=True):
+    """rooms.direct.v1: ``POST /api/rooms/direct``, the one-to-one room with ``user``."""
+
+    user: UserId
+
+
+class RoomMembersAdd(_Body, frozen=True):
+    """rooms.members_add.v1: ``POST /api/rooms/{room}/members``."""
+
+    users: UserList
+
+
+class RoomInfo(_Body, frozen=True):
+    """rooms.room.v1: a room as the rooms API returns it."""
+
+    v: Literal[1]
+    id: RoomId
+    kind: Literal["group", "direct"]
+    name: Annotated[str, Meta(max_length=100)]
+    created_at: EpochMs
+    members: Annotated[list[UserId], Meta(max_length=MAX_USERS)]
+    lang: Lang | UnsetType = UNSET
+    owner: UserId | UnsetType = UNSET
+
+
+class MyRoom(_Body, frozen=True):
+    """One room of ``GET /api/rooms``: the room, my unread count and read pointer, and its
+    newest message."""
+
+    id: RoomId
+    kind: Literal["group", "direct"]
+    name: Annotated[str, Meta(max_length=100)]
+    created_at: EpochMs
+    unread: Count
+    read_id: MessageId
+    lang: Lang | UnsetType = UNSET
+    owner: UserId | UnsetType = UNSET
+    last_message: ChatMessage | UnsetType = UNSET
+
+
+class RoomList(_Body, frozen=True):
+    """rooms.list.v1: ``GET /api/rooms``, the rooms I belong to, by id."""
+
+    v: Literal[1]
+    rooms: list[MyRoom]
+
+
+class MemberInfo(_Body, frozen=True):
+    user: UserId
+    role: Literal["owner", "member"]
+    joined_at: EpochMs
+    read_id: MessageId | UnsetType = UNSET
+
+
+class RoomMembers(_Body, frozen=True):
+    """rooms.members.v1: ``GET /api/rooms/{room}/members``, by join time; each member's read
+    pointer when the room is small enough for "seen by"."""
+
+    v: Literal[1]
+    room: RoomId
+    members: list[MemberInfo]
+
+
 MODELS: dict[str, type[Struct]] = {
     "chat.message.v1": ChatMessage,
     "chat.post.v1": ChatPost,
@@ -173,5 +310,15 @@ MODELS: dict[str, type[Struct]] = {
     "chat.typing_state.v1": TypingState,
     "chat.typing.v1": ChatTyping,
     "push.notification.v1": PushNotification,
+    "chat.unread.v1": ChatUnread,
+    "chat.unread_snapshot.v1": ChatUnreadSnapshot,
+    "chat.member_joined.v1": MemberJoined,
+    "chat.member_left.v1": MemberLeft,
+    "rooms.create.v1": RoomCreate,
+    "rooms.direct.v1": RoomDirect,
+    "rooms.members_add.v1": RoomMembersAdd,
+    "rooms.room.v1": RoomInfo,
+    "rooms.list.v1": RoomList,
+    "rooms.members.v1": RoomMembers,
 }
 """Schema name -> Struct. Each name has a ``<name>.json`` file beside this module."""

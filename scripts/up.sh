@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make up`: run the whole system on this machine in the foreground — one gateway node and the
-# persist worker — against the local RabbitMQ and Redis (started by `make services`).
+# persist worker — against the local RabbitMQ and Redis (started by `make services`), after
+# applying rabbitmq/definitions.json to the broker (rabbitmq/apply.py says what it changed).
 # Ctrl-C (or SIGTERM) drains and stops everything.
 #
 # With no settings it runs in development mode: --auth dev (login guest/guest), history in
@@ -18,6 +19,10 @@ export STOMPGATE_STORE=${STOMPGATE_STORE:-sqlite:///$PWD/var/messages.sqlite3}
 export STOMPGATE_WORKER_METRICS_HOST=${STOMPGATE_WORKER_METRICS_HOST:-127.0.0.1}
 export STOMPGATE_WORKER_METRICS_PORT=${STOMPGATE_WORKER_METRICS_PORT:-9108}
 mkdir -p var
+
+# The exchanges, queues and policies of rabbitmq/definitions.json, on the broker of
+# STOMPGATE_AMQP_URL: created if missing, said line by line; nothing else is touched.
+"$PY" rabbitmq/apply.py
 
 pids=()
 stop() {

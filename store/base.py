@@ -55,6 +55,20 @@ class MessageStore(Protocol):
     async def count(self, room: str | None = None) -> int: ...
 
 
+@runtime_checkable
+class MessageCounts(Protocol):
+    """What the chat layer's exact unread counts read from a message store (both backends
+    implement it beside `MessageStore`)."""
+
+    async def count(self, room: str | None = None, *, upto: int | None = None) -> int:
+        """Messages stored (of ``room``; with ``upto``, those with id <= ``upto``)."""
+        ...
+
+    async def newest_id(self, room: str, *, sender: str) -> int | None:
+        """The id of the newest stored message ``sender`` posted in ``room``, if any."""
+        ...
+
+
 class StoreClosedError(RuntimeError):
     """The store was used before `open()` or after `close()`."""
 

@@ -11,6 +11,9 @@ Indexes (created by `open()`, idempotently):
 - `sender_client_id`: unique {sender: 1, client_id: 1} -- a client's retry after a lost
   receipt carries the same client message id and is skipped as a duplicate.
 
+`count(room, upto=X)` and `newest_id(room, sender=...)` (the chat layer's exact unread counts,
+read only when a read pointer is rebuilt or older than the Redis cache) walk `room_id` too.
+
 Writes are `insert_many(ordered=False)`: every document is tried; duplicate-key errors
 (code 11000, on `_id` or on `sender_client_id`) count as "already stored", any other write
 error is raised.
@@ -32,6 +35,7 @@ from typing import Any
 from bson import Int64
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from store.base import StoreClosedError, StoredMessage, check_limit
@@ -71,13 +75,8 @@ class MongoStore:
     async def open(self) -> None:
         if self._client is not None:
             return
-        client: AsyncMongoClient[Document] = AsyncMongoClient(self.url, **self.client_options)
+        client, db = connect(self.url, self.database, self.client_options)
         try:
-            db = (
-                client[self.database]
-                if self.database
-                else client.get_default_database(DEFAULT_DATABASE)
-            )
             collection = db[self.collection_name]
             await collection.create_indexes(list(INDEXES))
         except BaseException:
@@ -98,13 +97,9 @@ class MongoStore:
         try:
             result = await collection.insert_many(documents, ordered=False)
         except BulkWriteError as exc:
-            details = exc.details
-            errors = details.get("writeErrors", [])
-            if details.get("writeConcernErrors") or any(
-                e.get("code") != DUPLICATE_KEY for e in errors
-            ):
+            if not only_duplicates(exc):
                 raise
-            return int(details.get("nInserted", 0))
+            return int(exc.details.get("nInserted", 0))
         return len(result.inserted_ids)
 
     async def history(
@@ -131,14 +126,46 @@ class MongoStore:
         cursor = collection.find(query, sort=[("_id", direction)], limit=limit)
         return [from_document(doc) async for doc in cursor]
 
-    async def count(self, room: str | None = None) -> int:
+    async def count(self, room: str | None = None, *, upto: int | None = None) -> int:
         collection = self._require()
-        return await collection.count_documents({} if room is None else {"room": room})
+        query: Document = {} if room is None else {"room": room}
+        if upto is not None:
+            if room is None:
+                raise ValueError("`upto` counts the messages of one room: give the room")
+            query["_id"] = {"$lte": Int64(upto)}
+        return await collection.count_documents(query)
+
+    async def newest_id(self, room: str, *, sender: str) -> int | None:
+        """Walks `room_id` backwards from the newest message of the room to the sender's."""
+        collection = self._require()
+        doc = await collection.find_one(
+            {"room": room, "sender": sender}, projection={"_id": 1}, sort=[("_id", DESCENDING)]
+        )
+        return None if doc is None else int(doc["_id"])
 
     def _require(self) -> AsyncCollection[Document]:
         if self._collection is None:
             raise StoreClosedError("MongoStore is not open")
         return self._collection
+
+
+def only_duplicates(exc: BulkWriteError) -> bool:
+    """Whether every error of an unordered bulk insert is a duplicate key (nothing else
+    failed: the other documents are in)."""
+    details = exc.details
+    return not details.get("writeConcernErrors") and all(
+        e.get("code") == DUPLICATE_KEY for e in details.get("writeErrors", [])
+    )
+
+
+def connect(
+    url: str, database: str | None, options: Mapping[str, Any]
+) -> tuple[AsyncMongoClient[Document], AsyncDatabase[Document]]:
+    """A client (not connected yet: PyMongo connects on first use) and the database named by
+    ``database``, or by the URL, or `DEFAULT_DATABASE`."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(url, **options)
+    db = client[database] if database else client.get_default_database(DEFAULT_DATABASE)
+    return client, db
 
 
 def to_document(message: StoredMessage) -> Document:

@@ -1,11 +1,13 @@
 """gateway.auth: who a session is, and what it may do.
 
-One job per module, all pure except where Redis is named:
+One job per module, all pure except where Redis or HTTP is named:
 
 - ``errors``         AuthError, AccessDenied, DestinationRejected, LimitExceeded (exact messages)
 - ``identity``       Identity: the authenticated user stamped on everything a session sends
 - ``jwt_auth``       JwtSettings, JwtAuthenticator (pinned algorithms, keys, JWKS reload),
                      DevAuthenticator (development mode logins)
+- ``jwks_url``       JwksUrlSettings, RemoteJwks: a JWKS fetched from the issuer's URL
+                     (HTTP: cached, refreshed on an unknown kid, bounded)
 - ``tokens``         TokenSources; where the token is found (handshake or CONNECT)
 - ``acl``            Acl rules file -> SUBSCRIBE/SEND/queue decisions; MembershipLookup (Redis)
 - ``authority``      Authority: what a relay plan needs besides its destination (queues,

@@ -19,6 +19,8 @@ Rule keys (``[[rule]]`` tables; unknown keys are an error, so a typo never weake
 - ``rooms``     template, e.g. ``"{room}"``: the value must be in the token's rooms claim.
 - ``member_of`` Redis set key template, e.g. ``"room:{room}:members"``: the user must be a
                 member (SISMEMBER through ``MembershipLookup``, which adds its key prefix).
+                ``"roster:{room}"`` is the rooms API's membership (`gateway.chat.membership`),
+                rebuilt from the store when Redis has lost it.
 - ``claims``    table claim -> template: the claim must equal the value, or contain it when the
                 claim is a list.
 - ``user``      template: the identity's user must equal it (e.g. ``"{owner}"``).
@@ -59,7 +61,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -68,7 +70,7 @@ from gateway.auth.errors import AccessDenied
 from gateway.auth.hygiene import ALLOWED_CHARACTERS
 from gateway.auth.identity import Identity
 
-__all__ = ["Acl", "Action", "MembershipLookup", "Rule"]
+__all__ = ["Acl", "Action", "MembershipFallback", "MembershipLookup", "Rule"]
 
 log = logging.getLogger("stompgate.auth")
 
@@ -245,12 +247,29 @@ class Rule:
         return f"not a member of {_render(template, values)}"
 
 
+class MembershipFallback(Protocol):
+    """Where the members of some sets come from when Redis has lost the set (the chat's room
+    rosters, rebuilt from the message store's rooms)."""
+
+    def handles(self, key: str) -> bool:
+        """Whether ``key`` (without the prefix) is one of its sets."""
+        ...
+
+    async def is_member(self, key: str, user: str) -> bool:
+        """The answer when the set is missing from Redis (it may rebuild the set)."""
+        ...
+
+
 class MembershipLookup:
     """Is a user in a Redis set?  ``SISMEMBER <key_prefix><key> <user>`` with a small cache.
 
     Answers (yes and no) are cached for ``cache_ttl`` seconds (0 disables the cache), at most
     ``max_entries`` of them, oldest evicted first.  So a membership change takes effect within
-    ``cache_ttl`` seconds on every node; call ``invalidate`` to make it immediate locally.
+    ``cache_ttl`` seconds on every node; call ``invalidate`` to make it immediate locally (an
+    answer still on its way when ``invalidate`` runs is not cached).
+
+    For a key the ``fallback`` handles, a missing set is not an answer: the fallback gives
+    it (the set's existence is read in the same round trip as the membership).
     """
 
     def __init__(
@@ -261,12 +280,15 @@ class MembershipLookup:
         cache_ttl: float = 2.0,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        fallback: MembershipFallback | None = None,
     ) -> None:
         self._redis = redis
         self.key_prefix = key_prefix
         self._ttl = cache_ttl
         self._max = max_entries
         self._clock = clock
+        self._fallback = fallback
+        self._generation = 0  # bumped by invalidate()
         self._cache: OrderedDict[tuple[str, str], tuple[float, bool]] = OrderedDict()
 
     async def is_member(self, key: str, user: str) -> bool:
@@ -276,8 +298,17 @@ class MembershipLookup:
             hit = self._cache.get(cache_key)
             if hit is not None and hit[0] > now:
                 return hit[1]
-        answer = bool(await self._redis.sismember(self.key_prefix + key, user))
-        if self._ttl > 0:
+        generation = self._generation
+        fallback = self._fallback
+        if fallback is not None and fallback.handles(key):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.sismember(self.key_prefix + key, user)
+                pipe.exists(self.key_prefix + key)
+                member, exists = await pipe.execute()
+            answer = bool(member) or (not exists and await fallback.is_member(key, user))
+        else:
+            answer = bool(await self._redis.sismember(self.key_prefix + key, user))
+        if self._ttl > 0 and generation == self._generation:
             self._cache[cache_key] = (now + self._ttl, answer)
             self._cache.move_to_end(cache_key)
             while len(self._cache) > self._max:
@@ -286,6 +317,7 @@ class MembershipLookup:
 
     def invalidate(self, key: str | None = None, user: str | None = None) -> None:
         """Forget cached answers for ``key`` and/or ``user`` (everything if both are None)."""
+        self._generation += 1
         if key is None and user is None:
             self._cache.clear()
             return
@@ -416,6 +448,18 @@ rooms = "{room}"
 pattern = "/app/rooms/{room}/**"
 actions = ["send"]
 rooms = "{room}"
+
+# ... or the room's roster: the members of rooms made through the rooms API (cached in Redis,
+# rebuilt from the message store's rooms when Redis has lost it).
+[[rule]]
+pattern = "/topic/room.{room}"
+actions = ["subscribe"]
+member_of = "roster:{room}"
+
+[[rule]]
+pattern = "/app/rooms/{room}/**"
+actions = ["send"]
+member_of = "roster:{room}"
 
 # Everyone may list and delete their own durable subscriptions (answered on
 # /user/queue/durable-subscriptions).

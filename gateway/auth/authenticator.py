@@ -2,7 +2,8 @@
 
 In ``jwt`` mode it verifies the token from the CONNECT frame or, failing that, the one offered
 at the WebSocket handshake (a CONNECT token wins), and tells when the token runs out
-(``deadline``, ``check_expiry``).  In ``dev`` mode it checks development logins; it logs that
+(``deadline``, ``check_expiry``); ``authenticate_async`` may first fetch a JWKS URL's keys.
+In ``dev`` mode it checks development logins; it logs that
 mode at WARNING when built.  It keeps no per-session state: the adapter holds the ``Identity``
 (the CONNECT and idle timeouts are the node ticker's: ``gateway.node``).
 """
@@ -74,12 +75,40 @@ class Authenticator:
         handshake_token: str | None = None,
         now: float | None = None,
     ) -> Identity:
-        """The identity of a CONNECT, or ``AuthError``.  A CONNECT token beats a handshake one."""
+        """The identity of a CONNECT, or ``AuthError``.  A CONNECT token beats a handshake one.
+        Verifies with the keys at hand (see ``authenticate_async``)."""
         if self._dev is not None:
             return self._dev.verify_login(login, passcode)
         assert self._jwt is not None
-        token = token_from_connect(login, passcode, headers, self.settings.sources)
-        return self._jwt.verify(token or handshake_token, now)
+        return self._jwt.verify(self._token(login, passcode, headers, handshake_token), now)
+
+    async def authenticate_async(
+        self,
+        login: str | None,
+        passcode: str | None,
+        headers: HeaderInput,
+        *,
+        handshake_token: str | None = None,
+        now: float | None = None,
+    ) -> Identity:
+        """``authenticate``, but with a JWKS URL configured the keys may be fetched first (on
+        first use, when stale, or once more for a token whose key is unknown)."""
+        if self._dev is not None:
+            return self._dev.verify_login(login, passcode)
+        assert self._jwt is not None
+        token = self._token(login, passcode, headers, handshake_token)
+        return await self._jwt.verify_async(token, now)
+
+    def _token(
+        self,
+        login: str | None,
+        passcode: str | None,
+        headers: HeaderInput,
+        handshake_token: str | None,
+    ) -> str | None:
+        return token_from_connect(login, passcode, headers, self.settings.sources) or (
+            handshake_token
+        )
 
     def deadline(self, identity: Identity) -> float | None:
         """Epoch seconds at which the session must be closed because its token expired."""

@@ -22,10 +22,16 @@ Theory of operation
    ``iss``, ``aud``; ``sub`` must be a printable string of at most 255 characters because it
    is stamped into headers, Redis keys and ``/user/`` routing.
 
-Keys come from ``key`` (HS secret or PEM text), ``key_file`` (the same, read from a file) and
-``jwks_file`` (a JSON Web Key Set).  The JWKS file is re-read when its mtime/size/inode change;
+Keys come from ``key`` (HS secret or PEM text), ``key_file`` (the same, read from a file),
+``jwks_file`` (a JSON Web Key Set) and ``jwks_url`` (a JSON Web Key Set fetched from the
+issuer: ``gateway.auth.jwks_url``).  The JWKS file is re-read when its mtime/size/inode change;
 the check runs at most once per ``JWKS_CHECK_INTERVAL`` seconds (monotonic clock).  A JWKS file
 that fails to parse keeps the previous keys (and logs an error): write it atomically (rename).
+
+``verify`` is synchronous and uses the keys at hand.  ``verify_async`` is what a node calls:
+with a JWKS URL it first fetches the set when it has none yet or it is older than its refresh
+interval, and when a token's ``kid`` is unknown it fetches once more (rate-limited) and tries
+again, so a key the issuer has just rotated in is accepted without a restart.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ from jwt.exceptions import (
 from gateway.auth import _env
 from gateway.auth.errors import AuthError
 from gateway.auth.identity import Identity
+from gateway.auth.jwks_url import JwksUrlSettings, RemoteJwks
 
 __all__ = [
     "JWKS_CHECK_INTERVAL",
@@ -107,6 +114,7 @@ class JwtSettings:
     ``JWT_KEY``                   ``key``                unset; HS secret or PEM public key text
     ``JWT_KEY_FILE``              ``key_file``           unset; file holding an HS secret or PEM
     ``JWKS_FILE``                 ``jwks_file``          unset; JSON Web Key Set file (reloaded)
+    ``JWKS_URL`` and ``JWKS_*``   ``jwks_url``           unset; see ``JwksUrlSettings``
     ``JWT_AUDIENCE``              ``audience``           unset (then tokens with ``aud`` fail)
     ``JWT_ISSUER``                ``issuer``             unset (``iss`` not checked)
     ``JWT_LEEWAY``                ``leeway``             ``30`` seconds
@@ -120,6 +128,7 @@ class JwtSettings:
     key: str | None = None
     key_file: str | None = None
     jwks_file: str | None = None
+    jwks_url: JwksUrlSettings | None = None
     audience: str | None = None
     issuer: str | None = None
     leeway: float = 30.0
@@ -136,8 +145,13 @@ class JwtSettings:
             if algorithm not in _ALGORITHM_FAMILY:
                 supported = ", ".join(SUPPORTED_ALGORITHMS)
                 raise ValueError(f"unsupported JWT algorithm {algorithm!r}; supported: {supported}")
-        if self.key is None and self.key_file is None and self.jwks_file is None:
-            raise ValueError("no JWT key configured: set a key, a key file or a JWKS file")
+        if (
+            self.key is None
+            and self.key_file is None
+            and self.jwks_file is None
+            and self.jwks_url is None
+        ):
+            raise ValueError("no JWT key configured: set a key, a key file, a JWKS file or URL")
         if not self.leeway >= 0:
             raise ValueError(f"JWT leeway must be >= 0, got {self.leeway}")
 
@@ -151,6 +165,7 @@ class JwtSettings:
             key=_env.get_str(environ, f"{prefix}JWT_KEY", None),
             key_file=_env.get_str(environ, f"{prefix}JWT_KEY_FILE", None),
             jwks_file=_env.get_str(environ, f"{prefix}JWKS_FILE", None),
+            jwks_url=JwksUrlSettings.from_env(environ, prefix),
             audience=_env.get_str(environ, f"{prefix}JWT_AUDIENCE", None),
             issuer=_env.get_str(environ, f"{prefix}JWT_ISSUER", None),
             leeway=_env.get_float(environ, f"{prefix}JWT_LEEWAY", 30.0),
@@ -166,6 +181,10 @@ class _Key:
     key: Any  # bytes for HMAC, a cryptography public key otherwise
     kid: str | None = None
     algorithm: str | None = None  # a JWK's own "alg": the only algorithm it may verify
+
+
+class _KeyNotFoundError(AuthError):
+    """``token key not found``: no loaded key fits the token (its ``kid`` may be new)."""
 
 
 def _family_of(key: Any) -> str:
@@ -327,15 +346,22 @@ class JwtAuthenticator:
         self._lock = threading.Lock()
         if settings.jwks_file is not None:
             self._load_jwks(initial=True)
+        self._remote: RemoteJwks[_Key] | None = None
+        if settings.jwks_url is not None:
+            origin = f"JWKS at {settings.jwks_url.url}"
+            self._remote = RemoteJwks(
+                settings.jwks_url, lambda data: _keys_from_jwks(data, origin), monotonic=monotonic
+            )
+        changing = settings.jwks_file is not None or settings.jwks_url is not None
         families = {k.family for k in self._static + self._jwks}
         for algorithm in settings.algorithms:
             if _ALGORITHM_FAMILY[algorithm] not in families:
                 message = f"JWT algorithm {algorithm} is pinned but no key of its type is loaded"
-                if settings.jwks_file is None:
+                if not changing:
                     raise ValueError(message)
-                log.warning("%s (yet: the JWKS file may gain one)", message)
+                log.warning("%s (yet: the JWKS file or URL may gain one)", message)
         unused = families - {_ALGORITHM_FAMILY[a] for a in settings.algorithms}
-        if unused and settings.jwks_file is None:
+        if unused and not changing:
             raise ValueError(
                 "a configured JWT key fits none of the pinned algorithms "
                 f"{', '.join(settings.algorithms)} (key type: {', '.join(sorted(unused))})"
@@ -380,7 +406,7 @@ class JwtAuthenticator:
 
     def _candidates(self, algorithm: str, kid: str | None) -> list[_Key]:
         family = _ALGORITHM_FAMILY[algorithm]
-        jwks = self._jwks
+        jwks = self._jwks if self._remote is None else [*self._jwks, *self._remote.keys]
         if kid is not None and any(k.kid is not None for k in jwks):
             pool = [k for k in jwks if k.kid == kid] + self._static
         else:
@@ -423,7 +449,7 @@ class JwtAuthenticator:
         self._maybe_reload()
         candidates = self._candidates(algorithm, kid if isinstance(kid, str) else None)
         if not candidates:
-            raise AuthError("token key not found", f"no configured {algorithm} key matches")
+            raise _KeyNotFoundError("token key not found", f"no configured {algorithm} key matches")
         payload_bytes: bytes | None = None
         for candidate in candidates:
             try:
@@ -443,6 +469,20 @@ class JwtAuthenticator:
         if not isinstance(claims, dict):
             raise AuthError("malformed token", "token payload is not a JSON object")
         return self._identity(claims, time.time() if now is None else now)
+
+    async def verify_async(self, token: str | None, now: float | None = None) -> Identity:
+        """``verify``, after fetching the JWKS URL's keys when there are none yet or they are
+        stale; a token whose key is not found makes one more (rate-limited) fetch first."""
+        remote = self._remote
+        if remote is None:
+            return self.verify(token, now)
+        await remote.ensure_fresh()
+        try:
+            return self.verify(token, now)
+        except _KeyNotFoundError:
+            if not await remote.refresh("a token names an unknown key"):
+                raise
+        return self.verify(token, now)
 
     def _identity(self, claims: dict[str, Any], now: float) -> Identity:
         s = self.settings

@@ -3,10 +3,13 @@
 Modules, one job each: `snowflake` (ids), `node_lease` (node ids leased in Redis),
 `destinations`, `events` (event JSON + headers), `keys` (Redis key names), `lua`,
 `post_ledger` (idempotency + cache writes), `recent` (cache reads), `read_state` (read
-pointers, unread counts), `history` (cache + store merge), `unstored` (what left the cache
+pointers, exact unread counts), `history` (cache + store merge), `unstored` (what left the cache
 before the store had it), `store_api` (the store contract),
 `layer` (`ChatLayer`), `history_api` (HTTP history routes), `catch_up` (`CatchUpSink`: holds
-a catch-up subscription's live messages during the replay, then drops live duplicates).
+a catch-up subscription's live messages during the replay, then drops live duplicates),
+`unread` (the unread counts of many rooms in one step), `membership` (room rosters and a
+user's rooms, cached in Redis, rebuilt from the store), `rooms` (`RoomService`: the rules of
+rooms), `rooms_api` (its HTTP routes), `control` (the removal broadcast to every node).
 """
 
 from gateway.chat.errors import ChatError, StoreBehindError

@@ -1,5 +1,7 @@
 """`ChatError`: a client mistake on an /app destination, reported in a STOMP ERROR frame.
-`StoreBehindError`: history that cannot be served yet without a gap."""
+`StoreBehindError`: history that cannot be served yet without a gap. `RoomsError` and its
+kinds: rooms API requests refused (an HTTP 4xx). `RemovedFromRoomError`: the ERROR that ends
+the subscriptions of a user removed from a room."""
 
 from __future__ import annotations
 
@@ -36,4 +38,73 @@ class StoreBehindError(ClientError):
             "history not available yet: the message store is behind; retry shortly",
             f"{len(self.missing)} message(s) of room '{room}' left the recent cache before the "
             f"store had them (first id {self.missing[0] if self.missing else '-'})",
+        )
+
+
+class RoomsError(ClientError):
+    """A rooms API request that cannot be done; ``status`` is its HTTP status (a 4xx), and
+    ``message`` the reason phrase."""
+
+    reason = "rooms"
+    status = 400
+
+
+class RoomNotFoundClientError(RoomsError):
+    reason = "room_not_found"
+    status = 404
+
+    def __init__(self, room: str) -> None:
+        super().__init__("no such room", f"there is no room '{room}'")
+
+
+class NotAMemberError(RoomsError):
+    reason = "not_a_member"
+    status = 404
+
+    def __init__(self, room: str, user: str) -> None:
+        super().__init__("not a member", f"'{user}' is not a member of room '{room}'")
+
+
+class NotAllowedError(RoomsError):
+    reason = "room_forbidden"
+    status = 403
+
+    def __init__(self, room: str, what: str) -> None:
+        super().__init__(
+            f"not allowed to {what}",
+            f"in room '{room}' only its owner or a user with the admin role may {what}"
+            if what.endswith("members")
+            else f"only the members of room '{room}' and admins may {what}",
+        )
+
+
+class RoomFullClientError(RoomsError):
+    reason = "room_full"
+    status = 409
+
+    def __init__(self, room: str, limit: int, count: int) -> None:
+        where = f"room '{room}'" if room else "the room"
+        super().__init__(
+            "room is full",
+            f"a group room has at most {limit} members; {where} would have {count}",
+        )
+
+
+class DirectRoomError(RoomsError):
+    reason = "direct_room"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, message)
+
+
+class RemovedFromRoomError(ClientError):
+    """Ends a session subscribed to a room its user was just removed from."""
+
+    reason = "membership_revoked"
+
+    def __init__(self, room: str) -> None:
+        super().__init__(
+            f"removed from room {room}",
+            f"you are no longer a member of room '{room}': your subscription to "
+            f"/topic/room.{room} ended",
         )

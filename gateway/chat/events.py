@@ -87,12 +87,7 @@ def message_headers_from_event(event: bytes) -> Headers:
 
 
 def receipt_headers(user: str) -> Headers:
-    return (
-        ("event-type", "receipt"),
-        ("content-type", JSON),
-        ("sender", user),
-        ("persistent", "true"),
-    )
+    return event_headers("receipt", user)
 
 
 def typing_headers(user: str) -> Headers:
@@ -101,4 +96,56 @@ def typing_headers(user: str) -> Headers:
         ("content-type", JSON),
         ("sender", user),
         ("persistent", "false"),
+    )
+
+
+def unread_event(*, room: str, unread: int, read_id: int, last_id: int | None, at: int) -> bytes:
+    """chat.unread.v1."""
+    event: dict[str, Any] = {
+        "v": 1,
+        "type": "unread",
+        "room": room,
+        "unread": unread,
+        "read_id": str(read_id),
+        "at": at,
+    }
+    if last_id is not None:
+        event["last_id"] = str(last_id)
+    return orjson.dumps(event)
+
+
+def unread_entry(*, room: str, unread: int, read_id: int, last_id: int | None) -> dict[str, Any]:
+    """One room of chat.unread_snapshot.v1."""
+    entry: dict[str, Any] = {"room": room, "unread": unread, "read_id": str(read_id)}
+    if last_id is not None:
+        entry["last_id"] = str(last_id)
+    return entry
+
+
+def unread_snapshot_event(*, rooms: list[dict[str, Any]], at: int) -> bytes:
+    """chat.unread_snapshot.v1 (``rooms``: `unread_entry` values)."""
+    return orjson.dumps({"v": 1, "type": "unread-snapshot", "rooms": rooms, "at": at})
+
+
+def member_event(
+    kind: str, *, room: str, user: str, by: str, at: int, role: str = "", reason: str = ""
+) -> bytes:
+    """chat.member_joined.v1 (``kind`` member-joined, with ``role``) or chat.member_left.v1
+    (``kind`` member-left, with ``reason``: left or removed)."""
+    event: dict[str, Any] = {"v": 1, "type": kind, "room": room, "user": user}
+    if kind == "member-joined":
+        event["role"] = role
+    else:
+        event["reason"] = reason
+    event.update(by=by, at=at)
+    return orjson.dumps(event)
+
+
+def event_headers(event_type: str, user: str) -> Headers:
+    """Headers of a persistent event about ``user`` (unread counts, membership changes)."""
+    return (
+        ("event-type", event_type),
+        ("content-type", JSON),
+        ("sender", user),
+        ("persistent", "true"),
     )

@@ -3,7 +3,13 @@
 Response (``application/json``)::
 
     {"room": "general", "messages": [<chat.message.v1>, ...],
-     "next_before": "<id>" | null, "next_after": "<id>" | null}
+     "next_before": "<id>" | null, "next_after": "<id>" | null,
+     "read_pointers": {"<user>": "<id>", ...}}
+
+``read_pointers`` ("seen by") is there for a room of the rooms API with at most
+``--seen-by-max-members`` members: each member's read pointer (members who read nothing yet
+are left out), so a client shows who has read up to which message; live, the room's
+``receipt`` events move them.
 
 ``messages`` are always in ascending id order. With ``after=X``: the oldest ``limit``
 messages above X; ``next_after`` is the last id when the page is full (more may follow). With
@@ -35,6 +41,9 @@ from gateway.chat.store_api import MessageReader
 Authorize = Callable[[web.Request, str], Awaitable[str]]
 """(request, room) -> user; raises web.HTTPUnauthorized / web.HTTPForbidden."""
 
+SeenBy = Callable[[str], Awaitable[dict[str, int] | None]]
+"""room -> its members' read pointers, or None (not a rooms API room, or too big)."""
+
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 _DIGITS = re.compile(r"[0-9]{1,19}")
@@ -64,7 +73,14 @@ def _limit(raw: str | None) -> int:
     return int(raw)
 
 
-def _render(room: str, entries: list[HistoryEntry], *, forward: bool, full: bool) -> bytes:
+def _render(
+    room: str,
+    entries: list[HistoryEntry],
+    *,
+    forward: bool,
+    full: bool,
+    seen_by: dict[str, int] | None = None,
+) -> bytes:
     next_before = next_after = None
     if entries and full:
         if forward:
@@ -81,15 +97,21 @@ def _render(room: str, entries: list[HistoryEntry], *, forward: bool, full: bool
             orjson.dumps(next_before),
             b',"next_after":',
             orjson.dumps(next_after),
+            b""
+            if seen_by is None
+            else b',"read_pointers":' + orjson.dumps({u: str(p) for u, p in seen_by.items()}),
             b"}",
         )
     )
 
 
 class _HistoryHandler:
-    def __init__(self, history: HistoryReader, authorize: Authorize) -> None:
+    def __init__(
+        self, history: HistoryReader, authorize: Authorize, seen_by: SeenBy | None = None
+    ) -> None:
         self._history = history
         self._authorize = authorize
+        self._seen_by = seen_by
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         room = request.match_info["room"]
@@ -116,13 +138,20 @@ class _HistoryHandler:
                 status=503,
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
-        body = _render(room, entries, forward=after is not None, full=len(entries) >= limit)
+        seen_by = None if self._seen_by is None else await self._seen_by(room)
+        body = _render(
+            room, entries, forward=after is not None, full=len(entries) >= limit, seen_by=seen_by
+        )
         return web.Response(body=body, content_type="application/json")
 
 
 def history_routes(
-    *, reader: MessageReader | None, chat: ChatLayer, authorize: Authorize
+    *,
+    reader: MessageReader | None,
+    chat: ChatLayer,
+    authorize: Authorize,
+    seen_by: SeenBy | None = None,
 ) -> list[web.RouteDef]:
     """Routes to add to the gateway's aiohttp app (``app.add_routes(history_routes(...))``)."""
-    handler = _HistoryHandler(HistoryReader(chat.recent, reader, chat.unstored), authorize)
+    handler = _HistoryHandler(HistoryReader(chat.recent, reader, chat.unstored), authorize, seen_by)
     return [web.get("/api/rooms/{room}/messages", handler.get)]

@@ -12,7 +12,10 @@
   still pending (its first attempt's node died before the confirm) publishes the same
   message again, same id, and confirms it (`post_ledger`).
 - ``/app/rooms/{room}/read`` (chat.read.v1): move the read pointer forward (`read_state`) and,
-  if it moved, publish chat.receipt.v1.
+  if it moved, publish chat.receipt.v1 to the room and the room's new unread count
+  (chat.unread.v1) to every live session of the reader (``notify_user``: the gateway sends it
+  to ``/user/<reader>/queue/unread``). Posting moves the poster's pointer too (their own
+  messages are never unread); counts are exact (`read_state`, `unread`).
 - ``/app/rooms/{room}/typing`` (chat.typing_state.v1): publish chat.typing.v1, not persistent,
   never cached.
 
@@ -50,7 +53,8 @@ from gateway.chat.post_ledger import Behind, Existing, PostLedger, Reserved
 from gateway.chat.read_state import ReadState
 from gateway.chat.recent import RecentCache, decode_member
 from gateway.chat.snowflake import MAX_ID, parse
-from gateway.chat.store_api import MessageReader
+from gateway.chat.store_api import HistoryStore, ReadPointerStore
+from gateway.chat.unread import RoomsOf, UnreadCounts
 from gateway.chat.unstored import UnstoredSet
 from schemas import SchemaError, decode
 from schemas.models import ChatPost, ChatRead, TypingState
@@ -61,6 +65,12 @@ _T = TypeVar("_T", ChatPost, ChatRead, TypingState)
 
 PublishFn = Callable[[str, Sequence[tuple[str, str]], bytes], Awaitable[None]]
 """(destination, headers, body) -> returns once the broker confirmed; raises on failure."""
+
+NotifyFn = Callable[[str, Sequence[tuple[str, str]], bytes], Awaitable[None]]
+"""(user, headers, body) -> sent to every live session of ``user`` (``/user/queue/unread``)."""
+
+UNREAD_QUEUE = "unread"
+"""The user queue unread counts go to: ``/user/queue/unread``."""
 
 
 class IdSource(Protocol):
@@ -111,7 +121,10 @@ class ChatLayer:
         ids: IdSource,
         clock: Callable[[], int],
         publish: PublishFn,
-        store: MessageReader | None,
+        store: HistoryStore | None,
+        pointers: ReadPointerStore | None = None,
+        notify_user: NotifyFn | None = None,
+        rooms_of: RoomsOf | None = None,
         recent_limit: int = 200,
         max_body: int = 16384,
         recent_ttl_s: int = 7 * 24 * 3600,
@@ -136,7 +149,16 @@ class ChatLayer:
         self.recent = RecentCache(redis, keys)
         self.unstored = UnstoredSet(redis, keys)
         self.history = HistoryReader(self.recent, store, self.unstored)
-        self.read_state = ReadState(redis, keys)
+        self._notify_user = notify_user
+        self.read_state = ReadState(
+            redis,
+            keys,
+            store=store,
+            pointers=pointers,
+            unstored=self.unstored,
+            prune=self.prune_unstored,
+        )
+        self.unread_counts = UnreadCounts(redis, keys, self.read_state, rooms_of=rooms_of)
         self._ledger = PostLedger(
             redis,
             keys,
@@ -146,6 +168,7 @@ class ChatLayer:
             idempotency_ttl_s=idempotency_ttl_s,
             # Without a store nothing reads below the cache: nothing to track.
             track_unstored=store is not None,
+            count_room=self.read_state.ensure_counter,
         )
 
     def handles(self, destination: str) -> bool:
@@ -263,7 +286,17 @@ class ChatLayer:
             receipt = events.receipt_event(
                 room=room, user=user, message_id=pointer.message_id, read_at=now
             )
-            await self._publish(room_topic(room), events.receipt_headers(user), receipt)
+            sends = [self._publish(room_topic(room), events.receipt_headers(user), receipt)]
+            if self._notify_user is not None:
+                unread = events.unread_event(
+                    room=room,
+                    unread=pointer.unread,
+                    read_id=pointer.message_id,
+                    last_id=pointer.last_id,
+                    at=now,
+                )
+                sends.append(self._notify_user(user, events.event_headers("unread", user), unread))
+            await asyncio.gather(*sends)
         return ChatResult("read", room, pointer.message_id, unread=pointer.unread)
 
     async def _typing(self, user: str, room: str, body: bytes) -> ChatResult:
@@ -276,6 +309,7 @@ class ChatLayer:
         """(room ordinal counter, newest id) now: what a catch-up seeds the room order with."""
         if not is_valid_room(room):
             raise ChatError(f"invalid room id '{room}'")
+        await self.read_state.ensure_counter(room)  # Redis may have lost it: from the store
         return await self.recent.position(room)
 
     async def replay(self, room: str, after_id: int, limit: int = 1000) -> list[ReplayItem]:
@@ -333,7 +367,9 @@ class ChatLayer:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def unread(self, user: str, room: str) -> int:
-        return await self.read_state.unread(user, room)
+        """Messages of ``room`` after the user's read pointer (exact: `read_state`)."""
+        [counted] = await self.unread_counts.of(user, [room])
+        return counted.unread
 
     async def read_pointer(self, user: str, room: str) -> int | None:
         return await self.read_state.pointer(user, room)

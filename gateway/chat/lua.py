@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 RESERVE_POST = """
--- KEYS: client key, recent key, room seq key, unstored key, inflight key
+-- KEYS: client key, recent key, room seq key, unstored key, inflight key, poster's read key
 -- ARGV: pending value, pending ttl ms, id (19 digits), event, recent limit, recent ttl s,
 --       track unstored ('1'/'0')
--- Returns {1, ordinal, unstored count}, {0, existing client key value}, or {2, newest id}
+-- Returns {1, ordinal, unstored count}, {0, existing client key value}, {2, newest id}
 -- when the room already has an id >= this one (another node's clock is ahead): ids rise
--- with the room ordinal, so the caller follows that id and reserves again with a new one.
+-- with the room ordinal, so the caller follows that id and reserves again with a new one;
+-- or {3} when the room has no counter (Redis lost it, or the room never had a post): the
+-- caller sets it from the store and reserves again. Posting moves the poster's read
+-- pointer to the post (the poster has read everything up to their own message).
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
+if redis.call('EXISTS', KEYS[3]) == 0 then return {3} end
 local newest = redis.call('ZRANGE', KEYS[2], -1, -1)
 if #newest > 0 then
   local top = string.sub(newest[1], 1, 19)
@@ -19,6 +23,10 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local ordinal = redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[2], 0, ARGV[3] .. ':' .. ordinal .. ':' .. ARGV[4])
+local read = redis.call('HGET', KEYS[6], 'id')
+if not read or string.rep('0', 19 - #read) .. read < ARGV[3] then
+  redis.call('HSET', KEYS[6], 'id', string.sub(ARGV[1], 2), 'seq', ordinal)
+end
 local stop = -(tonumber(ARGV[5]) + 1)
 local unstored = 0
 if ARGV[7] == '1' then
@@ -38,31 +46,34 @@ return {1, ordinal, unstored}
 """
 
 ABORT_POST = """
--- KEYS: client key, recent key, unstored key, inflight key
+-- KEYS: client key, recent key, unstored key, inflight key, holes key
 -- ARGV: pending value, cache member, id (19 digits)
 -- A retry that took the post over (and confirmed it: the key holds the bare id) published
 -- this very message: it stays in the cache (and in the unstored set if trimmed). Otherwise
--- the message was never published: out of the cache, and nothing for the store to catch up.
+-- the message was never published: out of the cache, nothing for the store to catch up, and
+-- its room ordinal is a hole that unread counts skip.
 local current = redis.call('GET', KEYS[1])
 if current == ARGV[1] then redis.call('DEL', KEYS[1]) end
 if current == ARGV[1] or not current then
   redis.call('ZREM', KEYS[2], ARGV[2])
   redis.call('ZREM', KEYS[3], ARGV[3])
   redis.call('HDEL', KEYS[4], ARGV[3])
+  redis.call('ZADD', KEYS[5], 0, ARGV[3])
 end
 return 1
 """
 
 TAKEOVER_CONFIRM = """
--- KEYS: client key, recent key, unstored key, inflight key
+-- KEYS: client key, recent key, unstored key, inflight key, holes key
 -- ARGV: pending value, done value, ttl s, cache member ('' if none), id (19 digits),
 --       recent ttl s, track unstored ('1'/'0')
 -- A retry republished a post whose first attempt never confirmed: mark it done unless
 -- something else owns the key now, and put the message back in the cache if the first
 -- attempt's abort took it out (only if it still belongs among the newest: the cache must
 -- stay a suffix of the room's messages). Published now: if the cache does not hold it, the
--- store must have it before history below the cache is served.
+-- store must have it before history below the cache is served; and it is no hole.
 redis.call('HDEL', KEYS[4], ARGV[5])
+redis.call('ZREM', KEYS[5], ARGV[5])
 local result = 0
 local current = redis.call('GET', KEYS[1])
 if not current or current == ARGV[1] then
@@ -97,11 +108,12 @@ return 0
 """
 
 RESOLVE_UNSTORED = """
--- KEYS: unstored key, inflight key.  ARGV: ids (19 digits) the store did not return.
+-- KEYS: unstored key, inflight key, holes key.  ARGV: ids (19 digits) the store did not return.
 -- Returns those to wait for. An id whose post was never confirmed and can no longer be (its
--- pending reservation expired or was replaced) is dead: it leaves the set and is not
--- returned. An id gone from the set already is returned: it may have been found stored by a
--- read later than the caller's (the caller retries; the next read does not see it).
+-- pending reservation expired or was replaced) is dead: it leaves the set, is not returned,
+-- and becomes a hole of the room's ordinals. An id gone from the set already is returned: it
+-- may have been found stored by a read later than the caller's (the caller retries; the next
+-- read does not see it).
 local outstanding = {}
 for _, id in ipairs(ARGV) do
   local dead = false
@@ -116,6 +128,7 @@ for _, id in ipairs(ARGV) do
   if dead then
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
+    redis.call('ZADD', KEYS[3], 0, id)
   else
     table.insert(outstanding, id)
   end
@@ -124,27 +137,139 @@ return outstanding
 """
 
 MARK_READ = """
--- KEYS: read key, recent key, room seq key.  ARGV: id (19 digits), id (decimal)
--- Returns {moved (0/1), pointer id, pointer ordinal, room seq}.
-local room_seq = tonumber(redis.call('GET', KEYS[3]) or '0')
-local current = redis.call('HGET', KEYS[1], 'id')
-if current and string.rep('0', 19 - #current) .. current >= ARGV[1] then
-  return {0, current, redis.call('HGET', KEYS[1], 'seq') or '0', room_seq}
+-- KEYS: read key, recent key, room seq key, holes key
+-- ARGV: id (19 digits), mode ('read' or 'warm'), the id's ordinal from the store ('' if not
+--       known)
+-- A read pointer is {id, seq}: seq is how many room ordinals belong to ids <= id (ids rise
+-- with the ordinal), so the messages after it are room seq - seq - holes above id.
+-- 'read' moves the pointer forward (never back; a pointer past the newest cached message is
+-- set to that message); 'warm' sets a pointer the cache lost (from the store) unless one is
+-- there. Returns {moved (0/1), pointer id, pointer seq, room seq, holes above the pointer,
+-- newest cached id ('' if none)}, or {-1}: the room has no counter; {-2}: 'read' found no
+-- pointer (warm it first);
+-- {-3}: the ordinal of id is needed from the store (no cached message at or below it).
+local room_seq = redis.call('GET', KEYS[3])
+if not room_seq then return {-1} end
+room_seq = tonumber(room_seq)
+local function above(id)
+  return redis.call('ZLEXCOUNT', KEYS[4], '(' .. id, '+')
 end
-local ordinal
-local below = redis.call('ZREVRANGEBYLEX', KEYS[2], '(' .. ARGV[1] .. ';', '-', 'LIMIT', 0, 1)
-if #below > 0 then
-  ordinal = tonumber(string.match(below[1], '^%d+:(%d+):'))
-else
-  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0)
-  if #oldest > 0 then
-    ordinal = tonumber(string.match(oldest[1], '^%d+:(%d+):')) - 1
-  else
-    ordinal = room_seq
+local current = redis.call('HGET', KEYS[1], 'id')
+if not current and ARGV[2] == 'read' then return {-2} end
+local target = ARGV[1]
+local newest = redis.call('ZRANGE', KEYS[2], -1, -1)
+local last = ''
+if #newest > 0 then
+  last = string.match(newest[1], '^0*(%d+):')
+  if ARGV[2] == 'read' and target > string.sub(newest[1], 1, 19) then
+    target = string.sub(newest[1], 1, 19)
   end
 end
-if ordinal > room_seq then ordinal = room_seq end
-if ordinal < 0 then ordinal = 0 end
-redis.call('HSET', KEYS[1], 'id', ARGV[2], 'seq', ordinal)
-return {1, ARGV[2], ordinal, room_seq}
+if current then
+  local padded = string.rep('0', 19 - #current) .. current
+  if ARGV[2] == 'warm' or padded >= target then
+    local seq = redis.call('HGET', KEYS[1], 'seq') or '0'
+    return {0, current, seq, room_seq, above(padded), last}
+  end
+end
+local seq
+local below = redis.call('ZREVRANGEBYLEX', KEYS[2], '(' .. target .. ';', '-', 'LIMIT', 0, 1)
+if #below > 0 then
+  local id = string.sub(below[1], 1, 19)
+  seq = tonumber(string.match(below[1], '^%d+:(%d+):'))
+  seq = seq + redis.call('ZLEXCOUNT', KEYS[4], '(' .. id, '[' .. target)
+elseif room_seq == 0 then
+  seq = 0
+elseif ARGV[3] ~= '' then
+  seq = tonumber(ARGV[3])
+else
+  return {-3}
+end
+if seq > room_seq then seq = room_seq end
+local pointer = string.match(target, '^0*(%d+)$')
+redis.call('HSET', KEYS[1], 'id', pointer, 'seq', seq)
+return {1, pointer, seq, room_seq, above(target), last}
+"""
+
+UNREAD_MANY = """
+-- KEYS: the user's rooms set (a cache with the member '' as its marker; see
+--       gateway.chat.membership). ARGV: key prefix, user, room ids (none: the set's)
+-- Per room, 5 values: room, state, unread, pointer id, newest cached id ('' if none). State 1:
+-- exact; 0: cold (no counter or no pointer: warm them, then ask again). Returns {-1} when
+-- the rooms set is missing (rebuild it from the store first). The keys of each room are
+-- built here from the prefix, the names `gateway.chat.keys.ChatKeys` gives them: this needs
+-- a Redis whose keys all live on one node (no Redis Cluster).
+local rooms
+if #ARGV > 2 then
+  rooms = {}
+  for i = 3, #ARGV do rooms[#rooms + 1] = ARGV[i] end
+else
+  if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+  rooms = redis.call('SMEMBERS', KEYS[1])
+end
+local prefix, user = ARGV[1], ARGV[2]
+local out = {}
+for _, room in ipairs(rooms) do
+  if room ~= '' then
+    local base = prefix .. 'room:' .. room
+    local room_seq = redis.call('GET', base .. ':seq')
+    local pointer = redis.call('HMGET', prefix .. 'read:' .. room .. ':' .. user, 'id', 'seq')
+    local newest = redis.call('ZRANGE', base .. ':recent', -1, -1)
+    local last = ''
+    if #newest > 0 then last = string.match(newest[1], '^0*(%d+):') end
+    if room_seq and pointer[1] then
+      local padded = string.rep('0', 19 - #pointer[1]) .. pointer[1]
+      local holes = redis.call('ZLEXCOUNT', base .. ':holes', '(' .. padded, '+')
+      local unread = tonumber(room_seq) - tonumber(pointer[2]) - holes
+      if unread < 0 then unread = 0 end
+      out[#out + 1] = room
+      out[#out + 1] = 1
+      out[#out + 1] = unread
+      out[#out + 1] = pointer[1]
+      out[#out + 1] = last
+    else
+      out[#out + 1] = room
+      out[#out + 1] = 0
+      out[#out + 1] = 0
+      out[#out + 1] = ''
+      out[#out + 1] = last
+    end
+  end
+end
+return out
+"""
+
+REBUILD_SET = """
+-- KEYS: a cache set, its version counter.  ARGV: the version read before the store was,
+--       ttl s, members...
+-- Rebuild the set (with the marker member '') from the store's answer, unless a change
+-- bumped the version meanwhile: then what was read may be stale, and the changed set (or
+-- the next rebuild) is right. Returns 1 if written.
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SADD', KEYS[1], '', unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+CHANGE_MEMBERS = """
+-- KEYS: roster set, roster version, then per user: the user's rooms set, its version
+-- ARGV: 'add' or 'rem', room, ttl s, users (in the order of KEYS)
+-- A membership change the store has already made, applied to the caches that exist (a
+-- missing one is rebuilt from the store when next read); every version is bumped so no
+-- rebuild in flight writes back what it read before the change.
+local op = ARGV[1] == 'add' and 'SADD' or 'SREM'
+redis.call('INCR', KEYS[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call(op, KEYS[1], unpack(ARGV, 4))
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+for i = 3, #KEYS, 2 do
+  redis.call('INCR', KEYS[i + 1])
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call(op, KEYS[i], ARGV[2])
+    redis.call('EXPIRE', KEYS[i], ARGV[3])
+  end
+end
+return 1
 """

@@ -4,15 +4,19 @@ A post goes through three states, each one atomic Lua step:
 
 1. ``reserve``: unless ``{prefix}client:{user}:{client_id}`` exists, set it to ``p<id>``
    (pending, short TTL), take the next room ordinal, add the message to the recent cache and
-   trim it. If the key exists, report the earlier id (``<id>``: done; ``p<id>``: in flight).
+   trim it, and move the poster's read pointer to the post. If the key exists, report the
+   earlier id (``<id>``: done; ``p<id>``: in flight).
    If the room already holds an id at least as high (a node whose clock is ahead posted
    there), reserve nothing and report that id (`Behind`): the caller's generator follows it
    and reserves again with a higher id. So ids rise with the room ordinal, whatever the
-   clocks of the nodes, and a device's highest id is a sound catch-up cursor.
+   clocks of the nodes, and a device's highest id is a sound catch-up cursor. A room with no
+   counter (it never had a post, or Redis lost it) reserves nothing either: the ledger sets
+   the counter (from the store) and reserves again.
 2. ``confirm`` (after the broker confirmed the publish): the key becomes ``<id>`` for 24 h, so
    a retry with the same client id gets the original id and publishes nothing.
 3. ``abort`` (the publish failed): delete the key if still ours and take the message out of
-   the cache, so a retry goes through as new.
+   the cache, so a retry goes through as new; its ordinal becomes a hole (unread counts skip
+   it).
 
 A retry that finds the key pending (the first attempt's node died between 1 and 2, or its
 publish is still in flight) *takes the post over*: it publishes the same message again, with
@@ -31,6 +35,7 @@ unstored when the cache does not hold it); ``abort`` removes the message from bo
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -77,8 +82,12 @@ class PostLedger:
         pending_ttl_ms: int,
         idempotency_ttl_s: int,
         track_unstored: bool = True,
+        count_room: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
+        """``count_room(room)`` sets the room's ordinal counter when it has none (see
+        `gateway.chat.read_state.ReadState.ensure_counter`); by default it starts at 0."""
         self._keys = keys
+        self._count_room = count_room or self._zero
         self._track = b"1" if track_unstored else b"0"
         self._recent_limit = recent_limit
         self._recent_ttl_s = recent_ttl_s
@@ -99,6 +108,7 @@ class PostLedger:
             self._keys.room_seq(room),
             self._keys.unstored(room),
             self._keys.inflight(room),
+            self._keys.read(room, user),
         ]
         args: list[bytes | int] = [
             b"p%d" % message_id,
@@ -109,7 +119,11 @@ class PostLedger:
             self._recent_ttl_s,
             self._track,
         ]
-        status, value, *rest = await self._reserve(keys=keys, args=args)
+        status, *values = await self._reserve(keys=keys, args=args)
+        if int(status) == 3:  # no counter yet: set it (from the store), then reserve again
+            await self._count_room(room)
+            status, *values = await self._reserve(keys=keys, args=args)
+        value, *rest = values
         if int(status) == 2:
             return Behind(int(as_bytes(value)))
         if int(status):
@@ -119,6 +133,9 @@ class PostLedger:
         raw = as_bytes(value)
         pending = raw.startswith(b"p")
         return Existing(int(raw[1:] if pending else raw), pending)
+
+    async def _zero(self, room: str) -> None:
+        await self._redis.set(self._keys.room_seq(room), 0, nx=True)
 
     async def confirm(self, *, user: str, client_id: str, room: str, message_id: int) -> None:
         await self._confirm(
@@ -149,6 +166,7 @@ class PostLedger:
                 self._keys.recent(room),
                 self._keys.unstored(room),
                 self._keys.inflight(room),
+                self._keys.holes(room),
             ],
             args=[
                 b"p%d" % message_id,
@@ -168,6 +186,7 @@ class PostLedger:
                 self._keys.recent(room),
                 self._keys.unstored(room),
                 self._keys.inflight(room),
+                self._keys.holes(room),
             ],
             args=[b"p%d" % reserved.message_id, reserved.member, id_key(reserved.message_id)],
         )

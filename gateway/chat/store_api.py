@@ -1,9 +1,15 @@
-"""The message-store contract the chat layer reads history through.
+"""The store contracts the chat layer reads and writes through.
 
-Implemented by the top-level ``store`` package (SQLite, MongoDB); tests use an in-memory
-fake. The contract is structural: any object whose ``history`` returns a sequence of
-objects with the `StoredMessageLike` attributes conforms. The concrete record is
-``store``'s `StoredMessage`, re-exported here.
+Implemented by the top-level ``store`` package (SQLite, MongoDB); tests use in-memory fakes.
+The contracts are structural:
+
+* `MessageReader`: history (any object whose ``history`` returns a sequence of objects with
+  the `StoredMessageLike` attributes conforms); `HistoryStore` adds the counts exact unread
+  counts need (``store``'s `MessageCounts`);
+* `ReadPointerStore`: the durable read pointers (``store``'s `RoomStore` has them);
+* `RoomStore` and its records, re-exported from ``store.rooms``.
+
+The concrete message record is ``store``'s `StoredMessage`, re-exported here.
 """
 
 from __future__ import annotations
@@ -12,8 +18,20 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from store.base import StoredMessage
+from store.rooms import Member, Room, RoomFullError, RoomNotFoundError, RoomStore
 
-__all__ = ["MessageReader", "StoredMessage", "StoredMessageLike"]
+__all__ = [
+    "HistoryStore",
+    "Member",
+    "MessageReader",
+    "ReadPointerStore",
+    "Room",
+    "RoomFullError",
+    "RoomNotFoundError",
+    "RoomStore",
+    "StoredMessage",
+    "StoredMessageLike",
+]
 
 
 class StoredMessageLike(Protocol):
@@ -55,3 +73,25 @@ class MessageReader(Protocol):
         Neither: newest first. At most ``limit`` messages. (The chat layer never passes both.)
         """
         ...
+
+
+class HistoryStore(MessageReader, Protocol):
+    """History plus what exact unread counts read (see `gateway.chat.read_state`)."""
+
+    async def count(self, room: str | None = None, *, upto: int | None = None) -> int:
+        """Messages stored of ``room`` (with ``upto``: with id <= ``upto``)."""
+        ...
+
+    async def newest_id(self, room: str, *, sender: str) -> int | None:
+        """The newest stored message ``sender`` posted in ``room``."""
+        ...
+
+
+class ReadPointerStore(Protocol):
+    """The durable read pointers: they only move forward."""
+
+    async def set_read_pointer(self, room: str, user: str, message_id: int) -> int: ...
+
+    async def read_pointers(self, room: str) -> dict[str, int]: ...
+
+    async def pointers_of(self, user: str, rooms: Sequence[str]) -> dict[str, int]: ...

@@ -83,11 +83,12 @@ class UnstoredSet:
 
     async def outstanding(self, room: str, missing: Sequence[int]) -> list[int]:
         """Of ``missing`` (unstored ids the store did not return), those to wait for; dead
-        posts (never confirmed, and no longer able to be) leave the set and are not returned."""
+        posts (never confirmed, and no longer able to be) leave the set, are not returned,
+        and become holes of the room's ordinals."""
         if not missing:
             return []
         result = await self._resolve(
-            keys=[self._keys.unstored(room), self._keys.inflight(room)],
+            keys=[self._keys.unstored(room), self._keys.inflight(room), self._keys.holes(room)],
             args=[id_key(i) for i in missing],
         )
         return [int(as_bytes(m)) for m in result]

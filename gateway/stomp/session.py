@@ -237,6 +237,14 @@ class ServerSession:
         subscriptions = self._subscriptions
         return None if subscriptions is None else subscriptions.get(sub_id)
 
+    def subscribes_to(self, destination: str) -> bool:
+        """Whether an active subscription (one whose SUBSCRIBE was handed out as an event and
+        not unsubscribed) names ``destination``."""
+        subscriptions = self._subscriptions
+        return subscriptions is not None and any(
+            sub.destination == destination for sub in subscriptions.values()
+        )
+
     # -- calls from the adapter -----------------------------------------------------
 
     def accept(

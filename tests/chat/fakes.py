@@ -11,7 +11,7 @@ from gateway.chat.store_api import StoredMessage
 
 
 class InMemoryReader:
-    """A `MessageReader` over a list, with the store contract's keyset semantics."""
+    """A `HistoryStore` over a list, with the store contract's keyset semantics."""
 
     def __init__(self, messages: Sequence[StoredMessage] = ()) -> None:
         self.messages: dict[int, StoredMessage] = {m.id: m for m in messages}
@@ -44,6 +44,35 @@ class InMemoryReader:
             return [m for m in rows if m.id > after][:limit]
         below = [m for m in rows if before is None or m.id < before]
         return below[::-1][:limit]
+
+    async def count(self, room: str | None = None, *, upto: int | None = None) -> int:
+        return sum(
+            1
+            for m in self.messages.values()
+            if (room is None or m.room == room) and (upto is None or m.id <= upto)
+        )
+
+    async def newest_id(self, room: str, *, sender: str) -> int | None:
+        own = [m.id for m in self.messages.values() if m.room == room and m.sender == sender]
+        return max(own, default=None)
+
+
+class InMemoryPointers:
+    """A `ReadPointerStore` in a dict: pointers only move forward."""
+
+    def __init__(self) -> None:
+        self.pointers: dict[tuple[str, str], int] = {}
+
+    async def set_read_pointer(self, room: str, user: str, message_id: int) -> int:
+        stored = max(self.pointers.get((room, user), 0), message_id)
+        self.pointers[room, user] = stored
+        return stored
+
+    async def read_pointers(self, room: str) -> dict[str, int]:
+        return {user: p for (r, user), p in self.pointers.items() if r == room}
+
+    async def pointers_of(self, user: str, rooms: Sequence[str]) -> dict[str, int]:
+        return {r: p for (r, u), p in self.pointers.items() if u == user and r in rooms}
 
 
 @dataclass

@@ -5,10 +5,10 @@ import pytest
 import redis.asyncio as aioredis
 
 import schemas
-from gateway.chat.errors import ChatError
+from gateway.chat.errors import ChatError, StoreBehindError
 from gateway.chat.layer import ChatLayer
 from gateway.chat.snowflake import compose
-from tests.chat.fakes import ManualClock, RecordingPublisher
+from tests.chat.fakes import InMemoryReader, ManualClock, RecordingPublisher
 
 POST = "/app/rooms/general/messages"
 READ = "/app/rooms/general/read"
@@ -70,12 +70,17 @@ async def test_read_pointer_only_moves_forward_and_publishes_receipts(
     assert await chat.unread("carol", "general") == 6
 
 
-async def test_pointer_older_than_the_cache_gives_a_lower_bound(
-    chat: ChatLayer, clock: ManualClock
+async def test_pointer_older_than_the_cache_is_counted_from_the_store(
+    chat: ChatLayer, clock: ManualClock, store: InMemoryReader, publisher: RecordingPublisher
 ) -> None:
+    # Issue 15 made this exact: it used to be 5 (a lower bound: only the cached ones known).
     ids = await _post_many(chat, clock, 8)  # cache keeps the newest 5
+    with pytest.raises(StoreBehindError):  # the store lacks what left the cache: no guess
+        await chat.handle_send("bob", READ, [], read(ids[0]))
+    for pub in publisher.published:  # the persist worker catches up
+        store.add_event(pub.body)
     result = await chat.handle_send("bob", READ, [], read(ids[0]))
-    assert result.unread == 5  # really 7: only the cached ones are known
+    assert result.unread == 7
 
 
 async def test_pointers_compare_as_64_bit_ids(

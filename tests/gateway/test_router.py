@@ -109,6 +109,13 @@ class FakeChat:
             raise ChatError("invalid cur-max-message-id header")
         return ReplayRequest(destination.rsplit(".", 1)[1], int(raw))
 
+    def wants_snapshot(self, destination: str) -> bool:
+        return destination == "/user/queue/unread"
+
+    async def unread_snapshot(self, user: str) -> ReplayItem:
+        self.calls.append(f"snapshot {user}")
+        return ReplayItem(0, "/user/queue/unread", (), b"snapshot")
+
     async def replay(self, request: ReplayRequest) -> list[ReplayItem]:
         self.calls.append(f"replay {request.room} after {request.after_id}")
         if self.behind:
@@ -189,3 +196,16 @@ async def test_release_detaches_the_client() -> None:
     router, relay, _ = make()
     await router.release(Client())
     assert relay.calls == ["detach n-1"]
+
+
+async def test_the_unread_queue_first_gets_the_snapshot_then_live_updates() -> None:
+    router, relay, _ = make()
+    client = Client()
+    _, first = await router.subscribe(client, "u", "/user/queue/unread", "auto", {})
+    assert relay.calls == ["subscribe /user/queue/unread", "snapshot alice"]
+    (sink,) = relay.sinks
+    sink.deliver("u", PreparedMessage("/user/queue/unread", (), b"live"), None)
+    assert client.got == []  # held until the snapshot is out
+    assert first is not None
+    first()
+    assert client.got == ["snapshot", "live"]

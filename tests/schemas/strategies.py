@@ -39,6 +39,12 @@ def strategy_for(t: mi.Type) -> st.SearchStrategy[Any]:
         return st.sampled_from(t.values)
     if isinstance(t, mi.UnionType):
         return st.one_of([strategy_for(x) for x in t.types])
+    if isinstance(t, mi.ListType):
+        return st.lists(
+            strategy_for(t.item_type),
+            min_size=t.min_length or 0,
+            max_size=min(t.max_length or 3, 3),
+        )
     if isinstance(t, mi.DictType):
         return st.dictionaries(
             strategy_for(t.key_type),

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
-from store import MessageStore, MongoStore, SQLiteStore
+from store import (
+    MessageStore,
+    MongoRoomStore,
+    MongoStore,
+    RoomStore,
+    SQLiteRoomStore,
+    SQLiteStore,
+)
 
 MONGODB_URI = os.environ.get("MONGODB_URI")
 NO_MONGO = "MongoDB not verified here: set MONGODB_URI=mongodb://host:port to run this backend"
@@ -46,9 +53,36 @@ async def opened_store(backend: str, tmp_path: Path) -> AsyncIterator[MessageSto
     finally:
         await store.close()
         if backend == "mongodb":
-            assert MONGODB_URI is not None
-            client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(MONGODB_URI)
-            try:
-                await client.drop_database(database)
-            finally:
-                await client.close()
+            await _drop(database)
+
+
+@asynccontextmanager
+async def opened_room_store(backend: str, tmp_path: Path) -> AsyncIterator[RoomStore]:
+    """The room store of a backend (SQLite: the same file as `opened_store`'s)."""
+    store: RoomStore
+    database = f"stompgate_test_{uuid.uuid4().hex[:12]}"
+    if backend == "sqlite-memory":
+        store = SQLiteRoomStore(":memory:")
+    elif backend == "sqlite-file":
+        store = SQLiteRoomStore(str(tmp_path / "messages.db"))
+    elif backend == "mongodb":
+        assert MONGODB_URI is not None
+        store = MongoRoomStore(MONGODB_URI, database=database)
+    else:  # pragma: no cover
+        raise ValueError(backend)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+        if backend == "mongodb":
+            await _drop(database)
+
+
+async def _drop(database: str) -> None:
+    assert MONGODB_URI is not None
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(MONGODB_URI)
+    try:
+        await client.drop_database(database)
+    finally:
+        await client.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from store import MessageStore, SQLiteStore, StoreClosedError, StoredMessage
+from store import MessageCounts, MessageStore, SQLiteStore, StoreClosedError, StoredMessage
 from store.base import MAX_MESSAGE_ID
 
 from .backends import BACKENDS, opened_store
@@ -196,3 +196,32 @@ async def test_sqlite_file_survives_reopen(tmp_path: Path) -> None:
         assert await again.insert_many([msg(2), msg(3)]) == 1
     finally:
         await again.close()
+
+
+# -- MessageCounts: what exact unread counts read --------------------------------------------
+
+
+def counts(store: MessageStore) -> MessageCounts:
+    assert isinstance(store, MessageCounts)
+    return store
+
+
+async def test_count_upto_counts_a_rooms_messages_at_or_below_an_id(store: MessageStore) -> None:
+    await store.insert_many([msg(i) for i in (2, 4, 6, 8)])
+    await store.insert_many([msg(i, room="other") for i in (1, 3, 5)])
+    assert await counts(store).count("r1", upto=5) == 2
+    assert await counts(store).count("r1", upto=6) == 3
+    assert await counts(store).count("r1", upto=1) == 0
+    assert await counts(store).count("r1", upto=MAX_MESSAGE_ID) == 4
+    assert await counts(store).count("nobody", upto=9) == 0
+    with pytest.raises(ValueError, match="give the room"):
+        await counts(store).count(upto=3)
+
+
+async def test_newest_id_of_a_sender_in_a_room(store: MessageStore) -> None:
+    await store.insert_many([msg(1), msg(2, sender="bob"), msg(3), msg(4, sender="bob")])
+    await store.insert_many([msg(9, room="other")])
+    assert await counts(store).newest_id("r1", sender="alice") == 3
+    assert await counts(store).newest_id("r1", sender="bob") == 4
+    assert await counts(store).newest_id("r1", sender="carol") is None
+    assert await counts(store).newest_id("other", sender="bob") is None

@@ -1,0 +1,1 @@
+"""Operator and developer scripts (shell and Python); Python ones run as ``python -m scripts.X``."""

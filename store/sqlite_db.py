@@ -1,0 +1,111 @@
+"""One SQLite database file in one dedicated thread: what every SQLite store of the package
+shares.
+
+One connection lives in one worker thread for its whole life (sqlite3 connections are not
+shared between threads); every call is a job submitted to that thread, so the event loop never
+blocks on disk. The database runs in WAL mode, so several stores (and processes) can use the
+same file: readers never wait, a writer waits up to 5 s for another (``busy_timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from store.base import StoreClosedError
+
+T = TypeVar("T")
+
+SYNCHRONOUS = frozenset({"off", "normal", "full", "extra"})
+
+
+class SQLiteDatabase:
+    """An SQLite file (or ``:memory:``) opened with ``schema`` (statements run at open)."""
+
+    def __init__(
+        self, path: str, *, synchronous: str, schema: Sequence[str], name: str = "SQLite store"
+    ) -> None:
+        if synchronous.lower() not in SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {sorted(SYNCHRONOUS)}")
+        self.path = path
+        self.synchronous = synchronous.upper()
+        self._schema = tuple(schema)
+        self._name = name
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        try:
+            await self.run(self._open_sync)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    async def close(self) -> None:
+        executor = self._executor
+        if executor is None:
+            return
+        try:
+            await self.run(self._close_sync)
+        finally:
+            self._executor = None
+            executor.shutdown(wait=True)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` in the database's thread."""
+        if self._executor is None:
+            raise StoreClosedError(f"{self._name} is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    def connection(self) -> sqlite3.Connection:
+        """The connection (only from inside a job that `run` runs)."""
+        if self._conn is None:
+            raise StoreClosedError(f"{self._name} is not open")
+        return self._conn
+
+    def fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        """Rows of one query (only from inside a job that `run` runs)."""
+        return self.connection().execute(sql, params).fetchall()
+
+    def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back if it
+        raises (only from inside a job that `run` runs)."""
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def _open_sync(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: autocommit; transactions are explicit BEGIN/COMMIT.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA busy_timeout=5000")
+            for statement in self._schema:
+                conn.execute(statement)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _close_sync(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
