@@ -149,17 +149,17 @@ def _reserved_match(patterns: tuple[str, ...], name: str) -> bool:
 class QueuePolicy:
     """The queue rules of a deployment. Environment variables (prefix ``STOMPGATE_``):
 
-    ==============================  ==============================  ============================
-    variable                        field                           default
-    ==============================  ==============================  ============================
-    ``RESERVED_QUEUES``             ``reserved`` (added to          ``stompgate.*``, ``amq.*``
-                                    ``stompgate.*,amq.*``)
-    ``QUEUE_TYPES``                 ``queue_types``                 ``classic,quorum,stream``
-    ``QUEUE_ARGUMENT_LIMITS``       ``argument_limits`` (changes)   :data:`DEFAULT_ARGUMENT_LIMITS`
-    ``MAX_DURABLE_SUBSCRIPTIONS``   ``max_durable_subscriptions``   ``50`` per user (0: no cap)
-    ==============================  ==============================  ============================
+    =============================  =============================  ================================
+    variable                       field                          default
+    =============================  =============================  ================================
+    ``RESERVED_QUEUES``            ``reserved``                   ``stompgate.*``, ``amq.*`` only
+    ``QUEUE_TYPES``                ``queue_types``                ``classic,quorum,stream``
+    ``QUEUE_ARGUMENT_LIMITS``      ``argument_limits``            the bounds in security.md
+    ``MAX_DURABLE_SUBSCRIPTIONS``  ``max_durable_subscriptions``  ``50`` per user (0: no cap)
+    =============================  =============================  ================================
 
-    ``RESERVED_QUEUES`` is a comma list of names; a trailing ``*`` makes one a prefix.
+    ``RESERVED_QUEUES`` is a comma list of names, reserved besides ``stompgate.*`` and ``amq.*``
+    (always); a trailing ``*`` makes one a prefix.
     ``QUEUE_ARGUMENT_LIMITS`` is a comma list of ``x-name=high`` or ``x-name=low:high``.
     """
 
