@@ -15,8 +15,9 @@ and deleted by their user (over STOMP or HTTP, :mod:`gateway.durable_api`) or by
   each queue's message count (and drops records whose queue is gone), deleting deletes the
   queue, then the record.
 
-The relay claims a record before it declares a durable subscription's queue and drops it when
-an UNSUBSCRIBE with ``durable:true`` deletes the queue. Redis failing makes a new durable
+The relay claims a record before it declares a durable subscription's queue (at the cap,
+records whose queue is gone, say expired by a broker policy, are dropped first) and drops it
+when an UNSUBSCRIBE with ``durable:true`` deletes the queue. Redis failing makes a new durable
 SUBSCRIBE fail (with an ERROR that says so) rather than go uncounted.
 """
 
@@ -172,6 +173,17 @@ class DurableSubscriptions:
     def record(self, queue: str, subscription_id: str, destination: str) -> DurableRecord:
         """A new record, made now."""
         return DurableRecord(queue, subscription_id, destination, int(self._clock() * 1000))
+
+    async def claim(self, user: str | None, record: DurableRecord) -> bool:
+        """:meth:`DurableRegistry.claim`; at the cap, first drop the records whose queue is
+        gone (expired by a broker policy, deleted by an operator) and try once more."""
+        try:
+            return await self.registry.claim(user, record)
+        except DurableError as exc:
+            if exc.reason != "durable_limit":
+                raise
+        await self.list(user)
+        return await self.registry.claim(user, record)
 
     async def list(self, user: str | None) -> list[DurableInfo]:
         """``user``'s durable subscriptions; records whose queue is gone are dropped."""

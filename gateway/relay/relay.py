@@ -427,7 +427,7 @@ class Relay:
         durables = self.durable_subscriptions
         if isinstance(plan, ConsumerPlan) and plan.durable and durables is not None:
             record = durables.record(plan.queue.name, subscription_id, plan.destination)
-            if await durables.registry.claim(sink.user, record):
+            if await durables.claim(sink.user, record):
                 claimed = record.queue
         sub: FanoutSubscription | ConsumerSubscription
         if isinstance(plan, FanoutPlan):

@@ -125,3 +125,26 @@ async def test_durable_subscriptions_are_recorded_counted_and_forgotten(
         assert listed.record.queue not in {q["name"] for q in rabbit.list_queues(fresh_vhost)}
     finally:
         await relay.close()
+
+
+async def test_at_the_cap_records_whose_queue_is_gone_are_dropped_first(
+    make_relay: RelayFactory, registry: DurableRegistry, fresh_vhost: str
+) -> None:
+    relay = Relay(
+        dataclasses.replace((await make_relay()).settings, node_id="pruning"), durables=registry
+    )
+    await relay.start()
+    try:
+        liv = RecordingSink("liv-1", user="liv")
+        await relay.subscribe(liv, "a", "/topic/a", "auto", DURABLE)
+        await relay.subscribe(liv, "b", "/topic/b", "auto", DURABLE)
+        # the broker drops one (a policy's expiry, an operator): the record stays behind
+        rabbit.mgmt(
+            "DELETE",
+            f"/queues/{rabbit.quote(fresh_vhost)}/"
+            f"{rabbit.quote(durable_queue_name('liv', 'a', '/topic/a'))}",
+        )
+        await relay.subscribe(liv, "c", "/topic/c", "auto", DURABLE)
+        assert [r.id for r in await registry.records("liv")] == ["b", "c"]
+    finally:
+        await relay.close()
