@@ -20,11 +20,14 @@ from gateway import stomp_headers
 from gateway.access import Access, auth_settings, build_access
 from gateway.chat_bridge import ChatBridge, build_chat, build_rooms
 from gateway.connection import Connection
+from gateway.delivery import SystemSink
+from gateway.durable_api import DurableApi
 from gateway.lifecycle import LifecycleListener, LogListener, MetricsListener
 from gateway.metrics import Metrics, RoomOrderCollector
 from gateway.node import Node
 from gateway.ports import ConnectionLimits, Outbound
 from gateway.relay import Relay, RelaySettings
+from gateway.relay.durable import DurableRegistry
 from gateway.router import Router
 from gateway.settings import Settings
 from gateway.stomp import Limits, SessionConfig
@@ -77,6 +80,11 @@ class Gateway:
             ),
             on_connection_lost=self.node.broker_lost,
             read_hooks=(self.node.begin_batch, self.node.end_batch),
+            durables=DurableRegistry(
+                self.access.redis,
+                key_prefix=settings.redis_prefix,
+                limit=self.access.settings.queues.max_durable_subscriptions,
+            ),
         )
         self.metrics.registry.register(RoomOrderCollector(self.relay))
         self.chat: ChatBridge | None = None
@@ -102,7 +110,10 @@ class Gateway:
         self.chat = await build_chat(
             settings, self.relay, self.access, self.app, rooms=self.rooms, evict=self.node.evict
         )
-        open_connection = self.open_connection = self._opener(Router(self.relay, self.chat))
+        durable = self._durable_api()
+        self.app.router.add_routes(durable.routes(self.access.authenticate_request))
+        router = Router(self.relay, self.chat, durable)
+        open_connection = self.open_connection = self._opener(router)
         endpoint = WebSocketEndpoint(
             settings, self.node, self.access, self.metrics, open_connection
         )
@@ -125,6 +136,21 @@ class Gateway:
             settings.ws_path,
             f"tcp://{settings.stomp_host}:{self.stomp_port}" if self.stomp_port else "off",
         )
+
+    def _durable_api(self) -> DurableApi:
+        """Users' durable subscriptions over STOMP (``/app/durable-subscriptions/...``, answered
+        on the node's own account) and HTTP."""
+        relay = self.relay
+        subscriptions = relay.durable_subscriptions
+        assert subscriptions is not None  # the relay was given a registry
+        sink = SystemSink("durable-subscriptions")
+
+        async def publish(
+            destination: str, headers: Sequence[tuple[str, str]], body: bytes
+        ) -> None:
+            await relay.publish(sink, destination, headers, body)
+
+        return DurableApi(subscriptions, publish)
 
     def _opener(self, router: Router) -> OpenConnection:
         node, access, metrics = self.node, self.access, self.metrics

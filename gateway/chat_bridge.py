@@ -23,7 +23,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,8 +32,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway import stomp_headers
-from gateway.access import Access, AccessDenied, AuthError, DestinationRejected, Identity
-from gateway.auth.settings import AuthMode
+from gateway.access import Access, AccessDenied, DestinationRejected
 from gateway.chat import events
 from gateway.chat.control import MembershipControl
 from gateway.chat.destinations import is_valid_room, room_topic
@@ -48,6 +46,7 @@ from gateway.chat.rooms import Actor, RoomService
 from gateway.chat.rooms_api import Authenticate, rooms_routes
 from gateway.chat.snowflake import MAX_ID
 from gateway.chat.store_api import HistoryStore, RoomStore
+from gateway.delivery import SystemSink
 from gateway.errors import ClientError, ErrorMessage
 from gateway.relay import Relay
 from gateway.relay.destinations import UserQueue
@@ -72,16 +71,6 @@ ROOM_TOPIC_PREFIX = "/topic/room."
 class ReplayRequest:
     room: str
     after_id: int
-
-
-class _SystemSink:
-    """The relay's idea of who publishes chat events: the node itself (no reply queues)."""
-
-    session_id = "chat-layer"
-    user: str | None = None
-
-    def deliver(self, subscription_id: str, message: object, ack_id: str | None) -> None:
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,36 +197,9 @@ class ChatBridge:
         await self.redis.aclose()
 
 
-async def _identity(access: Access, request: web.Request) -> Identity:
-    """Who makes an HTTP request: a bearer token, or HTTP Basic with a dev login in dev mode.
-    Raises web.HTTPUnauthorized (with ``WWW-Authenticate``)."""
-    challenge = {
-        "WWW-Authenticate": 'Basic realm="stompgate"'
-        if access.settings.mode is AuthMode.DEV
-        else 'Bearer realm="stompgate"'
-    }
-    login: str | None = None
-    passcode: str | None = None
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("basic "):
-        try:
-            decoded = base64.b64decode(header[6:], validate=True).decode()
-        except (ValueError, UnicodeDecodeError):
-            raise web.HTTPUnauthorized(
-                reason="malformed Basic credentials", headers=challenge
-            ) from None
-        login, _, passcode = decoded.partition(":")
-    try:
-        return await access.authenticate(
-            login, passcode, (), access.handshake_token(request), time.time(), anonymous=False
-        )
-    except AuthError as exc:
-        raise web.HTTPUnauthorized(reason=exc.text, headers=challenge) from None
-
-
 def _authorizer(access: Access) -> Authorize:
     async def authorize(request: web.Request, room: str) -> str:
-        identity = await _identity(access, request)
+        identity = await access.authenticate_request(request)
         try:
             await access.authorize_subscribe(identity, ROOM_TOPIC_PREFIX + room)
         except (AccessDenied, DestinationRejected) as exc:
@@ -249,7 +211,7 @@ def _authorizer(access: Access) -> Authorize:
 
 def _authenticator(access: Access) -> Authenticate:
     async def authenticate(request: web.Request) -> Actor:
-        identity = await _identity(access, request)
+        identity = await access.authenticate_request(request)
         return Actor(identity.user, identity.roles)
 
     return authenticate
@@ -281,7 +243,7 @@ async def build_chat(
         store = opened
     if rooms is not None:
         await rooms.store.open()
-    sink = _SystemSink()
+    sink = SystemSink("chat-layer")  # who publishes chat events: the node itself
 
     async def publish(destination: str, headers: Sequence[tuple[str, str]], body: bytes) -> None:
         await relay.publish(sink, destination, headers, body)

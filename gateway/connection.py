@@ -27,11 +27,13 @@ read (or loop turn) for all connections at once, several frames per socket write
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 
 from gateway import stomp_headers
 from gateway.access import Identity, UserLease
+from gateway.auth.authority import Authority
 from gateway.confirm_window import ConfirmWindow
 from gateway.errors import ClientError, ErrorMessage
 from gateway.metrics import COMMANDS, Metrics
@@ -69,6 +71,7 @@ class Connection:
 
     __slots__ = (
         "_access",
+        "_authorize",
         "_closing",
         "_heads",
         "_host",
@@ -125,6 +128,7 @@ class Connection:
         self.deadline: float | None = None  # epoch seconds when the token expires
         self.rate = access.rate_limiter()
         self._lease: UserLease | None = None
+        self._authorize = _refuse_before_connect  # bound to the identity by CONNECT
         # Made by the first SUBSCRIBE: most sessions never need it, and an empty dict per
         # session adds up.
         self._subscriptions: dict[str, Subscription] | None = None
@@ -238,7 +242,7 @@ class Connection:
                 subs = self._subscriptions
                 sub = None if subs is None else subs.pop(event.subscription_id, None)
                 if sub is not None:
-                    await sub.cancel()
+                    await sub.cancel(dict(reversed(event.headers)))  # first occurrence wins
                 self._receipt(event.receipt)
             elif isinstance(event, events.AckRequested | events.NackRequested):
                 await self._ack(event)
@@ -276,6 +280,7 @@ class Connection:
         )
         self._lease = await access.acquire_user(identity.user)
         self.identity = identity
+        self._authorize = functools.partial(access.authorize, identity)
         self.deadline = access.deadline(identity)
         self.session.accept(session_id=self.session_id, user_name=identity.user)
         self._metrics.frames_out.inc("CONNECTED")
@@ -290,6 +295,7 @@ class Connection:
         if mode is SendMode.CHAT:
             await router.send(self, destination, headers, event.body)
             return
+        authorize = self._authorize
         window = self._window
         size = self._limits.max_unconfirmed
         if pipelined and size and mode is SendMode.WINDOW:
@@ -302,7 +308,12 @@ class Connection:
             window.in_flight += 1
             try:
                 await router.publish(
-                    self, destination, headers, event.body, on_confirm=self._on_confirm
+                    self,
+                    destination,
+                    headers,
+                    event.body,
+                    on_confirm=self._on_confirm,
+                    authorize=authorize,
                 )
             except BaseException:
                 window.done()  # nothing was written: no confirm will come
@@ -313,7 +324,7 @@ class Connection:
         if window is not None and not await window.settle():
             return
         started = time.perf_counter()
-        await router.send(self, destination, headers, event.body)
+        await router.send(self, destination, headers, event.body, authorize=authorize)
         self._metrics.confirm_latency.observe(time.perf_counter() - started)
 
     def _on_confirm(self, error: ClientError | None, seconds: float) -> None:
@@ -328,15 +339,20 @@ class Connection:
         identity = self._identity()
         await self._access.authorize_subscribe(identity, event.destination)
         headers = dict(reversed(event.headers))  # first occurrence wins
-        sub, catch_up = await self._router.subscribe(
-            self, event.subscription_id, event.destination, event.ack, headers
+        sub, start = await self._router.subscribe(
+            self,
+            event.subscription_id,
+            event.destination,
+            event.ack,
+            headers,
+            authorize=self._authorize,
         )
         if self._subscriptions is None:
             self._subscriptions = {}
         self._subscriptions[event.subscription_id] = sub
         self._receipt(event.receipt)
-        if catch_up is not None:
-            catch_up()  # the replay, then the live messages held meanwhile
+        if start is not None:
+            start()  # what was held until the RECEIPT: a replay, messages already queued
 
     async def _ack(self, event: events.AckRequested | events.NackRequested) -> None:
         # Acking something this session no longer holds (already acked, or its subscription
@@ -437,6 +453,10 @@ class Connection:
             await self._access.release_user(self._lease)
             self._lease = None
         await self._router.release(self)
+
+
+async def _refuse_before_connect(authority: Authority) -> None:
+    raise RuntimeError("frame before CONNECT was accepted")  # sessions emit none
 
 
 def _settles_first(event: events.Event) -> bool:

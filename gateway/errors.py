@@ -47,10 +47,14 @@ class ErrorMessage(enum.StrEnum):
     NOT_FOUND = "not_found"
     RESOURCE_LOCKED = "resource_locked"
     PRECONDITION_FAILED = "precondition_failed"
+    NOT_IMPLEMENTED = "not_implemented"
+    HEADERS_TOO_LARGE = "Headers too large"
     # the relay
     SEND_NOT_CONFIRMED = "SEND not confirmed"
     SUBSCRIBE_FAILED = "SUBSCRIBE failed"
     BROKER_CONNECTION_LOST = "Broker connection lost"
+    DURABLE_LIMIT_EXCEEDED = "Durable subscription limit exceeded"
+    DURABLE_UNAVAILABLE = "Durable subscriptions unavailable"
     # the chat layer
     INVALID_MESSAGE = "Invalid message"
     MESSAGE_TOO_LARGE = "Message too large"

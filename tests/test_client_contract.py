@@ -116,7 +116,12 @@ def catalogue_member(expression: ast.AST) -> str | None:
 
 
 def test_no_error_message_is_made_where_the_error_is_raised() -> None:
-    error_classes = frozenset(cls.__name__ for cls in client_error_classes())
+    classes = client_error_classes()
+    error_classes = frozenset(cls.__name__ for cls in classes)
+    # A subclass with ClientError's own constructor takes the message first, like ClientError.
+    for cls in classes:
+        if cls.__init__ is ClientError.__init__:
+            MAKERS.setdefault(cls.__name__, 0)
     offenders: list[str] = []
     seen = 0
     for path, tree in sources():

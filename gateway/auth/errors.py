@@ -17,7 +17,15 @@ from typing import Final
 
 from gateway.errors import ClientError, ErrorMessage, explain
 
-__all__ = ["LIMIT_MESSAGES", "AccessDenied", "AuthError", "DestinationRejected", "LimitExceeded"]
+__all__ = [
+    "LIMIT_MESSAGES",
+    "AccessDenied",
+    "AccessRefused",
+    "AuthError",
+    "DestinationRejected",
+    "LimitExceeded",
+    "QueueArgumentRefused",
+]
 
 
 class AuthError(ClientError):
@@ -88,3 +96,29 @@ class LimitExceeded(ClientError):  # noqa: N818 -- name fixed by the contract
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(LIMIT_MESSAGES.get(kind, ErrorMessage.LIMIT_EXCEEDED), detail, reason=kind)
         self.kind = kind
+
+
+class AccessRefused(ClientError):  # noqa: N818 -- RabbitMQ's word
+    """Something a plan needs besides its destination is not the user's to use: a queue, a
+    dead-letter target.  ``message`` is ``access_refused`` (as for the ACL); ``detail`` begins
+    with RabbitMQ's STOMP plugin's ``Access refused for user '<login>'`` and names the queue
+    or target and the reason."""
+
+    reason = "queue_denied"
+
+    def __init__(self, user: str, detail: str, *, reason: str | None = None) -> None:
+        super().__init__(
+            ErrorMessage.ACCESS_REFUSED,
+            explain(f"Access refused for user '{user}'", detail),
+            reason=reason,
+        )
+
+
+class QueueArgumentRefused(ClientError):  # noqa: N818 -- a refusal, as the others here
+    """A queue argument outside what this deployment allows (``Invalid header``, as
+    RabbitMQ's plugin calls a header it cannot take); ``detail`` says which and why."""
+
+    reason = "queue_argument"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(ErrorMessage.INVALID_HEADER, detail)

@@ -24,6 +24,7 @@ from gateway.auth import _env
 from gateway.auth.acl import Acl
 from gateway.auth.jwt_auth import JwtSettings, valid_user_name
 from gateway.auth.limits import AbuseLimits
+from gateway.auth.queue_policy import QueuePolicy
 from gateway.auth.tokens import TokenSources
 
 __all__ = ["DEV_ANONYMOUS_USER", "AuthMode", "AuthSettings"]
@@ -61,13 +62,16 @@ class AuthSettings:
     ``ANONYMOUS_ROLES``           ``anonymous_roles``          none
     ============================  ===========================  =============================
 
-    plus ``TokenSources``, ``JwtSettings`` (jwt mode only) and ``AbuseLimits`` variables.
+    plus ``TokenSources``, ``JwtSettings`` (jwt mode only), ``AbuseLimits`` and
+    ``QueuePolicy`` (reserved queue names, queue argument bounds, durable subscriptions per
+    user) variables.
     """
 
     mode: AuthMode = AuthMode.JWT
     jwt: JwtSettings | None = None
     sources: TokenSources = field(default_factory=TokenSources)
     limits: AbuseLimits = field(default_factory=AbuseLimits)
+    queues: QueuePolicy = field(default_factory=QueuePolicy)
     dev_users: str = "guest:guest"
     acl_file: str | None = None
     sender_header: str = "sender"
@@ -113,6 +117,7 @@ class AuthSettings:
             jwt=JwtSettings.from_env(environ, prefix) if chosen is AuthMode.JWT else None,
             sources=TokenSources.from_env(environ, prefix),
             limits=AbuseLimits.from_env(environ, prefix),
+            queues=QueuePolicy.from_env(environ, prefix),
             dev_users=_env.get_str(environ, f"{prefix}DEV_USERS", "guest:guest") or "",
             acl_file=_env.get_str(environ, f"{prefix}ACL_FILE", None),
             sender_header=_env.get_str(environ, f"{prefix}SENDER_HEADER", "sender") or "sender",

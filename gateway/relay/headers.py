@@ -34,6 +34,10 @@ table entries whose values are strings, numbers or booleans, as strings (a heade
 entry named like a property that is set is dropped: the property wins). Values are taken as
 the publisher sent them: :class:`gateway.stomp.PreparedMessage` escapes or drops, per STOMP
 version, what could end a line or the frame (a NUL, CR or LF from any AMQP publisher).
+(Checked side by side with the plugin for a native AMQP publisher: every header the plugin
+shows comes with the same value. The plugin shows only string and 32- or 64-bit integer table
+values; the gateway also shows narrower integers, booleans, floats, byte strings and
+timestamps.)
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ from typing import Final
 
 from pamqp import commands as spec
 from pamqp.common import FieldTable, FieldValue
+
+from gateway.auth.errors import QueueArgumentRefused
 
 from .destinations import PREFIXES, REPLY_QUEUE_PREFIX
 
@@ -291,14 +297,31 @@ _CHOICES: Final = {
 
 #: Every ``x-`` header accepted as a queue argument on SUBSCRIBE (and SEND to /queue/).
 QUEUE_ARGUMENT_HEADERS: Final = _INT_ARGUMENTS | _STR_ARGUMENTS | _BOOL_ARGUMENTS
+#: ``x-`` headers a SUBSCRIBE may carry that are not queue arguments.
+SUBSCRIBE_X_HEADERS: Final = frozenset({"x-queue-name", "x-stream-offset"})
 
 
-def queue_arguments(headers: Mapping[str, str]) -> dict[str, FieldValue]:
+def queue_arguments(headers: Mapping[str, str], *, strict: bool = False) -> dict[str, FieldValue]:
     """Queue-declare arguments from ``x-`` headers, typed as RabbitMQ expects them.
 
     Integers become AMQP integers, booleans booleans, the rest strings; ``x-queue-name`` is
     not an argument (the relay uses it as the queue's name). Raises :class:`HeaderError`.
+    ``strict`` (a SUBSCRIBE, whose headers are not message headers): any other ``x-`` header
+    is refused with :class:`~gateway.auth.errors.QueueArgumentRefused` (``Invalid header``)
+    rather than ignored, so a misspelt argument never silently makes another queue. (On a SEND,
+    other ``x-`` headers are the message's own and go to the broker with it.)
     """
+    if strict:
+        for name in headers:
+            if (
+                name.startswith("x-")
+                and name not in QUEUE_ARGUMENT_HEADERS
+                and name not in SUBSCRIBE_X_HEADERS
+            ):
+                raise QueueArgumentRefused(
+                    f"unknown queue argument '{name[:60]}': a SUBSCRIBE takes "
+                    f"{', '.join(sorted(QUEUE_ARGUMENT_HEADERS | SUBSCRIBE_X_HEADERS))}"
+                )
     args: dict[str, FieldValue] = {}
     for name, value in headers.items():
         if name in _INT_ARGUMENTS:

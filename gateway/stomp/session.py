@@ -575,7 +575,24 @@ class ServerSession:
         )
         self._emit_or_buffer(transaction, event, frame)
 
+    def _durable_without_id(self, frame: Frame) -> bool:
+        """A durable SUBSCRIBE or UNSUBSCRIBE must name its subscription (RabbitMQ's plugin
+        names the queue by it); refused as the plugin refuses it, before anything else."""
+        if frame.header("id") or "true" not in (
+            frame.header("durable"),
+            frame.header("persistent"),
+        ):
+            return False
+        self._fail(
+            ProtocolMessage.MISSING_HEADER,
+            "Header 'id' is required for durable subscriptions",
+            frame,
+        )
+        return True
+
     def _on_subscribe(self, frame: Frame) -> None:
+        if self._durable_without_id(frame):
+            return
         destination = self._require(frame, "destination", ProtocolMessage.MISSING_DESTINATION)
         if destination is None:
             return
@@ -621,6 +638,8 @@ class ServerSession:
         self._events.append(event)
 
     def _on_unsubscribe(self, frame: Frame) -> None:
+        if self._durable_without_id(frame):
+            return
         if self.version == "1.0":
             sub_id = frame.header("id") or frame.header("destination")
             if not sub_id:
@@ -645,7 +664,9 @@ class ServerSession:
                 frame,
             )
             return
-        self._events.append(events.UnsubscribeRequested(sub_id, frame.header("receipt")))
+        self._events.append(
+            events.UnsubscribeRequested(sub_id, frame.header("receipt"), frame.headers)
+        )
 
     def _on_ack(self, frame: Frame) -> None:
         name = "id" if self.version == "1.2" else "message-id"

@@ -16,6 +16,7 @@ import pytest
 
 from gateway.access import AccessDenied, AuthError, Breach, Identity, UserLease
 from gateway.app import connection_limits
+from gateway.auth.authority import Authority, Authorize
 from gateway.connection import Connection
 from gateway.errors import ClientError
 from gateway.metrics import Metrics
@@ -171,6 +172,9 @@ class FakeAccess:
         if destination in self.denied:
             raise AccessDenied(f"SUBSCRIBE to {destination} denied")
 
+    async def authorize(self, identity: Identity, authority: Authority) -> None:
+        pass
+
 
 class FakeSubscription:
     def __init__(self, owned: Sequence[str] = ()) -> None:
@@ -213,7 +217,13 @@ class FakeRouter:
         return SendMode.WINDOW
 
     def send(
-        self, sink: DeliverySink, destination: str, headers: Sequence[tuple[str, str]], body: bytes
+        self,
+        sink: DeliverySink,
+        destination: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        *,
+        authorize: Authorize | None = None,
     ) -> Awaitable[None]:
         return self._send(Sent(destination, body, None))
 
@@ -225,6 +235,7 @@ class FakeRouter:
         body: bytes,
         *,
         on_confirm: ConfirmCallback,
+        authorize: Authorize | None = None,
     ) -> Awaitable[None]:
         return self._send(Sent(destination, body, on_confirm))
 
@@ -241,6 +252,8 @@ class FakeRouter:
         destination: str,
         ack: str,
         headers: Mapping[str, str],
+        *,
+        authorize: Authorize | None = None,
     ) -> tuple[Subscription, Callable[[], None] | None]:
         refused, self.refuse = self.refuse, None
         if refused is not None:
