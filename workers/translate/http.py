@@ -8,8 +8,6 @@ by them: 429 is "slow down" (with `Retry-After`), 5xx is "down for now".
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -17,6 +15,7 @@ from typing import Any, NoReturn
 import aiohttp
 import orjson
 
+from workers.resilience.retry_after import parse_retry_after
 from workers.translate.providers import ProviderUnavailableError, RateLimitedError
 
 #: Bytes of a reply body quoted in an error message.
@@ -94,21 +93,3 @@ def fail(reply: HttpReply, provider: str, detail: str = "") -> NoReturn:
     if reply.status == 429:
         raise RateLimitedError(provider, f"HTTP 429: {what}", reply.retry_after)
     raise ProviderUnavailableError(provider, f"HTTP {reply.status}: {what}", reply.retry_after)
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header: delay-seconds or an HTTP-date (RFC 9110).
-    None when absent or unreadable; never negative."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
