@@ -5,28 +5,53 @@
 - `mongodb://host[:port]/database[?options]` and `mongodb+srv://...`; the database defaults
   to `stompgate` when the URL names none.
 
-The store comes back unopened: call `await store.open()`.
+The store comes back unopened: call `await store.open()`. `open_push_store(url)` takes the
+same URLs and returns the push-subscription store on the same file or database.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import parse_qs
 
 from store.base import MessageStore
 from store.mongo import MongoStore
+from store.push import PushStore
+from store.push_mongo import MongoPushStore
+from store.push_sqlite import SQLitePushStore
 from store.sqlite import SQLiteStore
+
+T = TypeVar("T")
 
 
 def open_store(url: str) -> MessageStore:
+    return _open(url, _sqlite_messages, MongoStore)
+
+
+def open_push_store(url: str) -> PushStore:
+    return _open(url, _sqlite_push, MongoPushStore)
+
+
+def _sqlite_messages(path: str, synchronous: str) -> MessageStore:
+    return SQLiteStore(path, synchronous=synchronous)
+
+
+def _sqlite_push(path: str, synchronous: str) -> PushStore:
+    return SQLitePushStore(path, synchronous=synchronous)
+
+
+def _open(url: str, sqlite: Callable[[str, str], T], mongo: Callable[[str], T]) -> T:
     if url.startswith("sqlite://"):
-        return _sqlite(url)
+        return sqlite(*_sqlite_path(url))
     if url.startswith(("mongodb://", "mongodb+srv://")):
-        return MongoStore(url)
+        return mongo(url)
     scheme = url.split(":", 1)[0] if ":" in url else url
     raise ValueError(f"unsupported store URL scheme {scheme!r}: use sqlite:// or mongodb://")
 
 
-def _sqlite(url: str) -> SQLiteStore:
+def _sqlite_path(url: str) -> tuple[str, str]:
+    """(path, synchronous) of an sqlite:// URL."""
     rest = url.removeprefix("sqlite://")
     rest, _, query = rest.partition("?")
     options = {k: v[-1] for k, v in parse_qs(query).items()}
@@ -39,4 +64,4 @@ def _sqlite(url: str) -> SQLiteStore:
         path = rest[1:]  # "sqlite:///a/b.db" -> "a/b.db"; "sqlite:////a/b.db" -> "/a/b.db"
     else:
         raise ValueError(f"bad sqlite store URL {url!r}: use sqlite:///path or sqlite://:memory:")
-    return SQLiteStore(path, synchronous=options.get("synchronous", "full"))
+    return path, options.get("synchronous", "full")

@@ -71,18 +71,9 @@ class MongoStore:
     async def open(self) -> None:
         if self._client is not None:
             return
-        client: AsyncMongoClient[Document] = AsyncMongoClient(self.url, **self.client_options)
-        try:
-            db = (
-                client[self.database]
-                if self.database
-                else client.get_default_database(DEFAULT_DATABASE)
-            )
-            collection = db[self.collection_name]
-            await collection.create_indexes(list(INDEXES))
-        except BaseException:
-            await client.close()
-            raise
+        client, (collection,) = await connect(
+            self.url, self.database, self.client_options, {self.collection_name: INDEXES}
+        )
         self._client, self._collection = client, collection
 
     async def close(self) -> None:
@@ -139,6 +130,28 @@ class MongoStore:
         if self._collection is None:
             raise StoreClosedError("MongoStore is not open")
         return self._collection
+
+
+async def connect(
+    url: str,
+    database: str | None,
+    client_options: Mapping[str, Any],
+    collections: Mapping[str, Sequence[IndexModel]],
+) -> tuple[AsyncMongoClient[Document], list[AsyncCollection[Document]]]:
+    """A client and the named collections of `database` (the URL's, else `stompgate`), each
+    with its indexes created (idempotent); the client is closed again if that fails."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(url, **client_options)
+    try:
+        db = client[database] if database else client.get_default_database(DEFAULT_DATABASE)
+        opened = []
+        for name, indexes in collections.items():
+            collection = db[name]
+            await collection.create_indexes(list(indexes))
+            opened.append(collection)
+    except BaseException:
+        await client.close()
+        raise
+    return client, opened
 
 
 def to_document(message: StoredMessage) -> Document:

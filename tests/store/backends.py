@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
-from store import MessageStore, MongoStore, SQLiteStore
+from store import (
+    MessageStore,
+    MongoPushStore,
+    MongoStore,
+    PushStore,
+    SQLitePushStore,
+    SQLiteStore,
+)
 
 MONGODB_URI = os.environ.get("MONGODB_URI")
 NO_MONGO = "MongoDB not verified here: set MONGODB_URI=mongodb://host:port to run this backend"
@@ -38,6 +45,34 @@ async def opened_store(backend: str, tmp_path: Path) -> AsyncIterator[MessageSto
     elif backend == "mongodb":
         assert MONGODB_URI is not None
         store = MongoStore(MONGODB_URI, database=database)
+    else:  # pragma: no cover
+        raise ValueError(backend)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+        if backend == "mongodb":
+            assert MONGODB_URI is not None
+            client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(MONGODB_URI)
+            try:
+                await client.drop_database(database)
+            finally:
+                await client.close()
+
+
+@asynccontextmanager
+async def opened_push_store(backend: str, tmp_path: Path) -> AsyncIterator[PushStore]:
+    """The push-subscription store of `backend`, opened (on a fresh database for MongoDB)."""
+    store: PushStore
+    database = f"stompgate_test_{uuid.uuid4().hex[:12]}"
+    if backend == "sqlite-memory":
+        store = SQLitePushStore(":memory:")
+    elif backend == "sqlite-file":
+        store = SQLitePushStore(str(tmp_path / "messages.db"))
+    elif backend == "mongodb":
+        assert MONGODB_URI is not None
+        store = MongoPushStore(MONGODB_URI, database=database)
     else:  # pragma: no cover
         raise ValueError(backend)
     await store.open()
