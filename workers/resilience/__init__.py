@@ -4,9 +4,10 @@
 - breaker.py: `CircuitBreaker`, stop calling a service that keeps failing, probe it later.
 - limits.py: `TokenBucket`, requests per second with a burst, and a pause (a 429's wait).
 - retry_after.py: `parse_retry_after`, the wait a `Retry-After` header asks for.
+- http.py: `fetch`, one aiohttp request with its reply read whole (`HttpReply`).
 
 The translation providers (`workers.translate`) and the push providers (`workers.notify`)
-both use them; none does I/O of its own, and time comes from an injected clock.
+both use them; only http.py does I/O, and time comes from an injected clock.
 """
 
 from workers.resilience.backoff import Backoff
