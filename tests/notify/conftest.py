@@ -161,7 +161,7 @@ async def env(
     finally:
         for app in e.apps:
             await app.abort()
-        for close in e.closers:
+        for close in reversed(e.closers):  # clients before the servers they talk to
             await close()
         await http.close()
         await services.close()

@@ -242,7 +242,7 @@ class PushServices:
         return reply
 
 
-def fcm_error(status: int, code: str, *, http: int, retry_after: str | None = None) -> Reply:
+def fcm_error(status: str, code: str, *, http: int, retry_after: str | None = None) -> Reply:
     """An FCM v1 error reply with an FcmError detail (`code`) or none (`code` is a status)."""
     details = [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}]
     return Reply(
@@ -296,6 +296,7 @@ class FakeApns:
         config.certfile, config.keyfile = str(self._certfile), str(self._keyfile)
         config.accesslog = None
         config.errorlog = None
+        config.graceful_timeout = 1
         self._task = asyncio.create_task(serve(self._app, config, shutdown_trigger=self._stop.wait))  # type: ignore[arg-type]
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
