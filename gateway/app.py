@@ -1,4 +1,5 @@
-"""Assemble a gateway node: aiohttp app (WebSocket, health, metrics, history), TCP listener.
+"""Assemble a gateway node: aiohttp app (WebSocket, health, metrics, history, push
+subscriptions), TCP listener.
 
 ``Gateway`` is what ``python -m gateway`` runs and what tests start in-process on ephemeral
 ports. Nothing here is a module global: everything hangs off the settings passed in.
@@ -17,7 +18,8 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.access import Access, build_access
-from gateway.chat_bridge import ChatBridge, build_chat
+from gateway.chat.push_api import install_push_api
+from gateway.chat_bridge import ChatBridge, build_chat, request_user
 from gateway.connection import Connection
 from gateway.lifecycle import LifecycleListener, LogListener, MetricsListener
 from gateway.metrics import Metrics, RoomOrderCollector
@@ -74,6 +76,7 @@ class Gateway:
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
+        install_push_api(self.app, settings.store, request_user(self.access))
         if STATIC_DIR.is_dir():
             self.app.router.add_get("/", self._index)
             self.app.router.add_get("/favicon.ico", self._favicon)

@@ -9,7 +9,8 @@
   :class:`~gateway.chat.catch_up.CatchUpSink` holds and de-duplicates the live ones.
 * ``GET /api/rooms/{room}/messages``, authenticated like a CONNECT (a bearer token; in
   development mode HTTP Basic with a dev login) and allowed when the user may SUBSCRIBE to the
-  room's topic.
+  room's topic. :func:`request_user` authenticates the same way for the ``/api/me/...``
+  routes (push subscriptions and mutes, :mod:`gateway.chat.push_api`).
 * The Snowflake node id is leased in Redis for as long as the node runs.
 """
 
@@ -18,14 +19,14 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway import stomp_headers
-from gateway.access import Access, AccessDenied, AuthError, DestinationRejected
+from gateway.access import Access, AccessDenied, AuthError, DestinationRejected, Identity
 from gateway.chat.destinations import is_valid_room
 from gateway.chat.errors import ChatError, StoreBehindError
 from gateway.chat.history_api import Authorize, history_routes
@@ -36,7 +37,14 @@ from gateway.chat.store_api import MessageReader
 from gateway.relay import Relay
 from gateway.settings import Settings
 
-__all__ = ["REPLAY_HEADER", "ChatBridge", "ChatError", "StoreBehindError", "build_chat"]
+__all__ = [
+    "REPLAY_HEADER",
+    "ChatBridge",
+    "ChatError",
+    "StoreBehindError",
+    "build_chat",
+    "request_user",
+]
 
 log = logging.getLogger("stompgate.chat")
 
@@ -137,21 +145,39 @@ class ChatBridge:
         await self.redis.aclose()
 
 
+async def _identity(access: Access, request: web.Request) -> Identity:
+    """Who an HTTP request comes from, authenticated like a CONNECT: a bearer token, or (in
+    development mode) HTTP Basic with a dev login; HTTPUnauthorized otherwise."""
+    login: str | None = None
+    passcode: str | None = None
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(header[6:], validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            raise web.HTTPUnauthorized(reason="malformed Basic credentials") from None
+        login, _, passcode = decoded.partition(":")
+    try:
+        return await access.authenticate(
+            login, passcode, (), access.handshake_token(request), time.time()
+        )
+    except AuthError as exc:
+        raise web.HTTPUnauthorized(reason=exc.message) from None
+
+
+def request_user(access: Access) -> Callable[[web.Request], Awaitable[str]]:
+    """The user an HTTP request is authenticated as (for the `/api/me/...` routes)."""
+
+    async def user(request: web.Request) -> str:
+        return (await _identity(access, request)).user
+
+    return user
+
+
 def _authorizer(access: Access) -> Authorize:
     async def authorize(request: web.Request, room: str) -> str:
-        login: str | None = None
-        passcode: str | None = None
-        header = request.headers.get("Authorization", "")
-        if header.lower().startswith("basic "):
-            try:
-                decoded = base64.b64decode(header[6:], validate=True).decode()
-            except (ValueError, UnicodeDecodeError):
-                raise web.HTTPUnauthorized(reason="malformed Basic credentials") from None
-            login, _, passcode = decoded.partition(":")
+        identity = await _identity(access, request)
         try:
-            identity = await access.authenticate(
-                login, passcode, (), access.handshake_token(request), time.time()
-            )
             await access.authorize_subscribe(identity, ROOM_TOPIC_PREFIX + room)
         except AuthError as exc:
             raise web.HTTPUnauthorized(reason=exc.message) from None
