@@ -7,12 +7,12 @@ import asyncio
 
 import pytest
 
-from tests.workers.amqp import channel, drain_queue, ready_count, wait_for, wait_for_async
+from tests.workers.amqp import channel, ready_count, wait_for, wait_for_async
 from workers.notify.queues import SEND_QUEUE
 
 from .conftest import KEY_ID, TEAM, TOPIC, Env
 from .fakes import FakeApns, Reply, fcm_error
-from .test_worker import QUIET, post
+from .test_worker import QUIET, dead_letter, post
 
 DEVICE = "a1" * 32
 
@@ -98,13 +98,7 @@ async def test_fcm_that_keeps_failing_is_dead_lettered(env: Env) -> None:
     env.services.script("/v1/", *[fcm_error("INTERNAL", "INTERNAL", http=500)] * 3)
     await env.start()
     await post(env, "r4", 7)
-    async with channel(env.url) as ch:
-
-        async def dead() -> bool:
-            return await ready_count(ch, SEND_QUEUE + ".dlq") == 1
-
-        await wait_for_async(dead, 15, "the dead letter")
-        [letter] = await drain_queue(ch, SEND_QUEUE + ".dlq")
+    letter = await dead_letter(env)
     assert letter.headers["x-dead-letter-reason"] == "exhausted"
     assert len(env.services.fcm) == 3
 

@@ -8,6 +8,7 @@ import time
 
 import orjson
 import pytest
+from aio_pika.abc import AbstractIncomingMessage
 
 import schemas
 from tests.workers.amqp import channel, drain_queue, ready_count, wait_for, wait_for_async
@@ -19,6 +20,18 @@ from .fakes import Reply
 
 #: Long enough after a window for a notification that should not come to have come.
 QUIET = WINDOW * 3
+
+
+async def dead_letter(env: Env) -> AbstractIncomingMessage:
+    """Wait for the one notification in the send queue's DLQ and take it."""
+    async with channel(env.url) as ch:
+
+        async def dead() -> bool:
+            return await ready_count(ch, SEND_QUEUE + ".dlq") == 1
+
+        await wait_for_async(dead, 15, "the dead letter")
+        [letter] = await drain_queue(ch, SEND_QUEUE + ".dlq")
+        return letter
 
 
 async def post(env: Env, room: str, id_: int, text: str = "hello", sender: str = "alice") -> None:
@@ -178,13 +191,8 @@ async def test_a_notification_that_keeps_failing_ends_in_the_dead_letter_queue(e
     env.services.script("/push/flaky", *[Reply(503, {"error": "down"})] * 3)
     app = await env.start()
     await post(env, "r7", 11)
+    letter = await dead_letter(env)
     async with channel(env.url) as ch:
-
-        async def dead() -> bool:
-            return await ready_count(ch, SEND_QUEUE + ".dlq") == 1
-
-        await wait_for_async(dead, 15, "the dead letter")
-        [letter] = await drain_queue(ch, SEND_QUEUE + ".dlq")
         for queue in (QUEUE, DUE_QUEUE, SEND_QUEUE, QUEUE + ".dlq", DUE_QUEUE + ".dlq"):
             assert await ready_count(ch, queue) == 0
     assert len(env.services.pushes) == 3  # max_attempts
@@ -206,12 +214,6 @@ async def test_a_refused_notification_is_dead_lettered_at_once(env: Env) -> None
     env.services.script("/push/picky", Reply(413, {"error": "payload too large"}))
     await env.start()
     await post(env, "r8", 12)
-    async with channel(env.url) as ch:
-
-        async def dead() -> bool:
-            return await ready_count(ch, SEND_QUEUE + ".dlq") == 1
-
-        await wait_for_async(dead, 15, "the dead letter")
-        [letter] = await drain_queue(ch, SEND_QUEUE + ".dlq")
+    letter = await dead_letter(env)
     assert letter.headers["x-dead-letter-reason"] == "rejected"
     assert len(env.services.pushes) == 1

@@ -46,6 +46,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from workers.env import EnvReader
+
 PREFIX = "STOMPGATE_NOTIFY_"
 DEFAULT_WEBPUSH_HOSTS = (
     "fcm.googleapis.com",
@@ -112,88 +114,40 @@ class NotifySettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NotifySettings:
-        env = _Env(os.environ if environ is None else environ)
-        d = cls()
-        dl = d.limits
+        env = EnvReader(os.environ if environ is None else environ)
+        d, dl, p = cls(), GateLimits(), PREFIX
         return cls(
-            window=env.number("WINDOW", d.window, positive=True),
-            preview_chars=int(env.number("PREVIEW_CHARS", d.preview_chars, whole=True)),
-            vapid_private_key=env.text("VAPID_PRIVATE_KEY"),
-            vapid_subject=env.text("VAPID_SUBJECT") or d.vapid_subject,
-            webpush_ttl=int(env.number("WEBPUSH_TTL", d.webpush_ttl, whole=True)),
-            webpush_hosts=env.words("WEBPUSH_HOSTS") or d.webpush_hosts,
-            webhook_url=env.text("WEBHOOK_URL"),
-            webhook_secret=env.text("WEBHOOK_SECRET"),
-            fcm_credentials=env.text("FCM_CREDENTIALS"),
-            fcm_project=env.text("FCM_PROJECT"),
-            fcm_url=env.text("FCM_URL") or d.fcm_url,
-            fcm_token_url=env.text("FCM_TOKEN_URL"),
-            apns_key=env.text("APNS_KEY"),
-            apns_key_id=env.text("APNS_KEY_ID"),
-            apns_team_id=env.text("APNS_TEAM_ID"),
-            apns_topic=env.text("APNS_TOPIC"),
-            apns_url=env.text("APNS_URL") or d.apns_url,
-            apns_ca_file=env.text("APNS_CA_FILE"),
+            window=env.number(p + "WINDOW", d.window, positive=True),
+            preview_chars=env.count(p + "PREVIEW_CHARS", d.preview_chars, positive=False),
+            vapid_private_key=env.text(p + "VAPID_PRIVATE_KEY"),
+            vapid_subject=env.text(p + "VAPID_SUBJECT") or d.vapid_subject,
+            webpush_ttl=env.count(p + "WEBPUSH_TTL", d.webpush_ttl, positive=False),
+            webpush_hosts=env.words(p + "WEBPUSH_HOSTS") or d.webpush_hosts,
+            webhook_url=env.text(p + "WEBHOOK_URL"),
+            webhook_secret=env.text(p + "WEBHOOK_SECRET"),
+            fcm_credentials=env.text(p + "FCM_CREDENTIALS"),
+            fcm_project=env.text(p + "FCM_PROJECT"),
+            fcm_url=env.text(p + "FCM_URL") or d.fcm_url,
+            fcm_token_url=env.text(p + "FCM_TOKEN_URL"),
+            apns_key=env.text(p + "APNS_KEY"),
+            apns_key_id=env.text(p + "APNS_KEY_ID"),
+            apns_team_id=env.text(p + "APNS_TEAM_ID"),
+            apns_topic=env.text(p + "APNS_TOPIC"),
+            apns_url=env.text(p + "APNS_URL") or d.apns_url,
+            apns_ca_file=env.text(p + "APNS_CA_FILE"),
             limits=GateLimits(
-                concurrency=int(
-                    env.number("CONCURRENCY", dl.concurrency, positive=True, whole=True)
+                concurrency=env.count(p + "CONCURRENCY", dl.concurrency),
+                rate=env.number(p + "RATE", dl.rate),
+                timeout=env.number(p + "TIMEOUT", dl.timeout, positive=True),
+                max_retry_wait=env.number(p + "MAX_RETRY_WAIT", dl.max_retry_wait),
+                breaker_failures=env.count(p + "BREAKER_FAILURES", dl.breaker_failures),
+                breaker_cooldown=env.number(
+                    p + "BREAKER_COOLDOWN", dl.breaker_cooldown, positive=True
                 ),
-                rate=env.number("RATE", dl.rate),
-                timeout=env.number("TIMEOUT", dl.timeout, positive=True),
-                max_retry_wait=env.number("MAX_RETRY_WAIT", dl.max_retry_wait),
-                breaker_failures=int(
-                    env.number("BREAKER_FAILURES", dl.breaker_failures, positive=True, whole=True)
-                ),
-                breaker_cooldown=env.number("BREAKER_COOLDOWN", dl.breaker_cooldown, positive=True),
             ),
-            max_attempts=int(env.number("MAX_ATTEMPTS", d.max_attempts, positive=True, whole=True)),
-            backoff=env.numbers("BACKOFF") or d.backoff,
-            redis_url=env.raw("STOMPGATE_REDIS_URL") or d.redis_url,
-            redis_prefix=env.raw("STOMPGATE_REDIS_PREFIX") or d.redis_prefix,
-            membership_prefix=env.raw("STOMPGATE_MEMBERSHIP_PREFIX") or d.membership_prefix,
+            max_attempts=env.count(p + "MAX_ATTEMPTS", d.max_attempts),
+            backoff=env.numbers(p + "BACKOFF") or d.backoff,
+            redis_url=env.text("STOMPGATE_REDIS_URL") or d.redis_url,
+            redis_prefix=env.text("STOMPGATE_REDIS_PREFIX") or d.redis_prefix,
+            membership_prefix=env.text("STOMPGATE_MEMBERSHIP_PREFIX") or d.membership_prefix,
         )
-
-
-class _Env:
-    """Typed reads of `STOMPGATE_NOTIFY_*`; a bad value is a ValueError naming the variable."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = environ
-
-    def raw(self, name: str) -> str | None:
-        value = self.environ.get(name, "").strip()
-        return value or None
-
-    def text(self, name: str) -> str | None:
-        return self.raw(PREFIX + name)
-
-    def words(self, name: str) -> tuple[str, ...]:
-        return tuple(w.strip() for w in (self.text(name) or "").split(",") if w.strip())
-
-    def numbers(self, name: str) -> tuple[float, ...]:
-        values = []
-        for word in self.words(name):
-            try:
-                value = float(word)
-            except ValueError:
-                raise ValueError(f"{PREFIX}{name} must be numbers, got {word!r}") from None
-            if value <= 0:
-                raise ValueError(f"{PREFIX}{name} must be > 0, got {word!r}")
-            values.append(value)
-        return tuple(values)
-
-    def number(
-        self, name: str, default: float, *, positive: bool = False, whole: bool = False
-    ) -> float:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"{PREFIX}{name} must be a number, got {raw!r}") from None
-        if value < 0 or (positive and value == 0):
-            raise ValueError(f"{PREFIX}{name} must be {'> 0' if positive else '>= 0'}, got {raw!r}")
-        if whole and value != int(value):
-            raise ValueError(f"{PREFIX}{name} must be a whole number, got {raw!r}")
-        return value
