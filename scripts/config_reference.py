@@ -395,8 +395,10 @@ def render() -> str:
         "`rabbitmq/apply.py` reads `STOMPGATE_AMQP_URL` (the broker and vhost to apply",
         "`rabbitmq/definitions.json` to; flags `--amqp-url`, `--management-url`, `--vhost`).",
         "`scripts/up.sh` (`make up`) sets development defaults for `STOMPGATE_AUTH` (`dev`),",
-        "`STOMPGATE_LOG_FORMAT` (`console`), `STOMPGATE_STORE` (`var/messages.sqlite3`) and the",
-        "worker's health port, and honours every variable above.",
+        "`STOMPGATE_LOG_FORMAT` (`console`), `STOMPGATE_STORE` (`var/messages.sqlite3`), the",
+        "worker's health port and, unless set, the notify worker's webhook",
+        "(`STOMPGATE_NOTIFY_WEBHOOK_URL` and `_SECRET`: a local sink, `scripts/webhook_sink.py`),",
+        "and honours every variable above.",
         "",
     ]
     return "\n".join(out)

@@ -4,6 +4,7 @@ previews, webhook signatures, VAPID keys."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -231,3 +232,31 @@ def test_vapid_keys_load_from_raw_or_pem_and_topics_fit() -> None:
     long_room = "r" * 64
     assert len(topic_for(long_room)) == 32
     assert topic_for(long_room) != topic_for("r" * 63)
+
+
+async def test_the_demo_sink_verifies_what_it_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    from aiohttp import ClientSession, web
+
+    from scripts.webhook_sink import make_app
+    from tests.support.gateway_proc import free_port
+
+    runner = web.AppRunner(make_app(b"demo"), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    body = b'{"user":"bob","room":"r","title":"alice","body":"hi","data":{"unread":2}}'
+    stamp = str(int(time.time()))
+    try:
+        async with ClientSession() as http:
+            headers = {"X-Stompgate-Timestamp": stamp,
+                       "X-Stompgate-Signature": signature(b"demo", stamp, body)}  # fmt: skip
+            async with http.post(f"http://127.0.0.1:{port}/", data=body, headers=headers) as r:
+                assert r.status == 204
+            headers["X-Stompgate-Signature"] = signature(b"wrong", stamp, body)
+            async with http.post(f"http://127.0.0.1:{port}/", data=body, headers=headers) as r:
+                assert r.status == 401
+    finally:
+        await runner.cleanup()
+    out = capsys.readouterr().out
+    assert "push for bob in room r: alice: 'hi' (2 unread)" in out
+    assert "refused a request" in out
