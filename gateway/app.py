@@ -1,4 +1,5 @@
-"""Assemble a gateway node: aiohttp app (WebSocket, health, metrics, history), TCP listener.
+"""Assemble a gateway node: aiohttp app (WebSocket, health, metrics, history, push
+subscriptions), TCP listener.
 
 ``Gateway`` is what ``python -m gateway`` runs and what tests start in-process on ephemeral
 ports. Nothing here is a module global: everything hangs off the settings passed in.
@@ -18,7 +19,8 @@ from aiohttp import web
 
 from gateway import stomp_headers
 from gateway.access import Access, auth_settings, build_access
-from gateway.chat_bridge import ChatBridge, build_chat, build_rooms
+from gateway.chat.push_api import install_push_api
+from gateway.chat_bridge import ChatBridge, build_chat, build_rooms, request_user
 from gateway.connection import Connection
 from gateway.delivery import SystemSink
 from gateway.durable_api import DurableApi
@@ -92,6 +94,7 @@ class Gateway:
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
+        install_push_api(self.app, settings.store, request_user(self.access))
         if STATIC_DIR.is_dir():
             self.app.router.add_get("/", self._index)
             self.app.router.add_get("/favicon.ico", self._favicon)

@@ -18,6 +18,8 @@
   the ACL's cached answer; unread counts go to ``/user/<reader>/queue/unread`` through the
   relay's user exchange, and a SUBSCRIBE to ``/user/queue/unread`` first gets a snapshot of
   all the user's rooms.
+  :func:`request_user` authenticates the same way for the ``/api/me/...`` routes (push
+  subscriptions and mutes, :mod:`gateway.chat.push_api`).
 * The Snowflake node id is leased in Redis for as long as the node runs.
 """
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -52,7 +54,14 @@ from gateway.relay import Relay
 from gateway.relay.destinations import UserQueue
 from gateway.settings import Settings
 
-__all__ = ["REPLAY_HEADER", "ChatBridge", "ChatError", "StoreBehindError", "build_chat"]
+__all__ = [
+    "REPLAY_HEADER",
+    "ChatBridge",
+    "ChatError",
+    "StoreBehindError",
+    "build_chat",
+    "request_user",
+]
 
 log = logging.getLogger("stompgate.chat")
 
@@ -195,6 +204,15 @@ class ChatBridge:
         if self.rooms is not None:
             await self.rooms.store.close()
         await self.redis.aclose()
+
+
+def request_user(access: Access) -> Callable[[web.Request], Awaitable[str]]:
+    """The user an HTTP request is authenticated as (for the `/api/me/...` routes)."""
+
+    async def user(request: web.Request) -> str:
+        return (await access.authenticate_request(request)).user
+
+    return user
 
 
 def _authorizer(access: Access) -> Authorize:

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# `make up`: run the whole system on this machine in the foreground — one gateway node and the
-# persist worker — against the local RabbitMQ and Redis (started by `make services`), after
+# `make up`: run the whole system on this machine in the foreground — one gateway node, the
+# persist worker and the notify worker (its webhook pointing at a local sink that prints each
+# notification: scripts/webhook_sink.py) — against the local RabbitMQ and Redis (started by `make services`), after
 # applying rabbitmq/definitions.json to the broker (rabbitmq/apply.py says what it changed).
 # Ctrl-C (or SIGTERM) drains and stops everything.
 #
 # With no settings it runs in development mode: --auth dev (login guest/guest), history in
-# var/messages.sqlite3, WebSocket on :15680, STOMP/TCP on :61613, worker health on :9108.
+# var/messages.sqlite3, WebSocket on :15680, STOMP/TCP on :61613, worker health on :9108
+# (persist; the notify worker's on a free port), the webhook sink on a free port.
 # Every STOMPGATE_* variable of the gateway (`python -m gateway --help`) and of the worker
 # (workers/README.md) is honoured, e.g. STOMPGATE_HTTP_PORT, STOMPGATE_STOMP_PORT,
 # STOMPGATE_AMQP_URL, STOMPGATE_REDIS_URL, STOMPGATE_REDIS_PREFIX, STOMPGATE_STORE,
@@ -58,6 +60,26 @@ while time.monotonic() < deadline:
 sys.exit(f"up: the persist worker is not healthy after 60 s ({url})")
 PYWAIT
 fi
+# Push notifications: the webhook goes to the local sink unless one is configured (a fresh
+# secret per run); Web Push, FCM and APNs are on when their STOMPGATE_NOTIFY_* are set. The
+# sink and the notify worker's health server take free ports unless WEBHOOK_SINK_PORT and
+# NOTIFY_HEALTH_PORT name them.
+free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+if [[ -z "${STOMPGATE_NOTIFY_WEBHOOK_URL:-}" ]]; then
+  sink_port=${WEBHOOK_SINK_PORT:-$(free_port)}
+  export STOMPGATE_NOTIFY_WEBHOOK_SECRET=${STOMPGATE_NOTIFY_WEBHOOK_SECRET:-$("$PY" -c 'import secrets; print(secrets.token_hex(16))')}
+  export STOMPGATE_NOTIFY_WEBHOOK_URL=http://127.0.0.1:$sink_port/
+  "$PY" -m scripts.webhook_sink --port "$sink_port" &
+  pids+=($!)
+fi
+if [[ "${STOMPGATE_WORKER_METRICS_PORT,,}" =~ ^(off|none|disabled|)$ ]]; then
+  notify_port=off
+else
+  notify_port=${NOTIFY_HEALTH_PORT:-$(free_port)}
+fi
+STOMPGATE_WORKER_METRICS_PORT=$notify_port "$PY" -m workers notify &
+pids+=($!)
+
 "$PY" -m gateway "$@" &
 pids+=($!)
 
@@ -67,6 +89,8 @@ stompgate is starting:
   STOMP/TCP  127.0.0.1:${STOMPGATE_STOMP_PORT:-61613}
   history    http://127.0.0.1:${STOMPGATE_HTTP_PORT:-15680}/api/rooms/{room}/messages  ($STOMPGATE_STORE)
   auth mode  $STOMPGATE_AUTH  (dev users: ${STOMPGATE_DEV_USERS:-guest:guest})
+  push       notify worker (health :$notify_port); webhook -> $STOMPGATE_NOTIFY_WEBHOOK_URL
+             (room members: Redis sets ${STOMPGATE_MEMBERSHIP_PREFIX:-stompgate:}room:<room>:members)
 Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}"

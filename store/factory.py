@@ -6,43 +6,61 @@ room store of the same backend (rooms, members, read pointers; same file or data
 - `mongodb://host[:port]/database[?options]` and `mongodb+srv://...`; the database defaults
   to `stompgate` when the URL names none.
 
-The store comes back unopened: call `await store.open()`.
+The store comes back unopened: call `await store.open()`. `open_push_store(url)` takes the
+same URLs and returns the push-subscription store on the same file or database.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import parse_qs
 
 from store.mongo import MongoStore
+from store.push import PushStore
+from store.push_mongo import MongoPushStore
+from store.push_sqlite import SQLitePushStore
 from store.rooms_mongo import MongoRoomStore
 from store.rooms_sqlite import SQLiteRoomStore
 from store.sqlite import SQLiteStore
 
+T = TypeVar("T")
+
 
 def open_store(url: str) -> SQLiteStore | MongoStore:
-    if _backend(url) == "sqlite":
-        path, synchronous = _sqlite(url)
-        return SQLiteStore(path, synchronous=synchronous)
-    return MongoStore(url)
+    return _open(url, _sqlite_messages, MongoStore)
 
 
 def open_room_store(url: str) -> SQLiteRoomStore | MongoRoomStore:
-    if _backend(url) == "sqlite":
-        path, synchronous = _sqlite(url)
-        return SQLiteRoomStore(path, synchronous=synchronous)
-    return MongoRoomStore(url)
+    return _open(url, _sqlite_rooms, MongoRoomStore)
 
 
-def _backend(url: str) -> str:
+def open_push_store(url: str) -> PushStore:
+    return _open(url, _sqlite_push, MongoPushStore)
+
+
+def _sqlite_messages(path: str, synchronous: str) -> SQLiteStore | MongoStore:
+    return SQLiteStore(path, synchronous=synchronous)
+
+
+def _sqlite_rooms(path: str, synchronous: str) -> SQLiteRoomStore | MongoRoomStore:
+    return SQLiteRoomStore(path, synchronous=synchronous)
+
+
+def _sqlite_push(path: str, synchronous: str) -> PushStore:
+    return SQLitePushStore(path, synchronous=synchronous)
+
+
+def _open(url: str, sqlite: Callable[[str, str], T], mongo: Callable[[str], T]) -> T:
     if url.startswith("sqlite://"):
-        return "sqlite"
+        return sqlite(*_sqlite_path(url))
     if url.startswith(("mongodb://", "mongodb+srv://")):
-        return "mongodb"
+        return mongo(url)
     scheme = url.split(":", 1)[0] if ":" in url else url
     raise ValueError(f"unsupported store URL scheme {scheme!r}: use sqlite:// or mongodb://")
 
 
-def _sqlite(url: str) -> tuple[str, str]:
+def _sqlite_path(url: str) -> tuple[str, str]:
     """(path, synchronous) of an sqlite:// URL."""
     rest = url.removeprefix("sqlite://")
     rest, _, query = rest.partition("?")

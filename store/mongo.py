@@ -168,6 +168,27 @@ def connect(
     return client, db
 
 
+async def open_collections(
+    url: str,
+    database: str | None,
+    client_options: Mapping[str, Any],
+    collections: Mapping[str, Sequence[IndexModel]],
+) -> tuple[AsyncMongoClient[Document], list[AsyncCollection[Document]]]:
+    """A client and the named collections of `database` (see `connect`), each with its
+    indexes created (idempotent); the client is closed again if that fails."""
+    client, db = connect(url, database, client_options)
+    try:
+        opened = []
+        for name, indexes in collections.items():
+            collection = db[name]
+            await collection.create_indexes(list(indexes))
+            opened.append(collection)
+    except BaseException:
+        await client.close()
+        raise
+    return client, opened
+
+
 def to_document(message: StoredMessage) -> Document:
     return {
         "_id": Int64(message.id),

@@ -17,7 +17,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="stompgate-worker",
         description="Run a stompgate worker. Settings come from STOMPGATE_* variables.",
     )
-    parser.add_argument("worker", help="'persist', or 'package.module:app' for your own worker")
+    parser.add_argument(
+        "worker", help="'persist', 'notify', or 'package.module:app' for your own worker"
+    )
     return parser.parse_args(argv)
 
 

@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from pymongo import AsyncMongoClient
 
 from store import (
     MessageStore,
+    MongoPushStore,
     MongoRoomStore,
     MongoStore,
+    PushStore,
     RoomStore,
+    SQLitePushStore,
     SQLiteRoomStore,
     SQLiteStore,
 )
 
 MONGODB_URI = os.environ.get("MONGODB_URI")
+S = TypeVar("S", MessageStore, PushStore)
 NO_MONGO = "MongoDB not verified here: set MONGODB_URI=mongodb://host:port to run this backend"
 
 BACKENDS = [
@@ -36,15 +41,35 @@ BACKENDS = [
 
 @asynccontextmanager
 async def opened_store(backend: str, tmp_path: Path) -> AsyncIterator[MessageStore]:
-    store: MessageStore
+    sqlite: Callable[[str], MessageStore] = SQLiteStore
+    async with _opened(backend, tmp_path, sqlite, MongoStore) as store:
+        yield store
+
+
+@asynccontextmanager
+async def opened_push_store(backend: str, tmp_path: Path) -> AsyncIterator[PushStore]:
+    """The push-subscription store of `backend`, opened (on a fresh database for MongoDB)."""
+    sqlite: Callable[[str], PushStore] = SQLitePushStore
+    async with _opened(backend, tmp_path, sqlite, MongoPushStore) as store:
+        yield store
+
+
+@asynccontextmanager
+async def _opened(
+    backend: str,
+    tmp_path: Path,
+    sqlite: Callable[[str], S],
+    mongo: Callable[..., S],
+) -> AsyncIterator[S]:
+    store: S
     database = f"stompgate_test_{uuid.uuid4().hex[:12]}"
     if backend == "sqlite-memory":
-        store = SQLiteStore(":memory:")
+        store = sqlite(":memory:")
     elif backend == "sqlite-file":
-        store = SQLiteStore(str(tmp_path / "messages.db"))
+        store = sqlite(str(tmp_path / "messages.db"))
     elif backend == "mongodb":
         assert MONGODB_URI is not None
-        store = MongoStore(MONGODB_URI, database=database)
+        store = mongo(MONGODB_URI, database=database)
     else:  # pragma: no cover
         raise ValueError(backend)
     await store.open()
