@@ -1,4 +1,6 @@
-"""``python -m gateway`` / ``stompgate``: run one gateway node.
+"""``python -m gateway`` / ``stompgate``: run one gateway node; ``python -m gateway
+durable-subscriptions ...``: list or delete users' durable subscriptions
+(:mod:`gateway.durable_cli`).
 
 The only place that decides how the process ends: a setting that cannot be used
 (:class:`~gateway.settings.ConfigurationError`, from the flags, the environment or the auth
@@ -13,13 +15,17 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from gateway import durable_cli
 from gateway.app import serve
 from gateway.logs import configure
 from gateway.settings import ConfigurationError, Settings, build_parser, settings_from
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    flags = vars(build_parser().parse_args(sys.argv[1:] if argv is None else argv))
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == [durable_cli.COMMAND]:
+        return _durable_subscriptions(arguments[1:])
+    flags = vars(build_parser().parse_args(arguments))
     try:
         settings = settings_from(flags)
         configure(settings.log_level, settings.log_format)
@@ -30,6 +36,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _durable_subscriptions(arguments: Sequence[str]) -> int:
+    args = durable_cli.build_parser().parse_args(arguments)
+    try:
+        return durable_cli.run(args)
+    except ConfigurationError as exc:
+        print(f"stompgate: {exc}", file=sys.stderr)
+        return 1
 
 
 def _run(settings: Settings) -> None:

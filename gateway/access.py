@@ -8,6 +8,9 @@ A thin layer over :mod:`gateway.auth` for the connection code:
   WebSocket handshake (``--auth jwt``); production never falls back to dev logins;
 * ``authorize_send``/``authorize_subscribe`` — destination hygiene, the ACL (rules file, token
   claims, room membership in Redis), spoofed sender headers removed and ``sender`` stamped;
+* ``authorize`` — what the relay's plan for a frame needs besides its destination (queues,
+  dead-letter targets, queue arguments: :class:`~gateway.auth.authority.Authority`);
+* ``authenticate_request`` — an HTTP request authenticated like a CONNECT (the HTTP APIs);
 * per-session token buckets (frames/s, bytes/s), the idle timeout and token expiry, checked
   by the node's ticker.
 
@@ -17,9 +20,11 @@ the gateway's :class:`~gateway.settings.Settings` so there is one value for each
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import os
+import time
 from collections.abc import Awaitable, Iterable, Iterator, Mapping
 
 import redis.asyncio as redis
@@ -27,6 +32,7 @@ from aiohttp import web
 
 from gateway.auth.acl import MembershipFallback, MembershipLookup
 from gateway.auth.authenticator import Authenticator
+from gateway.auth.authority import Authority
 from gateway.auth.counter import ConnectionCounter, UserLease
 from gateway.auth.errors import AccessDenied, AuthError, DestinationRejected, LimitExceeded
 from gateway.auth.gatekeeper import Gatekeeper
@@ -34,7 +40,7 @@ from gateway.auth.identity import Identity
 from gateway.auth.limits import Breach
 from gateway.auth.origin import origin_allowed, origin_rejection
 from gateway.auth.rates import SessionRateLimiter
-from gateway.auth.settings import AuthSettings
+from gateway.auth.settings import AuthMode, AuthSettings
 from gateway.settings import ConfigurationError, Settings
 
 __all__ = [
@@ -79,6 +85,7 @@ class Access:
                 fallback=membership_fallback,
             ),
             sender_header=auth.sender_header,
+            queues=auth.queues,
         )
         self.counter = ConnectionCounter(
             auth.limits, redis_client, key_prefix=key_prefix, node_id=node_id
@@ -138,9 +145,18 @@ class Access:
         headers: Iterable[tuple[str, str]],
         handshake_token: str | None,
         now: float,
+        *,
+        anonymous: bool = True,
     ) -> Identity:
+        """The identity of a CONNECT; without credentials, the configured anonymous identity
+        (``anonymous=False`` for other requests, e.g. the history API, which never are)."""
         return await self.authenticator.authenticate_async(
-            login, passcode, tuple(headers), handshake_token=handshake_token, now=now
+            login,
+            passcode,
+            tuple(headers),
+            handshake_token=handshake_token,
+            now=now,
+            anonymous=anonymous,
         )
 
     def deadline(self, identity: Identity) -> float | None:
@@ -156,6 +172,37 @@ class Access:
 
     async def authorize_subscribe(self, identity: Identity, destination: str) -> None:
         await self.gatekeeper.authorize_subscribe(identity, destination)
+
+    async def authorize(self, identity: Identity, authority: Authority) -> None:
+        """What a plan needs besides its destination (one call per plan, before it runs)."""
+        await self.gatekeeper.authorize(identity, authority)
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    async def authenticate_request(self, request: web.Request) -> Identity:
+        """Who sends this HTTP request, judged like a CONNECT: a bearer token (header, query or
+        cookie, as at the WebSocket handshake), or in development mode HTTP Basic with a dev
+        login (never anonymous). Raises ``web.HTTPUnauthorized`` (the ``AuthError``'s text, e.g.
+        ``token expired``, as its reason, and a ``WWW-Authenticate`` challenge)."""
+        scheme = "Basic" if self.settings.mode is AuthMode.DEV else "Bearer"
+        challenge = {"WWW-Authenticate": f'{scheme} realm="stompgate"'}
+        login: str | None = None
+        passcode: str | None = None
+        header = request.headers.get("Authorization", "")
+        if header.lower().startswith("basic "):
+            try:
+                decoded = base64.b64decode(header[6:], validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                raise web.HTTPUnauthorized(
+                    reason="malformed Basic credentials", headers=challenge
+                ) from None
+            login, _, passcode = decoded.partition(":")
+        try:
+            return await self.authenticate(
+                login, passcode, (), self.handshake_token(request), time.time(), anonymous=False
+            )
+        except AuthError as exc:
+            raise web.HTTPUnauthorized(reason=exc.text, headers=challenge) from None
 
 
 class _LazyCookies(Mapping[str, str]):

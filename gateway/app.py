@@ -1,4 +1,5 @@
-"""Assemble a gateway node: aiohttp app (WebSocket, health, metrics, history), TCP listener.
+"""Assemble a gateway node: aiohttp app (WebSocket, health, metrics, history, push
+subscriptions), TCP listener.
 
 ``Gateway`` is what ``python -m gateway`` runs and what tests start in-process on ephemeral
 ports. Nothing here is a module global: everything hangs off the settings passed in.
@@ -16,14 +17,19 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway import stomp_headers
 from gateway.access import Access, auth_settings, build_access
-from gateway.chat_bridge import ChatBridge, build_chat, build_profiles, build_rooms
+from gateway.chat.push_api import install_push_api
+from gateway.chat_bridge import ChatBridge, build_chat, build_profiles, build_rooms, request_user
 from gateway.connection import Connection
+from gateway.delivery import SystemSink
+from gateway.durable_api import DurableApi
 from gateway.lifecycle import LifecycleListener, LogListener, MetricsListener
 from gateway.metrics import Metrics, RoomOrderCollector
 from gateway.node import Node
 from gateway.ports import ConnectionLimits, Outbound
 from gateway.relay import Relay, RelaySettings
+from gateway.relay.durable import DurableRegistry
 from gateway.router import Router
 from gateway.settings import Settings
 from gateway.stomp import Limits, SessionConfig
@@ -80,6 +86,11 @@ class Gateway:
             ),
             on_connection_lost=self.node.broker_lost,
             read_hooks=(self.node.begin_batch, self.node.end_batch),
+            durables=DurableRegistry(
+                self.access.redis,
+                key_prefix=settings.redis_prefix,
+                limit=self.access.settings.queues.max_durable_subscriptions,
+            ),
         )
         self.metrics.registry.register(RoomOrderCollector(self.relay))
         self.chat: ChatBridge | None = None
@@ -87,6 +98,7 @@ class Gateway:
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
+        install_push_api(self.app, settings.store, request_user(self.access))
         if STATIC_DIR.is_dir():
             self.app.router.add_get("/", self._index)
             self.app.router.add_get("/favicon.ico", self._favicon)
@@ -111,7 +123,10 @@ class Gateway:
             evict=self.node.evict,
             profiles=self.profiles,
         )
-        open_connection = self.open_connection = self._opener(Router(self.relay, self.chat))
+        durable = self._durable_api()
+        self.app.router.add_routes(durable.routes(self.access.authenticate_request))
+        router = Router(self.relay, self.chat, durable)
+        open_connection = self.open_connection = self._opener(router)
         endpoint = WebSocketEndpoint(
             settings, self.node, self.access, self.metrics, open_connection
         )
@@ -134,6 +149,21 @@ class Gateway:
             settings.ws_path,
             f"tcp://{settings.stomp_host}:{self.stomp_port}" if self.stomp_port else "off",
         )
+
+    def _durable_api(self) -> DurableApi:
+        """Users' durable subscriptions over STOMP (``/app/durable-subscriptions/...``, answered
+        on the node's own account) and HTTP."""
+        relay = self.relay
+        subscriptions = relay.durable_subscriptions
+        assert subscriptions is not None  # the relay was given a registry
+        sink = SystemSink("durable-subscriptions")
+
+        async def publish(
+            destination: str, headers: Sequence[tuple[str, str]], body: bytes
+        ) -> None:
+            await relay.publish(sink, destination, headers, body)
+
+        return DurableApi(subscriptions, publish)
 
     def _opener(self, router: Router) -> OpenConnection:
         node, access, metrics = self.node, self.access, self.metrics
@@ -208,7 +238,12 @@ def connection_limits(settings: Settings, *, bytes_burst: int = 0) -> Connection
     )
     heartbeat = (settings.heartbeat_send_ms, settings.heartbeat_receive_ms)
     return ConnectionLimits(
-        SessionConfig(limits=limits, server_name="stompgate/0.1", heartbeat=heartbeat),
+        SessionConfig(
+            limits=limits,
+            server_name="stompgate/0.1",
+            heartbeat=heartbeat,
+            violation_headers=((stomp_headers.REASON, "protocol"),),
+        ),
         max_unconfirmed=settings.max_unconfirmed,
         max_outbound_buffer=settings.max_outbound_buffer,
         bytes_burst=bytes_burst,

@@ -18,6 +18,8 @@
   the ACL's cached answer; unread counts go to ``/user/<reader>/queue/unread`` through the
   relay's user exchange, and a SUBSCRIBE to ``/user/queue/unread`` first gets a snapshot of
   all the user's rooms.
+  :func:`request_user` authenticates the same way for the ``/api/me/...`` routes (push
+  subscriptions and mutes, :mod:`gateway.chat.push_api`).
 * With a store: profiles (`gateway.chat.profiles`, its HTTP API ``/api/me/profile`` in
   `gateway.chat.profile_api`): the language each user reads, chosen or claimed by the
   token, which the node records at CONNECT (`build_profiles`: its recorder is a lifecycle
@@ -28,19 +30,16 @@
 
 from __future__ import annotations
 
-import base64
-import functools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway import stomp_headers
-from gateway.access import Access, AccessDenied, AuthError, DestinationRejected, Identity
-from gateway.auth.settings import AuthMode
+from gateway.access import Access, AccessDenied, DestinationRejected
 from gateway.chat import events
 from gateway.chat.control import MembershipControl
 from gateway.chat.destinations import is_valid_room, room_topic
@@ -56,12 +55,20 @@ from gateway.chat.rooms import Actor, RoomService
 from gateway.chat.rooms_api import Authenticate, rooms_routes
 from gateway.chat.snowflake import MAX_ID
 from gateway.chat.store_api import HistoryStore, ProfileStore, RoomStore, TranslationStore
-from gateway.errors import ClientError
+from gateway.delivery import SystemSink
+from gateway.errors import ClientError, ErrorMessage
 from gateway.relay import Relay
 from gateway.relay.destinations import UserQueue
 from gateway.settings import Settings
 
-__all__ = ["REPLAY_HEADER", "ChatBridge", "ChatError", "StoreBehindError", "build_chat"]
+__all__ = [
+    "REPLAY_HEADER",
+    "ChatBridge",
+    "ChatError",
+    "StoreBehindError",
+    "build_chat",
+    "request_user",
+]
 
 log = logging.getLogger("stompgate.chat")
 
@@ -88,16 +95,6 @@ def post_receipt_headers(result: ChatResult) -> tuple[tuple[str, str], ...]:
         return ()
     found = ((stomp_headers.MESSAGE_ID, str(result.message_id)),)
     return (*found, (stomp_headers.DUPLICATE, "true")) if result.duplicate else found
-
-
-class _SystemSink:
-    """The relay's idea of who publishes chat events: the node itself (no reply queues)."""
-
-    session_id = "chat-layer"
-    user: str | None = None
-
-    def deliver(self, subscription_id: str, message: object, ack_id: str | None) -> None:
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +195,7 @@ class ChatBridge:
             raise ChatError(
                 f"invalid {REPLAY_HEADER} header: '{raw[:40]}'",
                 "it must be the decimal id of the last message this device has",
+                message=ErrorMessage.INVALID_HEADER,
             )
         return ReplayRequest(room, int(raw))
 
@@ -267,40 +265,22 @@ class ChatBridge:
         await self.redis.aclose()
 
 
-async def _identity(access: Access, request: web.Request) -> Identity:
-    """Who makes an HTTP request: a bearer token, or HTTP Basic with a dev login in dev mode.
-    Raises web.HTTPUnauthorized (with ``WWW-Authenticate``)."""
-    challenge = {
-        "WWW-Authenticate": 'Basic realm="stompgate"'
-        if access.settings.mode is AuthMode.DEV
-        else 'Bearer realm="stompgate"'
-    }
-    login: str | None = None
-    passcode: str | None = None
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("basic "):
-        try:
-            decoded = base64.b64decode(header[6:], validate=True).decode()
-        except (ValueError, UnicodeDecodeError):
-            raise web.HTTPUnauthorized(
-                reason="malformed Basic credentials", headers=challenge
-            ) from None
-        login, _, passcode = decoded.partition(":")
-    try:
-        return await access.authenticate(
-            login, passcode, (), access.handshake_token(request), time.time()
-        )
-    except AuthError as exc:
-        raise web.HTTPUnauthorized(reason=exc.message, headers=challenge) from None
+def request_user(access: Access) -> Callable[[web.Request], Awaitable[str]]:
+    """The user an HTTP request is authenticated as (for the `/api/me/...` routes)."""
+
+    async def user(request: web.Request) -> str:
+        return (await access.authenticate_request(request)).user
+
+    return user
 
 
 def _authorizer(access: Access) -> Authorize:
     async def authorize(request: web.Request, room: str) -> str:
-        identity = await _identity(access, request)
+        identity = await access.authenticate_request(request)
         try:
             await access.authorize_subscribe(identity, ROOM_TOPIC_PREFIX + room)
         except (AccessDenied, DestinationRejected) as exc:
-            raise web.HTTPForbidden(reason=exc.message) from None
+            raise web.HTTPForbidden(reason=exc.detail) from None
         return identity.user
 
     return authorize
@@ -308,7 +288,7 @@ def _authorizer(access: Access) -> Authorize:
 
 def _authenticator(access: Access) -> Authenticate:
     async def authenticate(request: web.Request) -> Actor:
-        identity = await _identity(access, request)
+        identity = await access.authenticate_request(request)
         return Actor(identity.user, identity.roles)
 
     return authenticate
@@ -350,13 +330,11 @@ async def build_chat(
             profiles.store, claim=settings.lang_claim, clock=_clock
         )
         app.router.add_routes(
-            profile_routes(
-                profiles=service_of_profiles, identify=functools.partial(_identity, access)
-            )
+            profile_routes(profiles=service_of_profiles, identify=access.authenticate_request)
         )
     if rooms is not None:
         await rooms.store.open()
-    sink = _SystemSink()
+    sink = SystemSink("chat-layer")  # who publishes chat events: the node itself
 
     async def publish(destination: str, headers: Sequence[tuple[str, str]], body: bytes) -> None:
         await relay.publish(sink, destination, headers, body)

@@ -6,7 +6,13 @@ event the session emits becomes a call on a collaborator given to the constructo
 narrow protocols of :mod:`gateway.ports`): the access policy (CONNECT, authorization, rate
 limits), the router (SEND and SUBSCRIBE: chat layer or relay), the host node (timers, output
 batching, lifecycle events). A client's mistake, any :class:`~gateway.errors.ClientError`,
-gets exactly one ERROR frame, then the connection closes.
+gets exactly one ERROR frame, then the connection closes: its short ``message``, its
+``detail`` as the ``text/plain`` body, and its reason in the ``stompgate-reason`` header
+(``protocol`` for what the STOMP session refuses itself).
+
+Frames inside a transaction are carried out at COMMIT, in order; each one's own receipt is
+sent when it is done (a SEND's once the broker confirmed it, as RabbitMQ's plugin does),
+then the COMMIT's. ABORT discards them unreceipted: its own receipt says they are gone.
 
 A SEND without a receipt is written to the broker and the next frame is handled at once; its
 confirm comes back through :meth:`Connection._on_confirm` and a refusal still ends the
@@ -21,13 +27,16 @@ read (or loop turn) for all connections at once, several frames per socket write
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Sequence
 
+from gateway import stomp_headers
 from gateway.access import Identity, UserLease
+from gateway.auth.authority import Authority
 from gateway.confirm_window import ConfirmWindow
-from gateway.errors import ClientError
+from gateway.errors import ClientError, ErrorMessage
 from gateway.metrics import COMMANDS, Metrics
 from gateway.ports import (
     AccessPort,
@@ -39,6 +48,7 @@ from gateway.ports import (
     Subscription,
 )
 from gateway.stomp import (
+    MessageHead,
     PreparedMessage,
     ServerSession,
     SessionState,
@@ -62,6 +72,7 @@ class Connection:
 
     __slots__ = (
         "_access",
+        "_authorize",
         "_closing",
         "_heads",
         "_host",
@@ -118,11 +129,12 @@ class Connection:
         self.deadline: float | None = None  # epoch seconds when the token expires
         self.rate = access.rate_limiter()
         self._lease: UserLease | None = None
+        self._authorize = _refuse_before_connect  # bound to the identity by CONNECT
         # Made by the first SUBSCRIBE: most sessions never need it, and an empty dict per
         # session adds up.
         self._subscriptions: dict[str, Subscription] | None = None
         self._next_message_id = 0
-        self._heads: dict[str, bytes] | None = None  # subscription id -> message_head()
+        self._heads: dict[str, MessageHead] | None = None  # subscription id -> message_head()
         self._closing = False
         self.dirty = False  # queued output the host will flush at the end of this loop turn
         self.active = False  # read something since the host last looked (lifecycle)
@@ -207,7 +219,7 @@ class Connection:
                     cost = min(self._unpaid, burst) if burst else self._unpaid
                     breach = self.rate.breach(cost, now)
                     if breach is not None:
-                        self.fail(breach.message, reason=breach.kind)
+                        self._refuse(breach.error())
                         return
                     self._unpaid = 0
                 await self._handle(event)
@@ -231,7 +243,7 @@ class Connection:
                 subs = self._subscriptions
                 sub = None if subs is None else subs.pop(event.subscription_id, None)
                 if sub is not None:
-                    await sub.cancel()
+                    await sub.cancel(dict(reversed(event.headers)))  # first occurrence wins
                 self._receipt(event.receipt)
             elif isinstance(event, events.AckRequested | events.NackRequested):
                 await self._ack(event)
@@ -239,9 +251,10 @@ class Connection:
             elif isinstance(event, events.TransactionCommitted):
                 for frame in event.frames:
                     if isinstance(frame, events.SendRequested):
-                        await self._send(frame)
+                        self._receipt(frame.receipt, await self._send(frame))
                     else:
                         await self._ack(frame)
+                        self._receipt(frame.receipt)
                 self._receipt(event.receipt)
             elif isinstance(event, events.TransactionAborted):
                 pass  # the session discarded the buffered frames and sent any receipt
@@ -259,7 +272,7 @@ class Connection:
                 )
                 self.close("protocol")
         except ClientError as exc:
-            self.fail(exc.message, detail=exc.detail, receipt=_receipt_of(event), reason=exc.reason)
+            self._refuse(exc, _receipt_of(event))
 
     async def _connect(self, event: events.ConnectRequested) -> None:
         access = self._access
@@ -268,6 +281,7 @@ class Connection:
         )
         self._lease = await access.acquire_user(identity.user)
         self.identity = identity
+        self._authorize = functools.partial(access.authorize, identity)
         self.deadline = access.deadline(identity)
         self.session.accept(session_id=self.session_id, user_name=identity.user)
         self._metrics.frames_out.inc("CONNECTED")
@@ -284,6 +298,7 @@ class Connection:
         mode = router.mode(destination)
         if mode is SendMode.CHAT:
             return await router.send(self, destination, headers, event.body)
+        authorize = self._authorize
         window = self._window
         size = self._limits.max_unconfirmed
         if pipelined and size and mode is SendMode.WINDOW:
@@ -296,7 +311,12 @@ class Connection:
             window.in_flight += 1
             try:
                 await router.publish(
-                    self, destination, headers, event.body, on_confirm=self._on_confirm
+                    self,
+                    destination,
+                    headers,
+                    event.body,
+                    on_confirm=self._on_confirm,
+                    authorize=authorize,
                 )
             except BaseException:
                 window.done()  # nothing was written: no confirm will come
@@ -307,7 +327,7 @@ class Connection:
         if window is not None and not await window.settle():
             return None
         started = time.perf_counter()
-        extra = await router.send(self, destination, headers, event.body)
+        extra = await router.send(self, destination, headers, event.body, authorize=authorize)
         self._metrics.confirm_latency.observe(time.perf_counter() - started)
         return extra
 
@@ -315,7 +335,7 @@ class Connection:
         """The broker's answer to a SEND written without waiting."""
         self._metrics.confirm_latency.observe(seconds)
         if error is not None:
-            self.fail(error.message, detail=error.detail, reason=error.reason)
+            self._refuse(error)
         if self._window is not None:
             self._window.done()
 
@@ -323,15 +343,20 @@ class Connection:
         identity = self._identity()
         await self._access.authorize_subscribe(identity, event.destination)
         headers = dict(reversed(event.headers))  # first occurrence wins
-        sub, catch_up = await self._router.subscribe(
-            self, event.subscription_id, event.destination, event.ack, headers
+        sub, start = await self._router.subscribe(
+            self,
+            event.subscription_id,
+            event.destination,
+            event.ack,
+            headers,
+            authorize=self._authorize,
         )
         if self._subscriptions is None:
             self._subscriptions = {}
         self._subscriptions[event.subscription_id] = sub
         self._receipt(event.receipt)
-        if catch_up is not None:
-            catch_up()  # the replay, then the live messages held meanwhile
+        if start is not None:
+            start()  # what was held until the RECEIPT: a replay, messages already queued
 
     async def _ack(self, event: events.AckRequested | events.NackRequested) -> None:
         # Acking something this session no longer holds (already acked, or its subscription
@@ -377,7 +402,8 @@ class Connection:
         if queued > limit:
             self._metrics.slow_consumer_drops.inc()
             self.fail(
-                f"slow consumer: {queued} bytes queued > max_outbound_buffer {limit}",
+                ErrorMessage.SLOW_CONSUMER,
+                detail=f"slow consumer: {queued} bytes queued > max_outbound_buffer {limit}",
                 reason="slow_consumer",
             )
 
@@ -385,21 +411,28 @@ class Connection:
         self.session.send_heartbeat()
         self.flush()
 
+    def _refuse(self, error: ClientError, receipt: str | None = None) -> None:
+        self.fail(error.message, detail=error.detail, receipt=receipt, reason=error.reason)
+
     def fail(
         self, message: str, *, detail: str = "", receipt: str | None = None, reason: str = "error"
     ) -> None:
-        """Send one ERROR frame that says what went wrong, then close."""
+        """Send one ERROR frame that says what went wrong, then close: ``message`` is a short
+        :class:`~gateway.errors.ErrorMessage`, ``detail`` the body, ``reason`` the metrics
+        label and the ``stompgate-reason`` header."""
         if self._closing:
             return
         self._metrics.errors.labels(reason).inc()
         self._metrics.frames_out.inc("ERROR")
         log.info(
-            "closing with ERROR: %s",
+            "closing with ERROR: %s: %s",
             message,
+            detail.split("\n", 1)[0],
             extra={"session": self.session_id, "peer": self.peer, "reason": reason},
         )
         if self.session.state is not SessionState.CLOSED:
-            self.session.error(message, detail, receipt_id=receipt)
+            headers = ((stomp_headers.REASON, reason),)
+            self.session.error(message, detail, receipt_id=receipt, headers=headers)
         self.close(reason)
 
     def close(self, reason: str = "closed") -> None:
@@ -424,6 +457,10 @@ class Connection:
             await self._access.release_user(self._lease)
             self._lease = None
         await self._router.release(self)
+
+
+async def _refuse_before_connect(authority: Authority) -> None:
+    raise RuntimeError("frame before CONNECT was accepted")  # sessions emit none
 
 
 def _settles_first(event: events.Event) -> bool:

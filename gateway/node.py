@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from gateway.access import Access
-from gateway.errors import ClientError
+from gateway.errors import ClientError, ErrorMessage
 from gateway.lifecycle import ConnectionInfo, LifecycleListener
 from gateway.settings import Settings
 from gateway.stomp import SessionState
@@ -123,7 +123,11 @@ class Node:
         """Drain: refuse new clients, tell current ones why, wait until they are released."""
         self.draining = True
         for conn in list(self.connections):
-            conn.fail(f"{reason}; reconnect to another node", reason="shutdown")
+            conn.fail(
+                ErrorMessage.SERVER_SHUTTING_DOWN,
+                detail=f"{reason}; reconnect to another node",
+                reason="shutdown",
+            )
         if self._release_tasks:
             await asyncio.wait(self._release_tasks, timeout=self.settings.drain_timeout)
         if self._ticker is not None:
@@ -266,21 +270,24 @@ class Node:
             connect_timeout = self.settings.connect_timeout
             if connect_timeout and now - conn.created > connect_timeout:
                 conn.fail(
-                    f"CONNECT timeout: no CONNECT frame within {connect_timeout:g} s",
+                    ErrorMessage.CONNECT_TIMEOUT,
+                    detail=f"CONNECT timeout: no CONNECT frame within {connect_timeout:g} s",
                     reason="connect_timeout",
                 )
             return
         if conn.deadline is not None and wall >= conn.deadline:
             conn.fail(
-                "token expired",
-                detail="the session's token expired; reconnect with a fresh token",
+                ErrorMessage.CREDENTIAL_EXPIRED,
+                detail="token expired\nthe session's token expired; reconnect with a fresh token",
                 reason="token_expired",
             )
             return
         idle_timeout = self.access.limits.idle_timeout
         if idle_timeout and now - conn.last_read > idle_timeout:
             conn.fail(
-                f"idle timeout: nothing received for {idle_timeout:g} s", reason="idle_timeout"
+                ErrorMessage.IDLE_TIMEOUT,
+                detail=f"idle timeout: nothing received for {idle_timeout:g} s",
+                reason="idle_timeout",
             )
             return
         plan = session.heartbeat
@@ -290,7 +297,8 @@ class Node:
         if plan.expect_every_ms and now - conn.last_read > plan.expect_every_ms * grace / 1000:
             silent = now - conn.last_read
             conn.fail(
-                f"heart-beat timeout: nothing received for {silent:.1f} s "
+                ErrorMessage.HEARTBEAT_TIMEOUT,
+                detail=f"heart-beat timeout: nothing received for {silent:.1f} s "
                 f"(expected every {plan.expect_every_ms} ms)",
                 reason="heartbeat_timeout",
             )
@@ -361,7 +369,8 @@ class Node:
         )
         for conn in list(self.connections):
             conn.fail(
-                f"broker connection lost ({reason}); reconnect and resubscribe",
+                ErrorMessage.BROKER_CONNECTION_LOST,
+                detail=f"broker connection lost ({reason}); reconnect and resubscribe",
                 reason="broker_lost",
             )
 

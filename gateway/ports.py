@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from gateway.auth.authority import Authority, Authorize
 from gateway.auth.counter import UserLease
 from gateway.auth.identity import Identity
 from gateway.auth.limits import Breach
@@ -136,6 +137,10 @@ class AccessPort(Protocol):
 
     async def authorize_subscribe(self, identity: Identity, destination: str) -> None: ...
 
+    async def authorize(self, identity: Identity, authority: Authority) -> None:
+        """What the relay's plan for a frame needs besides its destination."""
+        ...
+
 
 class Subscription(Protocol):
     """One SUBSCRIBE as the relay holds it."""
@@ -173,9 +178,12 @@ class RouterPort(Protocol):
         destination: str,
         headers: Sequence[tuple[str, str]],
         body: bytes,
+        *,
+        authorize: Authorize | None = None,
     ) -> Awaitable[Sequence[tuple[str, str]] | None]:
         """Send and wait for the outcome: the chat layer's, or the broker's confirm
-        (ClientError when refused). It may come back with headers for the SEND's RECEIPT
+        (ClientError when refused). ``authorize``: the client's, for what the relay's plan
+        needs besides the destination. It may come back with headers for the SEND's RECEIPT
         (after ``receipt-id``): the chat layer's message id, for one."""
         ...
 
@@ -187,6 +195,7 @@ class RouterPort(Protocol):
         body: bytes,
         *,
         on_confirm: ConfirmCallback,
+        authorize: Authorize | None = None,
     ) -> Awaitable[None]:
         """For :attr:`SendMode.WINDOW` destinations: return once written (ClientError if it
         cannot be), the broker's confirm follows through ``on_confirm``, exactly once."""
@@ -199,10 +208,13 @@ class RouterPort(Protocol):
         destination: str,
         ack: str,
         headers: Mapping[str, str],
+        *,
+        authorize: Authorize,
     ) -> tuple[Subscription, Callable[[], None] | None]:
-        """Subscribe once the binding exists (ClientError when refused). The second item,
-        for a catch-up SUBSCRIBE, sends the replay and then the live messages held
-        meanwhile: call it right after the RECEIPT."""
+        """Subscribe once the binding exists (ClientError when refused; ``authorize`` is the
+        client's, for what the plan needs besides the destination). The second item, when
+        set, starts the deliveries held meanwhile (a catch-up's replay, then the live
+        messages; what a queue held already): call it right after the RECEIPT."""
         ...
 
     async def release(self, sink: DeliverySink) -> None:

@@ -1,5 +1,5 @@
-"""The ``stompgate-*`` headers the gateway writes on MESSAGE and RECEIPT frames, each name
-defined here once.
+"""The ``stompgate-*`` headers the gateway writes on MESSAGE, RECEIPT and ERROR frames, each
+name defined here once.
 
 Clients cannot set them: the gatekeeper strips every ``stompgate-*`` (and ``x-stompgate-*``)
 header from a client's SEND (:mod:`gateway.auth.hygiene`), so a client that sees one knows the
@@ -8,7 +8,7 @@ gateway wrote it. This module imports nothing: every layer may use it.
 
 from __future__ import annotations
 
-__all__ = ["DUPLICATE", "MESSAGE_ID", "REPLAY", "REPLAY_MORE", "ROOM_SEQ"]
+__all__ = ["DUPLICATE", "MESSAGE_ID", "REASON", "REPLAY", "REPLAY_MORE", "ROOM_SEQ"]
 
 MESSAGE_ID = "stompgate-message-id"
 """A chat message's Snowflake id (decimal), on live publishes and replays alike, and on the
@@ -28,3 +28,9 @@ REPLAY = "stompgate-replay"
 REPLAY_MORE = "stompgate-replay-more"
 """``true`` on the last message of a replay cut at ``--chat-replay-limit``: the client reads
 the rest with the history API."""
+
+REASON = "stompgate-reason"
+"""On every ERROR frame: the machine-readable reason of our own (``auth``, ``denied``,
+``destination``, ``publish``, ``frames_per_second``, ``protocol``, ...), the label of
+``stompgate_errors_total{reason}``; the ``message`` header is the short text RabbitMQ's
+clients expect (docs/client-contract.md)."""

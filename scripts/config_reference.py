@@ -33,6 +33,8 @@ from typing import Any
 from gateway.auth.settings import AuthSettings
 from gateway.settings import ENV_PREFIX, Settings, settings_from
 from workers import settings as worker_settings
+from workers.notify import settings as notify_settings
+from workers.notify.settings import NotifySettings
 from workers.settings import WorkerSettings
 from workers.translate import settings as translate_settings
 from workers.translate.settings import PROVIDERS, TranslateSettings
@@ -95,6 +97,7 @@ def read_names() -> dict[str, list[str]]:
         "auth": list(auth),
         "worker": _reads(WorkerSettings.from_env, {}),
         "translate": _reads(TranslateSettings.from_env, {}),
+        "notify": _reads(NotifySettings.from_env, {}),
     }
 
 
@@ -250,6 +253,16 @@ def translate_entries() -> tuple[list[Entry], list[Entry]]:
     return _table_entries(main, prefix), _table_entries(limits, prefix)
 
 
+def notify_entries() -> list[Entry]:
+    return _table_entries(
+        _markdown_tables(notify_settings.__doc__ or "")[0], notify_settings.PREFIX
+    )
+
+
+#: Read by the notify worker too, documented with the gateway and the auth settings.
+NOTIFY_SHARED = ["STOMPGATE_REDIS_URL", "STOMPGATE_REDIS_PREFIX", "STOMPGATE_MEMBERSHIP_PREFIX"]
+
+
 def documented_names() -> dict[str, list[str]]:
     main, limits = translate_entries()
     per_provider = [
@@ -261,6 +274,7 @@ def documented_names() -> dict[str, list[str]]:
         "auth": [e.name for cls in auth_classes() for e in _rst_entries(cls)],
         "worker": [e.name for e in worker_entries()],
         "translate": [e.name for e in main] + [e.name for e in limits] + per_provider + shared,
+        "notify": [e.name for e in notify_entries()] + NOTIFY_SHARED,
     }
 
 
@@ -365,17 +379,31 @@ def render() -> str:
             "| environment | default | meaning |",
             [f"| `{e.name}` | {_cell(e.default)} | {_cell(e.meaning)} |" for e in limits],
         ),
+        "## Push notifications: `python -m workers notify` (`workers/notify/settings.py`)",
+        "",
+        "The notify worker's providers, collapse window and limits (explained in",
+        "[workers/README.md](../workers/README.md#the-notify-worker)); it also reads the",
+        "gateway's `STOMPGATE_REDIS_URL`, `STOMPGATE_REDIS_PREFIX` and",
+        "`STOMPGATE_MEMBERSHIP_PREFIX`, and the workers' settings above.",
+        "",
+        *_table(
+            "| environment | default | meaning |",
+            [f"| `{e.name}` | {_cell(e.default)} | {_cell(e.meaning)} |" for e in notify_entries()],
+        ),
         "## Operations scripts",
         "",
         "`rabbitmq/apply.py` reads `STOMPGATE_AMQP_URL` (the broker and vhost to apply",
         "`rabbitmq/definitions.json` to; flags `--amqp-url`, `--management-url`, `--vhost`).",
         "`scripts/up.sh` (`make up`) sets development defaults for `STOMPGATE_AUTH` (`dev`),",
-        "`STOMPGATE_LOG_FORMAT` (`console`), `STOMPGATE_STORE` (`var/messages.sqlite3`) and the",
-        "persist worker's health port (9108), and honours every variable above. It starts an",
-        "apertium-apy of its own for the translation worker (port 2737, or `APERTIUM_PORT`, or",
-        "a free one; none when `STOMPGATE_TRANSLATE_PROVIDER` names another provider or",
+        "`STOMPGATE_LOG_FORMAT` (`console`), `STOMPGATE_STORE` (`var/messages.sqlite3`), the",
+        "persist worker's health port (9108) and, unless set, the notify worker's webhook",
+        "(`STOMPGATE_NOTIFY_WEBHOOK_URL` and `_SECRET`: a local sink, `scripts/webhook_sink.py`),",
+        "and honours every variable above. It starts an apertium-apy of its own for the",
+        "translation worker (port 2737, or `APERTIUM_PORT`, or a free one; none when",
+        "`STOMPGATE_TRANSLATE_PROVIDER` names another provider or",
         "`STOMPGATE_TRANSLATE_APERTIUM_URL` is set) and gives the translation worker its own",
-        "health port (9109, or `TRANSLATE_WORKER_METRICS_PORT`, or a free one).",
+        "health port (9109, or `TRANSLATE_WORKER_METRICS_PORT`, or a free one), the notify",
+        "worker and the sink free ones (or `NOTIFY_HEALTH_PORT`, `WEBHOOK_SINK_PORT`).",
         "",
     ]
     return "\n".join(out)

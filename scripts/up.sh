@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # `make up`: run the whole system on this machine in the foreground — one gateway node, the
-# persist worker, and the translation worker with Apertium (an apertium-apy of its own) —
-# against the local RabbitMQ and Redis (started by `make services`), after applying
-# rabbitmq/definitions.json to the broker (rabbitmq/apply.py says what it changed).
-# Ctrl-C (or SIGTERM) drains and stops everything.
+# persist worker, the translation worker with Apertium (an apertium-apy of its own) and the
+# notify worker (its webhook pointing at a local sink that prints each notification:
+# scripts/webhook_sink.py) — against the local RabbitMQ and Redis (started by `make
+# services`), after applying rabbitmq/definitions.json to the broker (rabbitmq/apply.py says
+# what it changed). Ctrl-C (or SIGTERM) drains and stops everything.
 #
 # With no settings it runs in development mode: --auth dev (login guest/guest), history in
 # var/messages.sqlite3, WebSocket on :15680, STOMP/TCP on :61613, the persist worker's health
 # on :9108, the translation worker's on :9109 and apertium-apy on :2737 (each on a free port
-# instead when that one is taken, or on TRANSLATE_WORKER_METRICS_PORT / APERTIUM_PORT). The
-# demo room `lobby` (Spanish, every dev login a member: scripts/demo_room.py) is made in the
-# store, so the demo page shows English posts translated.
+# instead when that one is taken, or on TRANSLATE_WORKER_METRICS_PORT / APERTIUM_PORT), the
+# notify worker's health and the webhook sink on free ports (or NOTIFY_HEALTH_PORT /
+# WEBHOOK_SINK_PORT). The demo room `lobby` (Spanish, every dev login a member:
+# scripts/demo_room.py) is made in the store, so the demo page shows English posts translated.
 # Every STOMPGATE_* variable of the gateway (`python -m gateway --help`) and of the workers
 # (workers/README.md) is honoured, e.g. STOMPGATE_HTTP_PORT, STOMPGATE_STOMP_PORT,
 # STOMPGATE_AMQP_URL, STOMPGATE_REDIS_URL, STOMPGATE_REDIS_PREFIX, STOMPGATE_STORE,
@@ -27,7 +29,7 @@ export STOMPGATE_WORKER_METRICS_HOST=${STOMPGATE_WORKER_METRICS_HOST:-127.0.0.1}
 export STOMPGATE_WORKER_METRICS_PORT=${STOMPGATE_WORKER_METRICS_PORT:-9108}
 mkdir -p var
 
-# $1 if nothing listens on it on 127.0.0.1, else a free port the kernel picks.
+# $1 if nothing listens on it on 127.0.0.1, else (and for 0) a free port the kernel picks.
 free_port() {
   "$PY" -c '
 import socket, sys
@@ -105,11 +107,34 @@ if [[ $provider == apertium && -z ${STOMPGATE_TRANSLATE_APERTIUM_URL:-} ]]; then
   fi
 fi
 if [[ -n $provider ]]; then
-  translate_port=$(free_port "${TRANSLATE_WORKER_METRICS_PORT:-9109}")
+  if [[ "${STOMPGATE_WORKER_METRICS_PORT,,}" =~ ^(off|none|disabled|)$ ]]; then
+    translate_port=off
+  else
+    translate_port=$(free_port "${TRANSLATE_WORKER_METRICS_PORT:-9109}")
+  fi
   STOMPGATE_WORKER_METRICS_PORT=$translate_port "$PY" -m workers translate &
   pids+=($!)
   translation="$provider${STOMPGATE_TRANSLATE_APERTIUM_URL:+ at $STOMPGATE_TRANSLATE_APERTIUM_URL} (worker health :$translate_port)"
 fi
+
+# Push notifications: the webhook goes to the local sink unless one is configured (a fresh
+# secret per run); Web Push, FCM and APNs are on when their STOMPGATE_NOTIFY_* are set. The
+# sink and the notify worker's health server take free ports unless WEBHOOK_SINK_PORT and
+# NOTIFY_HEALTH_PORT name them.
+if [[ -z "${STOMPGATE_NOTIFY_WEBHOOK_URL:-}" ]]; then
+  sink_port=${WEBHOOK_SINK_PORT:-$(free_port 0)}
+  export STOMPGATE_NOTIFY_WEBHOOK_SECRET=${STOMPGATE_NOTIFY_WEBHOOK_SECRET:-$("$PY" -c 'import secrets; print(secrets.token_hex(16))')}
+  export STOMPGATE_NOTIFY_WEBHOOK_URL=http://127.0.0.1:$sink_port/
+  "$PY" -m scripts.webhook_sink --port "$sink_port" &
+  pids+=($!)
+fi
+if [[ "${STOMPGATE_WORKER_METRICS_PORT,,}" =~ ^(off|none|disabled|)$ ]]; then
+  notify_port=off
+else
+  notify_port=${NOTIFY_HEALTH_PORT:-$(free_port 0)}
+fi
+STOMPGATE_WORKER_METRICS_PORT=$notify_port "$PY" -m workers notify &
+pids+=($!)
 
 "$PY" -m gateway "$@" &
 pids+=($!)
@@ -121,6 +146,8 @@ stompgate is starting:
   history    http://127.0.0.1:${STOMPGATE_HTTP_PORT:-15680}/api/rooms/{room}/messages  ($STOMPGATE_STORE)
   translate  $translation
   auth mode  $STOMPGATE_AUTH  (dev users: ${STOMPGATE_DEV_USERS:-guest:guest})
+  push       notify worker (health :$notify_port); webhook -> $STOMPGATE_NOTIFY_WEBHOOK_URL
+             (room members: Redis sets ${STOMPGATE_MEMBERSHIP_PREFIX:-stompgate:}room:<room>:members)
 Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}" "${groups[@]}"

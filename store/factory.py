@@ -1,7 +1,7 @@
 """`open_store(url)`: pick a message store backend from a URL; `open_room_store(url)`,
-`open_profile_store(url)`, `open_translation_store(url)`: the room store (rooms, members,
-read pointers), the profile store and the translation store of the same backend (same file
-or database).
+`open_profile_store(url)`, `open_translation_store(url)`, `open_push_store(url)`: the room
+store (rooms, members, read pointers), the profile store, the translation store and the push
+store (push subscriptions, room mutes) of the same backend (same file or database).
 
 - `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` (SQLAlchemy's convention),
   `sqlite://:memory:` or `sqlite:///:memory:`; an optional `?synchronous=normal`.
@@ -20,6 +20,9 @@ from urllib.parse import parse_qs
 from store.mongo import MongoStore
 from store.profiles_mongo import MongoProfileStore
 from store.profiles_sqlite import SQLiteProfileStore
+from store.push import PushStore
+from store.push_mongo import MongoPushStore
+from store.push_sqlite import SQLitePushStore
 from store.rooms_mongo import MongoRoomStore
 from store.rooms_sqlite import SQLiteRoomStore
 from store.sqlite import SQLiteStore
@@ -46,24 +49,22 @@ def open_translation_store(url: str) -> SQLiteTranslationStore | MongoTranslatio
     return _pick(url, SQLiteTranslationStore, MongoTranslationStore)
 
 
+def open_push_store(url: str) -> PushStore:
+    return _pick(url, SQLitePushStore, MongoPushStore)
+
+
 def _pick(url: str, sqlite: Callable[..., S], mongo: Callable[[str], M]) -> S | M:
     """``sqlite(path, synchronous=...)`` or ``mongo(url)``, by the URL's scheme."""
-    if _backend(url) == "sqlite":
-        path, synchronous = _sqlite(url)
-        return sqlite(path, synchronous=synchronous)
-    return mongo(url)
-
-
-def _backend(url: str) -> str:
     if url.startswith("sqlite://"):
-        return "sqlite"
+        path, synchronous = _sqlite_path(url)
+        return sqlite(path, synchronous=synchronous)
     if url.startswith(("mongodb://", "mongodb+srv://")):
-        return "mongodb"
+        return mongo(url)
     scheme = url.split(":", 1)[0] if ":" in url else url
     raise ValueError(f"unsupported store URL scheme {scheme!r}: use sqlite:// or mongodb://")
 
 
-def _sqlite(url: str) -> tuple[str, str]:
+def _sqlite_path(url: str) -> tuple[str, str]:
     """(path, synchronous) of an sqlite:// URL."""
     rest = url.removeprefix("sqlite://")
     rest, _, query = rest.partition("?")

@@ -20,7 +20,7 @@ PACKAGES = ("gateway", "workers", "store", "schemas")
 
 #: From the top down; a module imports only modules of its own layer or of layers below it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("entry", ("gateway.__main__", "gateway.app", "workers.__main__")),
+    ("entry", ("gateway.__main__", "gateway.app", "gateway.durable_cli", "workers.__main__")),
     ("transports", ("gateway.transport",)),
     ("adapter", ("gateway.connection", "gateway.confirm_window")),
     ("node", ("gateway.node", "gateway.lifecycle")),
@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "gateway.router",
             "gateway.chat_bridge",
             "gateway.chat",
+            "gateway.durable_api",
             "gateway.access",
             "gateway.relay",
             "workers",

@@ -18,7 +18,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Run a stompgate worker. Settings come from STOMPGATE_* variables.",
     )
     parser.add_argument(
-        "worker", help="'persist', 'translate', or 'package.module:app' for your own worker"
+        "worker",
+        help="'persist', 'translate', 'notify', or 'package.module:app' for your own worker",
     )
     return parser.parse_args(argv)
 

@@ -9,7 +9,11 @@ One job per module, all pure except where Redis or HTTP is named:
 - ``jwks_url``       JwksUrlSettings, RemoteJwks: a JWKS fetched from the issuer's URL
                      (HTTP: cached, refreshed on an unknown kid, bounded)
 - ``tokens``         TokenSources; where the token is found (handshake or CONNECT)
-- ``acl``            Acl rules file -> SUBSCRIBE/SEND decisions; MembershipLookup (Redis)
+- ``acl``            Acl rules file -> SUBSCRIBE/SEND/queue decisions; MembershipLookup (Redis)
+- ``authority``      Authority: what a relay plan needs besides its destination (queues,
+                     dead-letter targets, queue arguments)
+- ``queue_policy``   QueuePolicy: users' queue namespaces, durable queue names that name their
+                     owner, reserved names, queue argument bounds, the durable cap
 - ``hygiene``        check_destination, strip_spoofed_headers
 - ``limits``         AbuseLimits (every abuse limit), Breach and its kinds, frame-size and
                      subscription checks
@@ -19,12 +23,13 @@ One job per module, all pure except where Redis or HTTP is named:
                      nodes (Redis)
 - ``settings``       AuthMode, AuthSettings.from_env: every auth setting from the environment
 - ``authenticator``  Authenticator: who is this CONNECT (jwt or dev mode); token expiry
-- ``gatekeeper``     Gatekeeper: may this identity SUBSCRIBE/SEND here; sender stamping
+- ``gatekeeper``     Gatekeeper: may this identity SUBSCRIBE/SEND here, and use what the plan
+                     for the frame needs; sender stamping
 
 Order of checks for a session (see docs/security.md):
 handshake (Origin, per-IP count, optional token) -> CONNECT within connect_timeout
 (authenticate, per-user count) -> every frame (size, rate) -> SUBSCRIBE/SEND (hygiene, ACL,
-sender stamp) -> token expiry timer -> close (release counts).
+sender stamp; then the plan's authority) -> token expiry timer -> close (release counts).
 """
 
 from gateway.auth.acl import Acl, MembershipLookup, Rule

@@ -12,7 +12,9 @@ Rule keys (``[[rule]]`` tables; unknown keys are an error, so a typo never weake
 - ``pattern``   destination glob.  ``{name}`` captures one word (no ``/`` or ``.``), ``*``
                 matches one unnamed word, ``**`` matches the rest (one or more characters,
                 ``/`` and ``.`` included).  Everything else is literal.
-- ``actions``   ``["subscribe"]``, ``["send"]`` or both.
+- ``actions``   ``["subscribe"]``, ``["send"]``, ``["queue"]`` or several.  ``queue`` rules are
+                about broker queues a frame uses by name rather than about destinations: their
+                pattern is matched against ``/queue/<queue name>`` (see "Queues" below).
 - ``roles``     any-of: the identity needs at least one of these roles (token roles claim).
 - ``rooms``     template, e.g. ``"{room}"``: the value must be in the token's rooms claim.
 - ``member_of`` Redis set key template, e.g. ``"room:{room}:members"``: the user must be a
@@ -35,6 +37,15 @@ and a membership lookup only runs for a rule whose other conditions already hold
 errors and a missing ``MembershipLookup`` deny (fail closed).
 
 Identities from development mode (``identity.dev``) are allowed everything.
+
+Queues
+------
+A SUBSCRIBE or SEND may use broker queues besides its destination: ``x-queue-name`` names one,
+``/queue/`` and ``/amq/queue/`` destinations name one, a dead-letter target may be one.  Each
+user owns a namespace of queue names (``gateway.auth.queue_policy``); reaching any other queue
+by ``x-queue-name``, or a reserved one (``stompgate.*``, ``amq.*``, the operator's list) by
+any means, takes a rule with ``actions = ["queue"]`` whose pattern matches
+``/queue/<queue name>`` (``**`` for names with dots), e.g. ``pattern = "/queue/reports.**"``.
 
 Call ``check_destination`` (hygiene) before ``Acl.check``: ACL messages echo the destination.
 """
@@ -63,8 +74,9 @@ __all__ = ["Acl", "Action", "MembershipFallback", "MembershipLookup", "Rule"]
 
 log = logging.getLogger("stompgate.auth")
 
-Action = Literal["send", "subscribe"]
-_ACTIONS: frozenset[str] = frozenset({"send", "subscribe"})
+Action = Literal["send", "subscribe", "queue"]
+_ACTIONS: frozenset[str] = frozenset({"send", "subscribe", "queue"})
+_VERBS = {"send": "SEND to", "subscribe": "SUBSCRIBE to", "queue": "use of"}
 _RULE_KEYS = frozenset(
     {"pattern", "actions", "roles", "rooms", "member_of", "claims", "user", "wildcards", "reason"}
 )
@@ -131,7 +143,7 @@ class Rule:
     def __post_init__(self) -> None:
         if not self.actions or not self.actions <= _ACTIONS:
             raise ValueError(
-                f"ACL rule {self.pattern!r}: actions must be 'send' and/or 'subscribe'"
+                f"ACL rule {self.pattern!r}: actions must be 'send', 'subscribe' and/or 'queue'"
             )
         regex, names = _compile(self.pattern)
         object.__setattr__(self, "regex", regex)
@@ -371,7 +383,7 @@ class Acl:
             return
         if action not in _ACTIONS:
             raise ValueError(f"unknown ACL action {action!r}")
-        wildcard = "*" in destination or "#" in destination
+        wildcard = action != "queue" and ("*" in destination or "#" in destination)
         applied: list[tuple[Rule, dict[str, str], str | None]] = []
         for rule in self.rules:
             captured = rule.match(action, destination)
@@ -390,9 +402,8 @@ class Acl:
                 if failure is None:
                     return
             reasons.append(self._reason(rule, failure, values))
-        verb = "SEND" if action == "send" else "SUBSCRIBE"
         reason = reasons[0] if reasons else "no rule allows it"
-        raise AccessDenied(f"{verb} to {_shown(destination)} denied: {reason}")
+        raise AccessDenied(f"{_VERBS[action]} {_shown(destination)} denied: {reason}")
 
     @staticmethod
     async def _membership(
@@ -449,4 +460,10 @@ member_of = "roster:{room}"
 pattern = "/app/rooms/{room}/**"
 actions = ["send"]
 member_of = "roster:{room}"
+
+# Everyone may list and delete their own durable subscriptions (answered on
+# /user/queue/durable-subscriptions).
+[[rule]]
+pattern = "/app/durable-subscriptions/**"
+actions = ["send"]
 """

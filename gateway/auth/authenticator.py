@@ -3,9 +3,12 @@
 In ``jwt`` mode it verifies the token from the CONNECT frame or, failing that, the one offered
 at the WebSocket handshake (a CONNECT token wins), and tells when the token runs out
 (``deadline``, ``check_expiry``); ``authenticate_async`` may first fetch a JWKS URL's keys.
-In ``dev`` mode it checks development logins; it logs that
-mode at WARNING when built.  It keeps no per-session state: the adapter holds the ``Identity``
-(the CONNECT and idle timeouts are the node ticker's: ``gateway.node``).
+In ``dev`` mode it checks development logins; it logs that mode at WARNING when built.  A
+CONNECT without ``login`` and without any token is anonymous: it gets the configured
+``anonymous_user`` (``guest`` in dev mode, as RabbitMQ's ``default_user``; in jwt mode only if
+an operator configured one, with its roles), else it is refused like any CONNECT without
+credentials.  It keeps no per-session state: the adapter holds the ``Identity`` (the CONNECT
+and idle timeouts are the node ticker's: ``gateway.node``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from gateway.auth.identity import Identity
 from gateway.auth.jwt_auth import DevAuthenticator, JwtAuthenticator
 from gateway.auth.settings import AuthMode, AuthSettings
 from gateway.auth.tokens import HeaderInput, token_from_connect, token_from_handshake
+from gateway.errors import ErrorMessage
 
 __all__ = ["Authenticator"]
 
@@ -57,6 +61,20 @@ class Authenticator:
                 "Never run this in production.",
                 ",".join(self._dev.logins),
             )
+        user = settings.anonymous_user
+        # One identity shared by every anonymous session (it is immutable).
+        self._anonymous: Identity | None = None
+        if user is not None:
+            self._anonymous = Identity(
+                user=user, roles=settings.anonymous_roles, dev=self._dev is not None
+            )
+            log.warning(
+                "anonymous CONNECT allowed: a client without login or token is %r%s",
+                user,
+                f" with roles {','.join(sorted(settings.anonymous_roles))}"
+                if settings.anonymous_roles
+                else "",
+            )
 
     def handshake_token(
         self, headers: HeaderInput, query: Mapping[str, str], cookies: Mapping[str, str]
@@ -74,13 +92,18 @@ class Authenticator:
         *,
         handshake_token: str | None = None,
         now: float | None = None,
+        anonymous: bool = False,
     ) -> Identity:
         """The identity of a CONNECT, or ``AuthError``.  A CONNECT token beats a handshake one.
-        Verifies with the keys at hand (see ``authenticate_async``)."""
+        Verifies with the keys at hand (see ``authenticate_async``). ``anonymous``: a CONNECT
+        with no login and no token gets the configured anonymous identity (STOMP CONNECT only;
+        other requests must bring credentials)."""
         if self._dev is not None:
-            return self._dev.verify_login(login, passcode)
+            return self._dev_identity(login, passcode, anonymous)
         assert self._jwt is not None
-        return self._jwt.verify(self._token(login, passcode, headers, handshake_token), now)
+        token = self._token(login, passcode, headers, handshake_token)
+        found = self._anonymous_identity(login, token, anonymous)
+        return found if found is not None else self._jwt.verify(token, now)
 
     async def authenticate_async(
         self,
@@ -90,14 +113,29 @@ class Authenticator:
         *,
         handshake_token: str | None = None,
         now: float | None = None,
+        anonymous: bool = False,
     ) -> Identity:
         """``authenticate``, but with a JWKS URL configured the keys may be fetched first (on
         first use, when stale, or once more for a token whose key is unknown)."""
         if self._dev is not None:
-            return self._dev.verify_login(login, passcode)
+            return self._dev_identity(login, passcode, anonymous)
         assert self._jwt is not None
         token = self._token(login, passcode, headers, handshake_token)
-        return await self._jwt.verify_async(token, now)
+        found = self._anonymous_identity(login, token, anonymous)
+        return found if found is not None else await self._jwt.verify_async(token, now)
+
+    def _dev_identity(self, login: str | None, passcode: str | None, anonymous: bool) -> Identity:
+        assert self._dev is not None
+        if login is None and anonymous and self._anonymous is not None:
+            return self._anonymous
+        return self._dev.verify_login(login, passcode)
+
+    def _anonymous_identity(
+        self, login: str | None, token: str | None, anonymous: bool
+    ) -> Identity | None:
+        if anonymous and token is None and login is None:
+            return self._anonymous
+        return None
 
     def _token(
         self,
@@ -115,11 +153,14 @@ class Authenticator:
         return None if self._jwt is None else self._jwt.deadline(identity)
 
     def check_expiry(self, identity: Identity, now: float | None = None) -> AuthError | None:
-        """``AuthError("token expired")`` once the token has run out mid-session, else None."""
+        """``AuthError("token expired")`` (``Credential expired``) once the token has run out
+        mid-session, else None."""
         deadline = self.deadline(identity)
         current = time.time() if now is None else now
         if deadline is not None and current >= deadline:
             return AuthError(
-                "token expired", "the session's token expired; reconnect with a fresh token"
+                "token expired",
+                "the session's token expired; reconnect with a fresh token",
+                message=ErrorMessage.CREDENTIAL_EXPIRED,
             )
         return None

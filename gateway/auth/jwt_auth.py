@@ -579,7 +579,10 @@ class DevAuthenticator:
             (passcode or "").encode(),
         )
         if expected is None or not ok or login is None:
-            raise AuthError("bad credentials", "unknown login or wrong passcode")
+            raise AuthError(  # RabbitMQ's body for a refused login
+                f"Access refused for user '{_printable(login or '', 64)}'",
+                "unknown login or wrong passcode",
+            )
         # The login string is one of the configured few: share it instead of keeping the
         # CONNECT header's copy for as long as the session lives.
         return Identity(user=sys.intern(login), dev=True)

@@ -7,10 +7,11 @@ WebSocket ``Origin`` allow-list), ``rates`` (token buckets per session), ``count
 clock, no I/O.  The transports own the timers and sockets and ask these objects what to do.
 
 Each breach has a stable *kind* (``BREACH_KINDS``: the label of the breach metric, e.g.
-``stompgate_limit_breaches_total{kind="frames_per_second"}``) and an exact ERROR message.  On a
-breach the transport sends an ERROR carrying the message, closes the session, and increments
-the metric.  "Nothing already accepted lost": limits are checked *before* a frame is handed to
-the session, so the refused frame is the only one not processed; receipts and broker confirms
+``stompgate_limit_breaches_total{kind="frames_per_second"}``) and an exact text, the ERROR's
+body (its short ``message`` comes from the kind: ``gateway.auth.errors.LIMIT_MESSAGES``).  On a
+breach the transport sends that ERROR, closes the session, and increments the metric.
+"Nothing already accepted lost": limits are checked *before* a frame is handed to the
+session, so the refused frame is the only one not processed; receipts and broker confirms
 for earlier frames are flushed before the ERROR.
 
 Setting a numeric limit to 0 disables it (documented in docs/security.md).
@@ -140,7 +141,8 @@ class AbuseLimits:
 
 @dataclass(frozen=True, slots=True)
 class Breach:
-    """A limit breach: ``kind`` labels the metric, ``message`` goes into the ERROR frame."""
+    """A limit breach: ``kind`` labels the metric and picks the ERROR's short ``message``
+    (``gateway.auth.errors.LIMIT_MESSAGES``); ``message`` is the ERROR frame's body."""
 
     kind: str
     message: str

@@ -106,6 +106,6 @@ class SessionRateLimiter:
         return None
 
     def check(self, frame_bytes: int, now: float) -> str | None:
-        """None if the frame may pass (and charge it), else the exact ERROR message."""
+        """None if the frame may pass (and charge it), else the ERROR's body text."""
         found = self.breach(frame_bytes, now)
         return None if found is None else found.message

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 
 from gateway import stomp_headers
 from gateway.chat.layer import ReplayItem
-from gateway.delivery import DeliverySink
+from gateway.delivery import DeliverySink, HeldSink
 from gateway.stomp import PreparedMessage
 
 __all__ = ["DEDUP_SECONDS", "CatchUpSink"]
@@ -31,28 +31,19 @@ DEDUP_SECONDS = 30.0
 _MAX_ID_DIGITS = 19
 
 
-class CatchUpSink:
+class CatchUpSink(HeldSink):
     """The sink one catch-up subscription is bound with; see the module docstring."""
 
-    __slots__ = ("_after", "_clock", "_held", "_inner", "_replayed", "_until")
+    __slots__ = ("_after", "_clock", "_replayed", "_until")
 
     def __init__(
         self, inner: DeliverySink, after: int, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._after = after
         self._clock = clock
-        self._held: list[tuple[str, PreparedMessage, str | None]] | None = []
         self._replayed: set[str] = set()
         self._until = 0.0  # 0.0: holding, or the window is over
-
-    @property
-    def session_id(self) -> str:
-        return self._inner.session_id
-
-    @property
-    def user(self) -> str | None:
-        return self._inner.user
 
     def deliver(self, subscription_id: str, message: PreparedMessage, ack_id: str | None) -> None:
         held = self._held
@@ -63,7 +54,6 @@ class CatchUpSink:
 
     def finish(self, subscription_id: str, items: Iterable[ReplayItem]) -> None:
         """Send the replay, then the live messages held meanwhile, skipping duplicates."""
-        held, self._held = self._held or [], None
         self._until = self._clock() + DEDUP_SECONDS
         inner = self._inner
         for item in items:
@@ -71,8 +61,7 @@ class CatchUpSink:
             inner.deliver(
                 subscription_id, PreparedMessage(item.destination, item.headers, item.body), None
             )
-        for held_id, message, ack_id in held:
-            self.deliver(held_id, message, ack_id)
+        self.release()
 
     def _duplicate(self, message: PreparedMessage) -> bool:
         if self._clock() > self._until:

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.errors import ClientError
+from gateway.errors import ClientError, ErrorMessage, explain
 
 
 class ChatError(ClientError):
-    """``message`` goes in the ERROR frame's ``message`` header, ``detail`` in its body."""
+    """A post or header the chat layer refuses. ``text`` says what is wrong, ``why`` more
+    (both go in the ERROR body); ``message`` is ``Invalid message``, or another
+    :class:`~gateway.errors.ErrorMessage` for the case (``Invalid destination``, ...)."""
 
     reason = "invalid"
 
-    def __init__(self, message: str, detail: str = "") -> None:
-        super().__init__(message, detail or message)
+    def __init__(
+        self, text: str, why: str = "", *, message: ErrorMessage = ErrorMessage.INVALID_MESSAGE
+    ) -> None:
+        super().__init__(message, explain(text, why))
+        self.text = text
 
 
 RETRY_AFTER_S = 5
@@ -34,10 +39,14 @@ class StoreBehindError(ClientError):
     def __init__(self, room: str, missing: Sequence[int]) -> None:
         self.room = room
         self.missing = tuple(missing)
+        self.text = "history not available yet: the message store is behind; retry shortly"
         super().__init__(
-            "history not available yet: the message store is behind; retry shortly",
-            f"{len(self.missing)} message(s) of room '{room}' left the recent cache before the "
-            f"store had them (first id {self.missing[0] if self.missing else '-'})",
+            ErrorMessage.HISTORY_NOT_AVAILABLE,
+            explain(
+                self.text,
+                f"{len(self.missing)} message(s) of room '{room}' left the recent cache before "
+                f"the store had them (first id {self.missing[0] if self.missing else '-'})",
+            ),
         )
 
 
@@ -54,7 +63,7 @@ class RoomNotFoundClientError(RoomsError):
     status = 404
 
     def __init__(self, room: str) -> None:
-        super().__init__("no such room", f"there is no room '{room}'")
+        super().__init__(ErrorMessage.NO_SUCH_ROOM, f"there is no room '{room}'")
 
 
 class NotAMemberError(RoomsError):
@@ -62,7 +71,7 @@ class NotAMemberError(RoomsError):
     status = 404
 
     def __init__(self, room: str, user: str) -> None:
-        super().__init__("not a member", f"'{user}' is not a member of room '{room}'")
+        super().__init__(ErrorMessage.NOT_A_MEMBER, f"'{user}' is not a member of room '{room}'")
 
 
 class NotAllowedError(RoomsError):
@@ -71,10 +80,13 @@ class NotAllowedError(RoomsError):
 
     def __init__(self, room: str, what: str) -> None:
         super().__init__(
-            f"not allowed to {what}",
-            f"in room '{room}' only its owner or a user with the admin role may {what}"
-            if what.endswith("members")
-            else f"only the members of room '{room}' and admins may {what}",
+            ErrorMessage.NOT_ALLOWED,
+            explain(
+                f"not allowed to {what}",
+                f"in room '{room}' only its owner or a user with the admin role may {what}"
+                if what.endswith("members")
+                else f"only the members of room '{room}' and admins may {what}",
+            ),
         )
 
 
@@ -85,7 +97,7 @@ class RoomFullClientError(RoomsError):
     def __init__(self, room: str, limit: int, count: int) -> None:
         where = f"room '{room}'" if room else "the room"
         super().__init__(
-            "room is full",
+            ErrorMessage.ROOM_IS_FULL,
             f"a group room has at most {limit} members; {where} would have {count}",
         )
 
@@ -93,8 +105,8 @@ class RoomFullClientError(RoomsError):
 class DirectRoomError(RoomsError):
     reason = "direct_room"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, message)
+    def __init__(self, detail: str) -> None:
+        super().__init__(ErrorMessage.INVALID_DIRECT_ROOM, detail)
 
 
 class RemovedFromRoomError(ClientError):
@@ -104,7 +116,10 @@ class RemovedFromRoomError(ClientError):
 
     def __init__(self, room: str) -> None:
         super().__init__(
-            f"removed from room {room}",
-            f"you are no longer a member of room '{room}': your subscription to "
-            f"/topic/room.{room} ended",
+            ErrorMessage.REMOVED_FROM_ROOM,
+            explain(
+                f"removed from room {room}",
+                f"you are no longer a member of room '{room}': your subscription to "
+                f"/topic/room.{room} ended",
+            ),
         )

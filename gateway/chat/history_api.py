@@ -145,7 +145,7 @@ class _HistoryHandler:
                 entries = await self._history.before(room, before, limit)
         except StoreBehindError as exc:
             return web.json_response(
-                {"error": exc.message},
+                {"error": exc.text},
                 status=503,
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )

@@ -56,6 +56,7 @@ from gateway.chat.snowflake import MAX_ID, parse
 from gateway.chat.store_api import HistoryStore, ReadPointerStore
 from gateway.chat.unread import RoomsOf, UnreadCounts
 from gateway.chat.unstored import UnstoredSet
+from gateway.errors import ErrorMessage
 from schemas import SchemaError, decode
 from schemas.models import ChatPost, ChatRead, TypingState
 
@@ -183,7 +184,10 @@ class ChatLayer:
         """
         target = parse_app_destination(destination)
         if len(body) > self._max_body:
-            raise ChatError(f"body too large: {len(body)} bytes, at most {self._max_body}")
+            raise ChatError(
+                f"body too large: {len(body)} bytes, at most {self._max_body}",
+                message=ErrorMessage.MESSAGE_TOO_LARGE,
+            )
         if target.action == "messages":
             return await self._post(user, target.room, body)
         if target.action == "read":
@@ -308,7 +312,7 @@ class ChatLayer:
     async def position(self, room: str) -> tuple[int, int]:
         """(room ordinal counter, newest id) now: what a catch-up seeds the room order with."""
         if not is_valid_room(room):
-            raise ChatError(f"invalid room id '{room}'")
+            raise ChatError(f"invalid room id '{room}'", message=ErrorMessage.INVALID_DESTINATION)
         await self.read_state.ensure_counter(room)  # Redis may have lost it: from the store
         return await self.recent.position(room)
 
@@ -319,7 +323,7 @@ class ChatLayer:
         store. Each item carries the live headers plus ``stompgate-replay: true``.
         """
         if not is_valid_room(room):
-            raise ChatError(f"invalid room id '{room}'")
+            raise ChatError(f"invalid room id '{room}'", message=ErrorMessage.INVALID_DESTINATION)
         topic = room_topic(room)
         return [
             ReplayItem(
@@ -379,4 +383,4 @@ def _decode(model: type[_T], body: bytes) -> _T:
     try:
         return decode(model, body)
     except SchemaError as exc:
-        raise ChatError(str(exc), f"{exc}; see schemas/{exc.schema}.json") from None
+        raise ChatError(str(exc), f"see schemas/{exc.schema}.json") from None

@@ -6,10 +6,13 @@ Design
 One :class:`Relay` per gateway node, in three parts: the *planner* (:mod:`.planner`, pure:
 a SUBSCRIBE or a SEND, its headers, ack mode and user become a frozen plan: which queue to
 declare with which arguments, what to check, what to bind to what, node fan-out or a
-consumer of its own, the prefetch), the *topology* (:mod:`.topology`: the declares, checks,
-binds and deletes a plan asks for) and the orchestration (:mod:`.relay`: runs the plans,
-owns the connections, the fan-out, the consumer pool and the publisher, and keeps a
+consumer of its own, the prefetch, and the plan's *authority*: every queue it uses by name,
+every dead-letter target, the queue arguments it declares), the *topology* (:mod:`.topology`:
+the declares, checks, binds and deletes a plan asks for) and the orchestration
+(:mod:`.relay`: has the caller's ``authorize`` decide the plan's authority, then runs the
+plans, owns the connections, the fan-out, the consumer pool and the publisher, and keeps a
 :class:`~gateway.relay.relay.ClientRecord` of each client's subscriptions and temp queues).
+Durable subscriptions are recorded and counted per user in Redis (:mod:`.durable`).
 The collaborators get what they call back through their constructors.
 
 The relay holds **two AMQP connections** and many channels on them, never a connection per
@@ -130,19 +133,32 @@ destination                 SEND                                    SUBSCRIBE
 A SUBSCRIBE to ``/topic/`` or ``/exchange/`` with ``durable:true`` (or ``persistent:true``)
 and ``auto-delete:false`` is a **durable subscription**: a durable queue (type
 ``durable_queue_type``, quorum by default, unless ``x-queue-type`` says otherwise) named by
-``x-queue-name`` or ``stompgate.dsub.<sha256(user, subscription id, destination)>`` (see
-:func:`durable_queue_name`), bound to the exchange. It collects messages while the user is
-away; re-subscribing with the same id and destination, on any node, gets them.
-UNSUBSCRIBE keeps the queue unless the UNSUBSCRIBE frame itself carries ``durable:true``
-(pass its headers to :meth:`RelaySubscription.cancel`), which deletes it, as RabbitMQ's
-plugin does; :meth:`Relay.detach` never deletes it. Queue arguments accepted as ``x-``
-headers: ``x-queue-type``, ``x-message-ttl``, ``x-expires``, ``x-max-length``,
-``x-max-length-bytes``, ``x-max-priority``, ``x-dead-letter-exchange``,
-``x-dead-letter-routing-key``, ``x-overflow``, ``x-single-active-consumer``,
-``x-max-age``, ``x-delivery-limit``, ``x-queue-mode`` and a few more (:mod:`.headers`).
-A ``/queue/`` that already exists with other arguments (say, a quorum queue a worker
-declared) is used as it is when the client gave no ``x-`` arguments; with explicit ones the
-broker's ``PRECONDITION_FAILED`` is reported.
+``x-queue-name`` or ``stompgate.dsub.<owner tag><digest of user, subscription id,
+destination>`` (see :func:`durable_queue_name`: the name says whose it is, so nobody else's
+frame can attach to it), bound to the exchange. It collects messages while the user is away;
+re-subscribing with the same id and destination, on any node, gets them, after the RECEIPT.
+A durable SUBSCRIBE without ``id`` is refused (``Missing Header``). UNSUBSCRIBE keeps the
+queue unless the UNSUBSCRIBE frame itself carries ``durable:true`` (or ``persistent:true``;
+its headers go to :meth:`RelaySubscription.cancel`), which deletes it, as RabbitMQ's plugin
+does; :meth:`Relay.detach` never deletes it. Two sessions that open the same durable
+subscription share its queue. A user has at most ``STOMPGATE_MAX_DURABLE_SUBSCRIPTIONS`` (50)
+and can list and cancel them over STOMP and HTTP (:mod:`gateway.durable_api`).
+
+A ``/topic/`` SUBSCRIBE with ``x-queue-name`` consumes that queue, bound to the topic, whatever
+its ack mode: made (non-durable, auto-delete and exclusive unless durable) or, when the
+SUBSCRIBE gives no ``x-`` arguments, reused as it is if it exists (say, made by a native AMQP
+client or by RabbitMQ's plugin), so a native AMQP client publishing to that queue name
+through the default exchange reaches the STOMP subscriber. Queue arguments accepted as ``x-``
+headers (an allow-list; any other ``x-`` header on a SUBSCRIBE that gets a queue of its own
+is refused with ``Invalid header``): ``x-queue-type``, ``x-message-ttl``, ``x-expires``,
+``x-max-length``, ``x-max-length-bytes``, ``x-max-priority``, ``x-dead-letter-exchange``,
+``x-dead-letter-routing-key``, ``x-overflow``, ``x-single-active-consumer``, ``x-max-age``,
+``x-delivery-limit``, ``x-queue-mode`` and a few more (:mod:`.headers`); their bounds, and
+who may name which queue or dead-letter target, are the gatekeeper's
+(:mod:`gateway.auth.queue_policy`, ``docs/security.md``). A ``/queue/`` that already exists
+with other arguments (say, a quorum queue a worker declared) is used as it is when the
+client gave no ``x-`` arguments; with explicit ones the broker's ``PRECONDITION_FAILED`` is
+reported.
 
 Header mapping (SEND → AMQP properties → MESSAGE) is RabbitMQ's plugin's; see
 :mod:`.headers`. ``user-id`` is never forwarded (the broker checks it against the

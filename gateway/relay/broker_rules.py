@@ -79,6 +79,8 @@ from typing import Final
 from pamqp import commands as spec
 from pamqp.common import FieldValue
 
+from gateway.errors import ErrorMessage
+
 from .errors import BrokerRuleError
 
 __all__ = [
@@ -106,7 +108,7 @@ def check_publish(
     expiration = properties.expiration
     if expiration is not None and expiration.isdigit() and int(expiration) > MAX_EXPIRATION:
         raise BrokerRuleError(
-            "precondition_failed",
+            ErrorMessage.PRECONDITION_FAILED,
             f"PRECONDITION_FAILED - invalid expiration '{expiration[:40]}': the header "
             f"'expiration' is at most {MAX_EXPIRATION} (milliseconds).",
             reason="expiration",
@@ -116,7 +118,7 @@ def check_publish(
         for name in ROUTING_HEADERS:
             if name in headers:
                 raise BrokerRuleError(
-                    "precondition_failed",
+                    ErrorMessage.PRECONDITION_FAILED,
                     f"PRECONDITION_FAILED - invalid message: the header '{name}' would be "
                     "read by RabbitMQ as a list of extra routing keys, which a STOMP header "
                     "cannot express. Rename the header.",
@@ -124,7 +126,7 @@ def check_publish(
                 )
     if body_size > max_message_size:
         raise BrokerRuleError(
-            "precondition_failed",
+            ErrorMessage.PRECONDITION_FAILED,
             f"PRECONDITION_FAILED - message size {body_size} is larger than the maximum "
             f"message size {max_message_size}.",
             reason="message_size",
@@ -135,7 +137,7 @@ def headers_too_large(size: int, limit: int) -> BrokerRuleError:
     """A SEND whose properties (mostly its headers) take ``size`` bytes in the AMQP content
     header, which must fit in one frame of at most ``limit`` bytes."""
     return BrokerRuleError(
-        "Headers too large",
+        ErrorMessage.HEADERS_TOO_LARGE,
         f"The SEND's headers take {size} bytes as AMQP message properties; at most {limit} "
         "fit in one AMQP frame. Send fewer or shorter headers (the body has no such limit).",
         reason="headers_size",
@@ -147,7 +149,7 @@ def check_queue_arguments(arguments: Mapping[str, FieldValue]) -> None:
     max_age = arguments.get("x-max-age")
     if max_age is not None and not (isinstance(max_age, str) and _MAX_AGE.fullmatch(max_age)):
         raise BrokerRuleError(
-            "precondition_failed",
+            ErrorMessage.PRECONDITION_FAILED,
             f"PRECONDITION_FAILED - invalid arg 'x-max-age': '{str(max_age)[:40]}' is not a "
             "number followed by one of the units Y, M, D, h, m or s (e.g. 7D).",
             reason="queue_argument",
@@ -155,7 +157,7 @@ def check_queue_arguments(arguments: Mapping[str, FieldValue]) -> None:
     locator = arguments.get("x-queue-master-locator")
     if locator is not None and locator not in _MASTER_LOCATORS:
         raise BrokerRuleError(
-            "precondition_failed",
+            ErrorMessage.PRECONDITION_FAILED,
             f"PRECONDITION_FAILED - invalid arg 'x-queue-master-locator': "
             f"'{str(locator)[:40]}' is not one of {', '.join(_MASTER_LOCATORS)}.",
             reason="queue_argument",
@@ -166,7 +168,7 @@ def check_consume(*, stream: bool, prefetch: int) -> None:
     """Refuse a consumer the broker refuses on a queue known to be a stream."""
     if stream and prefetch == 0:
         raise BrokerRuleError(
-            "precondition_failed",
+            ErrorMessage.PRECONDITION_FAILED,
             "PRECONDITION_FAILED - consumer prefetch count is not set: a stream needs a "
             "prefetch-count of 1 or more.",
             reason="stream_prefetch",
@@ -177,7 +179,7 @@ def stream_nack(destination: str) -> BrokerRuleError:
     """A NACK on a subscription to a stream (RabbitMQ answers it with 540, a connection
     error, as its STOMP plugin's clients see)."""
     return BrokerRuleError(
-        "not_implemented",
+        ErrorMessage.NOT_IMPLEMENTED,
         "NOT_IMPLEMENTED - basic.nack and basic.reject not supported by stream queues: "
         f"{destination} is a stream, which keeps every message; ACK what you have read "
         "and subscribe again with x-stream-offset to read it again.",

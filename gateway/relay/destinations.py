@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.errors import ClientError
+from gateway.errors import ClientError, ErrorMessage
 
 __all__ = [
     "TOPIC_EXCHANGE",
@@ -67,9 +67,15 @@ PREFIXES: Final = (
 
 
 class DestinationError(ClientError, ValueError):
-    """A destination the gateway cannot use; ``str(exc)`` is meant for the client."""
+    """A destination the gateway cannot use: ``Invalid destination`` (``Unknown destination``
+    for a prefix the gateway does not know, as RabbitMQ's plugin says); ``detail`` says why."""
 
     reason = "destination"
+
+    def __init__(
+        self, detail: str, *, message: ErrorMessage = ErrorMessage.INVALID_DESTINATION
+    ) -> None:
+        super().__init__(message, detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +265,8 @@ def parse_destination(text: str, *, for_subscribe: bool = False) -> Destination:
         )
     raise DestinationError(
         "destination must start with /topic/, /queue/, /amq/queue/, /exchange/, "
-        f"/temp-queue/, /reply-queue/ or /user/: got '{_shown(text)}'"
+        f"/temp-queue/, /reply-queue/ or /user/: got '{_shown(text)}'",
+        message=ErrorMessage.UNKNOWN_DESTINATION,
     )
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 import aiormq
 
-from gateway.errors import ClientError
+from gateway.errors import ClientError, ErrorMessage
 
 __all__ = [
     "BrokerRefusedError",
@@ -19,31 +19,30 @@ __all__ = [
 
 
 class PublishError(ClientError):
-    """A SEND the broker did not take. ``text`` says why; ``message`` is the ERROR frame's
-    ``SEND not confirmed: <text>``."""
+    """A SEND the broker did not take. ``text`` says why and is the ERROR body; ``message``
+    is ``SEND not confirmed``, or another :class:`~gateway.errors.ErrorMessage` for a case
+    RabbitMQ names (``not_found``, ``Invalid header``, ...)."""
 
     reason = "publish"
 
-    def __init__(self, text: str) -> None:
-        super().__init__(f"SEND not confirmed: {text}")
+    def __init__(
+        self, text: str, *, message: ErrorMessage = ErrorMessage.SEND_NOT_CONFIRMED
+    ) -> None:
+        super().__init__(message, text)
         self.text = text
-
-    def __str__(self) -> str:
-        return self.text
 
 
 class SubscribeError(ClientError):
-    """A SUBSCRIBE the broker refused (or could not be asked). ``text`` says why;
-    ``message`` is the ERROR frame's ``SUBSCRIBE failed: <text>``."""
+    """A SUBSCRIBE the broker refused (or could not be asked). ``text`` says why and is the
+    ERROR body; ``message`` is ``SUBSCRIBE failed``, or another
+    :class:`~gateway.errors.ErrorMessage` for a case RabbitMQ names (``not_found``,
+    ``Duplicated subscription identifier``, ``Invalid header``, ...)."""
 
     reason = "subscribe"
 
-    def __init__(self, text: str) -> None:
-        super().__init__(f"SUBSCRIBE failed: {text}")
+    def __init__(self, text: str, *, message: ErrorMessage = ErrorMessage.SUBSCRIBE_FAILED) -> None:
+        super().__init__(message, text)
         self.text = text
-
-    def __str__(self) -> str:
-        return self.text
 
 
 class BrokerRuleError(ClientError):
@@ -74,6 +73,19 @@ class BrokerRefusedError(Exception):
         super().__init__(text)
         self.text = text
         self.code = code
+
+    def message(self, default: ErrorMessage) -> ErrorMessage:
+        """The ERROR ``message`` for this refusal: the AMQP error name of ``code``, as
+        RabbitMQ's STOMP plugin writes it (``not_found``, ...), else ``default``."""
+        return _REFUSALS.get(self.code, default)
+
+
+_REFUSALS = {
+    403: ErrorMessage.ACCESS_REFUSED,
+    404: ErrorMessage.NOT_FOUND,
+    405: ErrorMessage.RESOURCE_LOCKED,
+    406: ErrorMessage.PRECONDITION_FAILED,
+}
 
 
 def describe_amqp_error(exc: BaseException) -> str:

@@ -30,7 +30,14 @@ anything else          the AMQP headers table, as strings (longstr)
 AMQP → MESSAGE (:func:`headers_from_delivery`): ``redelivered``, then the properties above
 back under the same names (``persistent:true`` only for delivery mode 2; ``reply-to``
 without a destination prefix gets ``/reply-queue/``, as the plugin does), then the headers
-table entries whose values are strings, numbers or booleans, as strings.
+table entries whose values are strings, numbers or booleans, as strings (a headers-table
+entry named like a property that is set is dropped: the property wins). Values are taken as
+the publisher sent them: :class:`gateway.stomp.PreparedMessage` escapes or drops, per STOMP
+version, what could end a line or the frame (a NUL, CR or LF from any AMQP publisher).
+(Checked side by side with the plugin for a native AMQP publisher: every header the plugin
+shows comes with the same value. The plugin shows only string and 32- or 64-bit integer table
+values; the gateway also shows narrower integers, booleans, floats, byte strings and
+timestamps.)
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from typing import Final
 
 from pamqp import commands as spec
 from pamqp.common import FieldTable, FieldValue
+
+from gateway.auth.errors import QueueArgumentRefused
 
 from .destinations import PREFIXES, REPLY_QUEUE_PREFIX
 
@@ -83,6 +92,12 @@ _PROPERTY_HEADERS: Final = frozenset(
 _MESSAGE_RESERVED: Final = frozenset(
     {"destination", "message-id", "subscription", "ack", "content-length", "redelivered"}
 )
+#: Headers :func:`headers_from_delivery` makes from properties; a headers-table entry of the
+#: same name is dropped when the property is set (the property wins).
+_DELIVERY_PROPERTY_HEADERS: Final = _PROPERTY_HEADERS | {"user-id"}
+_REDELIVERED: Final = ("redelivered", "true")
+_NOT_REDELIVERED: Final = ("redelivered", "false")
+_PERSISTENT: Final = ("persistent", "true")
 
 
 class HeaderError(ValueError):
@@ -202,14 +217,14 @@ def headers_from_delivery(
     properties: spec.Basic.Properties, redelivered: bool
 ) -> list[tuple[str, str]]:
     """MESSAGE headers (besides destination, subscription, message-id, ack) for a delivery."""
-    out: list[tuple[str, str]] = [("redelivered", "true" if redelivered else "false")]
+    out: list[tuple[str, str]] = [_REDELIVERED if redelivered else _NOT_REDELIVERED]
     p = properties
     if p.content_type is not None:
         out.append(("content-type", p.content_type))
     if p.content_encoding is not None:
         out.append(("content-encoding", p.content_encoding))
     if p.delivery_mode == 2:
-        out.append(("persistent", "true"))
+        out.append(_PERSISTENT)
     if p.priority is not None:
         out.append(("priority", str(p.priority)))
     if p.correlation_id is not None:
@@ -228,12 +243,18 @@ def headers_from_delivery(
         out.append(("user-id", p.user_id))
     if p.app_id is not None:
         out.append(("app-id", p.app_id))
-    if p.headers:
-        seen = {name for name, _ in out}
-        for name, value in p.headers.items():
-            if name in _MESSAGE_RESERVED or name in seen:
+    table = p.headers
+    if table:
+        seen: set[str] | None = None  # property headers set above, made only when needed
+        for name, value in table.items():
+            if name in _MESSAGE_RESERVED:
                 continue
-            text = _field_text(value)
+            if name in _DELIVERY_PROPERTY_HEADERS:
+                if seen is None:
+                    seen = {header for header, _ in out}
+                if name in seen:
+                    continue
+            text = value if type(value) is str else _field_text(value)
             if text is not None:
                 out.append((name, text))
     return out
@@ -276,14 +297,31 @@ _CHOICES: Final = {
 
 #: Every ``x-`` header accepted as a queue argument on SUBSCRIBE (and SEND to /queue/).
 QUEUE_ARGUMENT_HEADERS: Final = _INT_ARGUMENTS | _STR_ARGUMENTS | _BOOL_ARGUMENTS
+#: ``x-`` headers a SUBSCRIBE may carry that are not queue arguments.
+SUBSCRIBE_X_HEADERS: Final = frozenset({"x-queue-name", "x-stream-offset"})
 
 
-def queue_arguments(headers: Mapping[str, str]) -> dict[str, FieldValue]:
+def queue_arguments(headers: Mapping[str, str], *, strict: bool = False) -> dict[str, FieldValue]:
     """Queue-declare arguments from ``x-`` headers, typed as RabbitMQ expects them.
 
     Integers become AMQP integers, booleans booleans, the rest strings; ``x-queue-name`` is
     not an argument (the relay uses it as the queue's name). Raises :class:`HeaderError`.
+    ``strict`` (a SUBSCRIBE, whose headers are not message headers): any other ``x-`` header
+    is refused with :class:`~gateway.auth.errors.QueueArgumentRefused` (``Invalid header``)
+    rather than ignored, so a misspelt argument never silently makes another queue. (On a SEND,
+    other ``x-`` headers are the message's own and go to the broker with it.)
     """
+    if strict:
+        for name in headers:
+            if (
+                name.startswith("x-")
+                and name not in QUEUE_ARGUMENT_HEADERS
+                and name not in SUBSCRIBE_X_HEADERS
+            ):
+                raise QueueArgumentRefused(
+                    f"unknown queue argument '{name[:60]}': a SUBSCRIBE takes "
+                    f"{', '.join(sorted(QUEUE_ARGUMENT_HEADERS | SUBSCRIBE_X_HEADERS))}"
+                )
     args: dict[str, FieldValue] = {}
     for name, value in headers.items():
         if name in _INT_ARGUMENTS:

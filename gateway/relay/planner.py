@@ -35,35 +35,52 @@ for the table of destinations):
 * ``/exchange/amq.topic/<key>`` is ``/topic/<key>``;
 * a SUBSCRIBE to ``/topic/`` or ``/exchange/`` with ``durable:true`` (or
   ``persistent:true``) and ``auto-delete:false`` is a durable subscription: a durable queue
-  named by ``x-queue-name`` or :func:`durable_queue_name`, of type ``durable_queue_type``
-  unless ``x-queue-type`` says otherwise; an UNSUBSCRIBE carrying ``durable:true`` deletes it
-  (:func:`unsubscribe_deletes_queue`);
+  named by ``x-queue-name`` or :func:`durable_queue_name` (which names its owner), of type
+  ``durable_queue_type`` unless ``x-queue-type`` says otherwise; an UNSUBSCRIBE carrying
+  ``durable:true`` deletes it (:func:`unsubscribe_deletes_queue`);
 * ``/queue/<name>``: a durable queue unless ``durable:false``, auto-delete with
   ``auto-delete:true``; with no ``x-`` arguments an existing queue is used as it is
   (``lenient``), with some the broker's refusal is the client's error;
 * any other consumer gets a private exclusive queue (``x-queue-name`` or
-  ``stompgate.sub.<node id>.<random>``) bound to the exchange;
+  ``stompgate.sub.<node id>.<random>``) bound to the exchange; a ``/topic/`` SUBSCRIBE with
+  ``x-queue-name`` gets one whatever its ack mode (not the node fan-out), and a queue of that
+  name that exists already is used as it is when the SUBSCRIBE gives no ``x-`` arguments (so a
+  client of RabbitMQ's plugin, or a native AMQP one, and a gateway client can share it);
 * ``x-queue-name`` is 1-255 bytes and not ``amq.*``; ``x-`` queue arguments are typed by
-  :func:`~gateway.relay.headers.queue_arguments`;
+  :func:`~gateway.relay.headers.queue_arguments`, and a SUBSCRIBE that gets a queue of its
+  own may carry no other ``x-`` header than those, ``x-queue-name`` and ``x-stream-offset``;
 * ``x-stream-offset`` (a consumer of a stream starts there) is read by
   :func:`stream_offset`, as RabbitMQ's plugin reads it;
 * ``/user/queue/<x>`` needs an authenticated user and means that user's own queue; a
   SUBSCRIBE to someone else's (``/user/<name>/queue/<x>``) is refused, a SEND to it goes
   to every live session of ``<name>``;
 * exchanges whose names start with ``amq.`` always exist: they are never checked.
+
+Authority. Each plan lists what it needs the right to do besides its frame's destination
+(:class:`~gateway.auth.authority.Authority`): the queues it uses by name and why
+(``x-queue-name``; the queue a ``/queue/``, ``/amq/queue/`` or ``/reply-queue/`` destination
+names), the destinations its queue's dead letters go to (``x-dead-letter-exchange`` and
+``-routing-key`` as a SEND would name them), and the queue arguments it declares. The relay
+has the gatekeeper authorize it, in one call, before the plan runs. Node-private, durable
+(named by :func:`durable_queue_name`) and server-named queues are not listed: no client can
+name them, and a durable subscription's queue is its owner's by construction.
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import urllib.parse
 from collections.abc import Mapping, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from pamqp import commands as spec
 from pamqp.common import FieldValue
+
+from gateway.auth.authority import NO_AUTHORITY, Authority, QueueRole, QueueUse
+from gateway.auth.errors import QueueArgumentRefused
+from gateway.auth.queue_policy import durable_queue_name
+from gateway.errors import ErrorMessage
 
 from .destinations import (
     TEMP_QUEUE_PREFIX,
@@ -92,6 +109,7 @@ __all__ = [
     "PublishPlan",
     "QueueSpec",
     "SubscribePlan",
+    "authority",
     "durable_queue_name",
     "has_durable_header",
     "parse_publish",
@@ -103,13 +121,13 @@ __all__ = [
     "temp_queue_plan",
     "unsubscribe_deletes_queue",
     "user_routing_key",
+    "with_reply_to",
 ]
 
 ACK_MODES: Final = ("auto", "client", "client-individual")
 MAX_KEY_BYTES: Final = 255
 MAX_PREFETCH: Final = 65535
 PRIVATE_QUEUE_PREFIX: Final = "stompgate.sub."
-DURABLE_QUEUE_PREFIX: Final = "stompgate.dsub."
 #: The ``basic.consume`` argument that says where a stream consumer starts.
 STREAM_OFFSET: Final = "x-stream-offset"
 _STREAM_POSITIONS: Final = ("first", "last", "next")
@@ -156,6 +174,7 @@ class FanoutPlan:
     exchange: str
     key: str
     shown_destination: str | None = None
+    authority: Authority = NO_AUTHORITY
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +187,7 @@ class ConsumerPlan:
     UNSUBSCRIBE with ``durable:true`` deletes its queue). ``shown_destination``: the
     ``destination`` of its MESSAGE frames (None: the one the delivery came through).
     ``consumer_arguments``: the ``basic.consume`` arguments (``x-stream-offset``).
+    ``authority``: what it needs the right to do besides its destination.
     """
 
     subscription_id: str
@@ -180,6 +200,7 @@ class ConsumerPlan:
     durable: bool = False
     shown_destination: str | None = None
     consumer_arguments: Mapping[str, FieldValue] = field(default_factory=dict)
+    authority: Authority = NO_AUTHORITY
 
 
 SubscribePlan = FanoutPlan | ConsumerPlan
@@ -189,7 +210,8 @@ SubscribePlan = FanoutPlan | ConsumerPlan
 class PublishPlan:
     """A SEND: declare ``declare`` and check ``check_exchange`` first (if set), then
     publish to ``exchange`` with ``routing_key`` and ``properties``. A ``mandatory`` publish
-    that the broker returns fails with ``unroutable`` as its text."""
+    that the broker returns fails with ``unroutable`` as its text. ``authority``: what it
+    needs the right to do besides its destination."""
 
     exchange: str
     routing_key: str
@@ -198,21 +220,10 @@ class PublishPlan:
     unroutable: str = ""
     declare: QueueSpec | None = None
     check_exchange: str | None = None
+    authority: Authority = NO_AUTHORITY
 
 
 # -- names ----------------------------------------------------------------------------------
-
-
-def durable_queue_name(user: str | None, subscription_id: str, destination: str) -> str:
-    """The queue of a durable subscription: deterministic in (user, subscription id,
-    destination), so the same user re-subscribing with the same id to the same destination,
-    on any node, finds its messages. The destination is part of it (as in RabbitMQ's plugin)
-    because clients such as STOMP.js number their ids ``sub-0``, ``sub-1``... per
-    connection: without it, ``sub-0`` for another room would reuse (and keep the bindings
-    of) the old queue. Anonymous sessions (user None) share durable queues by id."""
-    material = "\x00".join((user or "", subscription_id, destination))
-    digest = hashlib.sha256(material.encode()).hexdigest()
-    return f"{DURABLE_QUEUE_PREFIX}{digest[:40]}"
 
 
 def user_routing_key(user: str, name: str) -> str:
@@ -261,11 +272,17 @@ def parse_subscribe(subscription_id: str, destination: str, ack: str) -> Destina
     """The checks that need no headers: ack mode, destination, reserved names. Raises
     :class:`SubscribeError` or :class:`DestinationError`."""
     if ack not in ACK_MODES:
-        raise SubscribeError(f"ack must be auto, client or client-individual: got '{ack}'")
+        raise SubscribeError(
+            f"ack must be auto, client or client-individual: got '{ack}'",
+            message=ErrorMessage.INVALID_HEADER,
+        )
     dest = parse_destination(destination, for_subscribe=True)
     _refuse_temp_queue(dest)
     if subscription_id.startswith(TEMP_QUEUE_PREFIX):
-        raise SubscribeError("subscription ids starting with /temp-queue/ are reserved")
+        raise SubscribeError(
+            "subscription ids starting with /temp-queue/ are reserved",
+            message=ErrorMessage.INVALID_ID,
+        )
     return dest
 
 
@@ -302,20 +319,26 @@ def plan_subscribe(
         shown = str(UserQueue(dest.name))
         if ack == "auto":
             return FanoutPlan(subscription_id, destination, settings.user_exchange, key, shown)
-    elif isinstance(dest, Topic) and ack == "auto" and not durable:
+    elif (
+        isinstance(dest, Topic) and ack == "auto" and not durable and "x-queue-name" not in headers
+    ):
         return FanoutPlan(subscription_id, destination, TOPIC_EXCHANGE, dest.key)
     prefetch = _prefetch(headers, settings.default_prefetch)
     offset = stream_offset(headers.get("x-stream-offset"))
     consumer_arguments: dict[str, FieldValue] = {} if offset is None else {STREAM_OFFSET: offset}
     try:
-        arguments = queue_arguments(headers)
+        arguments = queue_arguments(headers, strict=True)
     except HeaderError as exc:
-        raise SubscribeError(str(exc)) from exc
+        raise SubscribeError(str(exc), message=ErrorMessage.INVALID_HEADER) from exc
     queue_name = _queue_name(headers)
 
     def consumer(
-        queue: QueueSpec, check: str | None = None, binding: Binding | None = None
+        queue: QueueSpec,
+        check: str | None = None,
+        binding: Binding | None = None,
+        uses: tuple[QueueUse, ...] = (),
     ) -> ConsumerPlan:
+        declared = {} if queue.passive else arguments
         return ConsumerPlan(
             subscription_id,
             destination,
@@ -327,20 +350,21 @@ def plan_subscribe(
             durable=durable,
             shown_destination=shown,
             consumer_arguments=consumer_arguments,
+            authority=authority(uses, declared),
         )
 
     if isinstance(dest, Queue):
-        return consumer(
-            QueueSpec(
-                dest.name,
-                durable=not _is_false(headers.get("durable")),
-                auto_delete=_is_true(headers.get("auto-delete")),
-                arguments=arguments,
-                lenient=not arguments,
-            )
+        spec = QueueSpec(
+            dest.name,
+            durable=not _is_false(headers.get("durable")),
+            auto_delete=_is_true(headers.get("auto-delete")),
+            arguments=arguments,
+            lenient=not arguments,
         )
+        return consumer(spec, uses=(QueueUse(dest.name, QueueRole.DESTINATION),))
     if isinstance(dest, AmqQueue | ReplyQueue):
-        return consumer(QueueSpec(dest.name, passive=True))
+        spec = QueueSpec(dest.name, passive=True)
+        return consumer(spec, uses=(QueueUse(dest.name, QueueRole.DESTINATION),))
     if isinstance(dest, Topic):
         binding = Binding(TOPIC_EXCHANGE, dest.key)
     elif isinstance(dest, Exchange):
@@ -350,21 +374,58 @@ def plan_subscribe(
         assert user is not None
         binding = Binding(settings.user_exchange, user_routing_key(user, dest.name))
     check = _exchange_to_check(binding.exchange)
+    named = () if queue_name is None else (QueueUse(queue_name, QueueRole.NAMED),)
     if durable:
         durable_arguments = dict(arguments)
         durable_arguments.setdefault("x-queue-type", settings.durable_queue_type)
         name = queue_name or durable_queue_name(user, subscription_id, destination)
         queue = QueueSpec(name, arguments=durable_arguments, lenient=not arguments)
-        return consumer(queue, check, binding)
+        return consumer(queue, check, binding, named)
     private = QueueSpec(
         queue_name or PRIVATE_QUEUE_PREFIX + settings.node_id,
         durable=False,
         auto_delete=True,
         exclusive=True,
         arguments=arguments,
+        lenient=queue_name is not None and not arguments,
         unique=queue_name is None,
     )
-    return consumer(private, check, binding)
+    return consumer(private, check, binding, named)
+
+
+def authority(uses: tuple[QueueUse, ...], arguments: Mapping[str, FieldValue]) -> Authority:
+    """What a plan that uses queues ``uses`` and declares a queue with (typed, client-given)
+    ``arguments`` needs the right to do: those queues, its dead-letter targets as SEND
+    destinations (a dead letter to the default exchange reaches queue ``<key>``, which is
+    used too), the arguments. Raises :class:`QueueArgumentRefused` for a dead-letter routing
+    key without an exchange."""
+    if not uses and not arguments:
+        return NO_AUTHORITY
+    exchange = arguments.get("x-dead-letter-exchange")
+    key = arguments.get("x-dead-letter-routing-key")
+    targets: tuple[str, ...] = ()
+    if exchange is None:
+        if key is not None:
+            raise QueueArgumentRefused(
+                "x-dead-letter-routing-key needs x-dead-letter-exchange (use '' for the "
+                "default exchange, which delivers to the queue named by the key)"
+            )
+    elif key is not None:
+        exchange, key = str(exchange), str(key)
+        if exchange == "":
+            targets = (str(Queue(key)),)
+            uses = (*uses, QueueUse(key, QueueRole.DESTINATION))
+        elif exchange == TOPIC_EXCHANGE:
+            targets = (str(Topic(key)),)
+        else:
+            targets = (str(Exchange(exchange, key)),)
+    typed = {name: value for name, value in arguments.items() if isinstance(value, int | str)}
+    return Authority(
+        queues=uses,
+        dead_letters=targets,
+        dead_letter_unbounded=exchange is not None and key is None,
+        arguments=typed,
+    )
 
 
 def _prefetch(headers: Mapping[str, str], default: int) -> int:
@@ -374,7 +435,8 @@ def _prefetch(headers: Mapping[str, str], default: int) -> int:
     stripped = text.strip()
     if not stripped.isascii() or not stripped.isdigit() or int(stripped) > MAX_PREFETCH:
         raise SubscribeError(
-            f"prefetch-count must be an integer 0-{MAX_PREFETCH}: got '{text[:40]}'"
+            f"prefetch-count must be an integer 0-{MAX_PREFETCH}: got '{text[:40]}'",
+            message=ErrorMessage.INVALID_HEADER,
         )
     return int(stripped)
 
@@ -404,7 +466,7 @@ def stream_offset(text: str | None) -> FieldValue | None:
                 return datetime.datetime.fromtimestamp(position, tz=datetime.UTC)
             break
     raise BrokerRuleError(
-        "Invalid header",
+        ErrorMessage.INVALID_HEADER,
         "x-stream-offset must be first, last, next, offset:<position> or "
         f"timestamp:<seconds since the epoch>: got '{text[:40]}'",
         reason="stream_offset",
@@ -417,7 +479,10 @@ def _queue_name(headers: Mapping[str, str]) -> str | None:
         return None
     name = name.strip()
     if not name or len(name.encode()) > MAX_KEY_BYTES or name.startswith("amq."):
-        raise SubscribeError("x-queue-name must be 1-255 bytes and must not start with 'amq.'")
+        raise SubscribeError(
+            "x-queue-name must be 1-255 bytes and must not start with 'amq.'",
+            message=ErrorMessage.INVALID_HEADER,
+        )
     return name
 
 
@@ -467,26 +532,39 @@ def plan_publish(
     """The plan of a SEND to ``dest`` (from :func:`parse_publish`) with first-wins
     ``headers``, by ``user``; ``reply_to`` is the ``reply-to`` to send (rewritten if it was
     a temp queue). ``declared``: the queues SENDs declared on this connection already; a SEND
-    to one of those declares nothing (and does not read its ``x-`` headers again). Raises
-    :class:`PublishError` (bad header values) or :class:`DestinationError`."""
+    to one of those declares nothing (and does not read its ``x-`` headers again). Its
+    ``authority`` lists the queue a ``/queue/``, ``/amq/queue/`` or ``/reply-queue/``
+    destination reaches and what a declare needs (:func:`authority`). Raises
+    :class:`PublishError` (bad header values), :class:`QueueArgumentRefused` or
+    :class:`DestinationError`."""
     try:
         properties = properties_from_send(headers, reply_to=reply_to)
         match dest:
             case Topic(key):
                 return PublishPlan(TOPIC_EXCHANGE, key, properties)
             case Queue(name):
-                declare = None
-                if name not in declared:
-                    arguments = queue_arguments(headers)
-                    declare = QueueSpec(name, arguments=arguments, lenient=not arguments)
-                return PublishPlan("", name, properties, declare=declare)
+                uses = (QueueUse(name, QueueRole.DESTINATION),)
+                if name in declared:
+                    return PublishPlan("", name, properties, authority=Authority(uses))
+                arguments = queue_arguments(headers)
+                declare = QueueSpec(name, arguments=arguments, lenient=not arguments)
+                needs = authority(uses, arguments)
+                return PublishPlan("", name, properties, declare=declare, authority=needs)
             case AmqQueue(name):
-                return PublishPlan("", name, properties, True, f"no such queue '{name}'")
+                return PublishPlan(
+                    "",
+                    name,
+                    properties,
+                    True,
+                    f"no such queue '{name}'",
+                    authority=Authority((QueueUse(name, QueueRole.DESTINATION),)),
+                )
             case Exchange(name, key):
                 check = _exchange_to_check(name)
                 return PublishPlan(name, key or "", properties, check_exchange=check)
             case ReplyQueue(name):
-                return PublishPlan("", name, properties)
+                needs = Authority((QueueUse(name, QueueRole.REPLY),))
+                return PublishPlan("", name, properties, authority=needs)
             case UserQueue(name, to):
                 target = to if to is not None else user
                 if target is None:
@@ -497,5 +575,15 @@ def plan_publish(
                 key = user_routing_key(target, name)
                 return PublishPlan(settings.user_exchange, key, properties)
     except HeaderError as exc:
-        raise PublishError(str(exc)) from exc
+        raise PublishError(str(exc), message=ErrorMessage.INVALID_HEADER) from exc
     raise DestinationError(f"cannot send to {dest}")  # pragma: no cover - TempQueue
+
+
+def with_reply_to(plan: PublishPlan, headers: Mapping[str, str], reply_to: str) -> PublishPlan:
+    """``plan`` (of a SEND with ``headers``) with its ``reply-to`` rewritten to ``reply_to``
+    (the temp queue the relay made once the plan was authorized)."""
+    try:
+        properties = properties_from_send(headers, reply_to=reply_to)
+    except HeaderError as exc:
+        raise PublishError(str(exc)) from exc
+    return replace(plan, properties=properties)

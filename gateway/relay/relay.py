@@ -6,6 +6,12 @@ them, the node fan-out (:mod:`.fanout`), the consumer pool (:mod:`.consumers`) a
 publisher (:mod:`.publisher`), and keeps each client's subscriptions (a
 :class:`ClientRecord` per :class:`DeliverySink`). See the package docstring
 (:mod:`gateway.relay`) for the design, the destination mapping and the broker-loss policy.
+
+Between planning and running, a plan's :class:`~gateway.auth.authority.Authority` (what it
+needs besides its destination) goes to the ``authorize`` callable the caller passes for its
+client, once; nothing reaches the broker before it returns. A durable subscription is recorded
+(and counted against its user's cap) in the :class:`~gateway.relay.durable.DurableRegistry`,
+when the relay has one, before its queue is declared.
 """
 
 from __future__ import annotations
@@ -18,11 +24,21 @@ from typing import Any
 
 from aiormq.abc import AbstractConnection
 
+from gateway.auth.authority import NO_AUTHORITY, Authorize
+from gateway.errors import ErrorMessage
+
 from .broker_rules import check_consume, check_publish, check_queue_arguments
 from .channels import ClientChannel, ConsumerPool
 from .consumers import ConsumerSubscription
 from .destinations import REPLY_QUEUE_PREFIX, TEMP_QUEUE_PREFIX, TOPIC_EXCHANGE
-from .errors import BrokerRefusedError, BrokerUnavailableError, PublishError, SubscribeError
+from .durable import DurableError, DurableRegistry, DurableSubscriptions
+from .errors import (
+    BrokerRefusedError,
+    BrokerUnavailableError,
+    PublishError,
+    SubscribeError,
+    describe_amqp_error,
+)
 from .fanout import FanoutSubscription, NodeFanout
 from .headers import first_headers
 from .link import BrokerLink
@@ -30,6 +46,7 @@ from .planner import (
     ConsumerPlan,
     FanoutPlan,
     QueueSpec,
+    SubscribePlan,
     parse_publish,
     parse_subscribe,
     plan_publish,
@@ -37,6 +54,7 @@ from .planner import (
     reply_temp_queue,
     temp_queue_plan,
     unsubscribe_deletes_queue,
+    with_reply_to,
 )
 from .publisher import ConfirmPublisher, PublishCallback
 from .settings import RelaySettings
@@ -80,7 +98,9 @@ class Relay:
     worked; either way the relay keeps (re)connecting in the background until ``close()``.
     ``on_connection_lost(reason)`` runs once per broker loss; ``read_hooks`` (begin, end)
     run around each read of the wire (publish confirms and fan-out deliveries), so the
-    gateway writes what one read delivered in one go.
+    gateway writes what one read delivered in one go. ``durables``: where durable
+    subscriptions are recorded and counted (None: they are not; :attr:`durable_subscriptions`
+    is then None too).
     """
 
     def __init__(
@@ -89,6 +109,7 @@ class Relay:
         *,
         on_connection_lost: Callable[[str], None] | None = None,
         read_hooks: ReadHooks | None = None,
+        durables: DurableRegistry | None = None,
     ) -> None:
         self.settings = settings
         self._on_connection_lost = on_connection_lost
@@ -96,6 +117,13 @@ class Relay:
             settings, on_up=self._on_up, on_down=self._on_down, read_hooks=read_hooks
         )
         self._topology = Topology(self._consume_connection)
+        #: The durable subscriptions of users, with their queues (for the APIs that list and
+        #: delete them); None without a registry.
+        self.durable_subscriptions: DurableSubscriptions | None = None
+        if durables is not None:
+            self.durable_subscriptions = DurableSubscriptions(
+                durables, messages=self._topology.queue_messages, delete=self._delete_queue
+            )
         self._publisher = ConfirmPublisher(settings, on_not_found=self._topology.forget)
         self._pool = ConsumerPool(settings, on_channel_lost=self._channel_lost)
         self._fanout = NodeFanout(settings)
@@ -154,6 +182,17 @@ class Relay:
 
     def _consume_connection(self) -> AbstractConnection:
         return self._link.consume_connection
+
+    async def _delete_queue(self, name: str) -> None:
+        try:
+            await self._topology.delete_queue(name, strict=True)
+        except Exception as exc:
+            raise DurableError(
+                ErrorMessage.DURABLE_UNAVAILABLE,
+                f"the broker did not delete queue '{name}' ({describe_amqp_error(exc)}); "
+                "retry shortly",
+                reason="durable_unavailable",
+            ) from exc
 
     async def _on_up(self, wire: AmqpWire, consume: AbstractConnection) -> None:
         await self._publisher.open(wire)
@@ -233,13 +272,16 @@ class Relay:
         body: bytes,
         *,
         on_confirm: PublishCallback | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
         """Publish a SEND and return once the broker confirmed it.
 
         Raises DestinationError (bad destination), BrokerRuleError (what the broker would
         refuse beyond this client, see :mod:`.broker_rules`) or PublishError (anything else:
         bad header values, missing /amq/queue/ or exchange, nack, no confirm in time, broker
-        lost).
+        lost), or what ``authorize`` raises: it gets the plan's authority, if the plan needs
+        any, before anything runs (None: a trusted caller in this process, such as the chat
+        layer).
 
         With ``on_confirm``, return as soon as the message is written: errors up to then
         are raised as above; the confirm's outcome goes to ``on_confirm(error, seconds)``,
@@ -253,8 +295,6 @@ class Relay:
         first = first_headers(headers)
         reply_to = first.get("reply-to")
         temp = reply_temp_queue(reply_to)
-        if temp is not None:
-            reply_to = REPLY_QUEUE_PREFIX + await self._temp_queue(sink, temp)
         topology = self._topology
         plan = plan_publish(
             self.settings,
@@ -265,6 +305,11 @@ class Relay:
             declared=topology.declared_queues,
         )
         check_publish(plan.properties, len(body), max_message_size=self.settings.max_message_size)
+        if authorize is not None and plan.authority is not NO_AUTHORITY:
+            await authorize(plan.authority)
+        if temp is not None:
+            reply_to = REPLY_QUEUE_PREFIX + await self._temp_queue(sink, temp)
+            plan = with_reply_to(plan, first, reply_to)
         if plan.declare is not None or plan.check_exchange is not None:
             try:
                 if plan.declare is not None:
@@ -273,7 +318,9 @@ class Relay:
                 if plan.check_exchange is not None:
                     await topology.check_exchange(plan.check_exchange)
             except BrokerRefusedError as exc:
-                raise PublishError(exc.text) from exc
+                raise PublishError(
+                    exc.text, message=exc.message(ErrorMessage.SEND_NOT_CONFIRMED)
+                ) from exc
             except BrokerUnavailableError as exc:
                 raise PublishError(str(exc)) from exc
         lane = id(sink) >> 4
@@ -330,19 +377,41 @@ class Relay:
         destination: str,
         ack: str,
         headers: Mapping[str, str],
+        *,
+        authorize: Authorize | None = None,
     ) -> RelaySubscription:
-        """Subscribe; return once the binding or consumer exists on the broker.
+        """Subscribe; return once the binding or consumer exists on the broker:
+        :meth:`plan`, then ``authorize`` the plan's authority if it needs any (None: a
+        trusted caller), then :meth:`open`.
 
         Raises DestinationError (bad destination), BrokerRuleError (see
-        :mod:`.broker_rules`) or SubscribeError (anything else).
+        :mod:`.broker_rules`), SubscribeError (anything else), or what ``authorize`` raises.
         """
+        plan = self.plan(sink, subscription_id, destination, ack, headers)
+        if authorize is not None and plan.authority:
+            await authorize(plan.authority)
+        return await self.open(sink, plan)
+
+    def plan(
+        self,
+        sink: DeliverySink,
+        subscription_id: str,
+        destination: str,
+        ack: str,
+        headers: Mapping[str, str],
+    ) -> SubscribePlan:
+        """What a SUBSCRIBE by ``sink``'s client becomes (nothing runs yet). Raises
+        DestinationError or SubscribeError (broker unavailable, the id in use, bad headers)."""
         dest = parse_subscribe(subscription_id, destination, ack)
         if not self.ready:
             raise SubscribeError(self._link.unavailable_text())
         record = self._clients.get(sink.session_id)
         if record is not None and subscription_id in record.subs:
-            raise SubscribeError(f"subscription id '{subscription_id}' is already in use")
-        plan = plan_subscribe(
+            raise SubscribeError(
+                f"A subscription identified by '{subscription_id}' already exists.",
+                message=ErrorMessage.DUPLICATED_SUBSCRIPTION,
+            )
+        return plan_subscribe(
             self.settings,
             subscription_id=subscription_id,
             destination=destination,
@@ -351,6 +420,21 @@ class Relay:
             headers=headers,
             user=sink.user,
         )
+
+    async def open(self, sink: DeliverySink, plan: SubscribePlan) -> RelaySubscription:
+        """Run an (authorized) subscribe plan for ``sink``; return once the binding or consumer
+        exists on the broker. Raises SubscribeError (or DurableError: a durable subscription
+        over its user's cap)."""
+        subscription_id = plan.subscription_id
+        if isinstance(plan, ConsumerPlan):
+            check_consume(stream=_declares_stream(plan.queue), prefetch=plan.prefetch)
+            check_queue_arguments(plan.queue.arguments)
+        claimed: str | None = None  # the queue of a durable subscription recorded just now
+        durables = self.durable_subscriptions
+        if isinstance(plan, ConsumerPlan) and plan.durable and durables is not None:
+            record = durables.record(plan.queue.name, subscription_id, plan.destination)
+            if await durables.claim(sink.user, record):
+                claimed = record.queue
         sub: FanoutSubscription | ConsumerSubscription
         if isinstance(plan, FanoutPlan):
             sub = FanoutSubscription(
@@ -364,8 +448,6 @@ class Relay:
                 on_closed=self._forget,
             )
         else:
-            check_consume(stream=_declares_stream(plan.queue), prefetch=plan.prefetch)
-            check_queue_arguments(plan.queue.arguments)
             sub = self._consumer(sink, plan)
         self._record(sink).subs[subscription_id] = sub
         try:
@@ -378,6 +460,9 @@ class Relay:
                 await sub.cancel()
             else:
                 sub.mark_closed()  # the fan-out has dropped it already
+            if claimed is not None and durables is not None:
+                with contextlib.suppress(Exception):  # the subscription's error is what counts
+                    await durables.registry.forget(sink.user, claimed)
             if isinstance(exc, BrokerUnavailableError):
                 raise SubscribeError(str(exc)) from exc
             raise
@@ -391,7 +476,9 @@ class Relay:
             try:
                 return await self._prepare(plan, via)
             except BrokerRefusedError as exc:
-                raise SubscribeError(exc.text) from exc
+                raise SubscribeError(
+                    exc.text, message=exc.message(ErrorMessage.SUBSCRIBE_FAILED)
+                ) from exc
 
         return ConsumerSubscription(
             self._pool,
@@ -432,6 +519,8 @@ class Relay:
             and self._link.ready
         ):
             await self._topology.delete_queue(sub.queue)
+            if self.durable_subscriptions is not None:
+                await self.durable_subscriptions.registry.forget(sub.sink.user, sub.queue)
 
     # -- the registry ----------------------------------------------------------------------
 

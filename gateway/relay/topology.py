@@ -17,6 +17,11 @@ The topology also remembers, for the current connection, the exchanges it found 
 checked once) and the queues SENDs declared (:attr:`Topology.declared_queues`); the relay
 resets both on every (re)connect and drops a name the broker says is gone
 (:meth:`Topology.forget`).
+
+A ``lenient`` queue (:class:`~gateway.relay.planner.QueueSpec`) that exists already with other
+properties (``PRECONDITION_FAILED``) or is not exclusive as asked (``RESOURCE_LOCKED``) is used
+as it is when this connection may use it (a passive check): so a named queue a native AMQP
+client or RabbitMQ's STOMP plugin made is reused, not refused.
 """
 
 from __future__ import annotations
@@ -134,7 +139,7 @@ class Topology:
                 else:
                     await channel.exchange_declare(name, passive=True)
         except aiormq.exceptions.ChannelNotFoundEntity as exc:
-            raise BrokerRefusedError(f"no such {kind} '{name}'", 404) from exc
+            raise BrokerRefusedError(describe_amqp_error(exc), 404) from exc
         except aiormq.exceptions.ChannelLockedResource as exc:  # an exclusive queue
             text = f"{kind} '{name}' is exclusive to another connection"
             raise BrokerRefusedError(text, 405) from exc
@@ -163,10 +168,13 @@ class Topology:
                     arguments=dict(spec.arguments) if spec.arguments else None,
                 )
                 name = ok.queue or name
-        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+        except (
+            aiormq.exceptions.ChannelPreconditionFailed,
+            aiormq.exceptions.ChannelLockedResource,
+        ) as exc:
             if not spec.lenient:
                 raise _refused(f"broker refused queue '{name}'", exc) from exc
-            log.info("queue %r exists with other arguments; using it as it is", name)
+            log.info("queue %r exists with other properties; using it as it is", name)
             name = await self.check_queue(name, via=via)
         except aiormq.exceptions.ChannelClosed as exc:
             raise _refused(f"broker refused queue '{name}'", exc) from exc
@@ -185,10 +193,25 @@ class Topology:
                 f"broker refused to bind '{queue}' to '{binding.exchange}'", exc
             ) from exc
 
-    async def delete_queue(self, name: str, *, via: AbstractConnection | None = None) -> None:
-        """Delete a queue; a failure is logged, never raised."""
+    async def queue_messages(self, name: str) -> int | None:
+        """The number of messages ready in queue ``name`` (None: there is no such queue)."""
+        try:
+            async with self._scratch(None) as channel:
+                ok = await channel.queue_declare(name, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return None
+        except aiormq.exceptions.ChannelClosed as exc:
+            raise _refused(f"broker refused queue '{name}'", exc) from exc
+        return ok.message_count
+
+    async def delete_queue(
+        self, name: str, *, via: AbstractConnection | None = None, strict: bool = False
+    ) -> None:
+        """Delete a queue; a failure is logged, never raised, unless ``strict``."""
         try:
             async with self._scratch(via) as channel:
                 await channel.queue_delete(name)
         except Exception as exc:
+            if strict:
+                raise
             log.warning("could not delete queue %r: %s", name, exc)

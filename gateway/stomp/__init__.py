@@ -11,10 +11,10 @@ loop or a clock: transports (gateway/transport) own those and feed this package.
 """
 
 from . import events
-from .errors import InvalidState, ProtocolError
+from .errors import InvalidState, ProtocolError, ProtocolMessage
 from .frames import Frame, HeartBeat
 from .limits import Limits
-from .message import PreparedMessage, message_head
+from .message import MessageHead, PreparedMessage, message_head
 from .parser import Parser
 from .serializer import serialize
 from .session import HeartBeatPlan, ServerSession, SessionConfig, SessionState
@@ -25,9 +25,11 @@ __all__ = [
     "HeartBeatPlan",
     "InvalidState",
     "Limits",
+    "MessageHead",
     "Parser",
     "PreparedMessage",
     "ProtocolError",
+    "ProtocolMessage",
     "ServerSession",
     "SessionConfig",
     "SessionState",

@@ -78,10 +78,15 @@ class SubscribeRequested:
 
 @dataclass(frozen=True, slots=True)
 class UnsubscribeRequested:
-    """UNSUBSCRIBE of an active subscription (already forgotten by the session)."""
+    """UNSUBSCRIBE of an active subscription (already forgotten by the session).
+
+    ``headers`` holds every UNSUBSCRIBE header (``durable:true`` there cancels a durable
+    subscription, as in RabbitMQ's plugin); it is not part of the event's equality.
+    """
 
     subscription_id: str
     receipt: str | None
+    headers: Headers = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,11 @@ BODY
     arrives) and the byte after the body must be NUL. Without it, the body ends at the
     first NUL, searched incrementally.
 
+A NUL in the command or header block is refused (ERROR ``Invalid header`` naming the
+header), and so is a CR inside a 1.0 header line (1.0 cannot escape it, so the node could
+not write it back in a RECEIPT or MESSAGE): no header value the node relays or reflects
+can then end a frame early or start a line.
+
 Any violation yields one :class:`ProtocolError`; after it the parser is dead: feed()
 ignores data and next_event() returns None. The parser never raises for any input and
 every call does work proportional to the bytes it has not looked at yet.
@@ -36,7 +41,7 @@ from __future__ import annotations
 
 from typing import Final, TypeAlias
 
-from .errors import ProtocolError
+from .errors import ProtocolError, ProtocolMessage
 from .errors import quote as _quote
 from .escaping import EscapeError, unescape
 from .frames import UNESCAPED_COMMANDS, VERSIONS, Frame, HeartBeat
@@ -149,7 +154,8 @@ class Parser:
                 return None
             if buf[end] != 0:
                 return self._fail(
-                    "frame body not followed by NUL",
+                    ProtocolMessage.INVALID_FRAME,
+                    "frame body not followed by NUL\n"
                     f"The {command} frame declares content-length {length}, but the byte "
                     f"after {length} body bytes is {bytes(buf[end : end + 1])!r}, not NUL.",
                 )
@@ -180,17 +186,18 @@ class Parser:
         error, self._error = self._error, None
         return error
 
-    def _fail(self, message: str, detail: str = "") -> ProtocolError:
+    def _fail(self, message: ProtocolMessage, detail: str) -> ProtocolError:
         self._dead = True
         self._error = None
         self._buf = bytearray()
         self._head = None
-        return ProtocolError(message, detail or message)
+        return ProtocolError(message, detail)
 
     def _too_large(self, size: int) -> ProtocolError:
         limit = self.limits.max_frame_size
         return self._fail(
-            f"frame too large: {size} bytes > max_frame_size {limit}",
+            ProtocolMessage.FRAME_TOO_LARGE,
+            f"frame too large: {size} bytes > max_frame_size {limit}\n"
             f"A frame may be at most {limit} bytes including headers and the NUL.",
         )
 
@@ -226,13 +233,26 @@ class Parser:
             text = buf[:end].decode("utf-8")
         except UnicodeDecodeError as exc:
             self._error = self._fail(
-                "invalid UTF-8 in frame header",
+                ProtocolMessage.INVALID_FRAME,
+                "invalid UTF-8 in frame header\n"
                 f"Command and header lines must be UTF-8 ({exc.reason} at byte {exc.start}).",
             )
+            return None
+        if "\x00" in text:
+            self._error = self._nul_in_head(text)
             return None
         lines = text.split("\n")
         if "\r" in text:
             lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+            if not self._escaped and lines[0] not in UNESCAPED_COMMANDS:
+                bad_line = next((line for line in lines if "\r" in line), None)
+                if bad_line is not None:  # 1.0 cannot write it back (receipt, id)
+                    self._error = self._fail(
+                        ProtocolMessage.INVALID_HEADER,
+                        f"CR in header {_quote(bad_line.partition(':')[0])}\n"
+                        "STOMP 1.0 has no escaping: a CR may only end a line.",
+                    )
+                    return None
         command = lines[0]
         count = len(lines) - 1
         if count > limits.max_headers:
@@ -244,8 +264,9 @@ class Parser:
         if len(headers) != count:
             bad = next(name + colon + value for name, colon, value in parts if not (colon and name))
             self._error = self._fail(
-                "header line without ':'" if ":" not in bad else "header line without name",
-                f"Malformed header line {_quote(bad)} in {_quote(command)} frame; "
+                ProtocolMessage.INVALID_FRAME,
+                ("header line without ':'" if ":" not in bad else "header line without name")
+                + f"\nMalformed header line {_quote(bad)} in {_quote(command)} frame; "
                 "expected name:value.",
             )
             return None
@@ -254,7 +275,8 @@ class Parser:
                 headers = [(unescape(name), unescape(value)) for name, value in headers]
             except EscapeError as exc:
                 self._error = self._fail(
-                    f"invalid escape sequence {_quote(exc.sequence)} in header",
+                    ProtocolMessage.INVALID_HEADER,
+                    f"invalid escape sequence {_quote(exc.sequence)} in header\n"
                     f"STOMP {self._version} defines only \\r, \\n, \\c and \\\\ "
                     "in header names and values.",
                 )
@@ -270,14 +292,16 @@ class Parser:
             stripped = length_text.strip()
             if not (stripped.isascii() and stripped.isdigit()):
                 self._error = self._fail(
-                    f"invalid content-length: {_quote(length_text)}",
+                    ProtocolMessage.INVALID_HEADER,
+                    f"invalid content-length: {_quote(length_text)}\n"
                     "content-length must be a non-negative decimal number of body bytes.",
                 )
                 return None
             if len(stripped) > 18:  # int() would refuse > 4300 digits; no frame is this big
                 self._error = self._fail(
+                    ProtocolMessage.FRAME_TOO_LARGE,
                     f"frame too large: content-length {_quote(stripped, 24)} "
-                    f"> max_frame_size {limits.max_frame_size}",
+                    f"> max_frame_size {limits.max_frame_size}\n"
                     f"A frame may be at most {limits.max_frame_size} bytes.",
                 )
                 return None
@@ -326,13 +350,29 @@ class Parser:
     def _line_too_long(self, length: int) -> ProtocolError:
         limit = self.limits.max_header_line
         return self._fail(
-            f"header line too long: {length} bytes > max_header_line {limit}",
+            ProtocolMessage.FRAME_TOO_LARGE,
+            f"header line too long: {length} bytes > max_header_line {limit}\n"
             f"Command and header lines may be at most {limit} bytes.",
         )
 
     def _too_many_headers(self, count: int) -> ProtocolError:
         limit = self.limits.max_headers
         return self._fail(
-            f"too many headers: {count} > max_headers {limit}",
+            ProtocolMessage.FRAME_TOO_LARGE,
+            f"too many headers: {count} > max_headers {limit}\n"
             f"A frame may carry at most {limit} header lines.",
+        )
+
+    def _nul_in_head(self, text: str) -> ProtocolError:
+        """The error for a NUL in the command or header lines, naming the header."""
+        lines = text.split("\n")
+        line = next(line for line in lines if "\x00" in line)
+        if line is lines[0]:
+            where = f"the command {_quote(line)}"
+        else:
+            where = f"header {_quote(line.partition(':')[0])}"
+        return self._fail(
+            ProtocolMessage.INVALID_HEADER,
+            f"NUL byte in {where}\n"
+            "A NUL ends a frame: it cannot be part of a command, header name or header value.",
         )

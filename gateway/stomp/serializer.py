@@ -2,9 +2,10 @@
 
 Escaping follows the version exactly: none in 1.0, ``\\\\ \\r \\n \\c`` in 1.1 and 1.2
 (see :mod:`.escaping`), and never in CONNECT, STOMP or CONNECTED frames. A header that
-cannot be represented unescaped (a name containing ``:``, CR or LF, or a value
-containing CR or LF) raises ``ValueError``: that is a bug in the caller, which must not
-build such frames for a 1.0 peer or for CONNECT/CONNECTED.
+cannot be represented (a NUL anywhere, in any version: no escape exists for it; unescaped,
+a name containing ``:``, CR or LF, or a value containing CR or LF) raises ``ValueError``:
+that is a bug in the caller, which must not build such frames (a NUL would end the frame
+where the peer reads it, a CR or LF would start a header the node never meant to send).
 
 ``serialize`` writes exactly the headers it is given; it never adds ``content-length``.
 """
@@ -37,13 +38,16 @@ def encode_headers(headers: Sequence[tuple[str, str]], escaped: bool) -> str:
         text.count("\n") == count
         and text.count(":") == count
         and "\\" not in text
-        and ("\r" not in text)
+        and "\r" not in text
+        and "\x00" not in text
     ):
         return text
+    if "\x00" in text:
+        raise ValueError(f"a header in {[name for name, _ in headers]} holds a NUL")
     if escaped:
         return "".join([f"{escape(name)}:{escape(value)}\n" for name, value in headers])
     for name, value in headers:
-        if ":" in name or "\n" in name or "\n" in value or value.endswith("\r"):
+        if ":" in name or "\n" in name or "\r" in name or "\n" in value or "\r" in value:
             raise ValueError(f"header {name!r}: {value!r} cannot be represented without escaping")
     return text
 

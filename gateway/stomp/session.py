@@ -53,8 +53,9 @@ Details worth knowing:
 * Receipts. SEND, SUBSCRIBE, UNSUBSCRIBE, ACK, NACK, COMMIT and DISCONNECT receipts are
   the adapter's to send, once the work is done (``receipt()``). BEGIN and ABORT are
   handled entirely here and receipted at once.
-* Errors. A client violation queues one ERROR frame (``message`` header, ``receipt-id``
-  if the offending frame asked for a receipt, detail in the body), emits
+* Errors. A client violation queues one ERROR frame (a short ``message`` header from
+  :class:`~.errors.ProtocolMessage`, ``receipt-id`` if the offending frame asked for a
+  receipt, the config's ``violation_headers``, the explanation in the body), emits
   :class:`~.events.ProtocolViolation` and closes. ERRORs the adapter asks for with
   ``reject()`` or ``error()`` emit no event. After an ERROR every adapter call is a
   no-op. After DISCONNECT only ``receipt()`` and ``error()`` still queue bytes, so the
@@ -74,7 +75,7 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple
 
 from . import events
-from .errors import InvalidState, ProtocolError
+from .errors import InvalidState, ProtocolError, ProtocolMessage
 from .errors import quote as _quote
 from .frames import SERVER_COMMANDS, VERSIONS, Frame
 from .limits import Limits
@@ -115,6 +116,9 @@ class SessionConfig:
     #: (sx, sy): how often the server can send heart-beats / wants to receive them, ms.
     heartbeat: tuple[int, int] = (10000, 10000)
     versions: tuple[str, ...] = ("1.0", "1.1", "1.2")
+    #: Extra headers on the ERROR frame of every client violation the session finds itself
+    #: (the gateway adds its machine-readable reason here).
+    violation_headers: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [v for v in self.versions if v not in VERSIONS]
@@ -279,12 +283,14 @@ class ServerSession:
         self._state = next_state
         self._pump()
 
-    def reject(self, message: str, detail: str = "") -> None:
+    def reject(
+        self, message: str, detail: str = "", *, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         """Refuse the pending CONNECT (e.g. bad credentials): ERROR, then closed."""
         if self._errored:
             return
         self._after_call("reject()")  # to CLOSED, as every ERROR that closes
-        self._queue_error(ProtocolError(message, detail), violation=False)
+        self._queue_error(ProtocolError(message, detail, None, headers), violation=False)
 
     def receipt(self, receipt_id: str, headers: Iterable[tuple[str, str]] = ()) -> None:
         """Queue a RECEIPT for a request whose work is done; ``headers`` follow ``receipt-id``
@@ -303,11 +309,13 @@ class ServerSession:
         *,
         receipt_id: str | None = None,
         close: bool = True,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        """Queue an ERROR frame; with ``close`` (the default, per spec) the session closes."""
+        """Queue an ERROR frame (``headers`` after ``message`` and ``receipt-id``); with
+        ``close`` (the default, per spec) the session closes."""
         if self._errored:
             return
-        error = ProtocolError(message, detail, receipt_id)
+        error = ProtocolError(message, detail, receipt_id, headers)
         if close:
             self._queue_error(error, violation=False)
         else:
@@ -363,10 +371,11 @@ class ServerSession:
             if len(pending) >= limits.max_pending_frames:
                 if parser.buffered > limits.max_frame_size:
                     self._fail(
+                        ProtocolMessage.TOO_MUCH_DATA,
                         f"too many pending frames: {len(pending)} events pending "
                         f"(max_pending_frames {limits.max_pending_frames}) and "
                         f"{parser.buffered} bytes unparsed > max_frame_size "
-                        f"{limits.max_frame_size}",
+                        f"{limits.max_frame_size}\n"
                         "The client sent frames faster than the server handles them.",
                     )
                 return
@@ -386,8 +395,9 @@ class ServerSession:
                 return
         if state is SessionState.CONNECTING and parser.buffered > limits.max_frame_size:
             self._fail(
+                ProtocolMessage.TOO_MUCH_DATA,
                 f"too much data before CONNECTED: {parser.buffered} bytes > "
-                f"max_frame_size {limits.max_frame_size}",
+                f"max_frame_size {limits.max_frame_size}\n"
                 "Wait for the CONNECTED frame before sending more frames.",
             )
 
@@ -396,11 +406,13 @@ class ServerSession:
         return self.version or "1.0"
 
     def _queue_error(self, error: ProtocolError, *, violation: bool = True) -> None:
+        extra = self.config.violation_headers if violation else ()
         try:
-            data = serialize(error.frame(), self._error_version())
+            data = serialize(error.frame(extra), self._error_version())
         except ValueError:
             # A receipt id the negotiated version cannot carry back: drop it.
-            data = serialize(ProtocolError(error.message, error.detail).frame(), "1.0")
+            bare = ProtocolError(error.message, error.detail, None, error.headers)
+            data = serialize(bare.frame(extra), "1.0")
         self._out.append(data)
         if violation:
             self._events.append(events.ProtocolViolation(error))
@@ -410,19 +422,22 @@ class ServerSession:
 
     def _fail(
         self,
-        message: str,
+        message: ProtocolMessage,
         detail: str,
         frame: Frame | None = None,
         headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
+        """Queue the ERROR for a client violation: ``message`` from the catalogue, ``detail``
+        (what, then why, one per line) for the body."""
         receipt = frame.header("receipt") if frame is not None else None
         self._queue_error(ProtocolError(message, detail, receipt, headers))
 
-    def _require(self, frame: Frame, name: str) -> str | None:
+    def _require(self, frame: Frame, name: str, message: ProtocolMessage) -> str | None:
         value = frame.header(name)
         if not value:
             self._fail(
-                f"missing header '{name}' in {frame.command}",
+                message,
+                f"missing header '{name}' in {frame.command}\n"
                 f"A {frame.command} frame must have a non-empty '{name}' header "
                 f"(STOMP {self.version}).",
                 frame,
@@ -440,9 +455,8 @@ class ServerSession:
         if not common:
             listed = ",".join(supported)
             self._fail(
-                "unsupported protocol version",
-                f"Supported protocol versions are {' '.join(supported)}; "
-                f"the client offered {_quote(accept or '1.0')}.",
+                ProtocolMessage.VERSION_MISMATCH,
+                f"Supported versions are {listed}\nThe client offered {_quote(accept or '1.0')}.",
                 frame,
                 (("version", listed),),
             )
@@ -450,9 +464,11 @@ class ServerSession:
         version = max(common, key=VERSIONS.index)
         if frame.command == "STOMP" and version == "1.0":
             self._fail(
-                "STOMP frame requires protocol version 1.1 or later",
+                ProtocolMessage.VERSION_MISMATCH,
+                "STOMP frame requires protocol version 1.1 or later\n"
                 "Send CONNECT for STOMP 1.0, or offer 1.1 or 1.2 in accept-version.",
                 frame,
+                (("version", ",".join(supported)),),
             )
             return
         client_heartbeat = (0, 0)
@@ -461,7 +477,8 @@ class ServerSession:
             parsed = _parse_heartbeat(beat)
             if parsed is None:
                 self._fail(
-                    f"invalid heart-beat header: {_quote(beat)}",
+                    ProtocolMessage.INVALID_HEADER,
+                    f"invalid heart-beat header: {_quote(beat)}\n"
                     "heart-beat must be two non-negative integers, e.g. 10000,10000.",
                     frame,
                 )
@@ -482,14 +499,16 @@ class ServerSession:
 
     def _on_frame_before_connect(self, frame: Frame) -> None:
         self._fail(
-            f"expected CONNECT or STOMP frame, got {_quote(frame.command)}",
-            "The first frame on a connection must be CONNECT or STOMP.",
+            ProtocolMessage.ILLEGAL_COMMAND,
+            f"expected CONNECT or STOMP frame, got {_quote(frame.command)}\n"
+            "You must log in using CONNECT first.",
             frame,
         )
 
     def _on_connect_again(self, frame: Frame) -> None:
         self._fail(
-            "already connected",
+            ProtocolMessage.BAD_COMMAND,
+            "already connected\n"
             f"{frame.command} received on a connection that is already connected.",
             frame,
         )
@@ -498,13 +517,15 @@ class ServerSession:
         command = frame.command
         if command in SERVER_COMMANDS:
             self._fail(
-                f"unexpected server frame {_quote(command)} from client",
+                ProtocolMessage.BAD_COMMAND,
+                f"unexpected server frame {_quote(command)} from client\n"
                 f"{command} frames are sent by servers only.",
                 frame,
             )
         else:
             self._fail(
-                f"unknown command {_quote(command)}",
+                ProtocolMessage.BAD_COMMAND,
+                f"unknown command {_quote(command)}\n"
                 "Client commands are SEND, SUBSCRIBE, UNSUBSCRIBE, ACK, NACK, BEGIN, "
                 "COMMIT, ABORT and DISCONNECT.",
                 frame,
@@ -528,8 +549,9 @@ class ServerSession:
         limit = self.config.limits.max_transaction_frames
         if len(frames) >= limit:
             self._fail(
+                ProtocolMessage.TRANSACTION_TOO_LARGE,
                 f"too many frames in transaction {_quote(transaction)}: "
-                f"{len(frames) + 1} > max_transaction_frames {limit}",
+                f"{len(frames) + 1} > max_transaction_frames {limit}\n"
                 "Commit or abort the transaction before sending more frames in it.",
                 frame,
             )
@@ -538,13 +560,14 @@ class ServerSession:
 
     def _unknown_transaction(self, transaction: str, frame: Frame) -> None:
         self._fail(
-            f"unknown transaction {_quote(transaction)}",
+            ProtocolMessage.BAD_TRANSACTION,
+            f"unknown transaction {_quote(transaction)}\n"
             f"{frame.command} names a transaction that was not begun (or already ended).",
             frame,
         )
 
     def _on_send(self, frame: Frame) -> None:
-        destination = self._require(frame, "destination")
+        destination = self._require(frame, "destination", ProtocolMessage.MISSING_DESTINATION)
         if destination is None:
             return
         transaction = frame.header("transaction")
@@ -553,22 +576,39 @@ class ServerSession:
         )
         self._emit_or_buffer(transaction, event, frame)
 
+    def _durable_without_id(self, frame: Frame) -> bool:
+        """A durable SUBSCRIBE or UNSUBSCRIBE must name its subscription (RabbitMQ's plugin
+        names the queue by it); refused as the plugin refuses it, before anything else."""
+        if frame.header("id") or "true" not in (
+            frame.header("durable"),
+            frame.header("persistent"),
+        ):
+            return False
+        self._fail(
+            ProtocolMessage.MISSING_HEADER,
+            "Header 'id' is required for durable subscriptions",
+            frame,
+        )
+        return True
+
     def _on_subscribe(self, frame: Frame) -> None:
-        destination = self._require(frame, "destination")
+        if self._durable_without_id(frame):
+            return
+        destination = self._require(frame, "destination", ProtocolMessage.MISSING_DESTINATION)
         if destination is None:
             return
         if self.version == "1.0":
             sub_id = frame.header("id") or destination
         else:
-            required = self._require(frame, "id")
+            required = self._require(frame, "id", ProtocolMessage.MISSING_HEADER)
             if required is None:
                 return
             sub_id = required
         ack = frame.header("ack", "auto") or "auto"
         if ack not in _ACK_MODES:
             self._fail(
-                f"invalid ack mode {_quote(ack)}",
-                "ack must be auto, client or client-individual.",
+                ProtocolMessage.INVALID_HEADER,
+                f"invalid ack mode {_quote(ack)}\nack must be auto, client or client-individual.",
                 frame,
             )
             return
@@ -577,7 +617,8 @@ class ServerSession:
             subscriptions = self._subscriptions = {}
         if sub_id in subscriptions:
             self._fail(
-                f"duplicate subscription id {_quote(sub_id)}",
+                ProtocolMessage.DUPLICATED_SUBSCRIPTION,
+                f"A subscription identified by {_quote(sub_id)} already exists.\n"
                 "Each active subscription on a connection needs its own id.",
                 frame,
             )
@@ -585,7 +626,8 @@ class ServerSession:
         limit = self.config.limits.max_subscriptions
         if len(subscriptions) >= limit:
             self._fail(
-                f"too many subscriptions: {len(subscriptions) + 1} > max_subscriptions {limit}",
+                ProtocolMessage.TOO_MANY_SUBSCRIPTIONS,
+                f"too many subscriptions: {len(subscriptions) + 1} > max_subscriptions {limit}\n"
                 "Unsubscribe from something before subscribing again.",
                 frame,
             )
@@ -597,32 +639,39 @@ class ServerSession:
         self._events.append(event)
 
     def _on_unsubscribe(self, frame: Frame) -> None:
+        if self._durable_without_id(frame):
+            return
         if self.version == "1.0":
             sub_id = frame.header("id") or frame.header("destination")
             if not sub_id:
                 self._fail(
-                    "missing header 'id' in UNSUBSCRIBE",
+                    ProtocolMessage.MISSING_DESTINATION_OR_ID,
+                    "missing header 'id' in UNSUBSCRIBE\n"
                     "A STOMP 1.0 UNSUBSCRIBE frame needs an 'id' or 'destination' header.",
                     frame,
                 )
                 return
         else:
-            required = self._require(frame, "id")
+            required = self._require(frame, "id", ProtocolMessage.MISSING_DESTINATION_OR_ID)
             if required is None:
                 return
             sub_id = required
         subscriptions = self._subscriptions
         if subscriptions is None or subscriptions.pop(sub_id, None) is None:
             self._fail(
-                f"unknown subscription id {_quote(sub_id)}",
-                "UNSUBSCRIBE names no active subscription.",
+                ProtocolMessage.NO_SUBSCRIPTION,
+                f"unknown subscription id {_quote(sub_id)}\n"
+                "UNSUBSCRIBE must refer to an existing subscription.",
                 frame,
             )
             return
-        self._events.append(events.UnsubscribeRequested(sub_id, frame.header("receipt")))
+        self._events.append(
+            events.UnsubscribeRequested(sub_id, frame.header("receipt"), frame.headers)
+        )
 
     def _on_ack(self, frame: Frame) -> None:
-        ack_id = self._require(frame, "id" if self.version == "1.2" else "message-id")
+        name = "id" if self.version == "1.2" else "message-id"
+        ack_id = self._require(frame, name, ProtocolMessage.MISSING_ACK_HEADER)
         if ack_id is None:
             return
         transaction = frame.header("transaction")
@@ -638,7 +687,7 @@ class ServerSession:
         self._emit_or_buffer(transaction, event, frame)
 
     def _on_begin(self, frame: Frame) -> None:
-        transaction = self._require(frame, "transaction")
+        transaction = self._require(frame, "transaction", ProtocolMessage.MISSING_TRANSACTION)
         if transaction is None:
             return
         transactions = self._transactions
@@ -646,7 +695,8 @@ class ServerSession:
             transactions = self._transactions = {}
         if transaction in transactions:
             self._fail(
-                f"transaction {_quote(transaction)} already started",
+                ProtocolMessage.BAD_TRANSACTION,
+                f"transaction {_quote(transaction)} already started\n"
                 "BEGIN names a transaction that is still open.",
                 frame,
             )
@@ -654,7 +704,8 @@ class ServerSession:
         limit = self.config.limits.max_transactions
         if len(transactions) >= limit:
             self._fail(
-                f"too many transactions: {len(transactions) + 1} > max_transactions {limit}",
+                ProtocolMessage.TRANSACTION_LIMIT,
+                f"too many transactions: {len(transactions) + 1} > max_transactions {limit}\n"
                 "Commit or abort a transaction before beginning another.",
                 frame,
             )
@@ -665,7 +716,7 @@ class ServerSession:
             self.receipt(receipt)
 
     def _on_commit(self, frame: Frame) -> None:
-        transaction = self._require(frame, "transaction")
+        transaction = self._require(frame, "transaction", ProtocolMessage.MISSING_TRANSACTION)
         if transaction is None:
             return
         frames = self._end_transaction(transaction)
@@ -677,7 +728,7 @@ class ServerSession:
         )
 
     def _on_abort(self, frame: Frame) -> None:
-        transaction = self._require(frame, "transaction")
+        transaction = self._require(frame, "transaction", ProtocolMessage.MISSING_TRANSACTION)
         if transaction is None:
             return
         frames = self._end_transaction(transaction)

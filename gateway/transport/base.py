@@ -10,10 +10,21 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from gateway import stomp_headers
 from gateway.connection import Connection
+from gateway.errors import ClientError
 from gateway.ports import Outbound
+from gateway.stomp import ProtocolError, serialize
 
-__all__ = ["OpenConnection"]
+__all__ = ["OpenConnection", "refusal_frame"]
+
+
+def refusal_frame(error: ClientError) -> bytes:
+    """The one ERROR frame for a socket refused before it has a session (e.g. too many
+    connections from its IP), as a session would write it: nothing escaped (no version is
+    agreed yet), the reason in ``stompgate-reason``."""
+    headers = ((stomp_headers.REASON, error.reason),)
+    return serialize(ProtocolError(error.message, error.detail, None, headers).frame(), "1.0")
 
 
 class OpenConnection(Protocol):

@@ -8,8 +8,7 @@ import logging
 from gateway.access import Access, LimitExceeded
 from gateway.metrics import Metrics
 from gateway.node import Node
-from gateway.stomp import ProtocolError, serialize
-from gateway.transport.base import OpenConnection
+from gateway.transport.base import OpenConnection, refusal_frame
 
 log = logging.getLogger("stompgate.tcp")
 
@@ -67,8 +66,7 @@ class TcpListener:
             self.access.open_ip(peer)
         except LimitExceeded as exc:
             self.metrics.errors.labels(exc.kind).inc()
-            # No version is negotiated yet: nothing escaped, as the session does before CONNECT.
-            out.write(serialize(ProtocolError(exc.message).frame(), "1.0"))
+            out.write(refusal_frame(exc))
             out.close()
             return
         conn = self.open_connection(out, transport_name="tcp", peer=peer)

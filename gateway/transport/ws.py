@@ -22,11 +22,11 @@ import struct
 from aiohttp import WSMsgType, web
 
 from gateway.access import Access, LimitExceeded
+from gateway.errors import ClientError
 from gateway.metrics import Metrics
 from gateway.node import Node
 from gateway.settings import Settings
-from gateway.stomp import ProtocolError, serialize
-from gateway.transport.base import OpenConnection
+from gateway.transport.base import OpenConnection, refusal_frame
 
 log = logging.getLogger("stompgate.ws")
 
@@ -133,7 +133,7 @@ class WebSocketEndpoint:
             access.open_ip(peer)
         except LimitExceeded as exc:
             self.metrics.errors.labels(exc.kind).inc()
-            return await _refuse(request, exc.message)
+            return await _refuse(request, exc)
         settings = self.settings
         ws = web.WebSocketResponse(
             protocols=SUBPROTOCOLS,
@@ -180,7 +180,7 @@ class WebSocketEndpoint:
         return ws
 
 
-async def _refuse(request: web.Request, message: str) -> web.WebSocketResponse:
+async def _refuse(request: web.Request, error: ClientError) -> web.WebSocketResponse:
     """Upgrade only to say why the socket is refused: one ERROR frame, then close.
 
     A browser's WebSocket API shows no HTTP status or reason, so a refusal before the upgrade
@@ -191,6 +191,6 @@ async def _refuse(request: web.Request, message: str) -> web.WebSocketResponse:
         protocols=SUBPROTOCOLS, compress=False, timeout=REFUSED_CLOSE_TIMEOUT
     )
     await ws.prepare(request)
-    await ws.send_str(serialize(ProtocolError(message).frame(), "1.0").decode())
+    await ws.send_str(refusal_frame(error).decode())
     await ws.close()
     return ws

@@ -30,7 +30,7 @@ async def denied(
 ) -> str:
     with pytest.raises(AccessDenied) as caught:
         await acl.check(identity, action, destination, membership=membership)  # type: ignore[arg-type]
-    return caught.value.message
+    return caught.value.detail
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ def test_dev_mode_only_when_chosen(caplog: pytest.LogCaptureFixture) -> None:
     assert auth.deadline(identity) is None
     with pytest.raises(AuthError) as caught:
         auth.authenticate("guest", token(), [])
-    assert caught.value.message == "bad credentials"
+    assert caught.value.text == "Access refused for user 'guest'"
     assert auth.handshake_token({"authorization": f"Bearer {token()}"}, {}, {}) is None
 
 
@@ -93,7 +93,7 @@ def test_connect_token_beats_handshake_token() -> None:
     assert auth.authenticate("", token(), [], handshake_token=handshake, now=NOW).user == "alice"
     with pytest.raises(AuthError) as caught:
         auth.authenticate("", None, [], handshake_token=handshake, now=NOW)
-    assert caught.value.message == "token expired"
+    assert caught.value.text == "token expired"
 
 
 def test_handshake_token_alone() -> None:
@@ -105,20 +105,20 @@ def test_handshake_token_alone() -> None:
 def test_no_token_anywhere() -> None:
     with pytest.raises(AuthError) as caught:
         jwt_authenticator().authenticate("guest", None, [], now=NOW)
-    assert caught.value.message == "missing token"
+    assert caught.value.text == "missing token"
 
 
 def test_dev_credentials_in_jwt_mode_are_refused() -> None:
     with pytest.raises(AuthError) as caught:
         jwt_authenticator().authenticate("guest", "guest", [], now=NOW)
-    assert caught.value.message == "malformed token"
+    assert caught.value.text == "malformed token"
 
 
 def test_disabled_source_is_ignored() -> None:
     auth = jwt_authenticator(STOMPGATE_TOKEN_FROM_PASSCODE="false")
     with pytest.raises(AuthError) as caught:
         auth.authenticate("", token(), [], now=NOW)
-    assert caught.value.message == "missing token"
+    assert caught.value.text == "missing token"
 
 
 def test_token_expiring_mid_session() -> None:
@@ -128,7 +128,7 @@ def test_token_expiring_mid_session() -> None:
     assert auth.check_expiry(identity, now=NOW + 89) is None
     error = auth.check_expiry(identity, now=NOW + 90)
     assert error is not None
-    assert error.message == "token expired"
+    assert error.text == "token expired"
 
 
 def test_load_acl(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ def test_connections_per_ip() -> None:
     with pytest.raises(LimitExceeded) as caught:
         counter.acquire_ip("10.0.0.1")
     assert caught.value.kind == "connections_per_ip"
-    assert caught.value.message == (
+    assert caught.value.detail == (
         "too many connections from 10.0.0.1: 3 > max_connections_per_ip 2"
     )
     assert counter.ip_count("10.0.0.1") == 2  # the refused one was not counted
@@ -36,8 +36,10 @@ def test_connections_per_ip() -> None:
 async def test_connections_per_user_in_process() -> None:
     counter = ConnectionCounter(AbuseLimits(max_connections_per_user=1))
     lease = await counter.acquire_user("alice")
-    with pytest.raises(LimitExceeded, match="too many connections for user alice: 2 > max"):
+    with pytest.raises(LimitExceeded) as caught:
         await counter.acquire_user("alice")
+    assert caught.value.message == "Too many connections"
+    assert caught.value.detail.startswith("too many connections for user alice: 2 > max")
     await counter.release_user(lease)
     await counter.release_user(lease)  # idempotent
     await counter.acquire_user("alice")
@@ -57,7 +59,7 @@ async def test_connections_per_user_across_nodes(redis_client: Redis, redis_pref
         with pytest.raises(LimitExceeded) as caught:
             await node.acquire_user("alice")
         assert caught.value.kind == "connections_per_user"
-        assert caught.value.message == (
+        assert caught.value.detail == (
             "too many connections for user alice: 4 > max_connections_per_user 3"
         )
     assert await node_b.user_count("alice") == 3

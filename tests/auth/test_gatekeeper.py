@@ -32,14 +32,14 @@ async def test_gatekeeper_hygiene_before_acl() -> None:
     with pytest.raises(DestinationRejected) as rejected:
         await gate.authorize_send(admin, "/topic/room.*", [])
     assert (
-        rejected.value.message == "wildcards are not allowed in SEND destinations: '/topic/room.*'"
+        rejected.value.detail == "wildcards are not allowed in SEND destinations: '/topic/room.*'"
     )
     with pytest.raises(DestinationRejected) as too_long:
         await gate.authorize_subscribe(admin, "/topic/" + "a" * 20)
-    assert too_long.value.message == "destination too long: 27 bytes > 20"
+    assert too_long.value.detail == "destination too long: 27 bytes > 20"
     await gate.authorize_subscribe(admin, "/topic/room.*")
     with pytest.raises(AccessDenied) as denied:
         await gate.authorize_subscribe(Identity(user="bob"), "/topic/room.*")
-    assert denied.value.message == (
+    assert denied.value.detail == (
         "SUBSCRIBE to /topic/room.* denied: wildcard subscriptions are not allowed here"
     )

@@ -85,15 +85,18 @@ def test_good_destinations(destination: str, for_send: bool) -> None:
 def test_bad_destinations(destination: str, for_send: bool, message: str) -> None:
     with pytest.raises(DestinationRejected) as caught:
         check_destination(destination, for_send=for_send)
-    assert caught.value.message == message
+    assert caught.value.detail == message
     assert str(caught.value) == message
+    assert caught.value.message == "Invalid destination"
     assert isinstance(caught.value, ValueError)
 
 
 def test_max_length_is_configurable() -> None:
     check_destination("/topic/abc", for_send=True, max_length=10)
-    with pytest.raises(DestinationRejected, match=r"destination too long: 11 bytes > 10"):
+    with pytest.raises(DestinationRejected) as caught:
         check_destination("/topic/abcd", for_send=True, max_length=10)
+    assert caught.value.message == "Invalid destination"
+    assert caught.value.detail == "destination too long: 11 bytes > 10"
 
 
 @settings(max_examples=400, deadline=None)
@@ -103,7 +106,7 @@ def test_never_raises_anything_else(destination: str, for_send: bool) -> None:
     try:
         check_destination(destination, for_send=for_send)
     except DestinationRejected as exc:  # anything else propagates and fails the test
-        message = exc.message or "<empty>"
+        message = exc.detail or "<empty>"
     assert "\n" not in message
     assert "\x00" not in message
 
@@ -173,7 +176,7 @@ def test_the_fast_path_agrees_with_the_full_check(
         try:
             check(destination, for_send=for_send, max_length=max_length)
         except DestinationRejected as exc:
-            return exc.message
+            return exc.detail
         return None
 
     assert outcome(check_destination) == outcome(hygiene._check_destination)

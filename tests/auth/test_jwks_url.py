@@ -98,7 +98,7 @@ def token(key: KeyPair, kid: str) -> str:
 async def rejected(auth: JwtAuthenticator, jwt: str) -> str:
     with pytest.raises(AuthError) as caught:
         await auth.verify_async(jwt, NOW)
-    return caught.value.message
+    return caught.value.text
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,7 @@ def hs256(**overrides: Any) -> JwtAuthenticator:
 def expect(auth: JwtAuthenticator, token: str | None, message: str) -> AuthError:
     with pytest.raises(AuthError) as caught:
         auth.verify(token, now=NOW)
-    assert caught.value.message == message
+    assert caught.value.text == message
     assert caught.value.detail
     return caught.value
 
@@ -570,7 +570,8 @@ def test_dev_authenticator() -> None:
     ):
         with pytest.raises(AuthError) as caught:
             dev.verify_login(login, passcode)
-        assert caught.value.message == "bad credentials"
+        assert caught.value.message == "Bad CONNECT"
+        assert caught.value.text == f"Access refused for user '{login or ''}'"
 
 
 def test_dev_authenticator_config_errors() -> None:

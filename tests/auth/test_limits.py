@@ -42,7 +42,7 @@ def test_breach_kinds_are_documented() -> None:
     }
     error = Breach("frame_size", "m").error()
     assert isinstance(error, LimitExceeded)
-    assert (error.kind, error.message) == ("frame_size", "m")
+    assert (error.kind, error.message, error.detail) == ("frame_size", "Frame too large", "m")
 
 
 # -- settings ----------------------------------------------------------------------------------

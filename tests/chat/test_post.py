@@ -78,7 +78,8 @@ async def test_post_stamps_ids_caches_and_publishes_once(
 async def test_sender_in_body_is_rejected(chat: ChatLayer, publisher: RecordingPublisher) -> None:
     with pytest.raises(ChatError) as info:
         await chat.handle_send("alice", DEST, [], post(sender="mallory"))
-    assert info.value.message == "invalid chat.post: unknown field `sender`"
+    assert info.value.message == "Invalid message"
+    assert info.value.text == "invalid chat.post: unknown field `sender`"
     assert publisher.published == []
 
 
@@ -95,7 +96,7 @@ async def test_invalid_posts_name_field_and_rule(
 ) -> None:
     with pytest.raises(ChatError) as info:
         await chat.handle_send("alice", DEST, [], body)
-    assert info.value.message.startswith(message)
+    assert info.value.text.startswith(message)
     assert publisher.published == []
 
 
@@ -106,7 +107,8 @@ async def test_invalid_posts_name_field_and_rule(
 async def test_unknown_app_destination(chat: ChatLayer, destination: str) -> None:
     with pytest.raises(ChatError) as info:
         await chat.handle_send("alice", destination, [], post())
-    assert info.value.message == f"unknown application destination '{destination}'"
+    assert info.value.message == "Unknown destination"
+    assert info.value.text == f"unknown application destination '{destination}'"
 
 
 async def test_bad_room_id(chat: ChatLayer) -> None:

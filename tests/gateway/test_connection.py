@@ -16,6 +16,7 @@ import pytest
 
 from gateway.access import AccessDenied, AuthError, Breach, Identity, UserLease
 from gateway.app import connection_limits
+from gateway.auth.authority import Authority, Authorize
 from gateway.connection import Connection
 from gateway.errors import ClientError
 from gateway.metrics import Metrics
@@ -69,6 +70,11 @@ class FakeOutbound:
     def header(self, name: str) -> str | None:
         """``name`` of the last frame written."""
         return self.frames()[-1][1].get(name)
+
+    def body(self) -> str:
+        """The body of the last frame written (an ERROR's explanation)."""
+        raw = [chunk for chunk in self.data.split(b"\x00") if chunk.strip()][-1]
+        return raw.lstrip(b"\r\n").split(b"\n\n", 1)[1].decode()
 
     def write(self, data: bytes) -> None:
         self.writes.append(data)
@@ -166,6 +172,9 @@ class FakeAccess:
         if destination in self.denied:
             raise AccessDenied(f"SUBSCRIBE to {destination} denied")
 
+    async def authorize(self, identity: Identity, authority: Authority) -> None:
+        pass
+
 
 class FakeSubscription:
     def __init__(self, owned: Sequence[str] = ()) -> None:
@@ -210,7 +219,13 @@ class FakeRouter:
         return SendMode.WINDOW
 
     def send(
-        self, sink: DeliverySink, destination: str, headers: Sequence[tuple[str, str]], body: bytes
+        self,
+        sink: DeliverySink,
+        destination: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        *,
+        authorize: Authorize | None = None,
     ) -> Awaitable[Sequence[tuple[str, str]] | None]:
         if destination.startswith("/app/"):
             return self._chat(Sent(destination, body, None))
@@ -228,6 +243,7 @@ class FakeRouter:
         body: bytes,
         *,
         on_confirm: ConfirmCallback,
+        authorize: Authorize | None = None,
     ) -> Awaitable[None]:
         return self._send(Sent(destination, body, on_confirm))
 
@@ -244,6 +260,8 @@ class FakeRouter:
         destination: str,
         ack: str,
         headers: Mapping[str, str],
+        *,
+        authorize: Authorize | None = None,
     ) -> tuple[Subscription, Callable[[], None] | None]:
         refused, self.refuse = self.refuse, None
         if refused is not None:
@@ -318,7 +336,10 @@ async def test_connect_refused_gets_one_error_then_close() -> None:
     rig = make()
     await rig.conn.feed(CONNECT.replace(b"passcode:guest", b"passcode:wrong"))
     assert rig.out.commands() == ["ERROR"]
-    assert rig.out.header("message") == "bad credentials"
+    assert rig.out.header("message") == "Bad CONNECT"
+    assert rig.out.header("stompgate-reason") == "auth"
+    assert rig.out.header("content-type") == "text/plain"
+    assert rig.out.body() == "bad credentials\nlogin or passcode is wrong"
     assert rig.out.closed
     assert rig.host.authenticated_ == []
     assert rig.host.forgotten == ["auth"]
@@ -541,9 +562,8 @@ async def test_a_slow_consumer_is_told_and_closed() -> None:
     rig.conn.deliver("s1", PreparedMessage("/topic/t", (), b"m"), None)
     rig.conn.flush()
     assert rig.out.commands() == ["MESSAGE", "ERROR"]
-    assert rig.out.header("message") == (
-        "slow consumer: 101 bytes queued > max_outbound_buffer 100"
-    )
+    assert rig.out.header("message") == "Slow consumer"
+    assert rig.out.body() == "slow consumer: 101 bytes queued > max_outbound_buffer 100"
     assert rig.host.forgotten == ["slow_consumer"]
     assert rig.metrics.registry.get_sample_value("stompgate_slow_consumer_drops_total") == 1
 
@@ -553,7 +573,9 @@ async def test_a_rate_limit_breach_gets_one_error() -> None:
     rig = make(access=access)
     await rig.conn.feed(CONNECT + frame("SEND", "destination:/topic/t", body="1") * 3)
     assert rig.out.commands() == ["CONNECTED", "ERROR"]
-    assert rig.out.header("message") == "rate limit: too many frames"
+    assert rig.out.header("message") == "Limit exceeded"  # a kind with no text of its own
+    assert rig.out.body() == "rate limit: too many frames"
+    assert rig.out.header("stompgate-reason") == "frame_rate"
     assert rig.host.forgotten == ["frame_rate"]
     assert len(rig.router.sent) == 1
 

@@ -17,6 +17,7 @@ from gateway.chat.layer import ReplayItem
 from gateway.chat_bridge import ChatBridge, ReplayRequest
 from gateway.ports import DeliverySink, SendMode
 from gateway.relay import Relay
+from gateway.relay.planner import FanoutPlan
 from gateway.router import Router
 from gateway.stomp import PreparedMessage
 
@@ -64,18 +65,22 @@ class FakeRelay:
         body: bytes,
         *,
         on_confirm: object = None,
+        authorize: object = None,
     ) -> None:
         self.calls.append(f"publish {destination} confirm={'later' if on_confirm else 'now'}")
 
-    async def subscribe(
+    def plan(
         self,
         sink: DeliverySink,
         subscription_id: str,
         destination: str,
         ack: str,
         headers: Mapping[str, str],
-    ) -> FakeSubscription:
-        self.calls.append(f"subscribe {destination}")
+    ) -> FanoutPlan:
+        return FanoutPlan(subscription_id, destination, "amq.topic", destination[len("/topic/") :])
+
+    async def open(self, sink: DeliverySink, plan: FanoutPlan) -> FakeSubscription:
+        self.calls.append(f"subscribe {plan.destination}")
         self.sinks.append(sink)
         return self.subscription
 

@@ -73,7 +73,8 @@ def env(amqp_url: str, redis_url: str, log_dir: Path) -> Iterator[Env]:
 
 
 async def denied(port: int, token: str, command: str, destination: str) -> str:
-    """CONNECT, then ``command`` to ``destination``: the message of the ERROR that follows."""
+    """CONNECT, then ``command`` to ``destination``: what the ERROR that follows says (its
+    body's first line; the ``message`` header is RabbitMQ's short text for the case)."""
     async with StompPeer.tcp(port) as peer:
         assert (await peer.connect(token)).command == "CONNECTED"
         headers = {"destination": destination, "receipt": "the-frame"}
@@ -82,7 +83,9 @@ async def denied(port: int, token: str, command: str, destination: str) -> str:
         await peer.send_frame(command, headers, "{}" if command == "SEND" else "")
         error = await peer.expect_error()
     assert error.headers.get("receipt-id") == "the-frame"
-    return error.message
+    assert error.headers.get("stompgate-reason") == "denied"
+    assert error.message in ("access_refused", "Invalid destination")
+    return error.said
 
 
 # -- room membership ---------------------------------------------------------------------------

@@ -89,7 +89,9 @@ async def test_a_frame_flood_beyond_the_rate_limit(
             seen.append(found.headers["receipt-id"])
         await flooder.expect_closed()
         assert found.command == "ERROR"
-        assert found.message == "rate limit exceeded: frames_per_second 20 (burst 20)"
+        assert found.message == "Rate limit exceeded"
+        assert found.said == "rate limit exceeded: frames_per_second 20 (burst 20)"
+        assert found.headers["stompgate-reason"] == "frames_per_second"
         # Every frame accepted before the breach was handled and confirmed, in order.
         assert 18 <= len(seen) < 60
         assert seen == [f"r-{i}" for i in range(len(seen))]
@@ -111,7 +113,8 @@ async def test_a_byte_flood_is_charged_across_reads(nodes: dict[str, GatewayProc
                 await asyncio.sleep(0.01)
         assert (await peer.frame()).headers.get("receipt-id") == "bulk-0"
         error = await peer.expect_error()
-    assert error.message == "rate limit exceeded: bytes_per_second 20000 (burst 65536)"
+    assert error.message == "Rate limit exceeded"
+    assert error.said == "rate limit exceeded: bytes_per_second 20000 (burst 65536)"
     await round_trip(node.stomp_port)
 
 
@@ -123,7 +126,8 @@ async def test_a_frame_over_the_size_limit(nodes: dict[str, GatewayProcess]) -> 
         await peer.send_raw(head.encode() + b"x" * 100)  # refused on its head already
         error = await peer.expect_error()
     size = len(head) + 70000 + 1
-    assert error.message == f"frame too large: {size} bytes > max_frame_size 65536"
+    assert error.message == "Frame too large"
+    assert error.said == f"frame too large: {size} bytes > max_frame_size 65536"
     await round_trip(node.stomp_port)
 
 
@@ -136,7 +140,8 @@ async def test_too_many_subscriptions(nodes: dict[str, GatewayProcess]) -> None:
             await subscribe(peer, f"/topic/room.{room}", f"s{n}")
         await peer.send_frame("SUBSCRIBE", {"id": "s3", "destination": f"/topic/room.{rooms[3]}"})
         error = await peer.expect_error()
-    assert error.message == "too many subscriptions: 4 > max_subscriptions 3"
+    assert error.message == "Too many subscriptions"
+    assert error.said == "too many subscriptions: 4 > max_subscriptions 3"
     await round_trip(node.stomp_port)
 
 
@@ -154,7 +159,8 @@ async def test_connections_per_user_count_across_nodes(nodes: dict[str, GatewayP
         assert (await second.connect(token)).command == "CONNECTED"
         for node in (a, b):
             async with StompPeer.tcp(node.stomp_port) as third:
-                assert (await third.connect_refused(token)).message == expected
+                refusal = await third.connect_refused(token)
+                assert (refusal.message, refusal.said) == ("Too many connections", expected)
             await round_trip(node.stomp_port)  # other users are served on both nodes
         await echo(first, user, room)  # ... and so are the user's own live sessions
         await echo(second, user, room)
@@ -174,6 +180,7 @@ async def test_connections_per_ip(nodes: dict[str, GatewayProcess]) -> None:
     node = nodes["ip"]
     room = unique("ip")
     expected = "too many connections from 127.0.0.1: 4 > max_connections_per_ip 3"
+    too_many = "Too many connections"
     async with contextlib.AsyncExitStack() as stack:
         held = [await stack.enter_async_context(StompPeer.tcp(node.stomp_port)) for _ in range(3)]
         for n, peer in enumerate(held):
@@ -182,11 +189,13 @@ async def test_connections_per_ip(nodes: dict[str, GatewayProcess]) -> None:
         async with StompPeer.tcp(node.stomp_port) as fourth:  # refused at accept: no CONNECT
             error = await fourth.frame()
             await fourth.expect_closed()
-        assert (error.command, error.message) == ("ERROR", expected)
+        assert (error.command, error.message, error.said) == ("ERROR", too_many, expected)
+        assert error.headers["stompgate-reason"] == "connections_per_ip"
         async with StompPeer.ws(node.ws_url) as fourth:  # after the upgrade: an ERROR too
             error = await fourth.frame()
             await fourth.expect_closed()
-        assert (error.command, error.message) == ("ERROR", expected)
+        assert (error.command, error.message, error.said) == ("ERROR", too_many, expected)
+        assert error.headers["stompgate-reason"] == "connections_per_ip"
         await echo(held[0], "held-0", room)  # the sessions already there go on
         await held[2].close()
         for _ in range(50):  # the slot comes back once the gateway saw the close
@@ -255,6 +264,7 @@ async def test_a_slowloris_socket_never_finishing_connect(
         error = await slow.expect_error()
         elapsed = time.monotonic() - started
         await served
-    assert error.message == "CONNECT timeout: no CONNECT frame within 1 s"
+    assert error.message == "CONNECT timeout"
+    assert error.said == "CONNECT timeout: no CONNECT frame within 1 s"
     assert 0.9 < elapsed < 1.75  # counted from the open (from the last byte: >= 1.8 s)
     await round_trip(node.stomp_port)

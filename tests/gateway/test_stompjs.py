@@ -79,3 +79,22 @@ def test_stompjs_reconnects_after_the_node_restarts(amqp_url: str, log_dir: Path
             proc.kill()
             proc.wait()
         node.stop()
+
+
+def test_stompjs_sees_an_error_as_rabbitmq_clients_expect_it(gateway: GatewayProcess) -> None:
+    result = run_js("error", gateway.ws_url, destination="/nowhere/at-all")
+    assert result["headers"]["message"] == "Unknown destination"
+    assert result["headers"]["content-type"] == "text/plain"
+    assert result["headers"]["stompgate-reason"] == "destination"
+    assert "/nowhere/at-all" in result["body"]
+
+
+def test_stompjs_without_credentials_and_receipts_in_a_transaction(
+    gateway: GatewayProcess,
+) -> None:
+    destination = f"/topic/js-tx.{uuid.uuid4().hex[:8]}"
+    result = run_js("anonymousTransaction", gateway.ws_url, destination=destination)
+    assert result["connected"]["user-name"] == "guest"  # --auth dev: RabbitMQ's default_user
+    assert result["beforeCommit"] == {"received": 0, "receipts": 0}
+    assert result["received"] == ["one", "two"]
+    assert result["receipts"] == ["r1"]

@@ -127,4 +127,5 @@ def test_wrong_passcode_is_refused(gateway: GatewayProcess) -> None:
         error = client.next_error()
     finally:
         client.disconnect()
-    assert error.headers["message"] == "bad credentials"
+    assert error.headers["message"] == "Bad CONNECT"  # RabbitMQ's text, and its body:
+    assert error.body.startswith("Access refused for user 'alice'\n")

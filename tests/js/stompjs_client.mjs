@@ -118,6 +118,43 @@ const scenarios = {
     await client.deactivate();
     finish({ connects, bodies });
   },
+
+  // an ERROR as STOMP.js hands it to onStompError: short message, body, our reason (14.8)
+  async error() {
+    const client = makeClient({
+      onStompError: (frame) => finish({ headers: frame.headers, body: frame.body }),
+    });
+    client.onConnect = () => client.subscribe(options.destination, () => {}, { id: "bad" });
+    client.activate();
+  },
+
+  // no credentials (14.7), then a transaction: nothing before COMMIT, its receipts after (14.3)
+  async anonymousTransaction() {
+    const destination = options.destination;
+    const client = makeClient({ connectHeaders: {} });
+    const connected = new Promise((resolve) => (client.onConnect = resolve));
+    client.activate();
+    const frame = await connected;
+    const received = [];
+    const both = new Promise((resolve) => {
+      client.subscribe(destination, (m) => {
+        received.push(m.body);
+        if (received.length === 2) resolve();
+      }, { id: "s", receipt: "sub" });
+    });
+    await waitReceipt(client, "sub");
+    const receipts = [];
+    const sendReceipt = waitReceipt(client, "r1").then(() => receipts.push("r1"));
+    const tx = client.begin("t1");
+    client.publish({ destination, body: "one", headers: { transaction: tx.id, receipt: "r1" } });
+    client.publish({ destination, body: "two", headers: { transaction: tx.id } });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const beforeCommit = { received: received.length, receipts: receipts.length };
+    tx.commit();
+    await Promise.all([sendReceipt, both]);
+    await client.deactivate();
+    finish({ connected: frame.headers, beforeCommit, received, receipts });
+  },
 };
 
 if (!scenarios[scenario]) fail(`unknown scenario ${scenario}`);

@@ -20,6 +20,7 @@ import yaml
 from gateway.auth.settings import AuthSettings
 from gateway.settings import settings_from
 from scripts.config_reference import read_names
+from workers.notify.settings import NotifySettings
 from workers.registry import BUILTIN
 from workers.settings import WorkerSettings
 
@@ -56,7 +57,8 @@ def readers(service: dict[str, Any]) -> set[str] | None:
         return set(READ["gateway"]) | set(READ["auth"])
     if argv[:3] == ["python", "-m", "workers"]:
         names = set(READ["worker"])
-        return names | set(READ["translate"]) if argv[3:4] == ["translate"] else names
+        extra = {"translate": READ["translate"], "notify": READ["notify"]}
+        return names | set(extra.get(argv[3] if argv[3:] else "", ()))
     if argv[:2] == ["python", "rabbitmq/apply.py"]:
         return APPLY_READS
     return None
@@ -105,6 +107,8 @@ def test_the_values_are_accepted_by_the_settings(name: str) -> None:
     elif argv[:3] == ["python", "-m", "workers"]:
         worker = WorkerSettings.from_env(env)
         assert worker.store_url.startswith("mongodb://")
+        if argv[3:4] == ["notify"]:
+            NotifySettings.from_env(env)
 
 
 def test_gateways_are_health_checked_on_readyz_and_drain_before_sigkill() -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 import gateway.relay.planner as planner_module
+from gateway.auth.authority import NO_AUTHORITY, Authority, QueueRole, QueueUse
+from gateway.auth.errors import QueueArgumentRefused
 from gateway.relay import DestinationError, PublishError, RelaySettings, SubscribeError
 from gateway.relay.destinations import parse_destination
 from gateway.relay.planner import (
@@ -444,3 +446,96 @@ def test_the_planner_does_no_io() -> None:
     for sibling in PURE_SIBLINGS - {"errors"}:
         absolute, _ = _imports(path.with_name(f"{sibling}.py"))
         assert {name for name in absolute if name.split(".")[0] in FORBIDDEN} == set(), sibling
+
+
+# -- authority: what each plan needs besides its destination ---------------------------------
+
+
+def dest_use(name: str) -> QueueUse:
+    return QueueUse(name, QueueRole.DESTINATION)
+
+
+def test_plans_that_name_no_queue_need_nothing() -> None:
+    assert subscribe("/topic/room.1").authority == NO_AUTHORITY
+    assert consumer("/topic/room.1").authority == NO_AUTHORITY  # a private queue
+    assert consumer("/topic/room.1", "auto", DURABLE).authority == NO_AUTHORITY  # its own
+    assert consumer("/exchange/logs/error").authority == NO_AUTHORITY
+    assert publish("/topic/room.1").authority == NO_AUTHORITY
+    assert publish("/exchange/logs/error").authority == NO_AUTHORITY
+    assert publish("/user/bob/queue/notes").authority == NO_AUTHORITY
+    assert temp_queue_plan(SETTINGS, "r").authority == NO_AUTHORITY
+
+
+def test_queue_destinations_list_their_queue() -> None:
+    assert consumer("/queue/jobs").authority == Authority(queues=(dest_use("jobs"),))
+    assert consumer("/amq/queue/q").authority == Authority(queues=(dest_use("q"),))
+    assert consumer("/reply-queue/amq.gen-1").authority == Authority(
+        queues=(dest_use("amq.gen-1"),)
+    )
+    assert publish("/queue/jobs").authority == Authority(queues=(dest_use("jobs"),))
+    declared = publish("/queue/jobs", {"x-max-length": "9"}, declared=frozenset({"jobs"}))
+    assert declared.authority == Authority(queues=(dest_use("jobs"),))
+    assert publish("/amq/queue/q").authority == Authority(queues=(dest_use("q"),))
+    assert publish("/reply-queue/amq.gen-1").authority == Authority(
+        queues=(QueueUse("amq.gen-1", QueueRole.REPLY),)
+    )
+
+
+def test_x_queue_name_is_a_named_queue_and_takes_the_topic_off_the_fanout() -> None:
+    for ack in ("auto", "client"):
+        plan = consumer("/topic/room.1", ack, {"x-queue-name": "stompgate.u.alice.r1"})
+        assert plan.authority == Authority(
+            queues=(QueueUse("stompgate.u.alice.r1", QueueRole.NAMED),)
+        )
+        assert plan.binding == Binding("amq.topic", "room.1")
+        # no x- arguments: a queue of that name that exists already is used as it is
+        assert plan.queue.lenient
+    durable = consumer("/topic/room.1", "auto", {**DURABLE, "x-queue-name": "bobs"})
+    assert durable.authority.queues == (QueueUse("bobs", QueueRole.NAMED),)
+
+
+def test_arguments_and_dead_letter_targets() -> None:
+    headers = {
+        "x-max-length": "10",
+        "x-dead-letter-exchange": "amq.topic",
+        "x-dead-letter-routing-key": "room.r2",
+    }
+    plan = consumer("/topic/room.1", "client", headers)
+    assert plan.authority == Authority(
+        dead_letters=("/topic/room.r2",),
+        arguments={
+            "x-max-length": 10,
+            "x-dead-letter-exchange": "amq.topic",
+            "x-dead-letter-routing-key": "room.r2",
+        },
+    )
+    to_queue = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "inbox"}
+    plan = consumer("/queue/jobs", "client", to_queue)
+    assert plan.authority.dead_letters == ("/queue/inbox",)
+    assert plan.authority.queues == (dest_use("jobs"), dest_use("inbox"))
+    user_key = {"x-dead-letter-exchange": "stompgate.user", "x-dead-letter-routing-key": "bob/in"}
+    assert publish("/queue/jobs", user_key).authority.dead_letters == (
+        "/exchange/stompgate.user/bob%2Fin",
+    )
+    unbounded = consumer("/topic/t", "client", {"x-dead-letter-exchange": "dlx"})
+    assert unbounded.authority.dead_letter_unbounded
+    assert unbounded.authority.dead_letters == ()
+
+
+def test_a_dead_letter_key_needs_an_exchange() -> None:
+    with pytest.raises(QueueArgumentRefused) as info:
+        consumer("/queue/q", "client", {"x-dead-letter-routing-key": "k"})
+    assert info.value.detail.startswith("x-dead-letter-routing-key needs x-dead-letter-exchange")
+
+
+def test_existing_queues_declare_nothing_so_their_arguments_need_nothing() -> None:
+    assert consumer("/amq/queue/q", "auto", {"x-max-length": "10"}).authority.arguments == {}
+
+
+def test_unknown_x_headers_are_refused_where_a_queue_is_declared() -> None:
+    with pytest.raises(QueueArgumentRefused) as info:
+        consumer("/topic/t", "client", {"x-max-lenght": "10"})
+    assert info.value.message == "Invalid header"
+    assert info.value.detail.startswith("unknown queue argument 'x-max-lenght': a SUBSCRIBE ")
+    # ... not on a SEND, where x- headers are the message's own
+    assert publish("/queue/q", {"x-origin": "svc"}).properties.headers == {"x-origin": "svc"}

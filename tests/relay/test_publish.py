@@ -41,7 +41,7 @@ async def test_missing_exchange_is_a_publish_error(make_relay: RelayFactory) -> 
     sink = RecordingSink("s")
     with pytest.raises(PublishError) as info:
         await relay.publish(sink, "/exchange/nope/k", [], b"x")
-    assert str(info.value) == "no such exchange 'nope'"
+    assert str(info.value).startswith("NOT_FOUND - no exchange 'nope' in vhost ")
     await relay.publish(sink, "/exchange/amq.direct/k", [], b"fine, just unroutable")
 
 
@@ -259,6 +259,6 @@ async def test_exchange_deleted_after_the_check_fails_the_confirm(
     assert error is not None
     assert "NOT_FOUND" in str(error)
     # The relay forgot the exchange: the next SEND is refused before anything is written.
-    with pytest.raises(PublishError, match="no such exchange 'brief'"):
+    with pytest.raises(PublishError, match="NOT_FOUND - no exchange 'brief' in vhost "):
         await relay.publish(sink, "/exchange/brief/k", [], b"y")
     await relay.publish(sink, "/queue/after", [], b"other channels are fine")

@@ -75,3 +75,10 @@ def error_frame(session: ServerSession, version: str = "1.2") -> Frame:
     assert isinstance(frame, Frame)
     assert frame.command == "ERROR"
     return frame
+
+
+def first_line(error: ProtocolError | Frame) -> str:
+    """What an ERROR's body says first: the precise case (the ``message`` header is the
+    short, stable text)."""
+    detail = error.detail if isinstance(error, ProtocolError) else error.body.decode()
+    return detail.split("\n", 1)[0]

@@ -9,13 +9,14 @@ from gateway.stomp.frames import CLIENT_COMMANDS, SERVER_COMMANDS, UNESCAPED_COM
 
 COMMANDS = sorted(CLIENT_COMMANDS | SERVER_COMMANDS)
 
-# Any text, including the characters escaping exists for.
-_chars = st.characters(codec="utf-8")
+# Any text a header can hold (no NUL: no version can write one), including the characters
+# escaping exists for.
+_chars = st.characters(codec="utf-8", exclude_characters="\x00")
 any_text = st.text(st.one_of(_chars, st.sampled_from(":\\\n\r")), max_size=20)
 # Text representable without escaping (STOMP 1.0; CONNECT/CONNECTED in any version).
-raw_value = st.text(st.characters(codec="utf-8", exclude_characters="\n\r"), max_size=20)
+raw_value = st.text(st.characters(codec="utf-8", exclude_characters="\n\r\x00"), max_size=20)
 raw_name = st.text(
-    st.characters(codec="utf-8", exclude_characters="\n\r:"),
+    st.characters(codec="utf-8", exclude_characters="\n\r:\x00"),
     min_size=1,
     max_size=12,
 )

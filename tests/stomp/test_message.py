@@ -1,4 +1,5 @@
-"""PreparedMessage: header order, per-version caching, escaping and 1.0 filtering."""
+"""PreparedMessage: header order (RabbitMQ's), per-version caching, escaping, and the
+filtering that keeps any relayed header from ending a line or the frame."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ def make() -> PreparedMessage:
 
 
 def test_render_exact_bytes() -> None:
+    """RabbitMQ's STOMP plugin's order: subscription, destination, message-id, then the
+    message's own headers, then content-length (issue 14.9)."""
     assert make().render("1.2", "sub-0", "m-1") == (
-        b"MESSAGE\nsubscription:sub-0\nmessage-id:m-1\ndestination:/topic/room.1\n"
+        b"MESSAGE\nsubscription:sub-0\ndestination:/topic/room.1\nmessage-id:m-1\n"
         b"content-type:application/json\nevent-type:message\ncontent-length:10\n\n"
         b'{"t":"hi"}\x00'
     )
@@ -33,14 +36,31 @@ def test_render_with_ack_header_order() -> None:
     assert isinstance(frame, Frame)
     assert [name for name, _ in frame.headers] == [
         "subscription",
+        "destination",
         "message-id",
         "ack",
-        "destination",
         "content-type",
         "event-type",
         "content-length",
     ]
     assert frame.header("ack") == "a-1"
+
+
+@pytest.mark.parametrize("ack", [None, "a-1"])
+def test_redelivered_comes_right_after_message_id_and_before_ack(ack: str | None) -> None:
+    """As RabbitMQ writes it: ``redelivered`` first of the message's headers, ``ack``
+    after it; a repeated ``redelivered`` is dropped."""
+    message = PreparedMessage(
+        "/queue/q",
+        [("x-a", "1"), ("redelivered", "true"), ("x-b", "2"), ("redelivered", "false")],
+        b"m",
+    )
+    [frame] = parse_all(message.render("1.2", "s", "m-1", ack))
+    assert isinstance(frame, Frame)
+    expected = ["subscription", "destination", "message-id", "redelivered"]
+    expected += ["ack"] if ack else []
+    assert [name for name, _ in frame.headers] == [*expected, "x-a", "x-b", "content-length"]
+    assert frame.header("redelivered") == "true"
 
 
 def test_tail_cached_per_version() -> None:
@@ -69,8 +89,8 @@ def test_reserved_headers_dropped() -> None:
         "MESSAGE",
         (
             ("subscription", "s"),
-            ("message-id", "m"),
             ("destination", "/d"),
+            ("message-id", "m"),
             ("keep", "1"),
             ("content-length", "2"),
         ),
@@ -95,20 +115,70 @@ def test_escaping_everywhere(version: str) -> None:
 
 def test_10_no_escaping_and_unrepresentable_headers_dropped() -> None:
     message = PreparedMessage(
-        "/a:b", [("ok", "a:b\\c"), ("bad", "x\ny"), ("bad:name", "v"), ("cr", "ab\r")], b"z"
+        "/a:b",
+        [
+            ("ok", "a:b\\c"),
+            ("bad", "x\ny"),
+            ("bad:name", "v"),
+            ("cr", "ab\r"),
+            ("mid-cr", "a\rb"),
+            ("nul", "a\x00b"),
+        ],
+        b"z",
     )
     [frame] = parse_all(message.render("1.0", "s:1", "m\\2"), "1.0")
     assert frame == Frame(
         "MESSAGE",
         (
             ("subscription", "s:1"),
-            ("message-id", "m\\2"),
             ("destination", "/a:b"),
+            ("message-id", "m\\2"),
             ("ok", "a:b\\c"),
             ("content-length", "1"),
         ),
         b"z",
     )
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2"])
+def test_no_relayed_header_can_end_the_frame_or_a_line(version: str) -> None:
+    """Issue 13.4: a relayed header holding a NUL is dropped in every version (nothing can
+    escape a NUL); CR and LF are escaped where the version can (1.1, 1.2), else the header
+    is dropped. The frame parses as exactly one MESSAGE, whatever the values."""
+    forged = "a\x00ERROR\nmessage:forged\n\nowned\x00"
+    message = PreparedMessage(
+        "/topic/t",
+        [
+            ("redelivered", "false"),
+            ("evil", forged),
+            ("evil\x00name", "v"),
+            ("lf", "x\nforged:1"),
+            ("cr", "x\ry"),
+            ("ok", "fine"),
+        ],
+        b"body",
+    )
+    data = message.render(version, "s", "m-1")
+    assert data.count(b"\x00") == 1
+    assert data.endswith(b"\x00")
+    [frame] = parse_all(data, version)
+    assert isinstance(frame, Frame)
+    assert frame.header("evil") is None
+    assert frame.header("forged") is None
+    assert frame.header("ok") == "fine"
+    assert frame.header("redelivered") == "false"
+    if version == "1.0":
+        assert (frame.header("lf"), frame.header("cr")) == (None, None)
+    else:
+        assert (frame.header("lf"), frame.header("cr")) == ("x\nforged:1", "x\ry")
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2"])
+def test_a_session_value_holding_a_nul_cannot_be_rendered(version: str) -> None:
+    with pytest.raises(ValueError, match="cannot be represented"):
+        make().render(version, "s\x00", "m")
+    with pytest.raises(ValueError, match="cannot be represented"):
+        message_head(version, "s", "m\x00")
 
 
 def test_10_unrepresentable_session_header_raises() -> None:
@@ -134,7 +204,9 @@ def test_render_numbered_is_render_with_the_number_appended(
 ) -> None:
     """The fan-out's fast path (a head encoded once per subscription) renders the same
     bytes as render() with the full message id, or refuses where render() refuses."""
-    message = make()
+    message = PreparedMessage(
+        "/topic/room.1", [("redelivered", "false"), ("content-type", "text/plain")], b"x"
+    )
     try:
         expected = message.render(version, subscription, f"{prefix}{number}")
     except ValueError:

@@ -68,6 +68,16 @@ def test_utf8() -> None:
     assert serialize(frame) == "SEND\ndestination:/topic/caf\u00e9\n\n\x00".encode()
 
 
-def test_10_mid_value_cr_is_written_raw() -> None:
+def test_10_mid_value_cr_cannot_be_written() -> None:
+    """Issue 13.4: no header the node writes holds an unescaped CR (1.0 cannot escape one;
+    before, a CR inside a 1.0 value was written raw)."""
     frame = Frame("MESSAGE", (("k", "a\rb"),))
-    assert serialize(frame, "1.0") == b"MESSAGE\nk:a\rb\n\n\x00"
+    with pytest.raises(ValueError, match="cannot be represented"):
+        serialize(frame, "1.0")
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2"])
+@pytest.mark.parametrize("header", [("k", "a\x00ERROR"), ("k\x00", "v")])
+def test_a_nul_cannot_be_written_in_any_version(version: str, header: tuple[str, str]) -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        serialize(Frame("MESSAGE", (header,)), version)

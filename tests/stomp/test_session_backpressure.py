@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.stomp import Limits, SessionConfig, events
 
-from .helpers import connected_session
+from .helpers import connected_session, first_line
 
 ACK = b"ACK\nid:1\n\n\x00"
 
@@ -45,7 +45,7 @@ def test_unbounded_backlog_is_an_error() -> None:
     ]
     violation = evs[-1]
     assert isinstance(violation, events.ProtocolViolation)
-    assert violation.error.message == (
+    assert first_line(violation.error) == (
         "too many pending frames: 2 events pending (max_pending_frames 2) "
         "and 110 bytes unparsed > max_frame_size 100"
     )

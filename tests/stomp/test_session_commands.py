@@ -164,10 +164,10 @@ def test_send_message_renders_for_session_version(version: str) -> None:
     assert frame == Frame(
         "MESSAGE",
         (
-            ("subscription", "sub-0"),
+            ("subscription", "sub-0"),  # RabbitMQ's order (issue 14.9)
+            ("destination", "/topic/x"),
             ("message-id", "m-1"),
             ("ack", "a-1"),
-            ("destination", "/topic/x"),
             ("k", "a:b"),
             ("content-length", "4"),
         ),
@@ -222,7 +222,7 @@ def test_error_without_close() -> None:
         (
             ("message", "publish failed"),
             ("receipt-id", "r9"),
-            ("content-type", "text/plain;charset=utf-8"),
+            ("content-type", "text/plain"),
             ("content-length", "11"),
         ),
         b"broker nack",

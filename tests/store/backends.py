@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -15,19 +15,29 @@ from pymongo import AsyncMongoClient
 from store import (
     MessageStore,
     MongoProfileStore,
+    MongoPushStore,
     MongoRoomStore,
     MongoStore,
     MongoTranslationStore,
     ProfileStore,
+    PushStore,
     RoomStore,
     SQLiteProfileStore,
+    SQLitePushStore,
     SQLiteRoomStore,
     SQLiteStore,
     SQLiteTranslationStore,
     TranslationStore,
 )
 
-T = TypeVar("T")
+
+class _Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Store)
 MONGODB_URI = os.environ.get("MONGODB_URI")
 NO_MONGO = "MongoDB not verified here: set MONGODB_URI=mongodb://host:port to run this backend"
 
@@ -44,8 +54,8 @@ BACKENDS = [
 
 @asynccontextmanager
 async def _opened(
-    backend: str, tmp_path: Path, sqlite: Callable[[str], T], mongo: Callable[..., T]
-) -> AsyncIterator[T]:
+    backend: str, tmp_path: Path, sqlite: Callable[[str], S], mongo: Callable[..., S]
+) -> AsyncIterator[S]:
     """``sqlite(path)`` or ``mongo(MONGODB_URI, database=...)`` opened (SQLite: every kind
     of store of a test in one file, as the gateway has them), closed and dropped after."""
     database = f"stompgate_test_{uuid.uuid4().hex[:12]}"
@@ -58,32 +68,41 @@ async def _opened(
         store = mongo(MONGODB_URI, database=database)
     else:  # pragma: no cover
         raise ValueError(backend)
-    opened: Any = store
-    await opened.open()
+    await store.open()
     try:
         yield store
     finally:
-        await opened.close()
+        await store.close()
         if backend == "mongodb":
             await _drop(database)
 
 
 def opened_store(backend: str, tmp_path: Path) -> AbstractAsyncContextManager[MessageStore]:
-    return _opened(backend, tmp_path, SQLiteStore, MongoStore)
+    sqlite: Callable[[str], MessageStore] = SQLiteStore
+    return _opened(backend, tmp_path, sqlite, MongoStore)
 
 
 def opened_room_store(backend: str, tmp_path: Path) -> AbstractAsyncContextManager[RoomStore]:
-    return _opened(backend, tmp_path, SQLiteRoomStore, MongoRoomStore)
+    sqlite: Callable[[str], RoomStore] = SQLiteRoomStore
+    return _opened(backend, tmp_path, sqlite, MongoRoomStore)
 
 
 def opened_profile_store(backend: str, tmp_path: Path) -> AbstractAsyncContextManager[ProfileStore]:
-    return _opened(backend, tmp_path, SQLiteProfileStore, MongoProfileStore)
+    sqlite: Callable[[str], ProfileStore] = SQLiteProfileStore
+    return _opened(backend, tmp_path, sqlite, MongoProfileStore)
 
 
 def opened_translation_store(
     backend: str, tmp_path: Path
 ) -> AbstractAsyncContextManager[TranslationStore]:
-    return _opened(backend, tmp_path, SQLiteTranslationStore, MongoTranslationStore)
+    sqlite: Callable[[str], TranslationStore] = SQLiteTranslationStore
+    return _opened(backend, tmp_path, sqlite, MongoTranslationStore)
+
+
+def opened_push_store(backend: str, tmp_path: Path) -> AbstractAsyncContextManager[PushStore]:
+    """The push-subscription store of `backend`, opened (on a fresh database for MongoDB)."""
+    sqlite: Callable[[str], PushStore] = SQLitePushStore
+    return _opened(backend, tmp_path, sqlite, MongoPushStore)
 
 
 async def _drop(database: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pytest
 from bson import Int64
@@ -21,14 +21,15 @@ from pymongo.errors import BulkWriteError
 from store import MongoStore, StoredMessage
 
 T = TypeVar("T")
+S = TypeVar("S")
 HELLO = {"maxWireVersion": 21, "minWireVersion": 0}
 IGNORED = {"$db", "lsid", "$readPreference", "$clusterTime", "txnNumber"}
 
 
 @dataclass
-class Wire:
+class Wire(Generic[S]):
     server: Any
-    store: MongoStore
+    store: S
 
     async def call(self, coro: Awaitable[T], *replies: dict[str, Any]) -> tuple[T, list[Any]]:
         """Run `coro`, answering the next requests with `replies`; return (result, requests)."""
@@ -55,7 +56,7 @@ def server() -> Iterator[Any]:
 
 
 @pytest.fixture
-async def wire(server: Any) -> AsyncIterator[Wire]:
+async def wire(server: Any) -> AsyncIterator[Wire[MongoStore]]:
     store = MongoStore(
         server.uri,
         database="chat",
@@ -113,7 +114,7 @@ async def test_open_creates_the_two_indexes(server: Any) -> None:
         await store.close()
 
 
-async def test_insert_is_unordered_with_int64_ids(wire: Wire) -> None:
+async def test_insert_is_unordered_with_int64_ids(wire: Wire[MongoStore]) -> None:
     batch = [message(10, "a"), message(2**62, "b")]
     stored, [request] = await wire.call(wire.store.insert_many(batch), {"ok": 1, "n": 2})
     assert stored == 2
@@ -134,7 +135,7 @@ async def test_insert_is_unordered_with_int64_ids(wire: Wire) -> None:
     ]
 
 
-async def test_duplicate_key_write_errors_are_a_partial_success(wire: Wire) -> None:
+async def test_duplicate_key_write_errors_are_a_partial_success(wire: Wire[MongoStore]) -> None:
     batch = [message(1, "a"), message(2, "b"), message(3, "c")]
     reply = {
         "ok": 1,
@@ -149,7 +150,7 @@ async def test_duplicate_key_write_errors_are_a_partial_success(wire: Wire) -> N
     assert command(request)["ordered"] is False
 
 
-async def test_other_write_errors_are_raised(wire: Wire) -> None:
+async def test_other_write_errors_are_raised(wire: Wire[MongoStore]) -> None:
     reply = {
         "ok": 1,
         "n": 0,
@@ -162,7 +163,7 @@ async def test_other_write_errors_are_raised(wire: Wire) -> None:
         await wire.call(wire.store.insert_many([message(1, "a"), message(2, "b")]), reply)
 
 
-async def test_empty_insert_sends_nothing(wire: Wire) -> None:
+async def test_empty_insert_sends_nothing(wire: Wire[MongoStore]) -> None:
     assert await wire.store.insert_many([]) == 0
 
 
@@ -170,7 +171,7 @@ def cursor(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"ok": 1, "cursor": {"id": Int64(0), "ns": "chat.messages", "firstBatch": docs}}
 
 
-async def test_history_before_sorts_descending_on_id(wire: Wire) -> None:
+async def test_history_before_sorts_descending_on_id(wire: Wire[MongoStore]) -> None:
     docs = [document(message(9, "x")), document(message(8, "y"))]
     result, [request] = await wire.call(wire.store.history("r1", before=10, limit=2), cursor(docs))
     assert command(request) == {
@@ -182,7 +183,7 @@ async def test_history_before_sorts_descending_on_id(wire: Wire) -> None:
     assert result == [message(9, "x"), message(8, "y")]
 
 
-async def test_history_after_sorts_ascending_on_id(wire: Wire) -> None:
+async def test_history_after_sorts_ascending_on_id(wire: Wire[MongoStore]) -> None:
     docs = [document(message(11, "x"))]
     result, [request] = await wire.call(wire.store.history("r1", after=10, limit=30), cursor(docs))
     assert command(request) == {
@@ -194,7 +195,7 @@ async def test_history_after_sorts_ascending_on_id(wire: Wire) -> None:
     assert result == [message(11, "x")]
 
 
-async def test_history_between_and_latest(wire: Wire) -> None:
+async def test_history_between_and_latest(wire: Wire[MongoStore]) -> None:
     _, [between] = await wire.call(wire.store.history("r1", after=3, before=8), cursor([]))
     assert command(between)["filter"] == {"room": "r1", "_id": {"$gt": Int64(3), "$lt": Int64(8)}}
     assert command(between)["sort"] == {"_id": 1}
@@ -207,7 +208,7 @@ async def test_history_between_and_latest(wire: Wire) -> None:
     }
 
 
-async def test_count_per_room_and_total(wire: Wire) -> None:
+async def test_count_per_room_and_total(wire: Wire[MongoStore]) -> None:
     n, [request] = await wire.call(wire.store.count("r1"), cursor([{"_id": 1, "n": 3}]))
     assert n == 3
     cmd = command(request)

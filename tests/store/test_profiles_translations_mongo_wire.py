@@ -31,19 +31,21 @@ def server() -> Iterator[Any]:
 
 
 @pytest.fixture
-async def profiles(server: Any) -> AsyncIterator[tuple[Wire, MongoProfileStore]]:
+async def profiles(server: Any) -> AsyncIterator[tuple[Wire[MongoProfileStore], MongoProfileStore]]:
     store = MongoProfileStore(server.uri, database="chat", client_options=OPTIONS)
     await store.open()  # no index beyond _id: nothing is sent
     try:
-        yield Wire(server, store), store  # type: ignore[arg-type]  # Wire only awaits, replies
+        yield Wire(server, store), store
     finally:
         await store.close()
 
 
 @pytest.fixture
-async def translations(server: Any) -> AsyncIterator[tuple[Wire, MongoTranslationStore]]:
+async def translations(
+    server: Any,
+) -> AsyncIterator[tuple[Wire[MongoTranslationStore], MongoTranslationStore]]:
     store = MongoTranslationStore(server.uri, database="chat", client_options=OPTIONS)
-    wire = Wire(server, store)  # type: ignore[arg-type]
+    wire = Wire(server, store)
     try:
         await wire.call(store.open(), {"ok": 1})
         yield wire, store
@@ -52,7 +54,7 @@ async def translations(server: Any) -> AsyncIterator[tuple[Wire, MongoTranslatio
 
 
 async def test_set_lang_is_one_upserting_find_and_modify(
-    profiles: tuple[Wire, MongoProfileStore],
+    profiles: tuple[Wire[MongoProfileStore], MongoProfileStore],
 ) -> None:
     wire, store = profiles
     doc = {"_id": "alice", "lang": "es", "token_lang": "en", "updated_at": Int64(7)}
@@ -72,7 +74,7 @@ async def test_set_lang_is_one_upserting_find_and_modify(
 
 
 async def test_recording_a_claim_matches_only_another_claim(
-    profiles: tuple[Wire, MongoProfileStore],
+    profiles: tuple[Wire[MongoProfileStore], MongoProfileStore],
 ) -> None:
     wire, store = profiles
     changed, [request] = await wire.call(
@@ -100,7 +102,7 @@ async def test_recording_a_claim_matches_only_another_claim(
 
 
 async def test_profiles_of_users_is_one_find_on_ids(
-    profiles: tuple[Wire, MongoProfileStore],
+    profiles: tuple[Wire[MongoProfileStore], MongoProfileStore],
 ) -> None:
     wire, store = profiles
     docs = [{"_id": "a", "lang": "", "token_lang": "fr", "updated_at": Int64(1)}]
@@ -116,7 +118,7 @@ async def test_profiles_of_users_is_one_find_on_ids(
 async def test_translations_index_message_and_language(server: Any) -> None:
     store = MongoTranslationStore(server.uri + "/chat", client_options={"directConnection": True})
     try:
-        _, [request] = await Wire(server, store).call(store.open(), {"ok": 1})  # type: ignore[arg-type]
+        _, [request] = await Wire(server, store).call(store.open(), {"ok": 1})
         assert command(request) == {
             "createIndexes": "translations",
             "indexes": [
@@ -129,7 +131,7 @@ async def test_translations_index_message_and_language(server: Any) -> None:
 
 
 async def test_a_translation_is_inserted_once(
-    translations: tuple[Wire, MongoTranslationStore],
+    translations: tuple[Wire[MongoTranslationStore], MongoTranslationStore],
 ) -> None:
     wire, store = translations
     t = StoredTranslation(2**62, "es", "lobby", "apertium", b'{"x":1}')
@@ -151,7 +153,7 @@ async def test_a_translation_is_inserted_once(
 
 
 async def test_translations_of_messages_walk_the_index(
-    translations: tuple[Wire, MongoTranslationStore],
+    translations: tuple[Wire[MongoTranslationStore], MongoTranslationStore],
 ) -> None:
     wire, store = translations
     docs = [{"message_id": Int64(5), "lang": "de", "room": "r", "provider": "p", "event": b"{}"}]

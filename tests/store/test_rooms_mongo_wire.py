@@ -30,9 +30,9 @@ def server() -> Iterator[Any]:
 
 
 @pytest.fixture
-async def rooms(server: Any) -> AsyncIterator[tuple[Wire, MongoRoomStore]]:
+async def rooms(server: Any) -> AsyncIterator[tuple[Wire[MongoRoomStore], MongoRoomStore]]:
     store = MongoRoomStore(server.uri, database="chat", client_options=OPTIONS)
-    wire = Wire(server, store)  # type: ignore[arg-type]  # Wire only awaits and replies
+    wire = Wire(server, store)
     try:
         await wire.call(store.open(), {"ok": 1}, {"ok": 1})
         yield wire, store
@@ -54,7 +54,7 @@ ROOM = Room(id="g1", kind="group", name="Team", lang="en", owner="alice", create
 async def test_open_creates_the_indexes_of_members_and_pointers(server: Any) -> None:
     store = MongoRoomStore(server.uri + "/chat", client_options={"directConnection": True})
     try:
-        _, requests = await Wire(server, store).call(store.open(), {"ok": 1}, {"ok": 1})  # type: ignore[arg-type]
+        _, requests = await Wire(server, store).call(store.open(), {"ok": 1}, {"ok": 1})
         assert [r.doc["$db"] for r in requests] == ["chat", "chat"]
         members, pointers = (command(r) for r in requests)
         assert members == {
@@ -74,7 +74,7 @@ async def test_open_creates_the_indexes_of_members_and_pointers(server: Any) -> 
 
 
 async def test_create_room_inserts_the_room_with_its_count_then_the_members(
-    rooms: tuple[Wire, MongoRoomStore],
+    rooms: tuple[Wire[MongoRoomStore], MongoRoomStore],
 ) -> None:
     wire, store = rooms
     members = [Member("g1", "alice", "owner", 5), Member("g1", "bob", "member", 5)]
@@ -104,7 +104,9 @@ async def test_create_room_inserts_the_room_with_its_count_then_the_members(
     ]
 
 
-async def test_an_existing_room_id_is_not_created_again(rooms: tuple[Wire, MongoRoomStore]) -> None:
+async def test_an_existing_room_id_is_not_created_again(
+    rooms: tuple[Wire[MongoRoomStore], MongoRoomStore],
+) -> None:
     wire, store = rooms
     duplicate = ok(0, writeErrors=[{"index": 0, "code": 11000, "errmsg": "E11000 duplicate"}])
     created, requests = await wire.call(
@@ -115,7 +117,7 @@ async def test_an_existing_room_id_is_not_created_again(rooms: tuple[Wire, Mongo
 
 
 async def test_add_members_reserves_places_with_one_conditional_update(
-    rooms: tuple[Wire, MongoRoomStore],
+    rooms: tuple[Wire[MongoRoomStore], MongoRoomStore],
 ) -> None:
     wire, store = rooms
     new = [Member("g1", "bob", "member", 6), Member("g1", "carol", "member", 6)]
@@ -150,7 +152,7 @@ async def test_add_members_reserves_places_with_one_conditional_update(
 
 
 async def test_a_full_room_and_an_unknown_room_are_told_apart(
-    rooms: tuple[Wire, MongoRoomStore],
+    rooms: tuple[Wire[MongoRoomStore], MongoRoomStore],
 ) -> None:
     wire, store = rooms
     bob = [Member("g1", "bob", "member", 6)]
@@ -167,7 +169,7 @@ async def test_a_full_room_and_an_unknown_room_are_told_apart(
 
 
 async def test_a_concurrent_duplicate_gives_its_place_back(
-    rooms: tuple[Wire, MongoRoomStore],
+    rooms: tuple[Wire[MongoRoomStore], MongoRoomStore],
 ) -> None:
     wire, store = rooms
     new = [Member("g1", "bob", "member", 6), Member("g1", "carol", "member", 6)]
@@ -182,7 +184,9 @@ async def test_a_concurrent_duplicate_gives_its_place_back(
         await wire.call(store.add_members("g1", new, limit=9), cursor([]), ok(1), other)
 
 
-async def test_remove_member_deletes_one_and_decrements(rooms: tuple[Wire, MongoRoomStore]) -> None:
+async def test_remove_member_deletes_one_and_decrements(
+    rooms: tuple[Wire[MongoRoomStore], MongoRoomStore],
+) -> None:
     wire, store = rooms
     removed, (delete, update) = await wire.call(store.remove_member("g1", "bob"), ok(1), ok(1))
     assert removed
@@ -197,7 +201,9 @@ async def test_remove_member_deletes_one_and_decrements(rooms: tuple[Wire, Mongo
     assert len(requests) == 1
 
 
-async def test_members_and_rooms_of_a_user(rooms: tuple[Wire, MongoRoomStore]) -> None:
+async def test_members_and_rooms_of_a_user(
+    rooms: tuple[Wire[MongoRoomStore], MongoRoomStore],
+) -> None:
     wire, store = rooms
     doc = {"_id": 1, "room": "g1", "user": "bob", "role": "member", "joined_at": Int64(6)}
     members, [request] = await wire.call(store.members("g1"), cursor([doc]))
@@ -217,7 +223,9 @@ async def test_members_and_rooms_of_a_user(rooms: tuple[Wire, MongoRoomStore]) -
     }
 
 
-async def test_read_pointer_is_one_upserting_max(rooms: tuple[Wire, MongoRoomStore]) -> None:
+async def test_read_pointer_is_one_upserting_max(
+    rooms: tuple[Wire[MongoRoomStore], MongoRoomStore],
+) -> None:
     wire, store = rooms
     reply = {"ok": 1, "value": {"message_id": Int64(2**62)}, "lastErrorObject": {"n": 1}}
     stored, [request] = await wire.call(store.set_read_pointer("g1", "bob", 7), reply)
@@ -233,7 +241,9 @@ async def test_read_pointer_is_one_upserting_max(rooms: tuple[Wire, MongoRoomSto
     assert isinstance(command(request)["update"]["$max"]["message_id"], Int64)
 
 
-async def test_pointers_of_a_user_are_point_lookups(rooms: tuple[Wire, MongoRoomStore]) -> None:
+async def test_pointers_of_a_user_are_point_lookups(
+    rooms: tuple[Wire[MongoRoomStore], MongoRoomStore],
+) -> None:
     wire, store = rooms
     rows = [{"room": "g1", "message_id": Int64(9)}]
     found, [request] = await wire.call(store.pointers_of("bob", ["g1", "g2", "g1"]), cursor(rows))

@@ -186,6 +186,11 @@ class Frame:
     def message(self) -> str:
         return self.headers.get("message", "")
 
+    @property
+    def said(self) -> str:
+        """An ERROR's first body line: the precise case (``message`` is the short text)."""
+        return self.body.split("\n", 1)[0]
+
 
 Headers = Mapping[str, str] | Sequence[tuple[str, str]]
 

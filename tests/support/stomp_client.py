@@ -48,32 +48,43 @@ class RecordingListener(stomp.ConnectionListener):  # type: ignore[misc]
         self.disconnected.set()
 
 
+#: stomp.py's connection class for each STOMP version (1.0 has no heart-beats).
+_CONNECTIONS: dict[str, Any] = {
+    "1.0": stomp.Connection10,
+    "1.1": stomp.Connection11,
+    "1.2": stomp.Connection12,
+}
+
+
 class StompClient:
-    """stomp.py's Connection12 with waits that time out instead of hanging."""
+    """stomp.py's Connection12 (or 10/11: ``version``) with waits that time out instead of
+    hanging. ``login=None`` connects without credentials (anonymous)."""
 
     def __init__(
         self,
         port: int,
         *,
-        login: str = "guest",
-        passcode: str = "guest",
+        login: str | None = "guest",
+        passcode: str | None = "guest",
         vhost: str | None = None,
         heartbeats: tuple[int, int] = (0, 0),
+        version: str = "1.2",
     ) -> None:
-        self.conn = stomp.Connection12(
-            [("127.0.0.1", port)],
-            heartbeats=heartbeats,
-            vhost=vhost,
-            auto_content_length=True,
-            reconnect_attempts_max=1,
-        )
+        options: dict[str, Any] = {"auto_content_length": True, "reconnect_attempts_max": 1}
+        if version != "1.0":
+            options.update(heartbeats=heartbeats, vhost=vhost)
+        self.conn = _CONNECTIONS[version]([("127.0.0.1", port)], **options)
+        self.version = version
         self.listener = RecordingListener()
         self.conn.set_listener("recording", self.listener)
         self.login = login
         self.passcode = passcode
 
     def connect(self, **headers: str) -> None:
-        self.conn.connect(self.login, self.passcode, wait=True, headers=headers)
+        if self.login is None:
+            self.conn.connect(wait=True, headers=headers)
+        else:
+            self.conn.connect(self.login, self.passcode, wait=True, headers=headers)
 
     def disconnect(self) -> None:
         if self.listener.got_error.is_set():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.translate.breaker import CircuitBreaker, State
+from workers.resilience.breaker import CircuitBreaker, State
 
 
 def state(breaker: CircuitBreaker) -> State:

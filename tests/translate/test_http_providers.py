@@ -9,9 +9,9 @@ import pytest
 from tests.translate.cases import BAD, GOOD, Case
 from tests.translate.fakes import FakeService, Reply
 from tests.translate.helpers import state
+from workers.resilience.backoff import Backoff
+from workers.resilience.breaker import State
 from workers.translate import Delay, ProviderLimits, RetryLater, Translation, Translator
-from workers.translate.backoff import Backoff
-from workers.translate.breaker import State
 from workers.translate.providers import (
     AuthenticationError,
     LanguagePair,

@@ -7,11 +7,11 @@ import email.utils
 import pytest
 
 from tests.translate.helpers import Clock, state
+from workers.resilience.backoff import Backoff
+from workers.resilience.breaker import CircuitBreaker, State
+from workers.resilience.limits import TokenBucket
+from workers.resilience.retry_after import parse_retry_after
 from workers.translate import languages
-from workers.translate.backoff import Backoff
-from workers.translate.breaker import CircuitBreaker, State
-from workers.translate.http import parse_retry_after
-from workers.translate.limits import TokenBucket
 
 
 def test_breaker_opens_after_n_consecutive_failures() -> None:

@@ -17,6 +17,7 @@ from redis.backoff import NoBackoff
 from tests.translate.cases import BY_NAME, GOOD
 from tests.translate.fakes import FakeService, Reply
 from tests.translate.helpers import Clock, state
+from workers.resilience.breaker import State
 from workers.translate import (
     Delay,
     ProviderLimits,
@@ -25,7 +26,6 @@ from workers.translate import (
     Translator,
     Untranslatable,
 )
-from workers.translate.breaker import State
 from workers.translate.cache import TranslationCache
 from workers.translate.libretranslate import LibreTranslateProvider
 from workers.translate.providers import LanguagePair, ProviderUnavailableError

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from workers.framework import (
     BatchSpec,
+    DeadLetter,
     Delivery,
     RedisIdempotency,
     SchemaUnavailableError,
@@ -173,6 +174,31 @@ async def test_invalid_payload_goes_to_dlq_at_once(vhost_url: str, apps: list[Wo
     assert headers["x-attempts"] == 0
     error = str(headers["x-error"])
     assert error.startswith("ValueError: invalid literal for int()")
+
+
+@pytest.mark.parametrize("batch", [None, BatchSpec(max_size=10, max_wait=0.05)])
+async def test_a_handler_raising_dead_letter_skips_the_retries(
+    vhost_url: str, apps: list[WorkerApp], batch: BatchSpec | None
+) -> None:
+    app = new_app(vhost_url, apps)
+    calls: list[int] = []
+
+    async def handle(msg: Any) -> None:
+        calls.append(1)
+        raise DeadLetter("the service refused it: HTTP 400")
+
+    app.add_consumer(handle, "room.*", queue=Q, max_attempts=5, backoff=(0.05,), batch=batch)
+    await app.start()
+    async with channel(vhost_url) as ch:
+        await publish(ch, "room.a", b"never", headers={"h": "1"})
+        await wait_for_dlq(ch, f"{Q}.dlq")
+        await app.drain()
+        [dead] = await drain_queue(ch, f"{Q}.dlq")
+    assert calls == [1]
+    assert dead.body == b"never"
+    assert dead.headers["x-dead-letter-reason"] == "rejected"
+    assert dead.headers["x-attempts"] == 1
+    assert str(dead.headers["x-error"]) == "DeadLetter: the service refused it: HTTP 400"
 
 
 async def test_schema_validation_uses_schemas_validate(

@@ -24,6 +24,7 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import ChannelInvalidStateError
 
+from workers.framework import failures
 from workers.framework import headers as h
 from workers.framework.delivery import Delivery
 from workers.framework.metrics import WorkerMetrics
@@ -151,14 +152,15 @@ class BatchRuntime(ConsumerRuntime):
                 metrics.handler_seconds.labels(**labels).observe(time.perf_counter() - started)
                 metrics.failed.labels(**labels).inc()
                 failed += 1
-                if spec.retry.exhausted(failed):
+                rejected = isinstance(exc, failures.DeadLetter)
+                if rejected or spec.retry.exhausted(failed):
                     for (message, _), delivery in zip(work, deliveries, strict=True):
                         moved = await self._try(
                             self.dead_letter(
                                 message,
                                 failures_count=delivery.attempt,
                                 error=exc,
-                                reason="exhausted",
+                                reason="rejected" if rejected else "exhausted",
                             )
                         )
                         if not moved:

@@ -17,6 +17,11 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from workers.framework import headers as h
 
 
+class DeadLetter(Exception):  # noqa: N818 - named for what the handler asks for
+    """Raise from a handler when a message can never succeed (the service refused it for what
+    it is): it goes to the DLQ at once, `x-dead-letter-reason: rejected`, with no retry."""
+
+
 def original_route(message: AbstractIncomingMessage) -> tuple[str, str]:
     """(exchange, routing key) of the first publish, also for a message coming back from retry."""
     hdrs = message.headers or {}

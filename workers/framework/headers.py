@@ -13,7 +13,8 @@ ORIGINAL_ROUTING_KEY = "x-original-routing-key"
 ORIGINAL_EXCHANGE = "x-original-exchange"
 #: The last error, "ExceptionType: message", set on retries and on dead-lettered messages.
 ERROR = "x-error"
-#: "invalid" (failed validation, never retried) or "exhausted" (max_attempts reached).
+#: "invalid" (failed validation, never retried), "exhausted" (max_attempts reached) or
+#: "rejected" (the handler raised `DeadLetter`: it can never succeed).
 DEAD_LETTER_REASON = "x-dead-letter-reason"
 #: Name of the worker that dead-lettered the message.
 DEAD_LETTERED_BY = "x-dead-lettered-by"

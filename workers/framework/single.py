@@ -100,9 +100,11 @@ class SingleRuntime(ConsumerRuntime):
 
     async def _failed(self, message: AbstractIncomingMessage, failed: int, exc: Exception) -> None:
         spec = self.spec
-        if spec.retry.exhausted(failed):
+        rejected = isinstance(exc, failures.DeadLetter)
+        if rejected or spec.retry.exhausted(failed):
+            reason = "rejected" if rejected else "exhausted"
             moved = await _settle(
-                self.dead_letter(message, failures_count=failed, error=exc, reason="exhausted"),
+                self.dead_letter(message, failures_count=failed, error=exc, reason=reason),
                 "dead-letter",
             )
         else:

@@ -4,7 +4,8 @@
 - apertium.py, deepl.py, libretranslate.py, papago.py: the providers (HTTP adapters).
 - translator.py: `Translator`, a provider behind cache, limits, retries and a breaker,
   answering outcomes (outcomes.py) instead of raising.
-- cache.py (Redis), limits.py (token bucket), breaker.py, backoff.py: its parts.
+- cache.py (Redis): its cache; the limits, breaker and backoff it uses are in
+  `workers.resilience`, shared with the push providers.
 - detect.py: the source language (sender's profile, else lingua's detection).
 - languages.py: language tags; settings.py: `TranslateSettings` from `STOMPGATE_TRANSLATE_*`;
   factory.py: the configured provider and Translator.

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import aiohttp
 
 from workers.translate import languages
-from workers.translate.http import raise_for_status, send
+from workers.translate.http import json_body, raise_for_status, send
 from workers.translate.providers import (
     LanguagePair,
     ProviderUnavailableError,
@@ -87,7 +87,7 @@ class ApertiumProvider:
             self._session, NAME, "GET", f"{self._base}/listPairs", timeout=self._timeout
         )
         raise_for_status(reply, NAME)
-        data = reply.json(NAME)
+        data = json_body(reply, NAME)
         entries = data.get("responseData") if isinstance(data, dict) else None
         if not isinstance(entries, list):
             raise ProviderUnavailableError(NAME, f"unexpected /listPairs reply: {reply.quote()}")

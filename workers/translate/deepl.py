@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import aiohttp
 
 from workers.translate import languages
-from workers.translate.http import HttpReply, fail, send
+from workers.translate.http import HttpReply, fail, json_body, send
 from workers.translate.providers import (
     AuthenticationError,
     InvalidRequestError,
@@ -72,7 +72,7 @@ class DeepLProvider:
             "target_lang": target_code(target),
         }
         reply = await self._send("POST", "/v2/translate", json=body)
-        data = reply.json(NAME)
+        data = json_body(reply, NAME)
         items = data.get("translations") if isinstance(data, dict) else None
         if not isinstance(items, list) or len(items) != len(texts):
             raise ProviderUnavailableError(NAME, f"unexpected reply: {reply.quote()}")
@@ -93,7 +93,7 @@ class DeepLProvider:
 
     async def _languages(self, kind: str) -> set[str]:
         reply = await self._send("GET", "/v2/languages", params={"type": kind})
-        data = reply.json(NAME)
+        data = json_body(reply, NAME)
         if not isinstance(data, list):
             raise ProviderUnavailableError(NAME, f"unexpected /v2/languages reply: {reply.quote()}")
         tags: set[str] = set()

@@ -1,61 +1,30 @@
 """HTTP plumbing the providers share: one request, the reply read whole, errors classified.
 
-A provider calls `send(...)`, gets an `HttpReply` whatever the status (a network failure or a
-timeout is a `ProviderUnavailableError` at once), handles the statuses its service documents,
-and hands the rest to `fail` (or `raise_for_status`), which applies what every service means
-by them: 429 is "slow down" (with `Retry-After`), 5xx is "down for now".
+A provider calls `send(...)` (`workers.resilience.http.fetch`), gets an `HttpReply` whatever
+the status (a network failure or a timeout is a `ProviderUnavailableError` at once), handles
+the statuses its service documents, and hands the rest to `fail` (or `raise_for_status`),
+which applies what every service means by them: 429 is "slow down" (with `Retry-After`), 5xx
+is "down for now".
 """
 
 from __future__ import annotations
 
-import email.utils
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import aiohttp
-import orjson
 
+from workers.resilience.http import HttpReply, UnreachableError, UnreadableReplyError, fetch
 from workers.translate.providers import ProviderUnavailableError, RateLimitedError
 
-#: Bytes of a reply body quoted in an error message.
-_QUOTE = 200
+__all__ = ["HttpReply", "fail", "json_body", "raise_for_status", "send"]
 
 
-@dataclass(frozen=True, slots=True)
-class HttpReply:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-    def json(self, provider: str) -> Any:
-        """The body as JSON; an unreadable body means the service is not itself."""
-        try:
-            return orjson.loads(self.body)
-        except orjson.JSONDecodeError:
-            raise ProviderUnavailableError(
-                provider, f"HTTP {self.status} with a body that is not JSON: {self.quote()}"
-            ) from None
-
-    def text_at(self, *path: str) -> str | None:
-        """The string at `path` in a JSON object body (`text_at("error", "message")`), or None
-        when the body is not JSON or holds no string there."""
-        try:
-            node: Any = orjson.loads(self.body)
-        except orjson.JSONDecodeError:
-            return None
-        for key in path:
-            node = node.get(key) if isinstance(node, dict) else None
-        return node if isinstance(node, str) else None
-
-    def quote(self) -> str:
-        text = self.body[:_QUOTE].decode("utf-8", "replace")
-        return text + ("..." if len(self.body) > _QUOTE else "")
-
-    @property
-    def retry_after(self) -> float | None:
-        return parse_retry_after(self.headers.get("Retry-After"))
+def json_body(reply: HttpReply, provider: str) -> Any:
+    """The body as JSON; an unreadable body means the service is not itself."""
+    try:
+        return reply.loads()
+    except UnreadableReplyError as exc:
+        raise ProviderUnavailableError(provider, str(exc)) from None
 
 
 async def send(
@@ -70,15 +39,9 @@ async def send(
     """One request; the whole reply, whatever its status. Network trouble and timeouts raise
     `ProviderUnavailableError`."""
     try:
-        async with session.request(
-            method, url, timeout=aiohttp.ClientTimeout(total=timeout), **kwargs
-        ) as response:
-            body = await response.read()
-            return HttpReply(response.status, dict(response.headers), body)
-    except TimeoutError:
-        raise ProviderUnavailableError(provider, f"no reply within {timeout:g} s") from None
-    except aiohttp.ClientError as exc:
-        raise ProviderUnavailableError(provider, f"{type(exc).__name__}: {exc}") from None
+        return await fetch(session, method, url, timeout=timeout, **kwargs)
+    except UnreachableError as exc:
+        raise ProviderUnavailableError(provider, str(exc)) from None
 
 
 def raise_for_status(reply: HttpReply, provider: str, detail: str = "") -> None:
@@ -94,21 +57,3 @@ def fail(reply: HttpReply, provider: str, detail: str = "") -> NoReturn:
     if reply.status == 429:
         raise RateLimitedError(provider, f"HTTP 429: {what}", reply.retry_after)
     raise ProviderUnavailableError(provider, f"HTTP {reply.status}: {what}", reply.retry_after)
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header: delay-seconds or an HTTP-date (RFC 9110).
-    None when absent or unreadable; never negative."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import aiohttp
 
 from workers.translate import languages
-from workers.translate.http import HttpReply, fail, send
+from workers.translate.http import HttpReply, fail, json_body, send
 from workers.translate.providers import (
     AuthenticationError,
     InvalidRequestError,
@@ -66,7 +66,7 @@ class LibreTranslateProvider:
         if self._api_key:
             body["api_key"] = self._api_key
         reply = await self._send("POST", "/translate", json=body)
-        data = reply.json(NAME)
+        data = json_body(reply, NAME)
         result = data.get("translatedText") if isinstance(data, dict) else None
         if isinstance(result, str):
             result = [result]
@@ -80,7 +80,7 @@ class LibreTranslateProvider:
 
     async def pairs(self) -> frozenset[LanguagePair]:
         reply = await self._send("GET", "/languages")
-        data = reply.json(NAME)
+        data = json_body(reply, NAME)
         if not isinstance(data, list):
             raise ProviderUnavailableError(NAME, f"unexpected /languages reply: {reply.quote()}")
         entries = [e for e in data if isinstance(e, dict) and isinstance(e.get("code"), str)]

@@ -44,6 +44,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from workers.env import EnvReader
 from workers.translate import languages
 
 PREFIX = "STOMPGATE_TRANSLATE_"
@@ -127,7 +128,7 @@ class TranslateSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TranslateSettings:
-        env = _Env(os.environ if environ is None else environ)
+        env = EnvReader(os.environ if environ is None else environ)
         d = cls()
         return cls(
             provider=(env.text(PREFIX + "PROVIDER") or d.provider).lower(),
@@ -154,39 +155,7 @@ class TranslateSettings:
         )
 
 
-class _Env:
-    """Typed reads of environment variables; a bad value is a ValueError naming it."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = environ
-
-    def text(self, name: str) -> str | None:
-        value = self.environ.get(name, "").strip()
-        return value or None
-
-    def words(self, name: str) -> tuple[str, ...]:
-        return tuple(w.strip() for w in (self.text(name) or "").split(",") if w.strip())
-
-    def count(self, name: str, default: int) -> int:
-        value = self.number(name, default, positive=True)
-        if value != int(value):
-            raise ValueError(f"{name} must be a whole number, got {value:g}")
-        return int(value)
-
-    def number(self, name: str, default: float, *, positive: bool = False) -> float:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"{name} must be a number, got {raw!r}") from None
-        if value < 0 or (positive and value == 0):
-            raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {raw!r}")
-        return value
-
-
-def _limits(env: _Env, provider: str) -> ProviderLimits:
+def _limits(env: EnvReader, provider: str) -> ProviderLimits:
     values: dict[str, float | int] = {}
     used: list[str] = []
     for f in dataclasses.fields(ProviderLimits):

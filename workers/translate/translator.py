@@ -35,11 +35,11 @@ import logging
 import time
 from collections.abc import Sequence
 
+from workers.resilience.backoff import Backoff
+from workers.resilience.breaker import CircuitBreaker, State
+from workers.resilience.limits import Clock, TokenBucket
 from workers.translate import languages
-from workers.translate.backoff import Backoff
-from workers.translate.breaker import CircuitBreaker, State
 from workers.translate.cache import TranslationCache
-from workers.translate.limits import Clock, TokenBucket
 from workers.translate.outcomes import Delay, Outcome, RetryLater, Untranslatable
 from workers.translate.providers import (
     AuthenticationError,

@@ -5,8 +5,8 @@ returns how long until one is there (and takes nothing). `acquire()` waits for a
 first come first served. `pause(seconds)` stops every request for a while: when a provider
 answers 429 with `Retry-After`, nobody else asks it before then either.
 
-Bounded concurrency needs nothing of its own: the Translator holds an `asyncio.Semaphore`
-around each request, so the number of requests in flight to one provider never passes it.
+Bounded concurrency needs nothing of its own: the Translator (and the push gate) holds an
+`asyncio.Semaphore` around each request, so the requests in flight to one provider never pass it.
 """
 
 from __future__ import annotations

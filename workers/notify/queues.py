@@ -1,0 +1,99 @@
+"""The notify worker's own queues, and publishing to them.
+
+- `stompgate.notify` (quorum, bound to `amq.topic` with `room.*`): chat messages; who should
+  hear of each.
+- `stompgate.notify.wait.<window>` (e.g. `stompgate.notify.wait.10s`; durable, its
+  `x-message-ttl` the window, dead-lettering to `stompgate.notify.due`): collapse windows
+  running.
+- `stompgate.notify.due` (quorum): a window closed; decide and build the notification.
+- `stompgate.notify.send` (quorum): one notification for one target, named by the header
+  `stompgate-push-target` (a subscription id, or `webhook`).
+
+Each of the three consumers also has the framework's retry queues and `<queue>.dlq`. The
+wait queue is declared here (the framework declares the others); its name carries the
+window, so changing the window declares a new queue instead of clashing with the old one's
+TTL. Publishes are persistent, mandatory and publisher-confirmed, on a connection of its own.
+"""
+
+from __future__ import annotations
+
+import aio_pika
+import msgspec
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+
+from workers.framework.spec import delay_label
+
+QUEUE = "stompgate.notify"
+DUE_QUEUE = "stompgate.notify.due"
+SEND_QUEUE = "stompgate.notify.send"
+TARGET_HEADER = "stompgate-push-target"
+
+
+def wait_queue(window: float) -> str:
+    return f"{QUEUE}.wait.{delay_label(window)}"
+
+
+class DueJob(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A collapse window of (user, room) is over; `token` names the window (collapse.py)."""
+
+    user: str
+    room: str
+    token: str
+
+
+_encode = msgspec.json.Encoder().encode
+decode_due = msgspec.json.Decoder(DueJob).decode
+
+
+class NotifyQueues:
+    def __init__(self, amqp_url: str, window: float) -> None:
+        self.amqp_url = amqp_url
+        self.window = window
+        self.wait_queue = wait_queue(window)
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+
+    async def open(self) -> None:
+        connection = await aio_pika.connect_robust(self.amqp_url)
+        try:
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            await channel.declare_queue(
+                self.wait_queue,
+                durable=True,
+                arguments={
+                    "x-message-ttl": max(1, round(self.window * 1000)),
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": DUE_QUEUE,
+                },
+            )
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection, self._channel = connection, channel
+
+    async def close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            await connection.close()
+
+    async def schedule(self, job: DueJob) -> None:
+        """The job reaches `stompgate.notify.due` one window from now."""
+        await self._publish(self.wait_queue, _encode(job), {})
+
+    async def send(self, body: bytes, target: str, key: str) -> None:
+        """One push.notification.v1 `body` for `target`; `key` is its idempotency key."""
+        await self._publish(SEND_QUEUE, body, {TARGET_HEADER: target}, message_id=key)
+
+    async def _publish(
+        self, queue: str, body: bytes, headers: dict[str, str], message_id: str | None = None
+    ) -> None:
+        if self._channel is None:
+            raise RuntimeError("NotifyQueues is not open")
+        message = aio_pika.Message(
+            body,
+            headers=dict(headers),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id,
+        )
+        await self._channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
