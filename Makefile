@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install apertium services test-services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-persist config-doc bench-unread clean
+.PHONY: install apertium services test-services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-persist config-doc bench-unread bench-translate clean
 
 install: $(STAMP) tests/js/node_modules/.installed apertium
 
@@ -73,6 +73,11 @@ bench-wake: install services
 
 bench-unread: install services
 	$(PY) -m benchmarks.bench_unread
+
+# translations/s through the translation worker (an instant provider, Apertium) and chat
+# latency with and without the worker running
+bench-translate: install services
+	$(PY) -m benchmarks.bench_translate
 
 bench: install test-services
 	$(PY) -m benchmarks.bench_gateway

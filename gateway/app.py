@@ -20,7 +20,7 @@ from aiohttp import web
 from gateway import stomp_headers
 from gateway.access import Access, auth_settings, build_access
 from gateway.chat.push_api import install_push_api
-from gateway.chat_bridge import ChatBridge, build_chat, build_rooms, request_user
+from gateway.chat_bridge import ChatBridge, build_chat, build_profiles, build_rooms, request_user
 from gateway.connection import Connection
 from gateway.delivery import SystemSink
 from gateway.durable_api import DurableApi
@@ -73,7 +73,11 @@ class Gateway:
             self.rooms = build_rooms(settings, access.settings.membership_prefix)
         self.access = access
         builtin = (MetricsListener(self.metrics), LogListener())
-        self.node = Node(settings, self.access, listeners=(*builtin, *listeners))
+        #: The profile store and the recorder of tokens' language claims (with a store): the
+        #: recorder hears every accepted CONNECT.
+        self.profiles = build_profiles(settings)
+        recorder = () if self.profiles is None else (self.profiles.recorder,)
+        self.node = Node(settings, self.access, listeners=(*builtin, *recorder, *listeners))
         self.relay = Relay(
             RelaySettings(
                 amqp_url=settings.amqp_url,
@@ -111,7 +115,13 @@ class Gateway:
         await self.relay.start()
         await self.node.start()
         self.chat = await build_chat(
-            settings, self.relay, self.access, self.app, rooms=self.rooms, evict=self.node.evict
+            settings,
+            self.relay,
+            self.access,
+            self.app,
+            rooms=self.rooms,
+            evict=self.node.evict,
+            profiles=self.profiles,
         )
         durable = self._durable_api()
         self.app.router.add_routes(durable.routes(self.access.authenticate_request))

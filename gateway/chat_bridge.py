@@ -20,6 +20,11 @@
   all the user's rooms.
   :func:`request_user` authenticates the same way for the ``/api/me/...`` routes (push
   subscriptions and mutes, :mod:`gateway.chat.push_api`).
+* With a store: profiles (`gateway.chat.profiles`, its HTTP API ``/api/me/profile`` in
+  `gateway.chat.profile_api`): the language each user reads, chosen or claimed by the
+  token, which the node records at CONNECT (`build_profiles`: its recorder is a lifecycle
+  listener of the node); the translations the translation worker stored, which the history
+  API and a catch-up replay carry with their messages.
 * The Snowflake node id is leased in Redis for as long as the node runs.
 """
 
@@ -41,13 +46,15 @@ from gateway.chat.destinations import is_valid_room, room_topic
 from gateway.chat.errors import ChatError, RemovedFromRoomError, StoreBehindError
 from gateway.chat.history_api import Authorize, history_routes
 from gateway.chat.keys import ChatKeys
-from gateway.chat.layer import UNREAD_QUEUE, ChatLayer, ReplayItem
+from gateway.chat.layer import UNREAD_QUEUE, ChatLayer, ChatResult, ReplayItem
 from gateway.chat.membership import Membership
 from gateway.chat.node_lease import NodeLease
+from gateway.chat.profile_api import profile_routes
+from gateway.chat.profiles import ClaimRecorder, ProfileService
 from gateway.chat.rooms import Actor, RoomService
 from gateway.chat.rooms_api import Authenticate, rooms_routes
 from gateway.chat.snowflake import MAX_ID
-from gateway.chat.store_api import HistoryStore, RoomStore
+from gateway.chat.store_api import HistoryStore, ProfileStore, RoomStore, TranslationStore
 from gateway.delivery import SystemSink
 from gateway.errors import ClientError, ErrorMessage
 from gateway.relay import Relay
@@ -82,6 +89,14 @@ class ReplayRequest:
     after_id: int
 
 
+def post_receipt_headers(result: ChatResult) -> tuple[tuple[str, str], ...]:
+    """What the RECEIPT of an ``/app`` SEND carries besides ``receipt-id``."""
+    if result.action != "messages" or result.message_id is None:
+        return ()
+    found = ((stomp_headers.MESSAGE_ID, str(result.message_id)),)
+    return (*found, (stomp_headers.DUPLICATE, "true")) if result.duplicate else found
+
+
 @dataclass(frozen=True, slots=True)
 class RoomsParts:
     """What rooms need that the access policy needs too: made first (`build_rooms`)."""
@@ -89,6 +104,25 @@ class RoomsParts:
     redis: aioredis.Redis
     store: RoomStore
     membership: Membership
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileParts:
+    """Profiles, made before the node (whose lifecycle listener the recorder is)."""
+
+    store: ProfileStore
+    recorder: ClaimRecorder
+
+
+def build_profiles(settings: Settings) -> ProfileParts | None:
+    """The profile store (not opened yet) and the recorder of tokens' language claims, with
+    a store only."""
+    if not settings.store:
+        return None
+    from store import open_profile_store
+
+    store = open_profile_store(settings.store)
+    return ProfileParts(store, ClaimRecorder(store, claim=settings.lang_claim, clock=_clock))
 
 
 def build_rooms(settings: Settings, roster_prefix: str) -> RoomsParts | None:
@@ -119,9 +153,13 @@ class ChatBridge:
         *,
         rooms: RoomService | None = None,
         control: MembershipControl | None = None,
+        translations: TranslationStore | None = None,
+        profiles: ProfileParts | None = None,
     ) -> None:
         self.rooms = rooms
         self.control = control
+        self.translations = translations
+        self.profiles = profiles
         self.seed_order = seed_order
         self.layer = layer
         #: Whether a SEND to a destination is the chat layer's (the layer's own check, bound
@@ -134,8 +172,12 @@ class ChatBridge:
 
     async def handle_send(
         self, user: str, destination: str, headers: Sequence[tuple[str, str]], body: bytes
-    ) -> None:
-        await self.layer.handle_send(user, destination, headers, body)
+    ) -> tuple[tuple[str, str], ...]:
+        """Handle an ``/app`` SEND; the headers its RECEIPT carries: for a post, the message
+        id (``stompgate-message-id``; for a retry the original one, with
+        ``stompgate-duplicate: true``)."""
+        result = await self.layer.handle_send(user, destination, headers, body)
+        return post_receipt_headers(result)
 
     def replay_request(self, destination: str, headers: Mapping[str, str]) -> ReplayRequest | None:
         """The catch-up a SUBSCRIBE (its destination, its headers, first occurrence of each)
@@ -171,14 +213,26 @@ class ChatBridge:
         seq, newest = await self.layer.position(request.room)
         self.seed_order(ROOM_TOPIC_PREFIX[len("/topic/") :] + request.room, seq + 1, newest)
         items = await self.layer.replay(request.room, request.after_id, self.replay_limit + 1)
-        if len(items) <= self.replay_limit:
+        if len(items) > self.replay_limit:
+            items = items[: self.replay_limit]
+            last = items[-1]
+            items[-1] = ReplayItem(
+                last.message_id, last.destination, (*last.headers, REPLAY_MORE_HEADER), last.body
+            )
+        return await self._with_translations(items)
+
+    async def _with_translations(self, items: list[ReplayItem]) -> list[ReplayItem]:
+        """Each replayed message followed by its stored translations (``event-type:
+        translation``, as the translation worker publishes them)."""
+        if self.translations is None or not items:
             return items
-        items = items[: self.replay_limit]
-        last = items[-1]
-        items[-1] = ReplayItem(
-            last.message_id, last.destination, (*last.headers, REPLAY_MORE_HEADER), last.body
-        )
-        return items
+        found: dict[int, list[ReplayItem]] = {}
+        for t in await self.translations.of_messages([item.message_id for item in items]):
+            headers = (*events.translation_headers(), events.REPLAY_HEADER)
+            found.setdefault(t.message_id, []).append(
+                ReplayItem(t.message_id, items[0].destination, headers, t.event)
+            )
+        return [each for item in items for each in (item, *found.get(item.message_id, ()))]
 
     def wants_snapshot(self, destination: str) -> bool:
         """Whether a SUBSCRIBE to ``destination`` first gets the unread snapshot."""
@@ -203,6 +257,11 @@ class ChatBridge:
             await closer()
         if self.rooms is not None:
             await self.rooms.store.close()
+        if self.translations is not None:
+            await self.translations.close()
+        if self.profiles is not None:
+            await self.profiles.recorder.close()
+            await self.profiles.store.close()
         await self.redis.aclose()
 
 
@@ -247,18 +306,32 @@ async def build_chat(
     *,
     rooms: RoomsParts | None = None,
     evict: Evict | None = None,
+    profiles: ProfileParts | None = None,
 ) -> ChatBridge:
-    """The chat layer, its HTTP routes and, with ``rooms`` (`build_rooms`), the rooms."""
+    """The chat layer, its HTTP routes and, with ``rooms`` (`build_rooms`), the rooms; with
+    ``profiles`` (`build_profiles`), the profile API; with a store, the translations that
+    history and catch-up carry."""
     redis = rooms.redis if rooms is not None else aioredis.Redis.from_url(settings.redis_url)
     lease = NodeLease(redis, key_prefix=f"{settings.redis_prefix}snowflake:")
     await lease.acquire()
     store: HistoryStore | None = None
+    translations: TranslationStore | None = None
     if settings.store:
-        from store import open_store
+        from store import open_store, open_translation_store
 
         opened = open_store(settings.store)
         await opened.open()
         store = opened
+        translations = open_translation_store(settings.store)
+        await translations.open()
+    if profiles is not None:
+        await profiles.store.open()
+        service_of_profiles = ProfileService(
+            profiles.store, claim=settings.lang_claim, clock=_clock
+        )
+        app.router.add_routes(
+            profile_routes(profiles=service_of_profiles, identify=access.authenticate_request)
+        )
     if rooms is not None:
         await rooms.store.open()
     sink = SystemSink("chat-layer")  # who publishes chat events: the node itself
@@ -316,6 +389,7 @@ async def build_chat(
             chat=layer,
             authorize=_authorizer(access),
             seen_by=None if service is None else service.seen_by,
+            translations=translations,
         )
     )
     log.info(
@@ -332,4 +406,6 @@ async def build_chat(
         seed_order=relay.seed_order,
         rooms=service,
         control=control,
+        translations=translations,
+        profiles=profiles,
     )

@@ -30,6 +30,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Sequence
 
 from gateway import stomp_headers
 from gateway.access import Identity, UserLease
@@ -234,8 +235,8 @@ class Connection:
                 if not settled:
                     return  # an earlier SEND failed: its ERROR is out
             if isinstance(event, events.SendRequested):
-                await self._send(event, pipelined=event.receipt is None)
-                self._receipt(event.receipt)
+                extra = await self._send(event, pipelined=event.receipt is None)
+                self._receipt(event.receipt, extra)
             elif isinstance(event, events.SubscribeRequested):
                 await self._subscribe(event)
             elif isinstance(event, events.UnsubscribeRequested):
@@ -250,10 +251,10 @@ class Connection:
             elif isinstance(event, events.TransactionCommitted):
                 for frame in event.frames:
                     if isinstance(frame, events.SendRequested):
-                        await self._send(frame)
+                        self._receipt(frame.receipt, await self._send(frame))
                     else:
                         await self._ack(frame)
-                    self._receipt(frame.receipt)
+                        self._receipt(frame.receipt)
                 self._receipt(event.receipt)
             elif isinstance(event, events.TransactionAborted):
                 pass  # the session discarded the buffered frames and sent any receipt
@@ -286,15 +287,17 @@ class Connection:
         self._metrics.frames_out.inc("CONNECTED")
         self._host.authenticated(self)  # heart-beats, idle, token; announced
 
-    async def _send(self, event: events.SendRequested, *, pipelined: bool = False) -> None:
+    async def _send(
+        self, event: events.SendRequested, *, pipelined: bool = False
+    ) -> Sequence[tuple[str, str]] | None:
+        """Send; the headers its RECEIPT carries besides ``receipt-id`` (chat posts: the id)."""
         identity = self._identity()
         destination = event.destination
         headers = await self._access.authorize_send(identity, destination, event.headers)
         router = self._router
         mode = router.mode(destination)
         if mode is SendMode.CHAT:
-            await router.send(self, destination, headers, event.body)
-            return
+            return await router.send(self, destination, headers, event.body)
         authorize = self._authorize
         window = self._window
         size = self._limits.max_unconfirmed
@@ -304,7 +307,7 @@ class Connection:
             elif window.in_flight >= size:
                 settled = await window.settle(size - 1)
                 if not settled:
-                    return  # closing: an earlier SEND failed and its ERROR is out
+                    return None  # closing: an earlier SEND failed and its ERROR is out
             window.in_flight += 1
             try:
                 await router.publish(
@@ -318,14 +321,15 @@ class Connection:
             except BaseException:
                 window.done()  # nothing was written: no confirm will come
                 raise
-            return
+            return None
         # A SEND that waits for its confirm; /amq/queue/ ones take a channel of their own,
         # so earlier SENDs settle first (a receipt or a COMMIT settled them already).
         if window is not None and not await window.settle():
-            return
+            return None
         started = time.perf_counter()
-        await router.send(self, destination, headers, event.body, authorize=authorize)
+        extra = await router.send(self, destination, headers, event.body, authorize=authorize)
         self._metrics.confirm_latency.observe(time.perf_counter() - started)
+        return extra
 
     def _on_confirm(self, error: ClientError | None, seconds: float) -> None:
         """The broker's answer to a SEND written without waiting."""
@@ -375,9 +379,9 @@ class Connection:
 
     # -- output ------------------------------------------------------------------------------
 
-    def _receipt(self, receipt: str | None) -> None:
+    def _receipt(self, receipt: str | None, headers: Sequence[tuple[str, str]] | None = ()) -> None:
         if receipt is not None:
-            self.session.receipt(receipt)
+            self.session.receipt(receipt, headers or ())
             self._metrics.frames_out.inc("RECEIPT")
 
     def flush(self) -> None:

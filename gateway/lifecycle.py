@@ -25,6 +25,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
+from gateway.auth.identity import Identity
 from gateway.metrics import Metrics
 
 __all__ = ["ConnectionInfo", "LifecycleListener", "LogListener", "MetricsListener"]
@@ -52,6 +53,12 @@ class ConnectionInfo(Protocol):
     @property
     def version(self) -> str | None:
         """The negotiated STOMP version; None until the CONNECT is accepted."""
+        ...
+
+    @property
+    def identity(self) -> Identity | None:
+        """Who the token (or dev login) says the user is, claims included; None until the
+        CONNECT is accepted."""
         ...
 
 

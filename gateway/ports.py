@@ -180,10 +180,11 @@ class RouterPort(Protocol):
         body: bytes,
         *,
         authorize: Authorize | None = None,
-    ) -> Awaitable[None]:
+    ) -> Awaitable[Sequence[tuple[str, str]] | None]:
         """Send and wait for the outcome: the chat layer's, or the broker's confirm
         (ClientError when refused). ``authorize``: the client's, for what the relay's plan
-        needs besides the destination."""
+        needs besides the destination. It may come back with headers for the SEND's RECEIPT
+        (after ``receipt-id``): the chat layer's message id, for one."""
         ...
 
     def publish(

@@ -89,10 +89,11 @@ class Router:
         body: bytes,
         *,
         authorize: Authorize | None = None,
-    ) -> Awaitable[None]:
+    ) -> Awaitable[Sequence[tuple[str, str]] | None]:
         """The application's, the chat layer's or the relay's coroutine itself (no coroutine
         of our own around it), which returns once the post or the broker's confirm is
-        through. ``authorize``: the client's, for what the relay's plan needs."""
+        through; the chat layer's with the headers its RECEIPT carries (the message id).
+        ``authorize``: the client's, for what the relay's plan needs."""
         app = self._app
         chat = self._chat
         if app is not None and app.handles(destination):

@@ -105,6 +105,13 @@ class Settings:
             " and member lists; 0 = --room-max-members"
         },
     )
+    lang_claim: str = field(
+        default="locale",
+        metadata={
+            "help": "token claim naming the user's language (e.g. es, pt-BR; a dotted path),"
+            " recorded in their profile for translations; empty = none"
+        },
+    )
     order_hold_ms: int = field(
         default=250,
         metadata={"help": "ms a room message waits at most for an earlier one; 0 = no order"},

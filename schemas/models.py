@@ -89,6 +89,11 @@ class ChatMessage(_Body, frozen=True):
     meta: MetaObject | UnsetType = UNSET
 
 
+MAX_TRANSLATED_TEXT = 12000
+"""A translation may be longer than its original (at most `MAX_TEXT`)."""
+TranslatedText = Annotated[str, Meta(min_length=1, max_length=MAX_TRANSLATED_TEXT)]
+
+
 class ChatTranslation(_Body, frozen=True):
     """chat.translation.v1: a translated copy of a message, published by the translate worker."""
 
@@ -97,7 +102,7 @@ class ChatTranslation(_Body, frozen=True):
     room: RoomId
     message_id: MessageId
     lang: Lang
-    text: Text
+    text: TranslatedText
     provider: Annotated[str, Meta(min_length=1, max_length=64)]
     translated_at: EpochMs
     source_lang: Lang | UnsetType = UNSET
@@ -300,6 +305,23 @@ class RoomMembers(_Body, frozen=True):
     members: list[MemberInfo]
 
 
+class UserProfile(_Body, frozen=True):
+    """users.profile.v1: ``GET``/``PUT /api/me/profile``, the languages translations use for
+    the caller: the one they chose, the one their token claims, and the one that applies."""
+
+    v: Literal[1]
+    user: UserId
+    lang: Lang | UnsetType = UNSET
+    token_lang: Lang | UnsetType = UNSET
+    preferred_lang: Lang | UnsetType = UNSET
+
+
+class ProfileUpdate(_Body, frozen=True):
+    """users.profile_update.v1: ``PUT /api/me/profile``; without ``lang`` the choice is cleared."""
+
+    lang: Lang | UnsetType = UNSET
+
+
 MODELS: dict[str, type[Struct]] = {
     "chat.message.v1": ChatMessage,
     "chat.post.v1": ChatPost,
@@ -320,5 +342,7 @@ MODELS: dict[str, type[Struct]] = {
     "rooms.room.v1": RoomInfo,
     "rooms.list.v1": RoomList,
     "rooms.members.v1": RoomMembers,
+    "users.profile.v1": UserProfile,
+    "users.profile_update.v1": ProfileUpdate,
 }
 """Schema name -> Struct. Each name has a ``<name>.json`` file beside this module."""

@@ -396,9 +396,14 @@ def render() -> str:
         "`rabbitmq/definitions.json` to; flags `--amqp-url`, `--management-url`, `--vhost`).",
         "`scripts/up.sh` (`make up`) sets development defaults for `STOMPGATE_AUTH` (`dev`),",
         "`STOMPGATE_LOG_FORMAT` (`console`), `STOMPGATE_STORE` (`var/messages.sqlite3`), the",
-        "worker's health port and, unless set, the notify worker's webhook",
+        "persist worker's health port (9108) and, unless set, the notify worker's webhook",
         "(`STOMPGATE_NOTIFY_WEBHOOK_URL` and `_SECRET`: a local sink, `scripts/webhook_sink.py`),",
-        "and honours every variable above.",
+        "and honours every variable above. It starts an apertium-apy of its own for the",
+        "translation worker (port 2737, or `APERTIUM_PORT`, or a free one; none when",
+        "`STOMPGATE_TRANSLATE_PROVIDER` names another provider or",
+        "`STOMPGATE_TRANSLATE_APERTIUM_URL` is set) and gives the translation worker its own",
+        "health port (9109, or `TRANSLATE_WORKER_METRICS_PORT`, or a free one), the notify",
+        "worker and the sink free ones (or `NOTIFY_HEALTH_PORT`, `WEBHOOK_SINK_PORT`).",
         "",
     ]
     return "\n".join(out)

@@ -1,14 +1,27 @@
 """Message stores behind one small interface (`MessageStore`; see base.py for the contract),
-the room stores of the same backends (`RoomStore`: rooms, members, read pointers; see
-rooms.py), and push subscriptions and room mutes behind another (`PushStore`, push.py).
+and, on the same backends, the room stores (`RoomStore`: rooms, members, read pointers; see
+rooms.py), the profile stores (`ProfileStore`: preferred languages; profiles.py), the
+translation stores (`TranslationStore`: messages' translations; translations.py) and the push
+stores (`PushStore`: push subscriptions and room mutes; push.py). Every SQLite store is an
+`store.sqlite_db.SQLiteBacked` (one file, one thread), every MongoDB store a
+`store.mongo_db.MongoBacked` (one client, the collections' indexes made at open).
 
 A core package: the gateway (history reads, catch-up) and the workers (the persist worker)
 both import it, and it imports neither of them.
 """
 
 from store.base import MessageCounts, MessageStore, StoreClosedError, StoredMessage
-from store.factory import open_push_store, open_room_store, open_store
+from store.factory import (
+    open_profile_store,
+    open_push_store,
+    open_room_store,
+    open_store,
+    open_translation_store,
+)
 from store.mongo import MongoStore
+from store.profiles import Profile, ProfileStore
+from store.profiles_mongo import MongoProfileStore
+from store.profiles_sqlite import SQLiteProfileStore
 from store.push import KINDS, PushStore, PushSubscription, new_subscription, subscription_id
 from store.push_mongo import MongoPushStore
 from store.push_sqlite import SQLitePushStore
@@ -16,29 +29,42 @@ from store.rooms import Member, Room, RoomFullError, RoomNotFoundError, RoomStor
 from store.rooms_mongo import MongoRoomStore
 from store.rooms_sqlite import SQLiteRoomStore
 from store.sqlite import SQLiteStore
+from store.translations import StoredTranslation, TranslationStore
+from store.translations_mongo import MongoTranslationStore
+from store.translations_sqlite import SQLiteTranslationStore
 
 __all__ = [
     "KINDS",
     "Member",
     "MessageCounts",
     "MessageStore",
+    "MongoProfileStore",
     "MongoPushStore",
     "MongoRoomStore",
     "MongoStore",
+    "MongoTranslationStore",
+    "Profile",
+    "ProfileStore",
     "PushStore",
     "PushSubscription",
     "Room",
     "RoomFullError",
     "RoomNotFoundError",
     "RoomStore",
+    "SQLiteProfileStore",
     "SQLitePushStore",
     "SQLiteRoomStore",
     "SQLiteStore",
+    "SQLiteTranslationStore",
     "StoreClosedError",
     "StoredMessage",
+    "StoredTranslation",
+    "TranslationStore",
     "new_subscription",
+    "open_profile_store",
     "open_push_store",
     "open_room_store",
     "open_store",
+    "open_translation_store",
     "subscription_id",
 ]

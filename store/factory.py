@@ -1,13 +1,14 @@
-"""`open_store(url)`: pick a message store backend from a URL; `open_room_store(url)`: the
-room store of the same backend (rooms, members, read pointers; same file or database).
+"""`open_store(url)`: pick a message store backend from a URL; `open_room_store(url)`,
+`open_profile_store(url)`, `open_translation_store(url)`, `open_push_store(url)`: the room
+store (rooms, members, read pointers), the profile store, the translation store and the push
+store (push subscriptions, room mutes) of the same backend (same file or database).
 
 - `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` (SQLAlchemy's convention),
   `sqlite://:memory:` or `sqlite:///:memory:`; an optional `?synchronous=normal`.
 - `mongodb://host[:port]/database[?options]` and `mongodb+srv://...`; the database defaults
   to `stompgate` when the URL names none.
 
-The store comes back unopened: call `await store.open()`. `open_push_store(url)` takes the
-same URLs and returns the push-subscription store on the same file or database.
+The store comes back unopened: call `await store.open()`.
 """
 
 from __future__ import annotations
@@ -17,43 +18,46 @@ from typing import TypeVar
 from urllib.parse import parse_qs
 
 from store.mongo import MongoStore
+from store.profiles_mongo import MongoProfileStore
+from store.profiles_sqlite import SQLiteProfileStore
 from store.push import PushStore
 from store.push_mongo import MongoPushStore
 from store.push_sqlite import SQLitePushStore
 from store.rooms_mongo import MongoRoomStore
 from store.rooms_sqlite import SQLiteRoomStore
 from store.sqlite import SQLiteStore
+from store.translations_mongo import MongoTranslationStore
+from store.translations_sqlite import SQLiteTranslationStore
 
-T = TypeVar("T")
+S = TypeVar("S")
+M = TypeVar("M")
 
 
 def open_store(url: str) -> SQLiteStore | MongoStore:
-    return _open(url, _sqlite_messages, MongoStore)
+    return _pick(url, SQLiteStore, MongoStore)
 
 
 def open_room_store(url: str) -> SQLiteRoomStore | MongoRoomStore:
-    return _open(url, _sqlite_rooms, MongoRoomStore)
+    return _pick(url, SQLiteRoomStore, MongoRoomStore)
+
+
+def open_profile_store(url: str) -> SQLiteProfileStore | MongoProfileStore:
+    return _pick(url, SQLiteProfileStore, MongoProfileStore)
+
+
+def open_translation_store(url: str) -> SQLiteTranslationStore | MongoTranslationStore:
+    return _pick(url, SQLiteTranslationStore, MongoTranslationStore)
 
 
 def open_push_store(url: str) -> PushStore:
-    return _open(url, _sqlite_push, MongoPushStore)
+    return _pick(url, SQLitePushStore, MongoPushStore)
 
 
-def _sqlite_messages(path: str, synchronous: str) -> SQLiteStore | MongoStore:
-    return SQLiteStore(path, synchronous=synchronous)
-
-
-def _sqlite_rooms(path: str, synchronous: str) -> SQLiteRoomStore | MongoRoomStore:
-    return SQLiteRoomStore(path, synchronous=synchronous)
-
-
-def _sqlite_push(path: str, synchronous: str) -> PushStore:
-    return SQLitePushStore(path, synchronous=synchronous)
-
-
-def _open(url: str, sqlite: Callable[[str, str], T], mongo: Callable[[str], T]) -> T:
+def _pick(url: str, sqlite: Callable[..., S], mongo: Callable[[str], M]) -> S | M:
+    """``sqlite(path, synchronous=...)`` or ``mongo(url)``, by the URL's scheme."""
     if url.startswith("sqlite://"):
-        return sqlite(*_sqlite_path(url))
+        path, synchronous = _sqlite_path(url)
+        return sqlite(path, synchronous=synchronous)
     if url.startswith(("mongodb://", "mongodb+srv://")):
         return mongo(url)
     scheme = url.split(":", 1)[0] if ":" in url else url

@@ -33,15 +33,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bson import Int64
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.database import AsyncDatabase
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import BulkWriteError
 
-from store.base import StoreClosedError, StoredMessage, check_limit
+from store.base import StoredMessage, check_limit
+from store.mongo_db import Document, MongoBacked
 
 DUPLICATE_KEY = 11000
-DEFAULT_DATABASE = "stompgate"
 COLLECTION = "messages"
 
 INDEXES = (
@@ -51,10 +49,8 @@ INDEXES = (
     ),
 )
 
-Document = dict[str, Any]
 
-
-class MongoStore:
+class MongoStore(MongoBacked):
     """`MessageStore` on a MongoDB collection."""
 
     def __init__(
@@ -65,32 +61,12 @@ class MongoStore:
         collection: str = COLLECTION,
         client_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.url = url
-        self.database = database
+        super().__init__(url, database=database, client_options=client_options)
         self.collection_name = collection
-        self.client_options = dict(client_options or {})
-        self._client: AsyncMongoClient[Document] | None = None
-        self._collection: AsyncCollection[Document] | None = None
-
-    async def open(self) -> None:
-        if self._client is not None:
-            return
-        client, db = connect(self.url, self.database, self.client_options)
-        try:
-            collection = db[self.collection_name]
-            await collection.create_indexes(list(INDEXES))
-        except BaseException:
-            await client.close()
-            raise
-        self._client, self._collection = client, collection
-
-    async def close(self) -> None:
-        client, self._client, self._collection = self._client, None, None
-        if client is not None:
-            await client.close()
+        self.INDEXES = {collection: INDEXES}
 
     async def insert_many(self, messages: Sequence[StoredMessage]) -> int:
-        collection = self._require()
+        collection = self.collection(self.collection_name)
         if not messages:
             return 0
         documents = [to_document(m) for m in messages]
@@ -110,7 +86,7 @@ class MongoStore:
         after: int | None = None,
         limit: int = 50,
     ) -> list[StoredMessage]:
-        collection = self._require()
+        collection = self.collection(self.collection_name)
         check_limit(limit)
         if limit == 0:
             return []
@@ -127,7 +103,7 @@ class MongoStore:
         return [from_document(doc) async for doc in cursor]
 
     async def count(self, room: str | None = None, *, upto: int | None = None) -> int:
-        collection = self._require()
+        collection = self.collection(self.collection_name)
         query: Document = {} if room is None else {"room": room}
         if upto is not None:
             if room is None:
@@ -137,16 +113,11 @@ class MongoStore:
 
     async def newest_id(self, room: str, *, sender: str) -> int | None:
         """Walks `room_id` backwards from the newest message of the room to the sender's."""
-        collection = self._require()
+        collection = self.collection(self.collection_name)
         doc = await collection.find_one(
             {"room": room, "sender": sender}, projection={"_id": 1}, sort=[("_id", DESCENDING)]
         )
         return None if doc is None else int(doc["_id"])
-
-    def _require(self) -> AsyncCollection[Document]:
-        if self._collection is None:
-            raise StoreClosedError("MongoStore is not open")
-        return self._collection
 
 
 def only_duplicates(exc: BulkWriteError) -> bool:
@@ -156,37 +127,6 @@ def only_duplicates(exc: BulkWriteError) -> bool:
     return not details.get("writeConcernErrors") and all(
         e.get("code") == DUPLICATE_KEY for e in details.get("writeErrors", [])
     )
-
-
-def connect(
-    url: str, database: str | None, options: Mapping[str, Any]
-) -> tuple[AsyncMongoClient[Document], AsyncDatabase[Document]]:
-    """A client (not connected yet: PyMongo connects on first use) and the database named by
-    ``database``, or by the URL, or `DEFAULT_DATABASE`."""
-    client: AsyncMongoClient[Document] = AsyncMongoClient(url, **options)
-    db = client[database] if database else client.get_default_database(DEFAULT_DATABASE)
-    return client, db
-
-
-async def open_collections(
-    url: str,
-    database: str | None,
-    client_options: Mapping[str, Any],
-    collections: Mapping[str, Sequence[IndexModel]],
-) -> tuple[AsyncMongoClient[Document], list[AsyncCollection[Document]]]:
-    """A client and the named collections of `database` (see `connect`), each with its
-    indexes created (idempotent); the client is closed again if that fails."""
-    client, db = connect(url, database, client_options)
-    try:
-        opened = []
-        for name, indexes in collections.items():
-            collection = db[name]
-            await collection.create_indexes(list(indexes))
-            opened.append(collection)
-    except BaseException:
-        await client.close()
-        raise
-    return client, opened
 
 
 def to_document(message: StoredMessage) -> Document:

@@ -18,11 +18,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from bson import Int64
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo import ASCENDING, IndexModel
 
-from store.base import StoreClosedError
-from store.mongo import Document, open_collections
+from store.mongo_db import Document, MongoBacked
 from store.push import PushSubscription
 
 SUBSCRIPTIONS = "push_subscriptions"
@@ -35,37 +33,13 @@ INDEXES = {
 }
 
 
-class MongoPushStore:
+class MongoPushStore(MongoBacked):
     """`PushStore` on a MongoDB database."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        database: str | None = None,
-        client_options: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.url = url
-        self.database = database
-        self.client_options = dict(client_options or {})
-        self._client: AsyncMongoClient[Document] | None = None
-        self._collections: tuple[AsyncCollection[Document], AsyncCollection[Document]] | None = None
-
-    async def open(self) -> None:
-        if self._client is not None:
-            return
-        client, (subscriptions, mutes) = await open_collections(
-            self.url, self.database, self.client_options, INDEXES
-        )
-        self._client, self._collections = client, (subscriptions, mutes)
-
-    async def close(self) -> None:
-        client, self._client, self._collections = self._client, None, None
-        if client is not None:
-            await client.close()
+    INDEXES = INDEXES
 
     async def save_subscription(self, subscription: PushSubscription) -> bool:
-        subscriptions, _ = self._require()
+        subscriptions = self.collection(SUBSCRIPTIONS)
         result = await subscriptions.update_one(
             {"_id": subscription.id},
             {
@@ -82,19 +56,19 @@ class MongoPushStore:
         return result.upserted_id is not None
 
     async def subscriptions(self, user: str) -> list[PushSubscription]:
-        subscriptions, _ = self._require()
+        subscriptions = self.collection(SUBSCRIPTIONS)
         cursor = subscriptions.find(
             {"user": user}, sort=[("created_at", ASCENDING), ("_id", ASCENDING)]
         )
         return [_subscription(doc) async for doc in cursor]
 
     async def subscription(self, subscription_id: str) -> PushSubscription | None:
-        subscriptions, _ = self._require()
+        subscriptions = self.collection(SUBSCRIPTIONS)
         doc = await subscriptions.find_one({"_id": subscription_id})
         return None if doc is None else _subscription(doc)
 
     async def delete_subscription(self, subscription_id: str, *, user: str | None = None) -> bool:
-        subscriptions, _ = self._require()
+        subscriptions = self.collection(SUBSCRIPTIONS)
         query: Document = {"_id": subscription_id}
         if user is not None:
             query["user"] = user
@@ -102,7 +76,7 @@ class MongoPushStore:
         return result.deleted_count > 0
 
     async def set_muted(self, user: str, room: str, muted: bool) -> None:
-        _, mutes = self._require()
+        mutes = self.collection(MUTES)
         pair = {"user": user, "room": room}
         if muted:
             await mutes.update_one(pair, {"$setOnInsert": pair}, upsert=True)
@@ -110,18 +84,13 @@ class MongoPushStore:
             await mutes.delete_one(pair)
 
     async def muted_rooms(self, user: str) -> list[str]:
-        _, mutes = self._require()
+        mutes = self.collection(MUTES)
         cursor = mutes.find({"user": user}, projection={"room": 1}, sort=[("room", ASCENDING)])
         return [str(doc["room"]) async for doc in cursor]
 
     async def is_muted(self, user: str, room: str) -> bool:
-        _, mutes = self._require()
+        mutes = self.collection(MUTES)
         return await mutes.find_one({"user": user, "room": room}, projection={"_id": 1}) is not None
-
-    def _require(self) -> tuple[AsyncCollection[Document], AsyncCollection[Document]]:
-        if self._collections is None:
-            raise StoreClosedError("MongoPushStore is not open")
-        return self._collections
 
 
 def _subscription(doc: Mapping[str, Any]) -> PushSubscription:

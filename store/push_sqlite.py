@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 
 from store.push import PushSubscription
-from store.sqlite_db import SQLiteDatabase
+from store.sqlite_db import SQLiteBacked
 
 _SCHEMA = (
     """
@@ -46,20 +46,10 @@ _UPSERT = (
 )
 
 
-class SQLitePushStore:
+class SQLitePushStore(SQLiteBacked):
     """`PushStore` on an SQLite file (or `:memory:`)."""
 
-    def __init__(self, path: str, *, synchronous: str = "full") -> None:
-        self._db = SQLiteDatabase(
-            path, synchronous=synchronous, schema=_SCHEMA, name="SQLitePushStore"
-        )
-        self.path = path
-
-    async def open(self) -> None:
-        await self._db.open()
-
-    async def close(self) -> None:
-        await self._db.close()
+    SCHEMA = _SCHEMA
 
     async def save_subscription(self, subscription: PushSubscription) -> bool:
         return await self._db.run(self._db.transaction, lambda conn: _save(conn, subscription))

@@ -26,13 +26,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bson import Int64
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.database import AsyncDatabase
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from store.base import StoreClosedError
-from store.mongo import Document, connect, only_duplicates
+from store.mongo import only_duplicates
+from store.mongo_db import Document, MongoBacked
 from store.rooms import Member, Room, RoomFullError, RoomNotFoundError
 
 ROOMS = "rooms"
@@ -46,73 +44,40 @@ INDEXES: dict[str, tuple[IndexModel, ...]] = {
 }
 
 
-class MongoRoomStore:
+class MongoRoomStore(MongoBacked):
     """`RoomStore` on three MongoDB collections (see the module docstring)."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        database: str | None = None,
-        client_options: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.url = url
-        self.database = database
-        self.client_options = dict(client_options or {})
-        self._client: AsyncMongoClient[Document] | None = None
-        self._db: AsyncDatabase[Document] | None = None
-
-    async def open(self) -> None:
-        if self._client is not None:
-            return
-        client, db = connect(self.url, self.database, self.client_options)
-        try:
-            for name, indexes in INDEXES.items():
-                await db[name].create_indexes(list(indexes))
-        except BaseException:
-            await client.close()
-            raise
-        self._client, self._db = client, db
-
-    async def close(self) -> None:
-        client, self._client, self._db = self._client, None, None
-        if client is not None:
-            await client.close()
-
-    def _collection(self, name: str) -> AsyncCollection[Document]:
-        if self._db is None:
-            raise StoreClosedError("MongoRoomStore is not open")
-        return self._db[name]
+    INDEXES = INDEXES
 
     async def create_room(self, room: Room, members: Sequence[Member]) -> bool:
-        rooms = self._collection(ROOMS)
+        rooms = self.collection(ROOMS)
         document = {**room_document(room), "member_count": len(members)}
         try:
             await rooms.insert_one(document)
         except DuplicateKeyError:
             return False
         if members:
-            await self._collection(MEMBERS).insert_many(
+            await self.collection(MEMBERS).insert_many(
                 [member_document(m) for m in members], ordered=False
             )
         return True
 
     async def room(self, room_id: str) -> Room | None:
-        doc = await self._collection(ROOMS).find_one({"_id": room_id})
+        doc = await self.collection(ROOMS).find_one({"_id": room_id})
         return None if doc is None else room_from(doc)
 
     async def rooms(self, room_ids: Sequence[str]) -> list[Room]:
         ids = list(dict.fromkeys(room_ids))
         if not ids:
             return []
-        cursor = self._collection(ROOMS).find({"_id": {"$in": ids}})
+        cursor = self.collection(ROOMS).find({"_id": {"$in": ids}})
         return [room_from(doc) async for doc in cursor]
 
     async def add_members(self, room: str, members: Sequence[Member], *, limit: int) -> list[str]:
         wanted = list(dict((m.user, m) for m in members).values())
         if not wanted:
             return []
-        table = self._collection(MEMBERS)
+        table = self.collection(MEMBERS)
         cursor = table.find(
             {"room": room, "user": {"$in": [m.user for m in wanted]}}, projection={"user": 1}
         )
@@ -120,7 +85,7 @@ class MongoRoomStore:
         new = [m for m in wanted if m.user not in present]
         if not new:
             return []
-        rooms = self._collection(ROOMS)
+        rooms = self.collection(ROOMS)
         reserved = await rooms.update_one(
             {"_id": room, "member_count": {"$lte": limit - len(new)}},
             {"$inc": {"member_count": len(new)}},
@@ -142,26 +107,26 @@ class MongoRoomStore:
         return [m.user for m in new]
 
     async def remove_member(self, room: str, user: str) -> bool:
-        deleted = await self._collection(MEMBERS).delete_one({"room": room, "user": user})
+        deleted = await self.collection(MEMBERS).delete_one({"room": room, "user": user})
         if deleted.deleted_count == 0:
             return False
-        await self._collection(ROOMS).update_one({"_id": room}, {"$inc": {"member_count": -1}})
+        await self.collection(ROOMS).update_one({"_id": room}, {"$inc": {"member_count": -1}})
         return True
 
     async def members(self, room: str) -> list[Member]:
-        cursor = self._collection(MEMBERS).find(
+        cursor = self.collection(MEMBERS).find(
             {"room": room}, sort=[("joined_at", ASCENDING), ("user", ASCENDING)]
         )
         return [member_from(doc) async for doc in cursor]
 
     async def rooms_of(self, user: str) -> list[str]:
-        cursor = self._collection(MEMBERS).find(
+        cursor = self.collection(MEMBERS).find(
             {"user": user}, projection={"room": 1, "_id": 0}, sort=[("room", ASCENDING)]
         )
         return [doc["room"] async for doc in cursor]
 
     async def set_read_pointer(self, room: str, user: str, message_id: int) -> int:
-        doc = await self._collection(POINTERS).find_one_and_update(
+        doc = await self.collection(POINTERS).find_one_and_update(
             {"room": room, "user": user},
             {"$max": {"message_id": Int64(message_id)}},
             projection={"message_id": 1, "_id": 0},
@@ -172,7 +137,7 @@ class MongoRoomStore:
         return int(doc["message_id"])
 
     async def read_pointers(self, room: str) -> dict[str, int]:
-        cursor = self._collection(POINTERS).find(
+        cursor = self.collection(POINTERS).find(
             {"room": room}, projection={"user": 1, "message_id": 1, "_id": 0}
         )
         return {doc["user"]: int(doc["message_id"]) async for doc in cursor}
@@ -181,7 +146,7 @@ class MongoRoomStore:
         ids = list(dict.fromkeys(rooms))
         if not ids:
             return {}
-        cursor = self._collection(POINTERS).find(
+        cursor = self.collection(POINTERS).find(
             {"room": {"$in": ids}, "user": user}, projection={"room": 1, "message_id": 1, "_id": 0}
         )
         return {doc["room"]: int(doc["message_id"]) async for doc in cursor}

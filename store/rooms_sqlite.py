@@ -1,5 +1,5 @@
 """`RoomStore` on SQLite: three tables beside `messages`, in the same file when the URL is the
-same (`store.sqlite_db.SQLiteDatabase`: one thread, WAL mode).
+same (`store.sqlite_db`: one thread, WAL mode).
 
 - ``rooms`` (``id`` primary key);
 - ``room_members`` (primary key (``room``, ``user``), index (``user``, ``room``) for a user's
@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from store.rooms import Member, Room, RoomFullError, RoomNotFoundError
-from store.sqlite_db import SQLiteDatabase
+from store.sqlite_db import SQLiteBacked
 
 _SCHEMA = (
     """
@@ -60,35 +60,16 @@ _UPSERT_POINTER = (
     "INSERT INTO read_pointers (room, user, message_id) VALUES (?, ?, ?)"
     " ON CONFLICT (room, user) DO UPDATE SET message_id = max(message_id, excluded.message_id)"
 )
-#: SQLite's default limit of host parameters in one statement is 999 (older builds).
-_BATCH = 500
 
 
 def _member_rows(members: Sequence[Member]) -> list[tuple[str, str, str, int]]:
     return [(m.room, m.user, m.role, m.joined_at) for m in members]
 
 
-def _placeholders(count: int) -> str:
-    return ",".join("?" * count)
-
-
-class SQLiteRoomStore:
+class SQLiteRoomStore(SQLiteBacked):
     """`RoomStore` on an SQLite file (or `:memory:`)."""
 
-    def __init__(self, path: str, *, synchronous: str = "full") -> None:
-        self._db = SQLiteDatabase(
-            path, synchronous=synchronous, schema=_SCHEMA, name="SQLiteRoomStore"
-        )
-
-    @property
-    def path(self) -> str:
-        return self._db.path
-
-    async def open(self) -> None:
-        await self._db.open()
-
-    async def close(self) -> None:
-        await self._db.close()
+    SCHEMA = _SCHEMA
 
     async def create_room(self, room: Room, members: Sequence[Member]) -> bool:
         row = (room.id, room.kind, room.name, room.lang, room.owner, room.created_at)
@@ -108,14 +89,8 @@ class SQLiteRoomStore:
         return found[0] if found else None
 
     async def rooms(self, room_ids: Sequence[str]) -> list[Room]:
-        ids = list(dict.fromkeys(room_ids))
-        found: list[Room] = []
-        for start in range(0, len(ids), _BATCH):
-            chunk = ids[start : start + _BATCH]
-            sql = f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE id IN ({_placeholders(len(chunk))})"  # noqa: S608
-            rows = await self._db.run(self._db.fetch, sql, tuple(chunk))
-            found += [Room(*row) for row in rows]
-        return found
+        sql = f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE id IN ({{marks}})"  # noqa: S608
+        return [Room(*row) for row in await self._db.fetch_in(sql, list(dict.fromkeys(room_ids)))]
 
     async def add_members(self, room: str, members: Sequence[Member], *, limit: int) -> list[str]:
         def add(conn: sqlite3.Connection) -> list[str]:
@@ -176,14 +151,6 @@ class SQLiteRoomStore:
         return {user: int(message_id) for user, message_id in rows}
 
     async def pointers_of(self, user: str, rooms: Sequence[str]) -> dict[str, int]:
-        ids = list(dict.fromkeys(rooms))
-        found: dict[str, int] = {}
-        for start in range(0, len(ids), _BATCH):
-            chunk = ids[start : start + _BATCH]
-            sql = (
-                "SELECT room, message_id FROM read_pointers"  # noqa: S608
-                f" WHERE user = ? AND room IN ({_placeholders(len(chunk))})"
-            )
-            rows = await self._db.run(self._db.fetch, sql, (user, *chunk))
-            found.update({room: int(message_id) for room, message_id in rows})
-        return found
+        sql = "SELECT room, message_id FROM read_pointers WHERE user = ? AND room IN ({marks})"
+        rows = await self._db.fetch_in(sql, list(dict.fromkeys(rooms)), leading=(user,))
+        return {room: int(message_id) for room, message_id in rows}

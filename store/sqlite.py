@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from store.base import StoredMessage, check_limit
-from store.sqlite_db import SQLiteDatabase
+from store.sqlite_db import SQLiteBacked
 
 _SCHEMA = (
     """
@@ -41,27 +41,10 @@ _COLUMNS = "id, room, sender, client_id, sent_at, event"
 Row = tuple[int, str, str, str, int, bytes]
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteBacked):
     """`MessageStore` (and `MessageCounts`) on an SQLite file (or `:memory:`)."""
 
-    def __init__(self, path: str, *, synchronous: str = "full") -> None:
-        self._db = SQLiteDatabase(path, synchronous=synchronous, schema=_SCHEMA, name="SQLiteStore")
-
-    @property
-    def path(self) -> str:
-        return self._db.path
-
-    @property
-    def synchronous(self) -> str:
-        return self._db.synchronous
-
-    # -- lifecycle ------------------------------------------------------------------------
-
-    async def open(self) -> None:
-        await self._db.open()
-
-    async def close(self) -> None:
-        await self._db.close()
+    SCHEMA = _SCHEMA
 
     # -- MessageStore ---------------------------------------------------------------------
 

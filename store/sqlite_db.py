@@ -21,6 +21,9 @@ from store.base import StoreClosedError
 T = TypeVar("T")
 
 SYNCHRONOUS = frozenset({"off", "normal", "full", "extra"})
+#: Values of one ``IN (...)`` list per statement: SQLite's default limit of host parameters
+#: in one statement is 999 (older builds).
+IN_BATCH = 500
 
 
 class SQLiteDatabase:
@@ -76,6 +79,21 @@ class SQLiteDatabase:
         """Rows of one query (only from inside a job that `run` runs)."""
         return self.connection().execute(sql, params).fetchall()
 
+    async def fetch_in(
+        self, sql: str, values: Sequence[Any], *, leading: tuple[Any, ...] = ()
+    ) -> list[Any]:
+        """Rows of ``sql`` for every one of ``values``: ``sql`` has ``{marks}`` where the list
+        of an ``IN (...)`` goes, and is run once per `IN_BATCH` values (SQLite caps the host
+        parameters of one statement), after the ``leading`` parameters; one job in all."""
+        return await self.run(self._fetch_in_sync, sql, list(values), leading)
+
+    def _fetch_in_sync(self, sql: str, values: list[Any], leading: tuple[Any, ...]) -> list[Any]:
+        rows: list[Any] = []
+        for start in range(0, len(values), IN_BATCH):
+            chunk = values[start : start + IN_BATCH]
+            rows += self.fetch(sql.format(marks=",".join("?" * len(chunk))), (*leading, *chunk))
+        return rows
+
     def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn(connection)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back if it
         raises (only from inside a job that `run` runs)."""
@@ -109,3 +127,29 @@ class SQLiteDatabase:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+class SQLiteBacked:
+    """What every SQLite store shares: its database (one file, one thread), opened and closed
+    with it. A subclass names its tables in ``SCHEMA``."""
+
+    SCHEMA: tuple[str, ...] = ()
+
+    def __init__(self, path: str, *, synchronous: str = "full") -> None:
+        self._db = SQLiteDatabase(
+            path, synchronous=synchronous, schema=self.SCHEMA, name=type(self).__name__
+        )
+
+    @property
+    def path(self) -> str:
+        return self._db.path
+
+    @property
+    def synchronous(self) -> str:
+        return self._db.synchronous
+
+    async def open(self) -> None:
+        await self._db.open()
+
+    async def close(self) -> None:
+        await self._db.close()

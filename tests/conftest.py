@@ -1,14 +1,17 @@
-"""Shared fixtures: a private RabbitMQ vhost and a Redis key prefix per test run."""
+"""Shared fixtures: a private RabbitMQ vhost and a Redis key prefix per test run; a private
+apertium-apy (the offline translation provider) for the run, started when first asked for."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support import rabbit
+from tests.translate.apertium_proc import ApertiumProcess
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +44,18 @@ def redis_url() -> str:
 def redis_prefix() -> str:
     """A key prefix private to one test; tests delete their keys by this prefix."""
     return f"stompgate-test:{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture(scope="session")
+def apertium_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private apertium-apy for this test run."""
+    server = ApertiumProcess()
+    log: Path = tmp_path_factory.mktemp("apertium") / "apertium-apy.log"
+    try:
+        server.start(log)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import gateway
+from gateway import stomp_headers
 from gateway.errors import ClientError, ErrorMessage
 from gateway.stomp import ProtocolMessage
 
@@ -194,3 +195,10 @@ def test_every_client_error_defaults_to_a_listed_message() -> None:
         default = inspect.signature(cls.__init__).parameters.get("message")
         if default is not None and default.default is not inspect.Parameter.empty:
             assert default.default in CATALOGUE, cls
+
+
+def test_the_contract_lists_the_headers_a_post_s_receipt_carries() -> None:
+    text = CONTRACT.read_text(encoding="utf-8")
+    receipts = text.split("\n## Receipts", 1)[1].split("\n## ", 1)[0]
+    for name in (stomp_headers.MESSAGE_ID, stomp_headers.DUPLICATE):
+        assert f"\n{name}:" in receipts, name

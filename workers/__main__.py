@@ -18,7 +18,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Run a stompgate worker. Settings come from STOMPGATE_* variables.",
     )
     parser.add_argument(
-        "worker", help="'persist', 'notify', or 'package.module:app' for your own worker"
+        "worker",
+        help="'persist', 'translate', 'notify', or 'package.module:app' for your own worker",
     )
     return parser.parse_args(argv)
 
@@ -32,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         app = resolve(args.worker, settings)
-    except UnknownWorkerError as exc:
+    except (UnknownWorkerError, ValueError) as exc:  # ValueError: a misspelt setting
         print(f"stompgate-worker: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(

@@ -1,8 +1,8 @@
 """Which worker `python -m workers NAME` runs.
 
-NAME is a built-in worker ("persist", "notify") or a dotted path "package.module:attribute"
-to a team's own worker: the attribute is a `WorkerApp`, or a callable taking
-`WorkerSettings` and returning one.
+NAME is a built-in worker ("persist", "translate", "notify") or a dotted path
+"package.module:attribute" to a team's own worker: the attribute is a `WorkerApp`, or a
+callable taking `WorkerSettings` and returning one.
 """
 
 from __future__ import annotations
@@ -22,13 +22,19 @@ def _persist(settings: WorkerSettings) -> WorkerApp:
     return build_app(settings)
 
 
+def _translate(settings: WorkerSettings) -> WorkerApp:
+    from workers.translate.worker import build_app
+
+    return build_app(settings)
+
+
 def _notify(settings: WorkerSettings) -> WorkerApp:
     from workers.notify import NotifySettings, build_app
 
     return build_app(settings, NotifySettings.from_env())
 
 
-BUILTIN: dict[str, Factory] = {"persist": _persist, "notify": _notify}
+BUILTIN: dict[str, Factory] = {"persist": _persist, "translate": _translate, "notify": _notify}
 
 
 class UnknownWorkerError(LookupError):

@@ -9,7 +9,9 @@ before the store had it), `store_api` (the store contract),
 a catch-up subscription's live messages during the replay, then drops live duplicates),
 `unread` (the unread counts of many rooms in one step), `membership` (room rosters and a
 user's rooms, cached in Redis, rebuilt from the store), `rooms` (`RoomService`: the rules of
-rooms), `rooms_api` (its HTTP routes), `control` (the removal broadcast to every node).
+rooms), `rooms_api` (its HTTP routes), `control` (the removal broadcast to every node),
+`profiles` (the language each user reads: `ProfileService`, and `ClaimRecorder`, which records
+tokens' language claims at CONNECT), `profile_api` (``/api/me/profile``).
 """
 
 from gateway.chat.errors import ChatError, StoreBehindError

@@ -86,6 +86,14 @@ def message_headers_from_event(event: bytes) -> Headers:
     return message_headers(int(doc["id"]), str(doc["sender"]), str(doc["client_id"]))
 
 
+def translation_headers() -> Headers:
+    """The headers a translation event reaches a subscriber with, as the translation worker
+    publishes it (``event-type: translation``, JSON, persistent); no ``stompgate-message-id``:
+    that names messages (catch-up de-duplicates by it), and a translation's message id is in
+    its body."""
+    return (("event-type", "translation"), ("content-type", JSON), ("persistent", "true"))
+
+
 def receipt_headers(user: str) -> Headers:
     return event_headers("receipt", user)
 

@@ -4,7 +4,11 @@ Response (``application/json``)::
 
     {"room": "general", "messages": [<chat.message.v1>, ...],
      "next_before": "<id>" | null, "next_after": "<id>" | null,
-     "read_pointers": {"<user>": "<id>", ...}}
+     "read_pointers": {"<user>": "<id>", ...},
+     "translations": [<chat.translation.v1>, ...]}
+
+``translations`` (with a store) holds the stored translations of the page's messages, by
+message id, then language: what the translation worker published for them so far.
 
 ``read_pointers`` ("seen by") is there for a room of the rooms API with at most
 ``--seen-by-max-members`` members: each member's read pointer (members who read nothing yet
@@ -26,7 +30,7 @@ Authentication and room access are delegated to the ``authorize`` callable the a
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
 from aiohttp import web
@@ -36,7 +40,7 @@ from gateway.chat.errors import RETRY_AFTER_S, StoreBehindError
 from gateway.chat.history import HistoryEntry, HistoryReader
 from gateway.chat.layer import ChatLayer
 from gateway.chat.snowflake import MAX_ID
-from gateway.chat.store_api import MessageReader
+from gateway.chat.store_api import MessageReader, TranslationStore
 
 Authorize = Callable[[web.Request, str], Awaitable[str]]
 """(request, room) -> user; raises web.HTTPUnauthorized / web.HTTPForbidden."""
@@ -80,6 +84,7 @@ def _render(
     forward: bool,
     full: bool,
     seen_by: dict[str, int] | None = None,
+    translations: Sequence[bytes] | None = None,
 ) -> bytes:
     next_before = next_after = None
     if entries and full:
@@ -100,6 +105,7 @@ def _render(
             b""
             if seen_by is None
             else b',"read_pointers":' + orjson.dumps({u: str(p) for u, p in seen_by.items()}),
+            b"" if translations is None else b',"translations":[' + b",".join(translations) + b"]",
             b"}",
         )
     )
@@ -107,11 +113,16 @@ def _render(
 
 class _HistoryHandler:
     def __init__(
-        self, history: HistoryReader, authorize: Authorize, seen_by: SeenBy | None = None
+        self,
+        history: HistoryReader,
+        authorize: Authorize,
+        seen_by: SeenBy | None = None,
+        translations: TranslationStore | None = None,
     ) -> None:
         self._history = history
         self._authorize = authorize
         self._seen_by = seen_by
+        self._translations = translations
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         room = request.match_info["room"]
@@ -139,8 +150,17 @@ class _HistoryHandler:
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
         seen_by = None if self._seen_by is None else await self._seen_by(room)
+        translations = None
+        if self._translations is not None:
+            found = await self._translations.of_messages([entry.id for entry in entries])
+            translations = [t.event for t in found]
         body = _render(
-            room, entries, forward=after is not None, full=len(entries) >= limit, seen_by=seen_by
+            room,
+            entries,
+            forward=after is not None,
+            full=len(entries) >= limit,
+            seen_by=seen_by,
+            translations=translations,
         )
         return web.Response(body=body, content_type="application/json")
 
@@ -151,7 +171,10 @@ def history_routes(
     chat: ChatLayer,
     authorize: Authorize,
     seen_by: SeenBy | None = None,
+    translations: TranslationStore | None = None,
 ) -> list[web.RouteDef]:
     """Routes to add to the gateway's aiohttp app (``app.add_routes(history_routes(...))``)."""
-    handler = _HistoryHandler(HistoryReader(chat.recent, reader, chat.unstored), authorize, seen_by)
+    handler = _HistoryHandler(
+        HistoryReader(chat.recent, reader, chat.unstored), authorize, seen_by, translations
+    )
     return [web.get("/api/rooms/{room}/messages", handler.get)]

@@ -7,7 +7,8 @@ The contracts are structural:
   the `StoredMessageLike` attributes conforms); `HistoryStore` adds the counts exact unread
   counts need (``store``'s `MessageCounts`);
 * `ReadPointerStore`: the durable read pointers (``store``'s `RoomStore` has them);
-* `RoomStore` and its records, re-exported from ``store.rooms``.
+* `RoomStore` and its records, re-exported from ``store.rooms``; `ProfileStore` (preferred
+  languages) and `TranslationStore` (messages' translations), from ``store``.
 
 The concrete message record is ``store``'s `StoredMessage`, re-exported here.
 """
@@ -18,12 +19,16 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from store.base import StoredMessage
+from store.profiles import Profile, ProfileStore
 from store.rooms import Member, Room, RoomFullError, RoomNotFoundError, RoomStore
+from store.translations import StoredTranslation, TranslationStore
 
 __all__ = [
     "HistoryStore",
     "Member",
     "MessageReader",
+    "Profile",
+    "ProfileStore",
     "ReadPointerStore",
     "Room",
     "RoomFullError",
@@ -31,6 +36,8 @@ __all__ = [
     "RoomStore",
     "StoredMessage",
     "StoredMessageLike",
+    "StoredTranslation",
+    "TranslationStore",
 ]
 
 

@@ -292,13 +292,14 @@ class ServerSession:
         self._after_call("reject()")  # to CLOSED, as every ERROR that closes
         self._queue_error(ProtocolError(message, detail, None, headers), violation=False)
 
-    def receipt(self, receipt_id: str) -> None:
-        """Queue a RECEIPT for a request whose work is done."""
+    def receipt(self, receipt_id: str, headers: Iterable[tuple[str, str]] = ()) -> None:
+        """Queue a RECEIPT for a request whose work is done; ``headers`` follow ``receipt-id``
+        (what the work produced, e.g. the id a chat post was given)."""
         if self._errored:
             return
         if self.version is None:
             raise InvalidState(f"receipt() in state {self._state.name}")
-        frame = Frame("RECEIPT", (("receipt-id", receipt_id),))
+        frame = Frame("RECEIPT", (("receipt-id", receipt_id), *headers))
         self._out.append(serialize(frame, self.version))
 
     def error(

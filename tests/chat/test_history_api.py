@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.chat.history_api import history_routes
 from gateway.chat.layer import ChatLayer
+from store import SQLiteTranslationStore, StoredTranslation
 from tests.chat.fakes import InMemoryReader, ManualClock, RecordingPublisher
 
 POST = "/app/rooms/general/messages"
@@ -143,3 +144,33 @@ async def test_without_a_store_the_cache_answers_alone(chat: ChatLayer, posted: 
     async with TestClient(TestServer(app)) as test_client:
         page = await get(test_client, limit="50")
     assert ids_of(page) == posted[-5:]
+
+
+async def test_translations_come_with_their_messages(
+    chat: ChatLayer, store: InMemoryReader, posted: list[int]
+) -> None:
+    translations = SQLiteTranslationStore(":memory:")
+    await translations.open()
+    try:
+        for message_id, lang in ((posted[0], "es"), (posted[-1], "fr"), (posted[-1], "de")):
+            event = orjson.dumps({"message_id": str(message_id), "lang": lang})
+            await translations.insert(
+                StoredTranslation(message_id, lang, "general", "apertium", event)
+            )
+        app = web.Application()
+        app.add_routes(
+            history_routes(reader=store, chat=chat, authorize=authorize, translations=translations)
+        )
+        async with TestClient(TestServer(app)) as test_client:
+            newest = await get(test_client, limit="3")
+            oldest = await get(test_client, after="0", limit="2")
+            middle = await get(test_client, after=str(posted[2]), limit="3")
+    finally:
+        await translations.close()
+    last = str(posted[-1])
+    assert newest["translations"] == [
+        {"message_id": last, "lang": "de"},
+        {"message_id": last, "lang": "fr"},
+    ]
+    assert oldest["translations"] == [{"message_id": str(posted[0]), "lang": "es"}]
+    assert middle["translations"] == []

@@ -22,13 +22,15 @@ from tests.support.process import ManagedProcess
 
 @dataclass
 class WorkerProcess(ManagedProcess):
-    """``python -m workers persist`` with its health server on a free port."""
+    """``python -m workers <worker>`` (the persist worker unless told) with its health server
+    on a free port."""
 
     amqp_url: str
     store_url: str
     name: str = "persist"
     metrics_port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
+    worker: str = "persist"
 
     def start(self, log_dir: Path, timeout: float = 30.0) -> None:
         env = {
@@ -39,13 +41,27 @@ class WorkerProcess(ManagedProcess):
             **self.env,
         }
         self.spawn(
-            [sys.executable, "-m", "workers", "persist"],
+            [sys.executable, "-m", "workers", self.worker],
             env,
             log_dir / f"worker-{self.name}.log",
             f"http://127.0.0.1:{self.metrics_port}/healthz",
             timeout,
             f"worker {self.name}",
         )
+
+    def metric(self, name: str, **labels: str) -> float:
+        """A sample of the worker's /metrics (0 when it has none yet)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in text.splitlines():
+            series, _, value = line.rpartition(" ")
+            name_part, _, label_part = series.partition("{")
+            found = ",".join(sorted(label_part.rstrip("}").split(","))) if label_part else ""
+            if name_part == name and found == wanted:
+                return float(value)
+        return 0.0
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Until /healthz says it is consuming (its queue exists and is bound)."""

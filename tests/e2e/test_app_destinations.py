@@ -10,6 +10,7 @@ import stomp.exception
 
 from tests.e2e.conftest import GatewayFactory
 from tests.e2e.procs import post_body, room_name
+from tests.support.security import StompPeer
 from tests.support.stomp_client import StompClient, stomp_client
 
 
@@ -64,6 +65,50 @@ def test_retry_with_same_client_id_is_not_published_again(start_gateway: Gateway
         alice.send(f"/app/rooms/{room}/messages", body)  # receipted again, not republished
         assert json.loads(alice.next_message().body)["client_id"] == "same-id"
         assert alice.no_message(0.5)
+
+
+def test_a_post_s_receipt_carries_its_id_and_a_retry_the_original(
+    start_gateway: GatewayFactory,
+) -> None:
+    gw = start_gateway("gw-receipt-id")
+    room = room_name()
+    destination = f"/app/rooms/{room}/messages"
+    with stomp_client(gw.stomp_port, login="alice", passcode="alice") as alice:
+        alice.subscribe(_topic(room), "s")
+        first = alice.send(destination, post_body("first", "same-id"))
+        event = json.loads(alice.next_message().body)
+        assert first["stompgate-message-id"] == event["id"]
+        assert "stompgate-duplicate" not in first
+        retry = alice.send(destination, post_body("first", "same-id"))  # a lost receipt's retry
+        assert retry["stompgate-message-id"] == event["id"]
+        assert retry["stompgate-duplicate"] == "true"
+        other = alice.send(destination, post_body("second", "other-id"))
+        assert int(other["stompgate-message-id"]) > int(event["id"])
+        assert json.loads(alice.next_message().body)["id"] == other["stompgate-message-id"]
+        # Other SENDs' receipts carry nothing more.
+        read = alice.send(f"/app/rooms/{room}/read", json.dumps({"message_id": event["id"]}))
+        topic = alice.send("/topic/elsewhere", "x")
+        assert "stompgate-message-id" not in read
+        assert "stompgate-message-id" not in topic
+
+
+async def test_a_post_s_receipt_carries_its_id_on_the_wire(start_gateway: GatewayFactory) -> None:
+    gw = start_gateway("gw-receipt-raw")
+    destination = f"/app/rooms/{room_name()}/messages"
+    async with StompPeer.tcp(gw.stomp_port) as peer:
+        connected = await peer.connect(headers=[("login", "alice"), ("passcode", "alice")])
+        assert connected.command == "CONNECTED", connected
+        ids = []
+        for receipt in ("p-1", "p-2"):
+            await peer.send_frame(
+                "SEND", {"destination": destination, "receipt": receipt}, post_body("x", "c-9")
+            )
+            [found] = await peer.receipt(receipt)
+            ids.append(found.headers["stompgate-message-id"])
+            assert found.all_headers[0] == ("receipt-id", receipt)
+        assert ids[0] == ids[1]
+        assert ids[0].isdigit()
+        assert found.headers["stompgate-duplicate"] == "true"
 
 
 def _error_for(port: int, destination: str, body: str) -> tuple[str, str, str]:

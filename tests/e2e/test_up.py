@@ -71,6 +71,23 @@ def up(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     raise AssertionError("up.sh left processes behind")
 
 
+def up_env(amqp_url: str, redis_url: str, redis_prefix: str, store: Path) -> dict[str, str]:
+    """What a test's `make up` runs against: its vhost, Redis prefix, store, free ports."""
+    return {
+        "STOMPGATE_AMQP_URL": amqp_url,
+        "STOMPGATE_REDIS_URL": redis_url,
+        "STOMPGATE_REDIS_PREFIX": redis_prefix,
+        "STOMPGATE_STORE": f"sqlite:///{store}",
+        "STOMPGATE_HTTP_HOST": "127.0.0.1",
+        "STOMPGATE_HTTP_PORT": str(free_port()),
+        "STOMPGATE_STOMP_HOST": "127.0.0.1",
+        "STOMPGATE_STOMP_PORT": str(free_port()),
+        "STOMPGATE_WORKER_METRICS_PORT": str(free_port()),
+        "TRANSLATE_WORKER_METRICS_PORT": str(free_port()),
+        "APERTIUM_PORT": str(free_port()),
+    }
+
+
 def test_make_up_keeps_history_across_a_restart_of_everything(
     e2e_vhost_url: str,
     redis_url: str,
@@ -79,20 +96,12 @@ def test_make_up_keeps_history_across_a_restart_of_everything(
     tmp_path: Path,
 ) -> None:
     store = tmp_path / "var" / "messages.sqlite3"
-    http_port = free_port()
     env = {
-        "STOMPGATE_AMQP_URL": e2e_vhost_url,
-        "STOMPGATE_REDIS_URL": redis_url,
-        "STOMPGATE_REDIS_PREFIX": redis_prefix,
-        "STOMPGATE_STORE": f"sqlite:///{store}",
-        "STOMPGATE_HTTP_HOST": "127.0.0.1",
-        "STOMPGATE_HTTP_PORT": str(http_port),
-        "STOMPGATE_STOMP_HOST": "127.0.0.1",
-        "STOMPGATE_STOMP_PORT": str(free_port()),
-        "STOMPGATE_WORKER_METRICS_PORT": str(free_port()),
+        **up_env(e2e_vhost_url, redis_url, redis_prefix, store),
         "STOMPGATE_DEV_USERS": "alice:alice,bob:bob",
         "STOMPGATE_NODE_ID": "up-test",
     }
+    http_port = int(env["STOMPGATE_HTTP_PORT"])
     base = f"http://127.0.0.1:{http_port}"
     room = room_name("up")
     log = tmp_path / "up.log"
@@ -125,3 +134,36 @@ def test_make_up_keeps_history_across_a_restart_of_everything(
     assert "stompgate is starting" in log.read_text()
     # rabbitmq/apply.py ran first each time; the second time everything was there already.
     assert "has every definition already" in log.read_text().split("stompgate is starting")[1]
+
+
+def test_make_up_translates_posts_in_the_demo_room_with_apertium(
+    e2e_vhost_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    redis_keys: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "var" / "messages.sqlite3"
+    env = {
+        **up_env(e2e_vhost_url, redis_url, redis_prefix, store),
+        "STOMPGATE_NODE_ID": "up-translate-test",
+    }
+    stomp_port = int(env["STOMPGATE_STOMP_PORT"])
+    log = tmp_path / "up.log"
+    with up(env, log), stomp_client(stomp_port, login="guest", passcode="guest") as guest:
+        guest.subscribe("/topic/room.lobby", "s")
+        sent = guest.send("/app/rooms/lobby/messages", post_body("Good morning, my friend"))
+        message_id = sent["stompgate-message-id"]
+        assert json.loads(guest.next_message().body)["id"] == message_id
+        translation = guest.next_message(timeout=60)  # the worker may still be starting
+        assert translation.headers["event-type"] == "translation"
+        event = json.loads(translation.body)
+        assert (event["message_id"], event["lang"], event["source_lang"]) == (
+            message_id,
+            "es",
+            "en",
+        )
+        assert event["provider"] == "apertium"
+        assert "amigo" in event["text"]
+        assert "demo room: lobby (es, members guest) made" in log.read_text()
+        assert "translate  apertium at http://127.0.0.1:" in log.read_text()

@@ -208,6 +208,8 @@ class FakeRouter:
         self.subscriptions: dict[str, FakeSubscription] = {}
         self.catch_up: Callable[[], None] | None = None  # returned with the next SUBSCRIBE
         self.released = False
+        #: what a chat SEND comes back with: headers for its RECEIPT
+        self.receipt_headers: tuple[tuple[str, str], ...] = ()
 
     def mode(self, destination: str) -> SendMode:
         if destination.startswith("/app/"):
@@ -224,8 +226,14 @@ class FakeRouter:
         body: bytes,
         *,
         authorize: Authorize | None = None,
-    ) -> Awaitable[None]:
+    ) -> Awaitable[Sequence[tuple[str, str]] | None]:
+        if destination.startswith("/app/"):
+            return self._chat(Sent(destination, body, None))
         return self._send(Sent(destination, body, None))
+
+    async def _chat(self, sent: Sent) -> Sequence[tuple[str, str]]:
+        await self._send(sent)
+        return self.receipt_headers
 
     def publish(
         self,
@@ -426,6 +434,22 @@ async def test_chat_sends_are_awaited_outside_the_window() -> None:
     await rig.conn.feed(frame("SEND", "destination:/app/rooms/r1/messages", body="{}"))
     assert [s.on_confirm is None for s in rig.router.sent] == [False, True]
     assert sum(rig.metrics.confirm_latency.counts) == 0  # the chat layer's own confirm
+
+
+async def test_a_chat_send_s_receipt_carries_what_the_chat_layer_returned() -> None:
+    rig = await connected()
+    rig.router.receipt_headers = (("stompgate-message-id", "42"), ("stompgate-duplicate", "true"))
+    await rig.conn.feed(frame("SEND", "destination:/app/rooms/r1/messages", "receipt:p-1"))
+    [(command, headers)] = rig.out.frames()
+    assert command == "RECEIPT"
+    assert headers == {
+        "receipt-id": "p-1",
+        "stompgate-message-id": "42",
+        "stompgate-duplicate": "true",
+    }
+    rig.out.writes.clear()
+    await rig.conn.feed(frame("SEND", "destination:/topic/t", "receipt:t-1", body="1"))
+    assert rig.out.frames() == [("RECEIPT", {"receipt-id": "t-1"})]  # relay SENDs: nothing more
 
 
 async def test_an_amq_queue_send_lets_earlier_ones_settle_first() -> None:

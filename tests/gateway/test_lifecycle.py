@@ -12,7 +12,7 @@ from typing import cast
 
 import pytest
 
-from gateway.access import Access
+from gateway.access import Access, Identity
 from gateway.app import Gateway
 from gateway.lifecycle import ConnectionInfo, LogListener, MetricsListener
 from gateway.metrics import Metrics
@@ -49,6 +49,7 @@ class FakeConn:
     peer: str = "10.0.0.1"
     user: str | None = None
     version: str | None = None
+    identity: Identity | None = None
     created: float = 0.0
     last_read: float = 0.0
     last_write: float = 0.0

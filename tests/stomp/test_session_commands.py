@@ -144,6 +144,18 @@ def test_receipt_escaped_per_version(version: str) -> None:
 
 
 @pytest.mark.parametrize("version", ["1.0", "1.1", "1.2"])
+def test_receipt_with_headers_after_the_receipt_id(version: str) -> None:
+    session = connected_session(version)
+    session.receipt("m-1", (("stompgate-message-id", "7412733457280073728"), ("x", "a:b")))
+    value = b"a:b" if version == "1.0" else b"a\\cb"
+    assert session.data_to_send() == (
+        b"RECEIPT\nreceipt-id:m-1\nstompgate-message-id:7412733457280073728\nx:"
+        + value
+        + b"\n\n\x00"
+    )
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2"])
 def test_send_message_renders_for_session_version(version: str) -> None:
     session = connected_session(version)
     message = PreparedMessage("/topic/x", [("k", "a:b")], b"body")

@@ -5,27 +5,40 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import pytest
 from pymongo import AsyncMongoClient
 
 from store import (
     MessageStore,
+    MongoProfileStore,
     MongoPushStore,
     MongoRoomStore,
     MongoStore,
+    MongoTranslationStore,
+    ProfileStore,
     PushStore,
     RoomStore,
+    SQLiteProfileStore,
     SQLitePushStore,
     SQLiteRoomStore,
     SQLiteStore,
+    SQLiteTranslationStore,
+    TranslationStore,
 )
 
+
+class _Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Store)
 MONGODB_URI = os.environ.get("MONGODB_URI")
-S = TypeVar("S", MessageStore, PushStore)
 NO_MONGO = "MongoDB not verified here: set MONGODB_URI=mongodb://host:port to run this backend"
 
 BACKENDS = [
@@ -40,28 +53,11 @@ BACKENDS = [
 
 
 @asynccontextmanager
-async def opened_store(backend: str, tmp_path: Path) -> AsyncIterator[MessageStore]:
-    sqlite: Callable[[str], MessageStore] = SQLiteStore
-    async with _opened(backend, tmp_path, sqlite, MongoStore) as store:
-        yield store
-
-
-@asynccontextmanager
-async def opened_push_store(backend: str, tmp_path: Path) -> AsyncIterator[PushStore]:
-    """The push-subscription store of `backend`, opened (on a fresh database for MongoDB)."""
-    sqlite: Callable[[str], PushStore] = SQLitePushStore
-    async with _opened(backend, tmp_path, sqlite, MongoPushStore) as store:
-        yield store
-
-
-@asynccontextmanager
 async def _opened(
-    backend: str,
-    tmp_path: Path,
-    sqlite: Callable[[str], S],
-    mongo: Callable[..., S],
+    backend: str, tmp_path: Path, sqlite: Callable[[str], S], mongo: Callable[..., S]
 ) -> AsyncIterator[S]:
-    store: S
+    """``sqlite(path)`` or ``mongo(MONGODB_URI, database=...)`` opened (SQLite: every kind
+    of store of a test in one file, as the gateway has them), closed and dropped after."""
     database = f"stompgate_test_{uuid.uuid4().hex[:12]}"
     if backend == "sqlite-memory":
         store = sqlite(":memory:")
@@ -81,27 +77,32 @@ async def _opened(
             await _drop(database)
 
 
-@asynccontextmanager
-async def opened_room_store(backend: str, tmp_path: Path) -> AsyncIterator[RoomStore]:
-    """The room store of a backend (SQLite: the same file as `opened_store`'s)."""
-    store: RoomStore
-    database = f"stompgate_test_{uuid.uuid4().hex[:12]}"
-    if backend == "sqlite-memory":
-        store = SQLiteRoomStore(":memory:")
-    elif backend == "sqlite-file":
-        store = SQLiteRoomStore(str(tmp_path / "messages.db"))
-    elif backend == "mongodb":
-        assert MONGODB_URI is not None
-        store = MongoRoomStore(MONGODB_URI, database=database)
-    else:  # pragma: no cover
-        raise ValueError(backend)
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
-        if backend == "mongodb":
-            await _drop(database)
+def opened_store(backend: str, tmp_path: Path) -> AbstractAsyncContextManager[MessageStore]:
+    sqlite: Callable[[str], MessageStore] = SQLiteStore
+    return _opened(backend, tmp_path, sqlite, MongoStore)
+
+
+def opened_room_store(backend: str, tmp_path: Path) -> AbstractAsyncContextManager[RoomStore]:
+    sqlite: Callable[[str], RoomStore] = SQLiteRoomStore
+    return _opened(backend, tmp_path, sqlite, MongoRoomStore)
+
+
+def opened_profile_store(backend: str, tmp_path: Path) -> AbstractAsyncContextManager[ProfileStore]:
+    sqlite: Callable[[str], ProfileStore] = SQLiteProfileStore
+    return _opened(backend, tmp_path, sqlite, MongoProfileStore)
+
+
+def opened_translation_store(
+    backend: str, tmp_path: Path
+) -> AbstractAsyncContextManager[TranslationStore]:
+    sqlite: Callable[[str], TranslationStore] = SQLiteTranslationStore
+    return _opened(backend, tmp_path, sqlite, MongoTranslationStore)
+
+
+def opened_push_store(backend: str, tmp_path: Path) -> AbstractAsyncContextManager[PushStore]:
+    """The push-subscription store of `backend`, opened (on a fresh database for MongoDB)."""
+    sqlite: Callable[[str], PushStore] = SQLitePushStore
+    return _opened(backend, tmp_path, sqlite, MongoPushStore)
 
 
 async def _drop(database: str) -> None:

@@ -104,7 +104,9 @@ async def test_create_room_inserts_the_room_with_its_count_then_the_members(
     ]
 
 
-async def test_an_existing_room_id_is_not_created_again(rooms: tuple[Wire[MongoRoomStore], MongoRoomStore]) -> None:
+async def test_an_existing_room_id_is_not_created_again(
+    rooms: tuple[Wire[MongoRoomStore], MongoRoomStore],
+) -> None:
     wire, store = rooms
     duplicate = ok(0, writeErrors=[{"index": 0, "code": 11000, "errmsg": "E11000 duplicate"}])
     created, requests = await wire.call(
@@ -182,7 +184,9 @@ async def test_a_concurrent_duplicate_gives_its_place_back(
         await wire.call(store.add_members("g1", new, limit=9), cursor([]), ok(1), other)
 
 
-async def test_remove_member_deletes_one_and_decrements(rooms: tuple[Wire[MongoRoomStore], MongoRoomStore]) -> None:
+async def test_remove_member_deletes_one_and_decrements(
+    rooms: tuple[Wire[MongoRoomStore], MongoRoomStore],
+) -> None:
     wire, store = rooms
     removed, (delete, update) = await wire.call(store.remove_member("g1", "bob"), ok(1), ok(1))
     assert removed
@@ -197,7 +201,9 @@ async def test_remove_member_deletes_one_and_decrements(rooms: tuple[Wire[MongoR
     assert len(requests) == 1
 
 
-async def test_members_and_rooms_of_a_user(rooms: tuple[Wire[MongoRoomStore], MongoRoomStore]) -> None:
+async def test_members_and_rooms_of_a_user(
+    rooms: tuple[Wire[MongoRoomStore], MongoRoomStore],
+) -> None:
     wire, store = rooms
     doc = {"_id": 1, "room": "g1", "user": "bob", "role": "member", "joined_at": Int64(6)}
     members, [request] = await wire.call(store.members("g1"), cursor([doc]))
@@ -217,7 +223,9 @@ async def test_members_and_rooms_of_a_user(rooms: tuple[Wire[MongoRoomStore], Mo
     }
 
 
-async def test_read_pointer_is_one_upserting_max(rooms: tuple[Wire[MongoRoomStore], MongoRoomStore]) -> None:
+async def test_read_pointer_is_one_upserting_max(
+    rooms: tuple[Wire[MongoRoomStore], MongoRoomStore],
+) -> None:
     wire, store = rooms
     reply = {"ok": 1, "value": {"message_id": Int64(2**62)}, "lastErrorObject": {"n": 1}}
     stored, [request] = await wire.call(store.set_read_pointer("g1", "bob", 7), reply)
@@ -233,7 +241,9 @@ async def test_read_pointer_is_one_upserting_max(rooms: tuple[Wire[MongoRoomStor
     assert isinstance(command(request)["update"]["$max"]["message_id"], Int64)
 
 
-async def test_pointers_of_a_user_are_point_lookups(rooms: tuple[Wire[MongoRoomStore], MongoRoomStore]) -> None:
+async def test_pointers_of_a_user_are_point_lookups(
+    rooms: tuple[Wire[MongoRoomStore], MongoRoomStore],
+) -> None:
     wire, store = rooms
     rows = [{"room": "g1", "message_id": Int64(9)}]
     found, [request] = await wire.call(store.pointers_of("bob", ["g1", "g2", "g1"]), cursor(rows))

@@ -26,6 +26,7 @@ class RecordingListener(stomp.ConnectionListener):  # type: ignore[misc]
         self.messages: queue.Queue[Received] = queue.Queue()
         self.errors: queue.Queue[Received] = queue.Queue()
         self.receipts: set[str] = set()
+        self.receipt_headers: dict[str, dict[str, str]] = {}  # receipt id -> the RECEIPT's
         self.receipt_cond = threading.Condition()
         self.disconnected = threading.Event()
         self.got_error = threading.Event()
@@ -40,6 +41,7 @@ class RecordingListener(stomp.ConnectionListener):  # type: ignore[misc]
     def on_receipt(self, frame: Any) -> None:
         with self.receipt_cond:
             self.receipts.add(frame.headers["receipt-id"])
+            self.receipt_headers[frame.headers["receipt-id"]] = dict(frame.headers)
             self.receipt_cond.notify_all()
 
     def on_disconnected(self) -> None:
@@ -121,14 +123,17 @@ class StompClient:
         *,
         receipt: bool = True,
         headers: dict[str, str] | None = None,
-    ) -> None:
+    ) -> dict[str, str]:
+        """SEND; with a receipt (the default), wait for it: the RECEIPT's headers."""
         headers = dict(headers or {})
         rid = self._receipt_id() if receipt else None
         if rid:
             headers["receipt"] = rid
         self.conn.send(destination, body, headers=headers)
-        if rid:
-            self.wait_receipt(rid)
+        if not rid:
+            return {}
+        self.wait_receipt(rid)
+        return self.listener.receipt_headers[rid]
 
     def ack(self, ack_id: str, transaction: str | None = None) -> None:
         self.conn.ack(ack_id, transaction=transaction)

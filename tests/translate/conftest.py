@@ -1,30 +1,19 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from tests.translate.apertium_proc import ApertiumProcess
+from tests.support import rabbit
 from tests.translate.cases import CASES, Case
 from tests.translate.fakes import FakeService
 
 
-@pytest.fixture(scope="session")
-def apertium_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A private apertium-apy for this test run."""
-    server = ApertiumProcess()
-    log: Path = tmp_path_factory.mktemp("apertium") / "apertium-apy.log"
-    try:
-        server.start(log)
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield server.url
-    finally:
-        server.stop()
+@pytest.fixture
+def vhost_url(fresh_vhost: str) -> str:
+    return rabbit.amqp_url(fresh_vhost)
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 Each fake checks credentials the way its service does, translates by tagging the text with the
 target (`[es] Hello`), and records every request. A test scripts failures with
 `fake.script(reply, ...)`: the next requests to the translate endpoint get those replies (429
-with Retry-After, 456, 5xx, ...) before the fake goes back to translating. `max_in_flight` is
+with Retry-After, 456, 5xx, ...) before the fake goes back to translating; while `fake.down`
+holds a reply, every translate request gets it (an outage). `max_in_flight` is
 the most translate requests it ever had open at once; `hold` keeps each one open that long.
 """
 
@@ -60,6 +61,7 @@ class FakeService:
         self.in_flight = 0
         self.max_in_flight = 0
         self._scripted: deque[Reply] = deque()
+        self.down: Reply | None = None
         self._runner: web.AppRunner | None = None
         self.port = free_port()
 
@@ -105,6 +107,8 @@ class FakeService:
         try:
             if self.hold:
                 await asyncio.sleep(self.hold)
+            if self.down is not None:
+                return respond(self.down)
             if self._scripted:
                 return respond(self._scripted.popleft())
             return await self._translate(self, request, body)

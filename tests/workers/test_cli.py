@@ -128,6 +128,30 @@ def test_main_rejects_unknown_worker(capsys: pytest.CaptureFixture[str]) -> None
     assert "unknown worker 'nope'" in capsys.readouterr().err
 
 
+def test_resolve_builtin_translate() -> None:
+    settings = WorkerSettings(amqp_url="amqp://x/", metrics_port=None)
+    app = resolve("translate", settings)
+    assert app.name == "translate"
+    [spec] = app.consumers
+    assert (spec.queue, spec.patterns, spec.exchange) == (
+        "stompgate.translate",
+        ("room.*",),
+        "amq.topic",
+    )
+    assert spec.batch is None
+    assert spec.retry.backoff == (1.0, 5.0, 30.0, 60.0, 300.0)
+    assert spec.retry.max_attempts == 293  # a day of retries
+    assert dict(spec.only_headers) == {"event-type": "message"}
+
+
+def test_main_names_a_misspelt_translation_setting(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STOMPGATE_TRANSLATE_PROVIDER", "babelfish")
+    assert main(["translate"]) == 2
+    assert "STOMPGATE_TRANSLATE_PROVIDER must be one of" in capsys.readouterr().err
+
+
 def get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:

@@ -6,11 +6,12 @@
     async def translate(msg: Delivery[Any]) -> None: ...
 
 Lifecycle: `start()` serves /healthz and /metrics (when a port is set), runs the startup hooks,
-connects (a robust connection: it reconnects and restores its consumers), declares each
-consumer's queues and starts consuming. `drain()` stops consuming, lets in-flight work finish
-and ack (up to `drain_timeout` s; whatever is still unacked then goes back to the queue),
-closes the connection, runs the shutdown hooks. `run()` does start, waits for SIGTERM/SIGINT,
-drains. `abort()` drops everything unacked, like a crash would.
+connects (a robust connection: it reconnects and restores its consumers), opens the channel
+`publish()` uses, declares each consumer's queues and starts consuming. `drain()` stops
+consuming, lets in-flight work finish and ack (up to `drain_timeout` s; whatever is still
+unacked then goes back to the queue), closes the connection, runs the shutdown hooks. `run()`
+does start, waits for SIGTERM/SIGINT, drains. `abort()` drops everything unacked, like a
+crash would. Handlers publish what their work produced with `publish()`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aio_pika
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from prometheus_client import CollectorRegistry
 
 from workers.framework.batch import BatchRuntime
@@ -73,6 +74,8 @@ class WorkerApp:
         self.consumers: list[ConsumerSpec] = []
         self.runtimes: list[ConsumerRuntime] = []
         self.connection: AbstractRobustConnection | None = None
+        self._publishing: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._health: HealthServer | None = None
@@ -204,6 +207,7 @@ class WorkerApp:
         for hook in self._startup:
             await hook()
         self.connection = await aio_pika.connect_robust(self.amqp_url)
+        self._publishing = await self.connection.channel(publisher_confirms=True)
         for runtime in runtimes:
             await runtime.start(self.connection)
             self.runtimes.append(runtime)
@@ -235,6 +239,39 @@ class WorkerApp:
             return
         self._state = "draining"
         await self._close()
+
+    async def publish(
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        exchange: str = "amq.topic",
+        headers: Mapping[str, Any] | None = None,
+        content_type: str | None = "application/json",
+        persistent: bool = True,
+    ) -> None:
+        """Publish from a handler (e.g. an event the work produced) on the app's own channel;
+        returns once the broker confirmed it, raises if it refused or the connection is down
+        (so a handler that raises is retried, and publishes again: make what you publish
+        safe to receive twice). Not mandatory: a message no queue takes is dropped."""
+        channel = self._publishing
+        if channel is None:
+            raise RuntimeError(f"worker {self.name!r} is not running: nothing to publish on")
+        if not exchange:
+            target = channel.default_exchange
+        elif (target_or_none := self._exchanges.get(exchange)) is not None:
+            target = target_or_none
+        else:
+            target = self._exchanges[exchange] = await channel.get_exchange(exchange, ensure=False)
+        message = aio_pika.Message(
+            body,
+            headers=dict(headers or {}),
+            content_type=content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+            if persistent
+            else aio_pika.DeliveryMode.NOT_PERSISTENT,
+        )
+        await target.publish(message, routing_key=routing_key, mandatory=False)
 
     def request_stop(self) -> None:
         """Ask `run()` to drain and return (what SIGTERM and SIGINT do)."""
@@ -284,6 +321,8 @@ class WorkerApp:
 
     async def _close(self) -> None:
         connection, self.connection = self.connection, None
+        self._publishing = None
+        self._exchanges.clear()
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.close()

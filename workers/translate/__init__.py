@@ -9,9 +9,8 @@
 - detect.py: the source language (sender's profile, else lingua's detection).
 - languages.py: language tags; settings.py: `TranslateSettings` from `STOMPGATE_TRANSLATE_*`;
   factory.py: the configured provider and Translator.
-
-The worker that uses them (which room members need which language, the `translation` event)
-comes with rooms and membership.
+- audience.py: which languages a room's messages go into (the room's, its members');
+  worker.py: the translation worker (`python -m workers translate`) built on all of this.
 """
 
 from workers.translate.detect import LanguageDetector, source_language

@@ -14,6 +14,9 @@
 | CACHE_CONCURRENCY | 16 | Redis commands of the cache in flight at once |
 | DETECT_LANGUAGES | en,es,fr,de,it,pt,nl,ru,ja,ko,zh | what detection chooses from |
 | DETECT_MIN_CONFIDENCE | 0.3 | below it, a text's language is "unknown" |
+| TARGETS | - | languages every message goes into besides its room's and members' (en,es) |
+| ROOM_TTL | 5 | seconds the worker reuses the languages a room needs |
+| RETRY_FOR | 86400 | seconds a message delayed by a provider outage is retried; then: DLQ |
 
 The cache uses the gateway's `STOMPGATE_REDIS_URL` and `STOMPGATE_REDIS_PREFIX`.
 
@@ -42,6 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from workers.env import EnvReader
+from workers.translate import languages
 
 PREFIX = "STOMPGATE_TRANSLATE_"
 PROVIDERS = ("apertium", "deepl", "libretranslate", "papago")
@@ -98,6 +102,12 @@ class TranslateSettings:
         "en", "es", "fr", "de", "it", "pt", "nl", "ru", "ja", "ko", "zh",
     )  # fmt: skip
     detect_min_confidence: float = 0.3
+    #: Translation worker: languages every message goes into, whatever its room needs.
+    targets: tuple[str, ...] = ()
+    #: Translation worker: seconds a room's languages are reused before they are read again.
+    room_ttl: float = 5.0
+    #: Translation worker: seconds a delayed message keeps being retried (then: dead letter).
+    retry_for: float = 86_400.0
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "stompgate:"
     #: Limits by provider name; a provider not named here gets `ProviderLimits()`.
@@ -108,6 +118,10 @@ class TranslateSettings:
             raise ValueError(
                 f"{PREFIX}PROVIDER must be one of {', '.join(PROVIDERS)}, got {self.provider!r}"
             )
+        try:
+            object.__setattr__(self, "targets", tuple(languages.normalize(t) for t in self.targets))
+        except ValueError as exc:
+            raise ValueError(f"{PREFIX}TARGETS: {exc}") from None
 
     def limits_for(self, provider: str) -> ProviderLimits:
         return self.limits.get(provider) or ProviderLimits()
@@ -132,6 +146,9 @@ class TranslateSettings:
             detect_min_confidence=env.number(
                 PREFIX + "DETECT_MIN_CONFIDENCE", d.detect_min_confidence
             ),
+            targets=env.words(PREFIX + "TARGETS"),
+            room_ttl=env.number(PREFIX + "ROOM_TTL", d.room_ttl),
+            retry_for=env.number(PREFIX + "RETRY_FOR", d.retry_for, positive=True),
             redis_url=env.text("STOMPGATE_REDIS_URL") or d.redis_url,
             redis_prefix=env.text("STOMPGATE_REDIS_PREFIX") or d.redis_prefix,
             limits={name: _limits(env, name) for name in PROVIDERS},
