@@ -4,7 +4,8 @@
 # applying rabbitmq/definitions.json to the broker (rabbitmq/apply.py says what it changed).
 # Ctrl-C (or SIGTERM) drains and stops everything.
 #
-# With no settings it runs in development mode: --auth dev (login guest/guest), history in
+# With no settings it runs in development mode: --auth dev (logins guest, alice and bob, each
+# with its name as passcode: the demo page at / signs in as any of them), history in
 # var/messages.sqlite3, WebSocket on :15680, STOMP/TCP on :61613, worker health on :9108.
 # Every STOMPGATE_* variable of the gateway (`python -m gateway --help`) and of the worker
 # (workers/README.md) is honoured, e.g. STOMPGATE_HTTP_PORT, STOMPGATE_STOMP_PORT,
@@ -14,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export STOMPGATE_AUTH=${STOMPGATE_AUTH:-dev}
+export STOMPGATE_DEV_USERS=${STOMPGATE_DEV_USERS:-guest:guest,alice:alice,bob:bob}
 export STOMPGATE_LOG_FORMAT=${STOMPGATE_LOG_FORMAT:-console}
 export STOMPGATE_STORE=${STOMPGATE_STORE:-sqlite:///$PWD/var/messages.sqlite3}
 export STOMPGATE_WORKER_METRICS_HOST=${STOMPGATE_WORKER_METRICS_HOST:-127.0.0.1}
@@ -66,7 +68,7 @@ stompgate is starting:
   WebSocket  ws://127.0.0.1:${STOMPGATE_HTTP_PORT:-15680}/ws   (demo page: http://127.0.0.1:${STOMPGATE_HTTP_PORT:-15680}/)
   STOMP/TCP  127.0.0.1:${STOMPGATE_STOMP_PORT:-61613}
   history    http://127.0.0.1:${STOMPGATE_HTTP_PORT:-15680}/api/rooms/{room}/messages  ($STOMPGATE_STORE)
-  auth mode  $STOMPGATE_AUTH  (dev users: ${STOMPGATE_DEV_USERS:-guest:guest})
+  auth mode  $STOMPGATE_AUTH  (dev users: $STOMPGATE_DEV_USERS)
 Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}"
