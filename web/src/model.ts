@@ -47,7 +47,10 @@ export function unreadFrom(
   return unread + extra;
 }
 
-/** For each message id, the other members whose read pointer reached it last ("seen by"). */
+/**
+ * For each message id, the other members whose read pointer reached it last ("seen by"): a
+ * member is shown under the newest message up to their pointer that someone else sent.
+ */
 export function seenBy(
   messages: readonly ChatMessage[],
   pointers: ReadonlyMap<string, MessageId>,
@@ -58,7 +61,7 @@ export function seenBy(
     if (user === me) continue;
     let found: ChatMessage | undefined;
     for (let i = messages.length - 1; i >= 0; i -= 1) {
-      if (idCmp(messages[i].id, pointer) <= 0) {
+      if (messages[i].sender !== user && idCmp(messages[i].id, pointer) <= 0) {
         found = messages[i];
         break;
       }
