@@ -6,7 +6,8 @@ translation worker over a private apertium-apy).
 
 The scenario (tests/js/demo_browser.mjs) runs once for the module, in about half a minute;
 each test below asserts one part of it. It asks this module to stop and start node b in the
-middle, over its stdin/stdout. Screenshots go to var/test-artifacts/browser/ (gitignored);
+middle, over its stdin/stdout. Screenshots go to var/test-artifacts/browser/ (gitignored),
+with the processes' logs in its logs/ and, for a step that fails, a screenshot of each page;
 `test_screenshots_are_saved` prints their paths and what each shows.
 
 Parts that depend on features not every branch has say so and skip, and assert as soon as
@@ -195,6 +196,7 @@ def scenario(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             proc.stop()
         if apertium is not None:
             apertium.stop()
+        shutil.copytree(log_dir, ARTIFACTS / "logs", dirs_exist_ok=True)  # beside the shots
         client = redis.Redis.from_url(redis_url)
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if keys:
@@ -253,6 +255,16 @@ def test_a_refused_stomp_login_is_not_retried(scenario: Scenario) -> None:
     assert "Access refused for user 'bob'" in found["detail"]["alert"]
 
 
+def test_older_messages_load_on_demand(scenario: Scenario) -> None:
+    found = scenario.step("older messages load on demand (history API, keyset)")
+    assert found["detail"]["first_page"] == 50
+    assert found["detail"]["all"] > 50
+
+
+def test_removal_from_a_room_is_one_error_and_no_retry(scenario: Scenario) -> None:
+    scenario.step("bob is removed from the room: one error, the room closes, the chat goes on")
+
+
 def test_usable_at_390_px(scenario: Scenario) -> None:
     scenario.step("390 px wide: usable, nothing runs off the screen")
 
@@ -267,7 +279,7 @@ def test_no_script_errors(scenario: Scenario) -> None:
 
 def test_screenshots_are_saved(scenario: Scenario, capsys: pytest.CaptureFixture[str]) -> None:
     scenario.step("screenshots of both users")
-    assert len(scenario.screenshots) >= 7
+    assert len(scenario.screenshots) >= 9
     with capsys.disabled():
         print(f"\nbrowser scenario: {scenario.seconds:.1f} s; screenshots:")
         for path, what in scenario.screenshots:

@@ -13,7 +13,9 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { Client } from "@stomp/stompjs";
 import { chromium } from "playwright-core";
+import WebSocket from "ws";
 
 const options = JSON.parse(process.argv[2]);
 const STEP_MS = options.stepTimeout ?? 15000;
@@ -51,9 +53,26 @@ async function step(name, body) {
     else emit({ step: name, ok: true, ms: Date.now() - started, detail: detail ?? null });
   } catch (error) {
     failures += 1;
-    emit({ step: name, ok: false, ms: Date.now() - started, error: String(error && error.stack ? error.stack : error) });
+    const seen = [];
+    for (const [who, one] of Object.entries(people)) {
+      if (!one.page || one.page.isClosed()) continue;
+      const slug = name.replace(/[^a-z0-9]+/gi, "-").slice(0, 40);
+      const path = join(options.artifacts, `failed-${slug}-${who}.png`);
+      try {
+        await one.page.screenshot({ path, timeout: 5000 });
+        const text = (await one.page.locator("body").innerText({ timeout: 2000 })).slice(0, 600);
+        seen.push(`${who} (${one.page.url()}, screenshot ${path}): ${JSON.stringify(text)}; page errors ${JSON.stringify(one.errors)}; console errors ${JSON.stringify(one.console)}`);
+      } catch (more) {
+        seen.push(`${who}: no screenshot (${more})`);
+      }
+    }
+    const stack = String(error && error.stack ? error.stack : error);
+    emit({ step: name, ok: false, ms: Date.now() - started, error: `${stack}\nwhat the pages showed:\n${seen.join("\n")}` });
   }
 }
+
+/** Every page of the scenario by name, for what a failed step shows. */
+const people = {};
 
 function check(condition, message) {
   if (!condition) throw new Error(message);
@@ -90,7 +109,7 @@ async function person(base, viewport = { width: 1100, height: 760 }) {
 
 /** Records what a page does on the wire: its WebSockets, the frames it sends, its errors. */
 function watch(context, page) {
-  const who = { context, page, sockets: 0, sent: [], errors: [] };
+  const who = { context, page, sockets: 0, sent: [], errors: [], console: [] };
   const attach = (p) => {
     p.on("websocket", (ws) => {
       who.sockets += 1;
@@ -99,6 +118,9 @@ function watch(context, page) {
       });
     });
     p.on("pageerror", (error) => who.errors.push(String(error)));
+    p.on("console", (message) => {
+      if (message.type() === "error" && !message.text().includes("404")) who.console.push(message.text());
+    });
   };
   attach(page);
   who.reopen = async () => {
@@ -110,6 +132,36 @@ function watch(context, page) {
 }
 
 const alertText = (page) => page.locator(".alert-slot .alert");
+
+/** Posts `texts` to a room as a demo user with STOMP.js in node (receipts awaited). */
+async function postMany(base, login, roomId, texts) {
+  const client = new Client({
+    brokerURL: base.replace(/^http/, "ws") + "/ws",
+    connectHeaders: { login, passcode: login },
+    reconnectDelay: 0,
+    webSocketFactory: () => new WebSocket(base.replace(/^http/, "ws") + "/ws", ["v12.stomp"]),
+  });
+  const connected = new Promise((resolve, reject) => {
+    client.onConnect = resolve;
+    client.onStompError = (frame) => reject(new Error(frame.headers.message));
+  });
+  client.activate();
+  await connected;
+  const receipts = texts.map((text, n) => {
+    const receipt = `bulk-${n}`;
+    const done = new Promise((resolve) => client.watchForReceipt(receipt, resolve));
+    client.publish({
+      destination: `/app/rooms/${roomId}/messages`,
+      body: JSON.stringify({ client_id: `bulk-${Date.now()}-${n}`, text }),
+      headers: { receipt },
+    });
+    return done;
+  });
+  await Promise.all(receipts);
+  await client.deactivate();
+}
+
+const openRoomId = (page) => page.evaluate(() => localStorage.getItem("stompgate-demo:open-room"));
 
 async function signIn(page, user) {
   await page.goto("/");
@@ -135,6 +187,8 @@ const messageFrom = (page, sender, text) =>
 const room = `Project ${Math.random().toString(36).slice(2, 7)}`;
 const alice = await person(options.a);
 const bob = await person(options.b);
+people.alice = alice;
+people.bob = bob;
 
 await step("bad demo login: one error, no WebSocket", async () => {
   const page = alice.page;
@@ -198,7 +252,7 @@ await step("seen by: alice sees bob read her message", async () => {
 
 let presence = null;
 await step("presence: alice sees bob online", async () => {
-  const roomId = await alice.page.evaluate(() => localStorage.getItem("stompgate-demo:open-room"));
+  const roomId = await openRoomId(alice.page);
   presence = await alice.page.evaluate(async (id) => {
     const creds = JSON.parse(localStorage.getItem("stompgate-demo:credentials"));
     const response = await fetch(`/api/rooms/${id}/presence`, { headers: { Authorization: creds.authorization } });
@@ -269,6 +323,7 @@ await step("node b restarts: bob reconnects, catches up and keeps chatting", asy
   await request("start-b");
   await page.locator('[role="status"][data-phase="online"]').waitFor({ timeout: 30000 });
   await messageFrom(page, "alice", "Said while node b was down").waitFor();
+  check((await alertText(page).count()) === 0, `no error shown for a restart: ${await alertText(page).allTextContents()}`);
   await say(page, "Back again after the restart");
   await messageFrom(alice.page, "bob", "Back again after the restart").waitFor();
   const ids = await page.locator(".msg[data-id]").evaluateAll((els) => els.map((e) => e.dataset.id));
@@ -378,15 +433,35 @@ await step("screenshots of both users", async () => {
   await shot(bob.page, "desktop-bob-after-restart", "bob (node b) after its node restarted: caught up, chatting again");
 });
 
-await step("390 px wide: usable, nothing runs off the screen", async () => {
-  const phone = await person(options.a, { width: 390, height: 844 });
+let phone = null;
+await step("older messages load on demand (history API, keyset)", async () => {
+  const roomId = await openRoomId(alice.page);
+  const bulk = Array.from({ length: 55 }, (_, n) => `Bulk message ${n}`);
+  await postMany(options.a, "alice", roomId, bulk);
+  await messageFrom(alice.page, "alice", "Bulk message 54").waitFor();
+  phone = await person(options.a, { width: 390, height: 844 });
+  people.phone = phone;
   await signIn(phone.page, "bob");
   const page = phone.page;
-  const rooms = await page.locator(".room-button").count();
-  check(rooms >= 2, `the rooms list shows first (${rooms} rooms)`);
+  await page.locator(".room-button").nth(1).waitFor(); // the rooms list shows first
+  check(await page.locator(".rooms").isVisible(), "the rooms list is what shows");
   await shot(page, "mobile-390-rooms", "390 px wide: the rooms list");
   await openRoom(page, room);
-  await messageFrom(page, "alice", "Said while node b was down").waitFor();
+  await messageFrom(page, "alice", "Bulk message 54").waitFor();
+  const first = await page.locator(".msg[data-id]").count();
+  check(first === 50, `a first page of 50 messages, got ${first}`);
+  check((await messageFrom(page, "bob", "Hello alice").count()) === 0, "the oldest are not loaded yet");
+  await page.getByRole("button", { name: "Load older messages" }).click();
+  await messageFrom(page, "bob", "Hello alice, this is bob").waitFor();
+  await page.getByText(/This is the beginning of/).waitFor();
+  const all = await page.locator(".msg[data-id]").count();
+  return { first_page: first, all };
+});
+
+await step("390 px wide: usable, nothing runs off the screen", async () => {
+  check(phone !== null, "signed in on a phone-sized page");
+  const page = phone.page;
+  await page.locator(".log").evaluate((el) => el.scrollTo(0, el.scrollHeight));
   const layout = await page.evaluate(() => {
     const send = document.querySelector(".composer button[type=submit]").getBoundingClientRect();
     const back = document.querySelector(".back").getBoundingClientRect();
@@ -396,7 +471,6 @@ await step("390 px wide: usable, nothing runs off the screen", async () => {
   check(layout.sendRight <= 390, `the send button is on screen (right edge ${layout.sendRight})`);
   check(layout.backVisible, "a way back to the rooms");
   await shot(page, "mobile-390", "390 px wide: a room with its messages, the composer and the send button on screen");
-  await phone.context.close();
   return layout;
 });
 
@@ -422,8 +496,35 @@ await step("a refused STOMP login: one error, no retry loop, back to the sign-in
   return { alert: alerts[0], sockets: stale.sockets };
 });
 
+await step("bob is removed from the room: one error, the room closes, the chat goes on", async () => {
+  const roomId = await openRoomId(alice.page);
+  const sockets = bob.sockets;
+  const status = await alice.page.evaluate(async (id) => {
+    const creds = JSON.parse(localStorage.getItem("stompgate-demo:credentials"));
+    const response = await fetch(`/api/rooms/${id}/members/bob`, {
+      method: "DELETE",
+      headers: { Authorization: creds.authorization },
+    });
+    return response.status;
+  }, roomId);
+  check(status === 204, `alice (the owner) removes bob: ${status}`);
+  const page = bob.page;
+  await alertText(page).waitFor();
+  await page.locator('[role="status"][data-phase="online"]').waitFor();
+  await page.waitForTimeout(2000); // a retry loop would resubscribe and be refused again
+  const alerts = await alertText(page).allTextContents();
+  check(alerts.length === 1 && /^Room “Project \w+” is closed: (alice removed you|you were removed) from it/.test(alerts[0]), JSON.stringify(alerts));
+  check((await page.locator(".room-button", { hasText: room }).count()) === 0, "the room left the list");
+  // The member-left event or the ERROR says it first; after an ERROR the page reconnects once.
+  check(bob.sockets - sockets <= 1, `one reconnect at most, got ${bob.sockets - sockets}`);
+  await shot(page, "removed-from-room", "bob removed from the room by its owner: one error, the room gone, still connected");
+  await openRoom(page, "alice");
+  await say(page, "Still here in our one-to-one chat");
+  return { alert: alerts[0] };
+});
+
 await step("no script errors in the pages", async () => {
-  const errors = [...alice.errors, ...bob.errors];
+  const errors = [...alice.errors, ...bob.errors, ...(phone ? phone.errors : [])];
   check(errors.length === 0, errors.join("\n"));
 });
 

@@ -6,10 +6,19 @@ import type { Chat, Pending, Room } from "./chat";
 import { pickTranslation, seenBy, shortTime } from "./model";
 import type { ChatMessage, PresenceStatus } from "./types";
 
-/** Re-renders the caller whenever the chat's state changes. */
+/**
+ * Re-renders the caller whenever the chat's state changes. It listens from the commit of the
+ * first render on (a layout effect: a plain effect waits for the next frame, and a change
+ * before it, say the config answering fast, would be lost), and renders once more then for
+ * anything that changed before.
+ */
 function useChat(chat: Chat): void {
   const [, setVersion] = useState(0);
-  useEffect(() => chat.listen(() => setVersion((v) => v + 1)), [chat]);
+  useLayoutEffect(() => {
+    const stop = chat.listen(() => setVersion((v) => v + 1));
+    setVersion((v) => v + 1);
+    return stop;
+  }, [chat]);
 }
 
 const LANGUAGES: [string, string][] = [

@@ -348,14 +348,9 @@ export class Chat {
       case "signin":
         void this.signOut(`Sign-in refused: ${error.detail}`);
         return;
-      case "room": {
-        this.refused.add(scope.room);
-        const room = this.rooms.get(scope.room);
-        const name = room ? this.label(room) : scope.room;
-        this.dropRoom(scope.room);
-        this.say(`Room “${name}” is closed: ${error.detail}`);
+      case "room":
+        this.closeRoom(scope.room, error.message === "Removed from room" ? "you were removed from it" : error.detail);
         return;
-      }
       case "post": {
         const post = this.pending.get(scope.clientId);
         if (post) {
@@ -385,7 +380,10 @@ export class Chat {
     try {
       list = await api.rooms();
     } catch (error) {
-      this.httpFailed(error, "The rooms list cannot be read");
+      // A background read: a node that is away (restarting, say) is the status line's news.
+      if (!(error instanceof ApiError && (error.status === 0 || error.status >= 500))) {
+        this.httpFailed(error, "The rooms list cannot be read");
+      }
       if (error instanceof ApiError && error.missing) {
         this.roomsAvailable = false;
         this.changed();
@@ -439,6 +437,16 @@ export class Chat {
     } catch (error) {
       this.httpFailed(error, "A room cannot be read");
     }
+  }
+
+  /** A room this session may no longer use: say so once, drop it, never subscribe again. */
+  private closeRoom(id: string, why: string): void {
+    if (this.refused.has(id)) return; // said already (the event and the ERROR both tell it)
+    this.refused.add(id);
+    const room = this.rooms.get(id);
+    const name = room ? this.label(room) : id;
+    this.dropRoom(id);
+    this.say(`Room “${name}” is closed: ${why}`);
   }
 
   private dropRoom(id: string): void {
@@ -667,7 +675,8 @@ export class Chat {
       case "member-left": {
         const change = event as MemberChange;
         if (change.type === "member-left" && change.user === this.me) {
-          this.dropRoom(room.id);
+          if (change.reason === "removed") this.closeRoom(room.id, `${change.by} removed you from it`);
+          else this.dropRoom(room.id); // I left, on this device or another
           return;
         }
         if (this.openRoomId === room.id) void this.loadMembers(room);
