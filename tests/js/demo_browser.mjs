@@ -270,9 +270,11 @@ await step("translation toggle", async () => {
   if (!options.translation) {
     return { skipped: "no translation worker on this branch (python -m workers translate): nothing to toggle" };
   }
-  const message = bob.page.locator('.msg[data-sender="alice"][data-id]', { hasText: "Good morning" });
+  const original = bob.page.locator('.msg[data-sender="alice"][data-id]', { hasText: "Good morning" });
+  await original.getByRole("button", { name: /Show translation/ }).waitFor({ timeout: 45000 });
+  // by its id from here on: its text changes
+  const message = bob.page.locator(`.msg[data-id="${await original.getAttribute("data-id")}"]`);
   const toggle = message.getByRole("button", { name: /Show translation/ });
-  await toggle.waitFor({ timeout: 45000 });
   await toggle.click();
   const translated = await message.locator(".text").textContent();
   check(!translated.includes("Good morning"), `the translation differs from the original: ${translated}`);

@@ -22,7 +22,7 @@ function useChat(chat: Chat): void {
 }
 
 const LANGUAGES: [string, string][] = [
-  ["", "none"],
+  ["", "not set"],
   ["en", "English"],
   ["es", "Spanish"],
 ];
@@ -135,8 +135,8 @@ function Me({ chat }: { chat: Chat }) {
         Signed in as <strong data-me>{chat.me}</strong>
       </span>
       {chat.profileSupported && (
-        <label class="inline">
-          Translate into{" "}
+        <label class="inline" title="The language translations are made into for you">
+          My language{" "}
           <select
             value={chat.profile?.lang ?? ""}
             onChange={(e) => void chat.setLanguage((e.currentTarget as HTMLSelectElement).value)}
