@@ -212,6 +212,12 @@ await step("sign in as alice on node a and bob on node b", async () => {
   check((await alice.page.locator("[data-me]").textContent()) === "alice", "alice signed in");
   check((await bob.page.locator("[data-me]").textContent()) === "bob", "bob signed in");
   check((await alertText(alice.page).count()) === 0, "the old error is gone");
+  const icon = await alice.page.evaluate(async () => {
+    const link = document.querySelector('link[rel="icon"]');
+    const response = await fetch(link.href);
+    return { href: link.getAttribute("href"), type: response.headers.get("content-type"), status: response.status };
+  });
+  check(icon.status === 200 && icon.type.startsWith("image/svg+xml"), `the favicon link works: ${JSON.stringify(icon)}`);
 });
 
 await step("alice creates a room with bob; bob sees it", async () => {

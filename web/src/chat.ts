@@ -276,8 +276,14 @@ export class Chat {
         this.conn = state;
         this.changed();
       },
-      connected: () => {
-        if (this.connection === connection) void this.connected();
+      connected: (user) => {
+        if (this.connection !== connection) return;
+        if (user && this.creds && user !== this.creds.user) {
+          // The gateway knows better (a token's subject): that is who posts as "me".
+          this.creds = { ...this.creds, user };
+          localStorage.setItem(CREDENTIALS_KEY, JSON.stringify(this.creds));
+        }
+        void this.connected();
       },
       error: (error) => {
         if (this.connection === connection) this.stompError(error);

@@ -18,7 +18,8 @@ export interface ConnectionState {
 
 export interface ConnectionHandlers {
   state(state: ConnectionState): void;
-  connected(): void;
+  /** `user`: the CONNECTED frame's user-name (who the gateway says this is). */
+  connected(user: string | undefined): void;
   error(error: StompErrorInfo): void;
 }
 
@@ -49,11 +50,11 @@ export class StompConnection {
       heartbeatIncoming: 10000,
       heartbeatOutgoing: 10000,
     });
-    this.client.onConnect = () => {
+    this.client.onConnect = (frame: IFrame) => {
       this.attempt = 0;
       this.lastError = null;
       this.on.state({ phase: "online" });
-      this.on.connected();
+      this.on.connected(frame.headers["user-name"]);
     };
     this.client.onStompError = (frame: IFrame) => {
       this.lastError = classifyError(frame.headers, frame.body);
