@@ -1,5 +1,15 @@
 # The stompgate image: one image for the gateway nodes, the workers and the broker set-up
 # (compose.yaml picks the command). Build: docker build -t stompgate .
+
+# The demo chat page (web/: TypeScript, Preact, @stomp/stompjs), built with Node.js into
+# gateway/static/app; only that output goes into the image.
+FROM node:20-slim AS web
+WORKDIR /src
+COPY web/package.json web/package-lock.json ./web/
+RUN cd web && npm ci --no-audit --no-fund --loglevel=error
+COPY web ./web
+RUN cd web && npm run build
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -18,6 +28,7 @@ RUN mkdir gateway store workers schemas \
     && rm -rf gateway store workers schemas
 
 COPY gateway ./gateway
+COPY --from=web /src/gateway/static/app ./gateway/static/app
 COPY store ./store
 COPY workers ./workers
 COPY schemas ./schemas
@@ -27,7 +38,7 @@ RUN pip install --no-deps . \
     && mkdir -p /app/var && chown stompgate /app/var
 USER stompgate
 
-# 15680: HTTP (/ws, /healthz, /readyz, /metrics, history); 61613: STOMP over TCP;
+# 15680: HTTP (/ws, /healthz, /readyz, /metrics, the HTTP APIs, the demo page at /); 61613: STOMP over TCP;
 # 9108: a worker's /healthz and /metrics.
 EXPOSE 15680 61613 9108
 STOPSIGNAL SIGTERM

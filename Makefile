@@ -4,9 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install apertium services test-services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-persist config-doc bench-unread bench-translate clean
+.PHONY: install web apertium chromium services test-services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-persist config-doc bench-unread bench-translate clean
 
-install: $(STAMP) tests/js/node_modules/.installed apertium
+install: $(STAMP) tests/js/node_modules/.installed web apertium chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,24 @@ $(STAMP): pyproject.toml
 tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# The demo chat page: web/ (TypeScript, Preact, @stomp/stompjs from npm) built by esbuild into
+# gateway/static/app/, which the gateway serves at / (generated, gitignored: never committed).
+WEB_SOURCES := $(wildcard web/src/*) web/index.html web/build.mjs web/tsconfig.json
+web: gateway/static/app/index.html
+
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+gateway/static/app/index.html: web/node_modules/.installed $(WEB_SOURCES)
+	cd web && npm run --silent build
+
+# The browser the browser tests drive (Debian package chromium; Playwright launches
+# /usr/bin/chromium, never a browser of its own): installed when missing, with a line that
+# says so; silent when present.
+chromium:
+	@bash scripts/ensure-chromium.sh
 
 # The offline translation provider (Debian packages apertium, apertium-apy, apertium-eng-spa):
 # installed when missing, with a line that says so; silent when present.
@@ -40,6 +58,7 @@ test: install test-services
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	cd web && npm run --silent check
 	$(PY) -m pytest
 
 check: lint types
@@ -54,6 +73,7 @@ lint: install
 
 types: install
 	$(PY) -m mypy
+	cd web && npm run --silent check
 
 format: install
 	$(PY) -m ruff check --fix .
@@ -83,4 +103,4 @@ bench: install test-services
 	$(PY) -m benchmarks.bench_gateway
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) tests/js/node_modules web/node_modules gateway/static/app .mypy_cache .ruff_cache .pytest_cache

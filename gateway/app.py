@@ -1,5 +1,5 @@
 """Assemble a gateway node: aiohttp app (WebSocket, health, metrics, history, push
-subscriptions), TCP listener.
+subscriptions, the demo page), TCP listener.
 
 ``Gateway`` is what ``python -m gateway`` runs and what tests start in-process on ephemeral
 ports. Nothing here is a module global: everything hangs off the settings passed in.
@@ -13,7 +13,6 @@ import gc
 import logging
 import signal
 from collections.abc import Sequence
-from pathlib import Path
 
 from aiohttp import web
 
@@ -23,6 +22,7 @@ from gateway.chat.push_api import install_push_api
 from gateway.chat_bridge import ChatBridge, build_chat, build_profiles, build_rooms, request_user
 from gateway.connection import Connection
 from gateway.delivery import SystemSink
+from gateway.demo import DemoSite
 from gateway.durable_api import DurableApi
 from gateway.lifecycle import LifecycleListener, LogListener, MetricsListener
 from gateway.metrics import Metrics, RoomOrderCollector
@@ -38,8 +38,6 @@ from gateway.transport.tcp import TcpListener
 from gateway.transport.ws import WebSocketEndpoint
 
 log = logging.getLogger("stompgate.app")
-
-STATIC_DIR = Path(__file__).parent / "static"
 
 
 class Gateway:
@@ -99,10 +97,12 @@ class Gateway:
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
         install_push_api(self.app, settings.store, request_user(self.access))
-        if STATIC_DIR.is_dir():
-            self.app.router.add_get("/", self._index)
-            self.app.router.add_get("/favicon.ico", self._favicon)
-            self.app.router.add_static("/static/", STATIC_DIR)
+        demo = DemoSite(
+            auth=self.access.settings,
+            ws_path=settings.ws_path,
+            chat_max_body=settings.chat_max_body,
+        )
+        self.app.router.add_routes(demo.routes())
         self._runner: web.AppRunner | None = None
         self._tcp: TcpListener | None = None
         #: Makes the connection of a new socket (set by start(); the transports use it).
@@ -215,15 +215,6 @@ class Gateway:
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=self.metrics.render(), content_type="text/plain")
-
-    async def _index(self, _request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC_DIR / "index.html")
-
-    async def _favicon(self, _request: web.Request) -> web.FileResponse:
-        """The SVG icon (browsers take one at /favicon.ico by its content type)."""
-        return web.FileResponse(
-            STATIC_DIR / "favicon.svg", headers={"Content-Type": "image/svg+xml"}
-        )
 
 
 def connection_limits(settings: Settings, *, bytes_burst: int = 0) -> ConnectionLimits:

@@ -322,6 +322,34 @@ class ProfileUpdate(_Body, frozen=True):
     lang: Lang | UnsetType = UNSET
 
 
+class GatewayConfig(_Body, frozen=True):
+    """gateway.config.v1: ``GET /api/config``, what a client page needs to know about the node
+    (no credentials needed)."""
+
+    v: Literal[1]
+    auth: Literal["dev", "jwt"]
+    ws_path: Annotated[str, Meta(min_length=1, max_length=256)]
+    chat_max_body: Annotated[int, Meta(ge=1, le=JS_MAX_SAFE_INTEGER)]
+    chat_max_text: Annotated[int, Meta(ge=1, le=JS_MAX_SAFE_INTEGER)]
+    demo_users: Annotated[list[UserId], Meta(max_length=MAX_USERS)] | UnsetType = UNSET
+
+
+class DemoTokenRequest(_Body, frozen=True):
+    """demo.token_request.v1: ``POST /api/demo/token`` (``--auth dev`` only)."""
+
+    user: UserId
+
+
+class DemoToken(_Body, frozen=True):
+    """demo.token.v1: a development login's credentials, for STOMP CONNECT and the HTTP APIs."""
+
+    v: Literal[1]
+    user: UserId
+    login: UserId
+    passcode: Annotated[str, Meta(max_length=4096)]
+    authorization: Annotated[str, Meta(min_length=1, max_length=8192)]
+
+
 MODELS: dict[str, type[Struct]] = {
     "chat.message.v1": ChatMessage,
     "chat.post.v1": ChatPost,
@@ -344,5 +372,8 @@ MODELS: dict[str, type[Struct]] = {
     "rooms.members.v1": RoomMembers,
     "users.profile.v1": UserProfile,
     "users.profile_update.v1": ProfileUpdate,
+    "gateway.config.v1": GatewayConfig,
+    "demo.token_request.v1": DemoTokenRequest,
+    "demo.token.v1": DemoToken,
 }
 """Schema name -> Struct. Each name has a ``<name>.json`` file beside this module."""

@@ -6,7 +6,8 @@
 # services`), after applying rabbitmq/definitions.json to the broker (rabbitmq/apply.py says
 # what it changed). Ctrl-C (or SIGTERM) drains and stops everything.
 #
-# With no settings it runs in development mode: --auth dev (login guest/guest), history in
+# With no settings it runs in development mode: --auth dev (logins guest, alice and bob, each
+# with its name as passcode: the demo page at / signs in as any of them), history in
 # var/messages.sqlite3, WebSocket on :15680, STOMP/TCP on :61613, the persist worker's health
 # on :9108, the translation worker's on :9109 and apertium-apy on :2737 (each on a free port
 # instead when that one is taken, or on TRANSLATE_WORKER_METRICS_PORT / APERTIUM_PORT), the
@@ -23,6 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export STOMPGATE_AUTH=${STOMPGATE_AUTH:-dev}
+export STOMPGATE_DEV_USERS=${STOMPGATE_DEV_USERS:-guest:guest,alice:alice,bob:bob}
 export STOMPGATE_LOG_FORMAT=${STOMPGATE_LOG_FORMAT:-console}
 export STOMPGATE_STORE=${STOMPGATE_STORE:-sqlite:///$PWD/var/messages.sqlite3}
 export STOMPGATE_WORKER_METRICS_HOST=${STOMPGATE_WORKER_METRICS_HOST:-127.0.0.1}
@@ -145,9 +147,8 @@ stompgate is starting:
   STOMP/TCP  127.0.0.1:${STOMPGATE_STOMP_PORT:-61613}
   history    http://127.0.0.1:${STOMPGATE_HTTP_PORT:-15680}/api/rooms/{room}/messages  ($STOMPGATE_STORE)
   translate  $translation
-  auth mode  $STOMPGATE_AUTH  (dev users: ${STOMPGATE_DEV_USERS:-guest:guest})
+  auth mode  $STOMPGATE_AUTH  (dev users: $STOMPGATE_DEV_USERS)
   push       notify worker (health :$notify_port); webhook -> $STOMPGATE_NOTIFY_WEBHOOK_URL
-             (room members: Redis sets ${STOMPGATE_MEMBERSHIP_PREFIX:-stompgate:}room:<room>:members)
 Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}" "${groups[@]}"

@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "gateway.chat_bridge",
             "gateway.chat",
             "gateway.durable_api",
+            "gateway.demo",
             "gateway.access",
             "gateway.relay",
             "workers",

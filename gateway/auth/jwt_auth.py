@@ -571,6 +571,11 @@ class DevAuthenticator:
     def logins(self) -> tuple[str, ...]:
         return tuple(self._users)
 
+    def passcode(self, login: str) -> str | None:
+        """The passcode of a development login, or None: what the demo page's token endpoint
+        (``POST /api/demo/token``, development mode only) hands out."""
+        return self._users.get(login)
+
     def verify_login(self, login: str | None, passcode: str | None) -> Identity:
         expected = self._users.get(login or "")
         # compare even on an unknown login so timing does not reveal which logins exist

@@ -16,7 +16,9 @@ Theory of operation
   timestamp above this". A new holder seeds its generator with the previous floor, and
   `next_id` refuses timestamps above the holder's own recorded floor until the next renewal
   raises it (``max(wall clock, last issued ms) + ttl`` at each renewal).
-- ``release()`` stops renewing, records the final floor and deletes the key if still ours.
+- ``release()`` stops renewing and, if the key is still ours, records the final floor (the
+  last issued timestamp + 1, or the wall clock's if later: lower than the renewals' floor,
+  which is a ttl ahead) and deletes the key, so the next holder issues ids at the wall clock.
 """
 
 from __future__ import annotations
@@ -63,13 +65,16 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
     + "return 1\n"
 )
 
-_RELEASE = (
-    """
+# Still the holder, the node knows exactly what it issued: the floor becomes its last id's
+# timestamp + 1, down from the renewals' wall clock + ttl (the next holder, a restart of the
+# same node say, must not issue ids a ttl ahead of the clock: other nodes refuse a read
+# pointer that far in the future).
+_RELEASE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('DEL', KEYS[1])
+return 1
 """
-    + _RAISE_FLOOR
-    + "redis.call('DEL', KEYS[1])\nreturn 1\n"
-)
 
 _VALIDITY = 0.9
 

@@ -96,6 +96,25 @@ async def test_expiry_lets_another_take_it_and_the_old_holder_stops(
     await old.release()
 
 
+async def test_a_released_id_is_taken_up_at_the_clock_not_a_ttl_ahead(
+    redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    """A node that restarts (release, then acquire) issues ids at the wall clock: ids a ttl
+    ahead would be refused as read pointers by every other node for that long."""
+    clock = Clock()
+    old = lease(redis, redis_prefix, clock, ttl_ms=15_000, auto_renew=False)
+    assert await old.acquire() == 0
+    old_id = old.next_id(NOW)
+    await old.release()
+    clock.wall = NOW + 5
+    new = lease(redis, redis_prefix, clock, ttl_ms=15_000, auto_renew=False)
+    assert await new.acquire() == 0
+    new_id = new.next_id(NOW + 5)
+    assert new_id > old_id
+    assert parse(new_id).ts_ms == NOW + 5
+    await new.release()
+
+
 async def test_renewal_finding_another_token_loses_the_lease(
     redis: aioredis.Redis, redis_prefix: str
 ) -> None:

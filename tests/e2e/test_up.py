@@ -106,6 +106,8 @@ def test_make_up_keeps_history_across_a_restart_of_everything(
     room = room_name("up")
     log = tmp_path / "up.log"
     with up(env, log):
+        with urllib.request.urlopen(base + "/", timeout=10) as page:  # the demo chat, built
+            assert b'src="/static/app/app.js"' in page.read()
         with stomp_client(int(env["STOMPGATE_STOMP_PORT"]), login="alice", passcode="alice") as a:
             for n in range(12):
                 a.send(f"/app/rooms/{room}/messages", post_body(f"before {n}", f"b{n}"))
@@ -165,5 +167,5 @@ def test_make_up_translates_posts_in_the_demo_room_with_apertium(
         )
         assert event["provider"] == "apertium"
         assert "amigo" in event["text"]
-        assert "demo room: lobby (es, members guest) made" in log.read_text()
+        assert "demo room: lobby (es, members guest, alice, bob) made" in log.read_text()
         assert "translate  apertium at http://127.0.0.1:" in log.read_text()
