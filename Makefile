@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install web apertium chromium services test-services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-persist config-doc bench-unread bench-translate clean
+.PHONY: install web apertium chromium services test-services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-presence bench-persist config-doc bench-unread bench-translate clean
 
 install: $(STAMP) tests/js/node_modules/.installed web apertium chromium
 
@@ -81,6 +81,11 @@ format: install
 
 bench-codec: install
 	$(PY) -m benchmarks.bench_codec
+
+# Presence on two gateway nodes: 10,000 sessions connecting, idling with heart-beats, leaving
+# (a private redis-server; the shared RabbitMQ on a fresh vhost).
+bench-presence: install services
+	$(PY) -m benchmarks.bench_presence
 
 bench-persist: install services
 	$(PY) -m benchmarks.bench_persist

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 import redis.asyncio as aioredis
 
-from gateway.chat.keys import ChatKeys
+from chatstate.keys import ChatKeys
 from gateway.chat.layer import ChatLayer
 from gateway.chat.snowflake import SnowflakeGenerator
 

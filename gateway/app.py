@@ -1,5 +1,5 @@
-"""Assemble a gateway node: aiohttp app (WebSocket, health, metrics, history, push
-subscriptions, the demo page), TCP listener.
+"""Assemble a gateway node: aiohttp app (WebSocket, health, metrics, history, rooms, push
+subscriptions, durable subscriptions, presence, profiles, the demo page), TCP listener.
 
 ``Gateway`` is what ``python -m gateway`` runs and what tests start in-process on ephemeral
 ports. Nothing here is a module global: everything hangs off the settings passed in.
@@ -12,32 +12,44 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from aiohttp import web
 
 from gateway import stomp_headers
 from gateway.access import Access, auth_settings, build_access
 from gateway.chat.push_api import install_push_api
-from gateway.chat_bridge import ChatBridge, build_chat, build_profiles, build_rooms, request_user
+from gateway.chat.typing import TypingSettings
+from gateway.chat_bridge import (
+    ChatBridge,
+    build_chat,
+    build_profiles,
+    build_rooms,
+    relay_publisher,
+    request_user,
+)
 from gateway.connection import Connection
-from gateway.delivery import SystemSink
 from gateway.demo import DemoSite
 from gateway.durable_api import DurableApi
 from gateway.lifecycle import LifecycleListener, LogListener, MetricsListener
 from gateway.metrics import Metrics, RoomOrderCollector
 from gateway.node import Node
 from gateway.ports import ConnectionLimits, Outbound
+from gateway.presence import PresenceSettings, PresenceTracker
+from gateway.presence_bridge import PresenceBridge, build_presence
 from gateway.relay import Relay, RelaySettings
 from gateway.relay.durable import DurableRegistry
-from gateway.router import Router
-from gateway.settings import Settings
+from gateway.router import AppPort, Router
+from gateway.settings import ConfigurationError, Settings
 from gateway.stomp import Limits, SessionConfig
 from gateway.transport.base import OpenConnection
 from gateway.transport.tcp import TcpListener
 from gateway.transport.ws import WebSocketEndpoint
 
 log = logging.getLogger("stompgate.app")
+
+_S = TypeVar("_S")
 
 
 class Gateway:
@@ -48,8 +60,13 @@ class Gateway:
     the node when it loses the broker and around each read; the chat layer (it publishes
     through the relay; async: it leases its Snowflake node id in Redis) with the rooms (their
     store and membership caches are made before the access policy, whose ACL falls back on
-    them; a removal ends sessions through the node); the router over both; then the
-    transports, which open connections wired to all of these.
+    them; a removal ends sessions through the node); presence (its tracker hears the node's
+    lifecycle events; its keeper registers the node in Redis and publishes through the relay;
+    it reads the rooms' membership); the router over them; then the transports, which open
+    connections wired to all of these.
+
+    Presence and typing read their settings from the environment (``STOMPGATE_PRESENCE*``,
+    ``STOMPGATE_TYPING_*``) unless they are given.
     """
 
     def __init__(
@@ -58,8 +75,11 @@ class Gateway:
         *,
         access: Access | None = None,
         listeners: Sequence[LifecycleListener] = (),
+        presence: PresenceSettings | None = None,
+        typing: TypingSettings | None = None,
     ) -> None:
-        """``listeners`` hear the node's lifecycle events after its metrics and logs do."""
+        """``listeners`` hear the node's lifecycle events after its metrics, logs and
+        presence do."""
         self.settings = settings
         self.metrics = Metrics()
         if access is None:
@@ -70,12 +90,21 @@ class Gateway:
         else:
             self.rooms = build_rooms(settings, access.settings.membership_prefix)
         self.access = access
-        builtin = (MetricsListener(self.metrics), LogListener())
+        self.presence_settings = presence or _from_env(PresenceSettings.from_env)
+        self.typing_settings = typing or _from_env(TypingSettings.from_env)
+        builtin: tuple[LifecycleListener, ...] = (MetricsListener(self.metrics), LogListener())
+        self.presence_tracker: PresenceTracker | None = None
+        if self.presence_settings.enabled:
+            self.presence_tracker = PresenceTracker(
+                active_every=self.presence_settings.active_every
+            )
+            builtin += (self.presence_tracker,)
         #: The profile store and the recorder of tokens' language claims (with a store): the
         #: recorder hears every accepted CONNECT.
         self.profiles = build_profiles(settings)
-        recorder = () if self.profiles is None else (self.profiles.recorder,)
-        self.node = Node(settings, self.access, listeners=(*builtin, *recorder, *listeners))
+        if self.profiles is not None:
+            builtin += (self.profiles.recorder,)
+        self.node = Node(settings, self.access, listeners=(*builtin, *listeners))
         self.relay = Relay(
             RelaySettings(
                 amqp_url=settings.amqp_url,
@@ -92,6 +121,7 @@ class Gateway:
         )
         self.metrics.registry.register(RoomOrderCollector(self.relay))
         self.chat: ChatBridge | None = None
+        self.presence: PresenceBridge | None = None
         self.app = web.Application()
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
@@ -122,10 +152,23 @@ class Gateway:
             rooms=self.rooms,
             evict=self.node.evict,
             profiles=self.profiles,
+            typing=self.typing_settings,
         )
         durable = self._durable_api()
         self.app.router.add_routes(durable.routes(self.access.authenticate_request))
-        router = Router(self.relay, self.chat, durable)
+        apps: list[AppPort] = [durable]
+        if self.presence_tracker is not None:
+            self.presence = await build_presence(
+                settings,
+                self.presence_settings,
+                self.presence_tracker,
+                self.relay,
+                self.access,
+                self.app,
+                rooms=self.rooms,
+            )
+            apps.append(self.presence)
+        router = Router(self.relay, self.chat, apps)
         open_connection = self.open_connection = self._opener(router)
         endpoint = WebSocketEndpoint(
             settings, self.node, self.access, self.metrics, open_connection
@@ -153,17 +196,9 @@ class Gateway:
     def _durable_api(self) -> DurableApi:
         """Users' durable subscriptions over STOMP (``/app/durable-subscriptions/...``, answered
         on the node's own account) and HTTP."""
-        relay = self.relay
-        subscriptions = relay.durable_subscriptions
+        subscriptions = self.relay.durable_subscriptions
         assert subscriptions is not None  # the relay was given a registry
-        sink = SystemSink("durable-subscriptions")
-
-        async def publish(
-            destination: str, headers: Sequence[tuple[str, str]], body: bytes
-        ) -> None:
-            await relay.publish(sink, destination, headers, body)
-
-        return DurableApi(subscriptions, publish)
+        return DurableApi(subscriptions, relay_publisher(self.relay, "durable-subscriptions"))
 
     def _opener(self, router: Router) -> OpenConnection:
         node, access, metrics = self.node, self.access, self.metrics
@@ -192,6 +227,8 @@ class Gateway:
         if self._tcp is not None:
             await self._tcp.stop()
         await self.node.stop(reason)
+        if self.presence is not None:
+            await self.presence.close()  # publishes through the relay: before it closes
         await self.relay.close()
         if self.chat is not None:
             await self.chat.close()
@@ -215,6 +252,14 @@ class Gateway:
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=self.metrics.render(), content_type="text/plain")
+
+
+def _from_env(build: Callable[[], _S]) -> _S:
+    """Feature settings from the environment; ConfigurationError for a value they refuse."""
+    try:
+        return build()
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def connection_limits(settings: Settings, *, bytes_burst: int = 0) -> ConnectionLimits:

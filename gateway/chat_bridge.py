@@ -8,16 +8,18 @@
   node's :class:`~gateway.router.Router` binds it, and
   :class:`~gateway.chat.catch_up.CatchUpSink` holds and de-duplicates the live ones.
 * ``GET /api/rooms/{room}/messages``, authenticated like a CONNECT (a bearer token; in
-  development mode HTTP Basic with a dev login) and allowed when the user may SUBSCRIBE to the
-  room's topic; with the members' read pointers ("seen by") in small rooms.
+  development mode HTTP Basic with a dev login: `gateway.access.Access.authenticate_request`)
+  and allowed when the user may SUBSCRIBE to the room's topic (:func:`room_authorizer`); with
+  the members' read pointers ("seen by") in small rooms.
 * With a store: rooms and membership (`gateway.chat.rooms`, its HTTP API in
   `gateway.chat.rooms_api`, authenticated the same way), whose Redis roster the ACL reads
   (`build_rooms`, made before the access policy: its membership answers the ACL's cache
   misses from the store); a removal is broadcast to every node (`gateway.chat.control`),
-  which ends the removed user's subscriptions to the room (``evict``, the node's) and forgets
-  the ACL's cached answer; unread counts go to ``/user/<reader>/queue/unread`` through the
-  relay's user exchange, and a SUBSCRIBE to ``/user/queue/unread`` first gets a snapshot of
-  all the user's rooms.
+  which ends the removed user's subscriptions to the room (``evict``, the node's), forgets
+  the ACL's cached answer and ends the typing the user showed there
+  (:meth:`~gateway.chat.layer.ChatLayer.member_removed`); unread counts go to
+  ``/user/<reader>/queue/unread`` through the relay's user exchange, and a SUBSCRIBE to
+  ``/user/queue/unread`` first gets a snapshot of all the user's rooms.
   :func:`request_user` authenticates the same way for the ``/api/me/...`` routes (push
   subscriptions and mutes, :mod:`gateway.chat.push_api`).
 * With a store: profiles (`gateway.chat.profiles`, its HTTP API ``/api/me/profile`` in
@@ -25,6 +27,8 @@
   token, which the node records at CONNECT (`build_profiles`: its recorder is a lifecycle
   listener of the node); the translations the translation worker stored, which the history
   API and a catch-up replay carry with their messages.
+* Typing ends when the session that typed leaves the room or is gone
+  (:meth:`ChatBridge.left_room`, :meth:`ChatBridge.session_gone`; the router calls them).
 * The Snowflake node id is leased in Redis for as long as the node runs.
 """
 
@@ -38,6 +42,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from chatstate.keys import ChatKeys
 from gateway import stomp_headers
 from gateway.access import Access, AccessDenied, DestinationRejected
 from gateway.chat import events
@@ -45,8 +50,7 @@ from gateway.chat.control import MembershipControl
 from gateway.chat.destinations import is_valid_room, room_topic
 from gateway.chat.errors import ChatError, RemovedFromRoomError, StoreBehindError
 from gateway.chat.history_api import Authorize, history_routes
-from gateway.chat.keys import ChatKeys
-from gateway.chat.layer import UNREAD_QUEUE, ChatLayer, ChatResult, ReplayItem
+from gateway.chat.layer import UNREAD_QUEUE, ChatLayer, ChatResult, PublishFn, ReplayItem
 from gateway.chat.membership import Membership
 from gateway.chat.node_lease import NodeLease
 from gateway.chat.profile_api import profile_routes
@@ -55,6 +59,7 @@ from gateway.chat.rooms import Actor, RoomService
 from gateway.chat.rooms_api import Authenticate, rooms_routes
 from gateway.chat.snowflake import MAX_ID
 from gateway.chat.store_api import HistoryStore, ProfileStore, RoomStore, TranslationStore
+from gateway.chat.typing import TypingSettings
 from gateway.delivery import SystemSink
 from gateway.errors import ClientError, ErrorMessage
 from gateway.relay import Relay
@@ -63,11 +68,14 @@ from gateway.settings import Settings
 
 __all__ = [
     "REPLAY_HEADER",
+    "ROOM_TOPIC_PREFIX",
     "ChatBridge",
     "ChatError",
     "StoreBehindError",
     "build_chat",
+    "relay_publisher",
     "request_user",
+    "room_authorizer",
 ]
 
 log = logging.getLogger("stompgate.chat")
@@ -171,13 +179,35 @@ class ChatBridge:
         self.replay_limit = replay_limit
 
     async def handle_send(
-        self, user: str, destination: str, headers: Sequence[tuple[str, str]], body: bytes
+        self,
+        user: str,
+        destination: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        *,
+        session: str = "",
     ) -> tuple[tuple[str, str], ...]:
-        """Handle an ``/app`` SEND; the headers its RECEIPT carries: for a post, the message
-        id (``stompgate-message-id``; for a retry the original one, with
+        """Handle an ``/app`` SEND of ``session``; the headers its RECEIPT carries: for a post,
+        the message id (``stompgate-message-id``; for a retry the original one, with
         ``stompgate-duplicate: true``)."""
-        result = await self.layer.handle_send(user, destination, headers, body)
+        result = await self.layer.handle_send(user, destination, headers, body, session=session)
         return post_receipt_headers(result)
+
+    def room_of(self, destination: str) -> str | None:
+        """The room of a ``/topic/room.<room>`` destination, or None."""
+        if not destination.startswith(ROOM_TOPIC_PREFIX):
+            return None
+        room = destination[len(ROOM_TOPIC_PREFIX) :]
+        return room if is_valid_room(room) else None
+
+    async def left_room(self, session: str, room: str) -> None:
+        """``session`` unsubscribed from the room's topic: the typing it showed there ends
+        (never raises: the UNSUBSCRIBE itself went through)."""
+        await _quietly(self.layer.left_room(session, room), session)
+
+    async def session_gone(self, session: str) -> None:
+        """``session`` is gone: the typing it showed ends (never raises)."""
+        await _quietly(self.layer.session_gone(session), session)
 
     def replay_request(self, destination: str, headers: Mapping[str, str]) -> ReplayRequest | None:
         """The catch-up a SUBSCRIBE (its destination, its headers, first occurrence of each)
@@ -186,10 +216,10 @@ class ChatBridge:
         Checked before the subscription is bound, so a bad header binds nothing.
         """
         raw = headers.get(REPLAY_HEADER)
-        if raw is None or not destination.startswith(ROOM_TOPIC_PREFIX):
+        if raw is None:
             return None
-        room = destination[len(ROOM_TOPIC_PREFIX) :]
-        if not is_valid_room(room):
+        room = self.room_of(destination)
+        if room is None:
             return None
         if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_ID:
             raise ChatError(
@@ -265,6 +295,13 @@ class ChatBridge:
         await self.redis.aclose()
 
 
+async def _quietly(ending: Awaitable[None], session: str) -> None:
+    try:
+        await ending
+    except Exception:
+        log.warning("could not end the typing of session %s", session, exc_info=True)
+
+
 def request_user(access: Access) -> Callable[[web.Request], Awaitable[str]]:
     """The user an HTTP request is authenticated as (for the `/api/me/...` routes)."""
 
@@ -274,7 +311,10 @@ def request_user(access: Access) -> Callable[[web.Request], Awaitable[str]]:
     return user
 
 
-def _authorizer(access: Access) -> Authorize:
+def room_authorizer(access: Access) -> Authorize:
+    """(request, room) -> user: authenticated like a CONNECT, and allowed to SUBSCRIBE to the
+    room's topic; 401 or 403 otherwise (the history and presence APIs)."""
+
     async def authorize(request: web.Request, room: str) -> str:
         identity = await access.authenticate_request(request)
         try:
@@ -284,6 +324,17 @@ def _authorizer(access: Access) -> Authorize:
         return identity.user
 
     return authorize
+
+
+def relay_publisher(relay: Relay, name: str) -> PublishFn:
+    """Publishes on the node's own account (not a client's: the relay's client is a
+    `SystemSink` called ``name``) through the relay; returns once the broker confirmed."""
+    sink = SystemSink(name)
+
+    async def publish(destination: str, headers: Sequence[tuple[str, str]], body: bytes) -> None:
+        await relay.publish(sink, destination, headers, body)
+
+    return publish
 
 
 def _authenticator(access: Access) -> Authenticate:
@@ -307,6 +358,7 @@ async def build_chat(
     rooms: RoomsParts | None = None,
     evict: Evict | None = None,
     profiles: ProfileParts | None = None,
+    typing: TypingSettings | None = None,
 ) -> ChatBridge:
     """The chat layer, its HTTP routes and, with ``rooms`` (`build_rooms`), the rooms; with
     ``profiles`` (`build_profiles`), the profile API; with a store, the translations that
@@ -334,13 +386,10 @@ async def build_chat(
         )
     if rooms is not None:
         await rooms.store.open()
-    sink = SystemSink("chat-layer")  # who publishes chat events: the node itself
-
-    async def publish(destination: str, headers: Sequence[tuple[str, str]], body: bytes) -> None:
-        await relay.publish(sink, destination, headers, body)
+    publish = relay_publisher(relay, "chat-layer")  # who publishes chat events: the node itself
 
     async def notify_user(user: str, headers: Sequence[tuple[str, str]], body: bytes) -> None:
-        await relay.publish(sink, str(UserQueue(UNREAD_QUEUE, user)), headers, body)
+        await publish(str(UserQueue(UNREAD_QUEUE, user)), headers, body)
 
     layer = ChatLayer(
         redis=redis,
@@ -354,17 +403,19 @@ async def build_chat(
         rooms_of=None if rooms is None else rooms.membership.rooms_of,
         recent_limit=settings.chat_recent_limit,
         max_body=settings.chat_max_body,
+        typing=typing,
     )
     service: RoomService | None = None
     control: MembershipControl | None = None
     if rooms is not None:
         lookup = access.gatekeeper.membership
 
-        def on_removed(room: str, user: str) -> None:
+        async def on_removed(room: str, user: str) -> None:
             if lookup is not None:
                 lookup.invalidate(Membership.roster(room), user)
             if evict is not None:
                 evict(user, room_topic(room), RemovedFromRoomError(room))
+            await layer.member_removed(room, user)
 
         control = MembershipControl(
             redis, ChatKeys(settings.redis_prefix).control_channel(), on_removed
@@ -387,7 +438,7 @@ async def build_chat(
         history_routes(
             reader=store,
             chat=layer,
-            authorize=_authorizer(access),
+            authorize=room_authorizer(access),
             seen_by=None if service is None else service.seen_by,
             translations=translations,
         )

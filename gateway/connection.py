@@ -244,6 +244,7 @@ class Connection:
                 sub = None if subs is None else subs.pop(event.subscription_id, None)
                 if sub is not None:
                     await sub.cancel(dict(reversed(event.headers)))  # first occurrence wins
+                    await self._router.unsubscribed(self, sub.destination)
                 self._receipt(event.receipt)
             elif isinstance(event, events.AckRequested | events.NackRequested):
                 await self._ack(event)

@@ -145,6 +145,11 @@ class AccessPort(Protocol):
 class Subscription(Protocol):
     """One SUBSCRIBE as the relay holds it."""
 
+    @property
+    def destination(self) -> str:
+        """The SUBSCRIBE's destination."""
+        ...
+
     def owns(self, ack_id: str) -> bool: ...
 
     async def ack(self, ack_id: str) -> None: ...
@@ -215,6 +220,10 @@ class RouterPort(Protocol):
         client's, for what the plan needs besides the destination). The second item, when
         set, starts the deliveries held meanwhile (a catch-up's replay, then the live
         messages; what a queue held already): call it right after the RECEIPT."""
+        ...
+
+    async def unsubscribed(self, sink: DeliverySink, destination: str) -> None:
+        """The client UNSUBSCRIBEd from ``destination`` (its subscription is cancelled)."""
         ...
 
     async def release(self, sink: DeliverySink) -> None:

@@ -5,11 +5,12 @@ One :class:`Router` per node, shared by its connections (it implements
 
 * a SEND to an ``/app/...`` destination goes to the application that handles it: the
   durable-subscriptions API (:mod:`gateway.durable_api`) for
-  ``/app/durable-subscriptions/...``, else the chat layer (validated, stamped, given an id,
-  published and confirmed there); any other goes to the relay, which publishes it with a
-  publisher confirm. :meth:`Router.mode` tells the connection how to wait for it:
-  :meth:`Router.send` returns with the outcome, :attr:`Router.publish` (relay destinations
-  that keep their place in the connection's window) once the SEND is written;
+  ``/app/durable-subscriptions/...``, presence (:mod:`gateway.presence_bridge`) for
+  ``/app/presence/...`` and ``/app/rooms/<room>/presence``, else the chat layer (validated,
+  stamped, given an id, published and confirmed there); any other goes to the relay, which
+  publishes it with a publisher confirm. :meth:`Router.mode` tells the connection how to wait
+  for it: :meth:`Router.send` returns with the outcome, :attr:`Router.publish` (relay
+  destinations that keep their place in the connection's window) once the SEND is written;
 * a SUBSCRIBE goes to the relay: planned, the plan's authority authorized for the client
   (the ``authorize`` the connection passes), then run. One that asks for a catch-up
   (``cur-max-message-id`` on a room topic) is bound with a
@@ -19,7 +20,9 @@ One :class:`Router` per node, shared by its connections (it implements
   bound the same way and its first MESSAGE, right after the RECEIPT, is the unread snapshot
   of all the user's rooms (then the live updates held meanwhile). Any other with a queue of
   its own is bound with a :class:`~gateway.delivery.HeldSink`, so what its queue held
-  already reaches the client after the RECEIPT, never before it.
+  already reaches the client after the RECEIPT, never before it;
+* leaving a room: an UNSUBSCRIBE from ``/topic/room.<room>``, and a client that is gone, tell
+  the chat layer (the typing the session showed there ends).
 """
 
 from __future__ import annotations
@@ -55,18 +58,19 @@ class AppPort(Protocol):
 
 
 class Router:
-    __slots__ = ("_app", "_chat", "_handles", "_relay", "publish")
+    __slots__ = ("_apps", "_chat", "_handles", "_relay", "publish")
 
     def __init__(
-        self, relay: Relay, chat: ChatBridge | None = None, app: AppPort | None = None
+        self, relay: Relay, chat: ChatBridge | None = None, apps: Sequence[AppPort] = ()
     ) -> None:
-        """``app`` takes the ``/app/...`` SENDs it handles before the chat layer sees them."""
+        """``apps`` take the ``/app/...`` SENDs they handle (the first that does) before the
+        chat layer sees them."""
         self._relay = relay
         self._chat = chat
-        self._app = app
+        self._apps = tuple(apps)
         self._handles = None if chat is None else chat.handles
-        if app is not None and chat is None:
-            self._handles = app.handles
+        if apps and chat is None:
+            self._handles = self._app_handles
         #: A SEND written without waiting (:attr:`SendMode.WINDOW`) is the relay's: its own
         #: ``publish``, bound once (every such SEND calls it: no coroutine of ours around it).
         self.publish = relay.publish
@@ -94,13 +98,18 @@ class Router:
         of our own around it), which returns once the post or the broker's confirm is
         through; the chat layer's with the headers its RECEIPT carries (the message id).
         ``authorize``: the client's, for what the relay's plan needs."""
-        app = self._app
+        for app in self._apps:
+            if app.handles(destination):
+                return app.handle_send(_user(sink), destination, headers, body)
         chat = self._chat
-        if app is not None and app.handles(destination):
-            return app.handle_send(_user(sink), destination, headers, body)
         if chat is not None and chat.handles(destination):
-            return chat.handle_send(_user(sink), destination, headers, body)
+            return chat.handle_send(
+                _user(sink), destination, headers, body, session=sink.session_id
+            )
         return self._relay.publish(sink, destination, headers, body, authorize=authorize)
+
+    def _app_handles(self, destination: str) -> bool:
+        return any(app.handles(destination) for app in self._apps)
 
     async def subscribe(
         self,
@@ -158,8 +167,20 @@ class Router:
             raise
         return sub, functools.partial(catch_up.finish, subscription_id, items)
 
+    async def unsubscribed(self, sink: DeliverySink, destination: str) -> None:
+        """The client UNSUBSCRIBEd from ``destination``: leaving a room's topic ends the
+        typing the session showed there."""
+        chat = self._chat
+        room = None if chat is None else chat.room_of(destination)
+        if chat is not None and room is not None:
+            await chat.left_room(sink.session_id, room)
+
     async def release(self, sink: DeliverySink) -> None:
-        await self._relay.detach(sink)
+        try:
+            await self._relay.detach(sink)
+        finally:
+            if self._chat is not None:
+                await self._chat.session_gone(sink.session_id)
 
 
 def _user(sink: DeliverySink) -> str:

@@ -137,6 +137,50 @@ class ChatPresence(_Body, frozen=True):
     last_seen: EpochMs | UnsetType = UNSET
 
 
+MAX_PRESENCE_USERS = 100
+"""Users one presence query may name (and entries a snapshot of a list of users holds)."""
+
+QueryId = Annotated[str, Meta(pattern=CLIENT_ID_PATTERN)]
+PresenceUsers = Annotated[list[UserId], Meta(min_length=1, max_length=MAX_PRESENCE_USERS)]
+
+
+class PresenceQuery(_Body, frozen=True):
+    """chat.presence_query.v1: a client's body for ``/app/presence/query`` (``users``) or
+    ``/app/rooms/{room}/presence`` (no ``users``: the room's members)."""
+
+    users: PresenceUsers | UnsetType = UNSET
+    query_id: QueryId | UnsetType = UNSET
+
+
+class PresenceState(_Body, frozen=True):
+    """chat.presence_state.v1: a client's body for ``/app/presence/invisible``."""
+
+    invisible: bool
+
+
+class PresenceEntry(_Body, frozen=True):
+    """One user's presence in a chat.presence_snapshot.v1."""
+
+    user: UserId
+    status: Literal["online", "offline"]
+    last_seen: EpochMs | UnsetType = UNSET
+    invisible: bool | UnsetType = UNSET
+
+
+class PresenceSnapshot(_Body, frozen=True):
+    """chat.presence_snapshot.v1: the presence of some users now (a query's answer).
+
+    ``more`` is true when a room had more members than one snapshot lists."""
+
+    v: Literal[1]
+    type: Literal["presence_snapshot"]
+    at: EpochMs
+    users: list[PresenceEntry]
+    room: RoomId | UnsetType = UNSET
+    query_id: QueryId | UnsetType = UNSET
+    more: bool | UnsetType = UNSET
+
+
 class TypingState(_Body, frozen=True):
     """chat.typing_state.v1: a client's body for ``/app/rooms/{room}/typing``."""
 
@@ -357,6 +401,9 @@ MODELS: dict[str, type[Struct]] = {
     "chat.read.v1": ChatRead,
     "chat.receipt.v1": ChatReceipt,
     "chat.presence.v1": ChatPresence,
+    "chat.presence_query.v1": PresenceQuery,
+    "chat.presence_state.v1": PresenceState,
+    "chat.presence_snapshot.v1": PresenceSnapshot,
     "chat.typing_state.v1": TypingState,
     "chat.typing.v1": ChatTyping,
     "push.notification.v1": PushNotification,

@@ -10,7 +10,8 @@ Two sources, cross-checked:
   known, whatever the code path;
 * *what the settings document*: the gateway's flags from ``gateway.settings.Settings`` (field,
   default, help text), and the tables in the settings classes' docstrings for the auth
-  settings, the workers and the translation providers (variable, default, meaning).
+  settings, presence and typing, the workers and the translation providers (variable,
+  default, meaning).
 
 ``documented_names`` and ``read_names`` must agree: a setting read but not documented, or
 documented but no longer read, is an error (``render`` raises, the test fails). compose.yaml's
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.auth.settings import AuthSettings
+from gateway.chat.typing import TypingSettings
+from gateway.presence.settings import PresenceSettings
 from gateway.settings import ENV_PREFIX, Settings, settings_from
 from workers import settings as worker_settings
 from workers.notify import settings as notify_settings
@@ -95,6 +98,7 @@ def read_names() -> dict[str, list[str]]:
     return {
         "gateway": _reads(lambda env: settings_from({}, env), {}),
         "auth": list(auth),
+        "presence": _reads(PresenceSettings.from_env, {}) + _reads(TypingSettings.from_env, {}),
         "worker": _reads(WorkerSettings.from_env, {}),
         "translate": _reads(TranslateSettings.from_env, {}),
         "notify": _reads(NotifySettings.from_env, {}),
@@ -240,6 +244,19 @@ def _title(cls: type) -> str:
     return first[:1].upper() + first[1:]
 
 
+#: Presence and typing: docstring tables of variable, default, meaning.
+PRESENCE_CLASSES: tuple[type, ...] = (PresenceSettings, TypingSettings)
+
+
+def presence_entries() -> list[Entry]:
+    return [
+        Entry(ENV_PREFIX + name.group(1), _markdown(cells[1]), _markdown(cells[2]))
+        for cls in PRESENCE_CLASSES
+        for cells in _rst_rows(inspect.getdoc(cls) or "")
+        if (name := re.fullmatch(r"``([A-Z0-9_]+)``", cells[0])) is not None
+    ]
+
+
 def worker_entries() -> list[Entry]:
     doc = worker_settings.__doc__ or ""
     return _table_entries(_markdown_tables(doc)[0], "")
@@ -272,6 +289,7 @@ def documented_names() -> dict[str, list[str]]:
     return {
         "gateway": [e.name for e in gateway_entries()],
         "auth": [e.name for cls in auth_classes() for e in _rst_entries(cls)],
+        "presence": [e.name for e in presence_entries()],
         "worker": [e.name for e in worker_entries()],
         "translate": [e.name for e in main] + [e.name for e in limits] + per_provider + shared,
         "notify": [e.name for e in notify_entries()] + NOTIFY_SHARED,
@@ -347,6 +365,17 @@ def render() -> str:
             *_table("| environment | default |", rows),
         ]
     out += [
+        "## Presence and typing (`gateway/presence/settings.py`, `gateway/chat/typing.py`)",
+        "",
+        "Read by every gateway node at start; what they do: [internals.md](internals.md#presence).",
+        "",
+        *_table(
+            "| environment | default | meaning |",
+            [
+                f"| `{e.name}` | {_cell(e.default)} | {_cell(e.meaning)} |"
+                for e in presence_entries()
+            ],
+        ),
         "## Workers: `python -m workers NAME` (`workers/settings.py`)",
         "",
         "Every worker, the built-in ones and yours ([adding-a-consumer.md]"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("gateway", "workers", "store", "schemas")
+PACKAGES = ("gateway", "workers", "store", "schemas", "chatstate")
 
 #: From the top down; a module imports only modules of its own layer or of layers below it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -30,6 +30,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "gateway.router",
             "gateway.chat_bridge",
             "gateway.chat",
+            "gateway.presence_bridge",
+            "gateway.presence",
             "gateway.durable_api",
             "gateway.demo",
             "gateway.access",
@@ -51,6 +53,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "gateway.metrics",
             "schemas",
             "store",
+            "chatstate",
         ),
     ),
 )
@@ -59,12 +62,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 APART: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("gateway", ("workers",)),  # the gateway never depends on the workers
     ("workers", ("gateway",)),  # nor the workers on the gateway: they share store/schemas
-    ("store", ("gateway", "workers")),
-    ("schemas", ("gateway", "workers", "store")),
+    ("store", ("gateway", "workers", "chatstate")),
+    ("chatstate", ("gateway", "workers")),  # shared by both: imports neither
+    ("schemas", ("gateway", "workers", "store", "chatstate")),
     ("gateway.stomp", ("gateway.auth", "gateway.errors", "gateway.settings", "gateway.metrics")),
     ("gateway.auth", ("gateway.stomp", "gateway.settings", "gateway.metrics")),
     ("gateway.relay", ("gateway.chat", "gateway.chat_bridge", "gateway.access")),
-    ("gateway.chat", ("gateway.relay", "gateway.access")),
+    ("gateway.chat", ("gateway.relay", "gateway.access", "gateway.presence")),
+    ("gateway.presence", ("gateway.relay", "gateway.access", "gateway.chat_bridge")),
 )
 
 

@@ -466,4 +466,10 @@ member_of = "roster:{room}"
 [[rule]]
 pattern = "/app/durable-subscriptions/**"
 actions = ["send"]
+
+# Everyone may ask for presence and set their own invisible mode (a room's presence, at
+# /app/rooms/{room}/presence, follows the room's rules above).
+[[rule]]
+pattern = "/app/presence/**"
+actions = ["send"]
 """

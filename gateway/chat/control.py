@@ -3,8 +3,10 @@
 One Redis pub/sub channel (`ChatKeys.control_channel`) that every node subscribes to. The
 node that removes a member publishes ``{"op": "removed", "room": ..., "user": ...}`` after
 the store and the caches have the change; every node, itself included, then calls its
-``on_removed(room, user)``: the gateway forgets the ACL's cached answer for that pair and
-ends the user's sessions subscribed to the room's topic with an ERROR that says why. Pub/sub
+``on_removed(room, user)`` (a task of its own per message, so a slow one never holds up the
+channel): the gateway forgets the ACL's cached answer for that pair, ends the user's sessions
+subscribed to the room's topic with an ERROR that says why, and ends the typing the user
+showed in the room. Pub/sub
 delivers in well under a second; a node that is cut off from Redis at that moment misses
 the message (pub/sub keeps nothing), and its cached ACL answer then expires by itself
 (``STOMPGATE_MEMBERSHIP_CACHE_TTL``), but its sessions already subscribed stay until they
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 import redis.asyncio as aioredis
@@ -24,7 +26,7 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger("stompgate.chat")
 
-OnRemoved = Callable[[str, str], None]
+OnRemoved = Callable[[str, str], Awaitable[None]]
 #: Seconds between attempts to subscribe again after the channel broke.
 RETRY_SECONDS = 1.0
 
@@ -35,6 +37,7 @@ class MembershipControl:
         self._channel = channel
         self._on_removed = on_removed
         self._task: asyncio.Task[None] | None = None
+        self._handlers: set[asyncio.Task[None]] = set()  # on_removed calls still running
         self._subscribed = asyncio.Event()
 
     async def start(self) -> None:
@@ -54,9 +57,10 @@ class MembershipControl:
         await self._redis.publish(self._channel, message)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [*self._handlers, *([] if self._task is None else [self._task])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _listen_forever(self) -> None:
         while True:
@@ -78,6 +82,18 @@ class MembershipControl:
             data = message.get("data")
             event = orjson.loads(data if isinstance(data, bytes | str) else b"")
             if event.get("op") == "removed":
-                self._on_removed(str(event["room"]), str(event["user"]))
+                room, user = str(event["room"]), str(event["user"])
+            else:
+                return
         except Exception:  # one bad message must not stop the channel
             log.exception("bad membership control message")
+            return
+        task = asyncio.get_running_loop().create_task(self._removed_here(room, user))
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+
+    async def _removed_here(self, room: str, user: str) -> None:
+        try:
+            await self._on_removed(room, user)
+        except Exception:
+            log.exception("could not apply the removal of %s from room %s", user, room)

@@ -17,7 +17,10 @@
   to ``/user/<reader>/queue/unread``). Posting moves the poster's pointer too (their own
   messages are never unread); counts are exact (`read_state`, `unread`).
 - ``/app/rooms/{room}/typing`` (chat.typing_state.v1): publish chat.typing.v1, not persistent,
-  never cached.
+  never cached, rate-limited per user and room (`gateway.chat.typing`); the room gets a
+  ``typing: false`` when the user posts there or is removed from it
+  (:meth:`ChatLayer.member_removed`), and when the session that typed unsubscribes from the
+  room (:meth:`ChatLayer.left_room`) or is gone (:meth:`ChatLayer.session_gone`).
 
 Reads of history below the recent cache are refused (`StoreBehindError`) rather than served
 with a gap while the store lags (`gateway.chat.unstored`); the layer prunes the room's
@@ -38,6 +41,7 @@ from typing import Protocol, TypeVar
 
 import redis.asyncio as aioredis
 
+from chatstate.keys import ChatKeys
 from gateway.chat import events
 from gateway.chat.destinations import (
     APP_PREFIX,
@@ -48,12 +52,12 @@ from gateway.chat.destinations import (
 )
 from gateway.chat.errors import ChatError
 from gateway.chat.history import HistoryReader
-from gateway.chat.keys import ChatKeys
 from gateway.chat.post_ledger import Behind, Existing, PostLedger, Reserved
 from gateway.chat.read_state import ReadState
 from gateway.chat.recent import RecentCache, decode_member
 from gateway.chat.snowflake import MAX_ID, parse
 from gateway.chat.store_api import HistoryStore, ReadPointerStore
+from gateway.chat.typing import TypingGate, TypingSettings
 from gateway.chat.unread import RoomsOf, UnreadCounts
 from gateway.chat.unstored import UnstoredSet
 from gateway.errors import ErrorMessage
@@ -133,6 +137,7 @@ class ChatLayer:
         idempotency_ttl_s: int = 24 * 3600,
         max_future_ms: int = 5_000,
         prune_every: int = 256,
+        typing: TypingSettings | None = None,
     ) -> None:
         if recent_limit < 1:
             raise ValueError("recent_limit must be at least 1")
@@ -147,6 +152,7 @@ class ChatLayer:
         self._store = store
         self._prune_every = prune_every
         self._prunes: dict[str, asyncio.Task[None]] = {}
+        self.typing = TypingGate(typing)
         self.recent = RecentCache(redis, keys)
         self.unstored = UnstoredSet(redis, keys)
         self.history = HistoryReader(self.recent, store, self.unstored)
@@ -176,9 +182,16 @@ class ChatLayer:
         return destination.startswith(APP_PREFIX)
 
     async def handle_send(
-        self, user: str, destination: str, headers: Sequence[tuple[str, str]], body: bytes
+        self,
+        user: str,
+        destination: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        *,
+        session: str = "",
     ) -> ChatResult:
-        """Handle one SEND to an /app destination; `ChatError` for a client mistake.
+        """Handle one SEND of ``session`` to an /app destination; `ChatError` for a client
+        mistake.
 
         Any other exception (Redis, the publish, a lost node lease) is the server's failure.
         """
@@ -192,7 +205,7 @@ class ChatLayer:
             return await self._post(user, target.room, body)
         if target.action == "read":
             return await self._read(user, target.room, body)
-        return await self._typing(user, target.room, body)
+        return await self._typing(session, user, target.room, body)
 
     async def _post(self, user: str, room: str, body: bytes) -> ChatResult:
         post = _decode(ChatPost, body)
@@ -220,6 +233,9 @@ class ChatLayer:
         await self._ledger.confirm(
             user=user, client_id=post.client_id, room=room, message_id=message_id
         )
+        now = self._clock()
+        if self.typing.end(user, room, now / 1000):
+            await self._typing_stopped(user, room, now)
         return ChatResult("messages", room, message_id)
 
     async def _reserve(
@@ -303,11 +319,36 @@ class ChatLayer:
             await asyncio.gather(*sends)
         return ChatResult("read", room, pointer.message_id, unread=pointer.unread)
 
-    async def _typing(self, user: str, room: str, body: bytes) -> ChatResult:
+    async def _typing(self, session: str, user: str, room: str, body: bytes) -> ChatResult:
         state = _decode(TypingState, body)
-        event = events.typing_event(room=room, user=user, typing=state.typing, at=self._clock())
-        await self._publish(room_topic(room), events.typing_headers(user), event)
+        now = self._clock()
+        if self.typing.typing(session, user, room, state.typing, now / 1000):
+            event = events.typing_event(room=room, user=user, typing=state.typing, at=now)
+            await self._publish(room_topic(room), events.typing_headers(user), event)
         return ChatResult("typing", room)
+
+    async def _typing_stopped(self, user: str, room: str, now: int) -> None:
+        event = events.typing_event(room=room, user=user, typing=False, at=now)
+        await self._publish(room_topic(room), events.typing_headers(user), event)
+
+    async def left_room(self, session: str, room: str) -> None:
+        """``session`` unsubscribed from ``room``'s topic: end the typing it showed there."""
+        now = self._clock()
+        for user in self.typing.left(session, room, now / 1000):
+            await self._typing_stopped(user, room, now)
+
+    async def member_removed(self, room: str, user: str) -> None:
+        """``user`` was removed from ``room``: end the typing they showed there (on this
+        node; the membership broadcast calls it on every node)."""
+        now = self._clock()
+        if self.typing.end(user, room, now / 1000):
+            await self._typing_stopped(user, room, now)
+
+    async def session_gone(self, session: str) -> None:
+        """``session`` is gone: end the typing it showed in any room."""
+        now = self._clock()
+        for user, room in self.typing.gone(session, now / 1000):
+            await self._typing_stopped(user, room, now)
 
     async def position(self, room: str) -> tuple[int, int]:
         """(room ordinal counter, newest id) now: what a catch-up seeds the room order with."""

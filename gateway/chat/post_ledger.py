@@ -40,8 +40,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from chatstate.keys import ChatKeys
 from gateway.chat import lua
-from gateway.chat.keys import ChatKeys
 from gateway.chat.recent import as_bytes, encode_member, id_key
 
 

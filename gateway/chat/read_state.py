@@ -47,9 +47,9 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from chatstate.keys import ChatKeys
 from gateway.chat import lua
 from gateway.chat.errors import StoreBehindError
-from gateway.chat.keys import ChatKeys
 from gateway.chat.recent import as_bytes, decode_member, id_key
 from gateway.chat.store_api import HistoryStore, ReadPointerStore
 from gateway.chat.unstored import UnstoredSet

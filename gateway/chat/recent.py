@@ -19,7 +19,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from gateway.chat.keys import ChatKeys
+from chatstate.keys import ChatKeys
 
 ID_WIDTH = 19
 

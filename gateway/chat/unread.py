@@ -1,11 +1,12 @@
 """Unread counts of many rooms at once: a device's snapshot when it connects.
 
-One Lua step (`lua.UNREAD_MANY`) reads, for every room of the user's rooms set (or for the
-rooms given), the room counter, the user's pointer, the holes above it and the newest cached
-id, and computes each count as `gateway.chat.read_state` defines it: one round trip to
-Redis for a user in hundreds of rooms. What Redis has lost (the user's rooms set, a room
-counter, a pointer) is rebuilt from the store first and the step is asked again for those
-rooms only, so a cold read costs more round trips once, and the answer is exact either way.
+One Lua step (`chatstate.unread.UNREAD_MANY`, shared with the notify worker) reads, for every
+room of the user's rooms set (or for the rooms given), the room counter, the user's pointer,
+the holes above it and the newest cached id, and computes each count as
+`gateway.chat.read_state` defines it: one round trip to Redis for a user in hundreds of
+rooms. What Redis has lost (the user's rooms set, a room counter, a pointer) is rebuilt from
+the store first and the step is asked again for those rooms only, so a cold read costs more
+round trips once, and the answer is exact either way.
 
 Each entry carries, besides the count, the read pointer and the newest message id it was
 computed with: both only grow, so a client that gets two answers for a room (a snapshot and
@@ -19,15 +20,12 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from gateway.chat import lua
-from gateway.chat.keys import ChatKeys
+from chatstate.keys import ChatKeys
+from chatstate.unread import UnreadReader
 from gateway.chat.read_state import ReadState
-from gateway.chat.recent import as_bytes
 
 RoomsOf = Callable[[str], Awaitable[object]]
 """``rooms_of(user)``: rebuild the user's rooms set in Redis from the store."""
-
-_FIELDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +47,9 @@ class UnreadCounts:
         *,
         rooms_of: RoomsOf | None = None,
     ) -> None:
-        self._keys = keys
         self._read_state = read_state
         self._rooms_of = rooms_of
-        self._many = redis.register_script(lua.UNREAD_MANY)
+        self._reader = UnreadReader(redis, keys)
 
     async def snapshot(self, user: str) -> list[RoomUnread]:
         """Every room of the user (the rooms set), by room id."""
@@ -84,22 +81,10 @@ class UnreadCounts:
     async def _ask(self, user: str, rooms: Sequence[str]) -> list[RoomUnread | str] | None:
         """The step's answer: a `RoomUnread` per exact room, the id of each cold one; None
         when the user's rooms set is missing."""
-        reply = await self._many(
-            keys=[self._keys.user_rooms(user)], args=[self._keys.prefix, user, *rooms]
-        )
-        if reply and not isinstance(reply[0], bytes | str) and int(reply[0]) == -1:
+        rows = await self._reader.rows(user, rooms)
+        if rows is None:
             return None
-        out: list[RoomUnread | str] = []
-        for i in range(0, len(reply), _FIELDS):
-            room_raw, state, unread, read_id, last = reply[i : i + _FIELDS]
-            room = as_bytes(room_raw).decode()
-            if not int(state):
-                out.append(room)
-                continue
-            last_id = as_bytes(last)
-            out.append(
-                RoomUnread(
-                    room, int(unread), int(as_bytes(read_id)), int(last_id) if last_id else None
-                )
-            )
-        return out
+        return [
+            RoomUnread(row.room, row.unread, row.read_id, row.last_id) if row.exact else row.room
+            for row in rows
+        ]

@@ -36,8 +36,8 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
+from chatstate.keys import ChatKeys
 from gateway.chat import lua
-from gateway.chat.keys import ChatKeys
 from gateway.chat.recent import as_bytes, id_key
 
 

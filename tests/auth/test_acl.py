@@ -299,3 +299,18 @@ async def test_default_rules() -> None:
         await denied(acl, BOB, "subscribe", "/topic/room.7")
         == "SUBSCRIBE to /topic/room.7 denied: not a member of room 7"
     )
+
+
+async def test_default_rules_let_everyone_ask_for_presence() -> None:
+    acl = Acl.default()
+    await acl.check(BOB, "send", "/app/presence/query")
+    await acl.check(BOB, "send", "/app/presence/invisible")
+    await acl.check(ALICE, "send", "/app/rooms/7/presence")  # a room's: the room's rule
+    assert (
+        await denied(acl, BOB, "send", "/app/rooms/7/presence")
+        == "SEND to /app/rooms/7/presence denied: not a member of room 7"
+    )
+    assert (
+        await denied(acl, BOB, "subscribe", "/app/presence/query")
+        == "SUBSCRIBE to /app/presence/query denied: no rule allows it"
+    )

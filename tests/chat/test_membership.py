@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from chatstate.keys import ChatKeys
 from gateway.auth.acl import MembershipLookup
-from gateway.chat.keys import ChatKeys
 from gateway.chat.membership import Membership
 from gateway.chat.rooms import Actor, direct_room_id, may_manage
 from store import Member, Room, SQLiteRoomStore

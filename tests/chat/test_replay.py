@@ -8,8 +8,8 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chatstate.keys import ChatKeys
 from gateway.chat.errors import ChatError, StoreBehindError
-from gateway.chat.keys import ChatKeys
 from gateway.chat.layer import ChatLayer
 from gateway.chat.post_ledger import Behind, PostLedger, Reserved
 from gateway.chat.snowflake import SnowflakeGenerator

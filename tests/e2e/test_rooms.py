@@ -52,7 +52,10 @@ def start_pair(
 
 @pytest.fixture
 def rooms_env(chat_env: dict[str, str], redis_prefix: str) -> dict[str, str]:
-    return {**chat_env, **jwt_env(redis_prefix, STOMPGATE_MEMBERSHIP_CACHE_TTL="30")}
+    """Presence off: its events on the room topics (tests/e2e/test_presence.py covers them)
+    would interleave with the events these tests read in order."""
+    env = jwt_env(redis_prefix, STOMPGATE_MEMBERSHIP_CACHE_TTL="30", STOMPGATE_PRESENCE="false")
+    return {**chat_env, **env}
 
 
 @pytest.fixture

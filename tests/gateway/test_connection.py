@@ -177,8 +177,9 @@ class FakeAccess:
 
 
 class FakeSubscription:
-    def __init__(self, owned: Sequence[str] = ()) -> None:
+    def __init__(self, owned: Sequence[str] = (), destination: str = "/topic/t") -> None:
         self.owned = set(owned)
+        self.destination = destination
         self.calls: list[str] = []
 
     def owns(self, ack_id: str) -> bool:
@@ -210,6 +211,7 @@ class FakeRouter:
         self.released = False
         #: what a chat SEND comes back with: headers for its RECEIPT
         self.receipt_headers: tuple[tuple[str, str], ...] = ()
+        self.unsubscribed_from: list[str] = []
 
     def mode(self, destination: str) -> SendMode:
         if destination.startswith("/app/"):
@@ -266,9 +268,13 @@ class FakeRouter:
         refused, self.refuse = self.refuse, None
         if refused is not None:
             raise refused
-        sub = self.subscriptions[subscription_id] = FakeSubscription(owned=("a-1", "a-2"))
+        sub = FakeSubscription(owned=("a-1", "a-2"), destination=destination)
+        self.subscriptions[subscription_id] = sub
         catch_up, self.catch_up = self.catch_up, None
         return sub, catch_up
+
+    async def unsubscribed(self, sink: DeliverySink, destination: str) -> None:
+        self.unsubscribed_from.append(destination)
 
     async def release(self, sink: DeliverySink) -> None:
         self.released = True
@@ -519,6 +525,15 @@ async def test_unsubscribe_ack_and_nack_reach_the_subscription() -> None:
     await rig.conn.feed(frame("UNSUBSCRIBE", "id:s1", "receipt:u"))
     assert sub.calls == ["ack a-1", "nack a-2 requeue=True", "cancel"]
     assert rig.out.commands() == ["RECEIPT"]
+
+
+async def test_the_router_hears_of_an_unsubscribe_after_the_cancel() -> None:
+    rig = await connected()
+    await rig.conn.feed(frame("SUBSCRIBE", "id:s1", "destination:/topic/room.r"))
+    await rig.conn.feed(frame("UNSUBSCRIBE", "id:s1"))
+    await rig.conn.feed(frame("UNSUBSCRIBE", "id:s1"))  # gone already: nothing to tell
+    assert rig.router.subscriptions["s1"].calls == ["cancel"]
+    assert rig.router.unsubscribed_from == ["/topic/room.r"]
 
 
 async def test_release_gives_back_the_user_lease_and_the_relay_state() -> None:

@@ -37,6 +37,7 @@ class Client:
 @dataclass
 class FakeSubscription:
     cancelled: bool = False
+    destination: str = ROOM
 
     def owns(self, ack_id: str) -> bool:
         return False
@@ -92,14 +93,31 @@ class FakeRelay:
 class FakeChat:
     calls: list[str]
     behind: bool = False
+    left: list[str] = field(default_factory=list)  # "<session> <room>" / "<session> gone"
 
     def handles(self, destination: str) -> bool:
         return destination.startswith("/app/")
 
     async def handle_send(
-        self, user: str, destination: str, headers: Sequence[tuple[str, str]], body: bytes
+        self,
+        user: str,
+        destination: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        *,
+        session: str = "",
     ) -> None:
         self.calls.append(f"chat {user} {destination}")
+
+    def room_of(self, destination: str) -> str | None:
+        prefix = "/topic/room."
+        return destination[len(prefix) :] if destination.startswith(prefix) else None
+
+    async def left_room(self, session: str, room: str) -> None:
+        self.left.append(f"{session} {room}")
+
+    async def session_gone(self, session: str) -> None:
+        self.left.append(f"{session} gone")
 
     def replay_request(self, destination: str, headers: Mapping[str, str]) -> ReplayRequest | None:
         raw = headers.get("cur-max-message-id")
@@ -195,6 +213,16 @@ async def test_a_catch_up_the_store_cannot_serve_is_unbound_again() -> None:
 async def test_release_detaches_the_client() -> None:
     router, relay, _ = make()
     await router.release(Client())
+    assert relay.calls == ["detach n-1"]
+
+
+async def test_leaving_a_room_and_going_away_are_told_to_the_chat_layer() -> None:
+    router, relay, chat = make()
+    client = Client()
+    await router.unsubscribed(client, ROOM)
+    await router.unsubscribed(client, "/topic/other")  # not a room: nothing to tell
+    await router.release(client)
+    assert chat.left == ["n-1 r1", "n-1 gone"]
     assert relay.calls == ["detach n-1"]
 
 

@@ -1,5 +1,9 @@
 """The notify worker on the real RabbitMQ (a vhost per test) and Redis (a key prefix per
-test), its push store on SQLite; fakes only for the push services themselves."""
+test), its push and room stores on SQLite; fakes only for the push services themselves.
+
+Room state is arranged as the gateway keeps it: rooms in the room store (the worker reads
+their members from there while Redis has no roster), presence through the gateway's presence
+steps (a node per online user), room counters and read pointers under `chatstate`'s keys."""
 
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from store import SQLitePushStore, new_subscription
+from chatstate.keys import ChatKeys
+from gateway.presence.store import PresenceStore
+from store import Member, Room, SQLitePushStore, SQLiteRoomStore, new_subscription
 from store.push import Kind, PushSubscription
 from tests.support import rabbit
 from workers.framework import WorkerApp
@@ -37,12 +43,14 @@ TEAM, KEY_ID, TOPIC = "TEAM123456", "KEY1234567", "com.example.chat"
 
 @dataclass
 class Env:
-    """What a test arranges and inspects: room state in Redis, subscriptions in the store."""
+    """What a test arranges and inspects: room state in Redis and the room store,
+    subscriptions in the push store."""
 
     url: str
     redis: aioredis.Redis
     prefix: str
     store: SQLitePushStore
+    rooms: SQLiteRoomStore
     services: PushServices
     http: aiohttp.ClientSession
     tmp: Path
@@ -50,23 +58,35 @@ class Env:
     closers: list[Callable[[], Any]] = field(default_factory=list)
     _seq: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def keys(self) -> ChatKeys:
+        return ChatKeys(self.prefix)
+
     async def members(self, room: str, *users: str) -> None:
-        await self.redis.sadd(f"{self.prefix}room:{room}:members", *users)
+        """A group room of ``users`` in the room store (as the rooms API makes it)."""
+        await self.rooms.create_room(
+            Room(id=room, kind="group", name=room, lang="", owner=users[0], created_at=1),
+            [Member(room, user, "member", 1) for user in users],
+        )
 
     async def online(self, user: str, here: bool = True) -> None:
-        key = f"{self.prefix}presence:{user}"
-        await (self.redis.set(key, b"1") if here else self.redis.delete(key))
+        """``user`` has a live session (on a node of its own, whose lease lasts the test), or
+        not any more."""
+        presence = PresenceStore(self.redis, key_prefix=self.prefix, grace_ms=0, lease_ms=60_000)
+        node = f"test-node-{user}"
+        if here:
+            await presence.sync(node, joins=[user], full=True)
+        else:
+            await presence.retire(node)
 
     async def posted(self, room: str) -> int:
         """Count a post in the room as the gateway does (its ordinal), for unread counts."""
         self._seq[room] = self._seq.get(room, 0) + 1
-        await self.redis.set(f"{self.prefix}room:{room}:seq", self._seq[room])
+        await self.redis.set(self.keys.room_seq(room), self._seq[room])
         return self._seq[room]
 
     async def read(self, user: str, room: str, message_id: int, seq: int) -> None:
-        await self.redis.hset(
-            f"{self.prefix}read:{room}:{user}", mapping={"id": message_id, "seq": seq}
-        )
+        await self.redis.hset(self.keys.read(room, user), mapping={"id": message_id, "seq": seq})
 
     async def subscribe(
         self, user: str, kind: Kind, address: str, *, p256dh: str = "", auth: str = ""
@@ -132,12 +152,19 @@ class Env:
     async def start(
         self,
         providers: Mapping[str, PushProvider] | None = None,
+        *,
+        store_url: str | None = None,
         **overrides: Any,
     ) -> WorkerApp:
+        """The worker, with this env's push store, and its room store (``store_url``: the
+        room store the worker opens itself on that store instead, as in production)."""
         app = build_app(
-            WorkerSettings(amqp_url=self.url, metrics_port=None, store_url="sqlite://:memory:"),
+            WorkerSettings(
+                amqp_url=self.url, metrics_port=None, store_url=store_url or "sqlite://:memory:"
+            ),
             self.settings(**overrides),
             store=self.store,
+            rooms=self.rooms if store_url is None else None,
             providers=providers if providers is not None else self.providers(),
         )
         self.apps.append(app)
@@ -152,10 +179,14 @@ async def env(
     client = aioredis.Redis.from_url(redis_url)
     store = SQLitePushStore(str(tmp_path / "push.db"))
     await store.open()
+    rooms = SQLiteRoomStore(str(tmp_path / "rooms.db"))
+    await rooms.open()
     services = PushServices()
     await services.start()
     http = aiohttp.ClientSession()
-    e = Env(rabbit.amqp_url(fresh_vhost), client, redis_prefix, store, services, http, tmp_path)
+    e = Env(
+        rabbit.amqp_url(fresh_vhost), client, redis_prefix, store, rooms, services, http, tmp_path
+    )
     try:
         yield e
     finally:
@@ -166,6 +197,7 @@ async def env(
         await http.close()
         await services.close()
         await store.close()
+        await rooms.close()
         keys = [k async for k in client.scan_iter(match=redis_prefix + "*")]
         if keys:
             await client.delete(*keys)

@@ -52,6 +52,12 @@ def strategy_for(t: mi.Type) -> st.SearchStrategy[Any]:
             min_size=t.min_length or 0,
             max_size=min(t.max_length or 5, 5),
         )
+    if isinstance(t, mi.ListType):
+        return st.lists(
+            strategy_for(t.item_type),
+            min_size=t.min_length or 0,
+            max_size=min(t.max_length or 5, 5),
+        )
     if isinstance(t, mi.StructType):
         return struct_dicts(t)
     raise NotImplementedError(f"no strategy for {t!r}")

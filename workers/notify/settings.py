@@ -34,10 +34,10 @@ The big four Web Push services: fcm.googleapis.com (Chrome), push.services.mozil
 (Firefox), notify.windows.com (Edge), push.apple.com (Safari). A longer `Retry-After` than
 MAX_RETRY_WAIT sends the notification back to the retry queue.
 
-Room members, presence and read pointers are read from the gateway's Redis, with its
-`STOMPGATE_REDIS_URL` and `STOMPGATE_REDIS_PREFIX`; room member sets are under
-`STOMPGATE_MEMBERSHIP_PREFIX` (the ACL's). Subscriptions and mutes are in the store of
-`STOMPGATE_STORE` (the workers' setting).
+Room members, presence and read pointers are read from the gateway's Redis (`chatstate`),
+with its `STOMPGATE_REDIS_URL` and `STOMPGATE_REDIS_PREFIX`; room rosters are under
+`STOMPGATE_MEMBERSHIP_PREFIX` (the ACL's). Subscriptions and mutes, and the rooms' members
+when Redis has lost a roster, are in the store of `STOMPGATE_STORE` (the workers' setting).
 """
 
 from __future__ import annotations

@@ -30,23 +30,18 @@ import httpx
 import redis.asyncio as aioredis
 
 import schemas
+from chatstate import ChatKeys, MembershipCache, PresenceReader, RoomMembers, UnreadReader
 from schemas.models import ChatMessage, PushNotification
-from store import open_push_store
+from store import open_push_store, open_room_store
 from store.push import PushStore
+from store.rooms import RoomStore
 from workers.framework import Delivery, RedisIdempotency, WorkerApp
 from workers.notify.apns import ApnsProvider
 from workers.notify.collapse import Collapser
 from workers.notify.fcm import FcmProvider, ServiceAccount
 from workers.notify.gate import ProviderGate
 from workers.notify.notifier import Notifier, NotifyMetrics
-from workers.notify.ports import (
-    Members,
-    Presence,
-    RedisMembers,
-    RedisPresence,
-    RedisUnread,
-    Unread,
-)
+from workers.notify.ports import Members, Presence, Unread
 from workers.notify.providers import PushProvider
 from workers.notify.queues import (
     DUE_QUEUE,
@@ -134,6 +129,7 @@ def build_app(
     notify: NotifySettings | None = None,
     *,
     store: PushStore | None = None,
+    rooms: RoomStore | None = None,
     members: Members | None = None,
     presence: Presence | None = None,
     unread: Unread | None = None,
@@ -142,12 +138,22 @@ def build_app(
 ) -> WorkerApp:
     """The notify worker. What is passed in is used as is (the caller opens and closes it);
     the rest is made from the settings and opened and closed with the app: the push store
-    (`settings.store_url`), Redis, the HTTP clients and the providers they configure."""
+    and, unless ``members`` are given, the room store (`settings.store_url`), Redis, the HTTP
+    clients and the providers they configure. Members, presence and unread counts are read
+    from the gateway's Redis (`chatstate`)."""
     config = notify or NotifySettings.from_env()
     app = WorkerApp(name)
     app.configure(settings)
     redis = aioredis.Redis.from_url(config.redis_url)
+    keys = ChatKeys(config.redis_prefix)
     push_store = store if store is not None else open_push_store(settings.store_url)
+    own_rooms: RoomStore | None = None  # the room store made here, opened with the app
+    room_members = members
+    if room_members is None:
+        if rooms is None:
+            rooms = own_rooms = open_room_store(settings.store_url)
+        cache = MembershipCache(redis, keys, roster_prefix=config.membership_prefix)
+        room_members = RoomMembers(cache, rooms)
     queues = NotifyQueues(app.amqp_url or settings.amqp_url, config.window)
     metrics = NotifyMetrics(app.metrics.registry)
     holder: list[Notifier] = []  # made at startup: the providers need a running loop
@@ -157,6 +163,8 @@ def build_app(
     async def start() -> None:
         if store is None:
             await push_store.open()
+        if own_rooms is not None:
+            await own_rooms.open()
         chosen = providers
         if chosen is None:
             clients = Clients(aiohttp.ClientSession(), http2_client(config))
@@ -165,9 +173,9 @@ def build_app(
         await queues.open()
         holder.append(
             Notifier(
-                members=members or RedisMembers(redis, config.membership_prefix),
-                presence=presence or RedisPresence(redis, config.redis_prefix),
-                unread=unread or RedisUnread(redis, config.redis_prefix),
+                members=room_members,
+                presence=presence or PresenceReader(redis, keys),
+                unread=unread or UnreadReader(redis, keys),
                 store=push_store,
                 collapser=Collapser(redis, config.redis_prefix),
                 queues=queues,
@@ -186,6 +194,8 @@ def build_app(
         opened.clear()
         if store is None:
             await push_store.close()
+        if own_rooms is not None:
+            await own_rooms.close()
         await redis.aclose()
 
     @app.consumer(
