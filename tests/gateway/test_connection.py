@@ -95,6 +95,7 @@ class FakeHost:
         self.active: list[Connection] = []
         self.authenticated_: list[Connection] = []
         self.forgotten: list[str] = []
+        self.started: list[Connection] = []
 
     def new_session_id(self) -> str:
         return "node-1"
@@ -108,6 +109,9 @@ class FakeHost:
     def authenticated(self, conn: Connection) -> None:
         self.authenticated_.append(conn)
 
+    def frame_started(self, conn: Connection) -> None:
+        self.started.append(conn)
+
     def forget(self, conn: Connection, reason: str) -> None:
         self.forgotten.append(reason)
 
@@ -118,9 +122,13 @@ class CountingLimiter:
         self.charged: list[int] = []
 
     def breach(self, frame_bytes: int, now: float) -> Breach | None:
-        self.charged.append(frame_bytes)
-        if self.frames is not None and len(self.charged) > self.frames:
+        return self.charge(1, frame_bytes, now)
+
+    def charge(self, frames: int, size: int, now: float) -> Breach | None:
+        """One entry per frame charged (the bytes with the first)."""
+        if self.frames is not None and len(self.charged) + frames > self.frames:
             return Breach("frame_rate", "rate limit: too many frames")
+        self.charged += [size] + [0] * (frames - 1) if frames else []
         return None
 
 
@@ -131,7 +139,7 @@ class FakeAccess:
     leases: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
 
-    def rate_limiter(self) -> RateLimiter:
+    def rate_limiter(self, transport: str, roles: frozenset[str] | None = None) -> RateLimiter:
         return self.limiter
 
     async def authenticate(
