@@ -8,8 +8,9 @@ knows a connection only through :class:`Hosted`:
   (several frames per write): the relay calls :meth:`Node.begin_batch`/:meth:`Node.end_batch`
   around each read;
 * one ticker for heart-beats and the CONNECT, heart-beat, idle, unfinished-frame and token
-  timeouts, instead of a timer per connection; a timer wheel files each connection under the tick at which its
-  earliest timer can fall due, so a tick looks only at those (see :meth:`Node.tick`);
+  timeouts, instead of a timer per connection; a timer wheel files each connection under
+  the tick at which its earliest timer can fall due, so a tick looks only at those (see
+  :meth:`Node.tick`);
 * lifecycle events, announced to the :class:`~gateway.lifecycle.LifecycleListener` tuple it
   is given: opened, authenticated, closed (with a reason), and activity, in batches, once per
   tick;

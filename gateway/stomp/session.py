@@ -182,8 +182,8 @@ class ServerSession:
         "_transactions",
         "config",
         "frames_held",
-        "transaction_bytes",
         "heartbeat",
+        "transaction_bytes",
         "version",
     )
 
