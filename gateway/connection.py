@@ -414,7 +414,7 @@ class Connection:
             self.last_write = time.monotonic()
         if self._closing:
             return
-        if session.closed:
+        if session.failed:
             self.close()
             return
         limit = self._limits.max_outbound_buffer

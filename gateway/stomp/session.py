@@ -250,6 +250,12 @@ class ServerSession:
         """True once an ERROR was queued or DISCONNECT handled: flush, then close."""
         return self._state is SessionState.CLOSED
 
+    @property
+    def failed(self) -> bool:
+        """True once an ERROR was queued (closed by an error, not by DISCONNECT: the frames
+        that came before a DISCONNECT are still the adapter's to handle)."""
+        return self._errored
+
     def subscription(self, sub_id: str) -> events.SubscribeRequested | None:
         """The active subscription with id ``sub_id``, if any."""
         subscriptions = self._subscriptions

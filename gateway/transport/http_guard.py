@@ -183,9 +183,9 @@ class HttpGuard:
             guarded.disarm()
             refusal = guarded.refusal
             if refusal is not None and request.path != self.ws_path:
-                raise web.HTTPTooManyRequests(
-                    reason=refusal.detail, text=refusal.detail, headers={"Connection": "close"}
-                )
+                response = web.Response(status=429, reason=refusal.detail, text=refusal.detail)
+                response.force_close()
+                return response
         try:
             return await handler(request)
         finally:
