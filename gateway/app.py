@@ -302,10 +302,7 @@ def connection_limits(
             violation_headers=((stomp_headers.REASON, "protocol"),),
         ),
         max_unconfirmed=settings.max_unconfirmed,
-        # A TCP client must be able to take one frame of the largest size, and the next.
-        max_outbound_buffer=max(settings.max_outbound_buffer, 2 * frame_size)
-        if transport == "tcp"
-        else settings.max_outbound_buffer,
+        max_outbound_buffer=settings.max_outbound_buffer,
         # One read is charged at most this much: a frame of the largest size the listener
         # takes must always pass (every rate profile's byte burst is at least that).
         bytes_burst=frame_size,

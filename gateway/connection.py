@@ -417,9 +417,11 @@ class Connection:
         if session.failed:
             self.close()
             return
+        # The backlog before this write counts: a message larger than the limit still goes
+        # out whole to a client that keeps up (a 16 MiB one on TCP, say).
         limit = self._limits.max_outbound_buffer
         queued = out.buffered()
-        if queued > limit:
+        if queued - len(data) > limit:
             self._metrics.slow_consumer_drops.inc()
             self.fail(
                 ErrorMessage.SLOW_CONSUMER,

@@ -581,12 +581,18 @@ async def test_nothing_is_delivered_before_connected() -> None:
 async def test_a_slow_consumer_is_told_and_closed() -> None:
     settings = Settings(heartbeat_send_ms=0, heartbeat_receive_ms=0, max_outbound_buffer=100)
     rig = await connected(connection_limits(settings))
-    rig.out.queued = 101
+    # A message larger than the limit goes out to a client whose backlog is within it.
+    big = b"b" * 1000
+    rig.conn.deliver("s1", PreparedMessage("/topic/t", (), big), None)
+    rig.out.queued = 1100  # all of this write, and 100 bytes before it
+    rig.conn.flush()
+    assert rig.out.commands() == ["MESSAGE"]
+    rig.out.queued = 1201  # 101 bytes of backlog besides the next write
     rig.conn.deliver("s1", PreparedMessage("/topic/t", (), b"m"), None)
     rig.conn.flush()
-    assert rig.out.commands() == ["MESSAGE", "ERROR"]
+    assert rig.out.commands() == ["MESSAGE", "MESSAGE", "ERROR"]
     assert rig.out.header("message") == "Slow consumer"
-    assert rig.out.body() == "slow consumer: 101 bytes queued > max_outbound_buffer 100"
+    assert rig.out.body() == "slow consumer: 1201 bytes queued > max_outbound_buffer 100"
     assert rig.host.forgotten == ["slow_consumer"]
     assert rig.metrics.registry.get_sample_value("stompgate_slow_consumer_drops_total") == 1
 
