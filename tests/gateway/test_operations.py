@@ -46,14 +46,18 @@ def test_health_ready_and_metrics(gateway: GatewayProcess) -> None:
     assert json.loads(body)["status"] == "ok"
     status, body = get(gateway.http_url + "/readyz")
     assert (status, json.loads(body)) == (200, {"ready": True})
+    topic = f"/topic/metrics-{uuid.uuid4().hex[:6]}"
     with stomp_client(gateway.stomp_port) as client:
-        client.send(f"/topic/metrics-{uuid.uuid4().hex[:6]}", "x")
+        client.subscribe(topic, "m")
+        client.send(topic, "x")
+        client.next_message()
         status, body = get(gateway.http_url + "/metrics")
     text = body.decode()
     assert status == 200
     assert 'stompgate_sessions{transport="tcp"}' in text
     assert 'stompgate_frames_in_total{command="SEND"}' in text
     assert 'stompgate_frames_out_total{command="RECEIPT"}' in text
+    assert 'stompgate_frames_out_total{command="MESSAGE"}' in text  # the deliveries
     assert "stompgate_publish_confirm_seconds_count" in text
 
 
