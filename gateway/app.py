@@ -156,6 +156,7 @@ class Gateway:
             evict=self.node.evict,
             profiles=self.profiles,
             typing=self.typing_settings,
+            confirm_latency=self.metrics.confirm_latency.observe,
         )
         durable = self._durable_api()
         self.app.router.add_routes(durable.routes(self.access.authenticate_request))

@@ -1,11 +1,12 @@
 """Prometheus metrics of one gateway node, in a registry of its own (tests run several nodes).
 
 What is counted per frame or per message (frames in and out by command, deliveries, the
-publish-confirm latency) is kept in plain ints and floats (deliveries in one int, shown both as
-``stompgate_deliveries_total`` and as the MESSAGE series of ``stompgate_frames_out_total``), with no lock and no label lookup
+publish-confirm latency) is kept in plain ints and floats, with no lock and no label lookup
 per increment, and read at scrape time; ``/metrics`` shows them exactly as prometheus_client's
 ``Counter`` and ``Histogram`` would (a labelled series appears with its first increment, with
-its ``_created`` time). The event loop is the only writer and the only reader.
+its ``_created`` time). Deliveries are one int, shown both as ``stompgate_deliveries_total``
+and as the MESSAGE series of ``stompgate_frames_out_total``. The event loop is the only
+writer and the only reader.
 """
 
 from __future__ import annotations
