@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 
 import aiohttp
 import jsonschema
+import jwt
 import pytest
 import redis.asyncio
 import yaml
@@ -29,6 +31,7 @@ from aiohttp import web
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from gateway.access import build_access
 from gateway.app import Gateway
 from gateway.settings import Settings
 from tests.support.gateway_proc import DEV_USERS, free_port
@@ -354,3 +357,41 @@ async def drive(api: Api, node: Gateway) -> None:
             await call(method, path, 401, auth=None, **examples)
         await asyncio.sleep(0)
     await call("GET", "/api/me/profile", 401, auth=basic("alice", "wrong"))
+
+
+async def test_in_jwt_mode_every_401_challenges_for_a_bearer_token(
+    amqp_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """The history API among them: no token and an expired one both get the challenge."""
+    settings = Settings(
+        http_host="127.0.0.1",
+        http_port=0,
+        stomp_port=0,
+        amqp_url=amqp_url,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        store=f"sqlite:///{tmp_path / 'store.sqlite3'}",
+        auth="jwt",
+        node_id="gw-openapi-jwt",
+    )
+    secret = "openapi-" * 4
+    env = {"STOMPGATE_JWT_ALGORITHMS": "HS256", "STOMPGATE_JWT_KEY": secret}
+    gateway = Gateway(settings, access=build_access(settings, env))
+    await gateway.start()
+    expired = jwt.encode({"sub": "alice", "exp": int(time.time()) - 3600}, secret, "HS256")
+    examples = {"room": "lobby", "user": "bob", "id": "x", "queue": "q", "path": "x"}
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = Api(http, f"http://127.0.0.1:{gateway.http_port}")
+            for method, path in sorted(spec_operations()):
+                if secured(method, path):
+                    await api.call(method, path, 401, auth=None, **examples)
+                    await api.call(method, path, 401, auth=f"Bearer {expired}", **examples)
+            async with http.get(
+                f"{api.base}/api/rooms/lobby/messages",
+                headers={"Authorization": f"Bearer {expired}"},
+            ) as response:
+                assert response.headers["WWW-Authenticate"] == 'Bearer realm="stompgate"'
+                assert "expired" in (response.reason or "")
+    finally:
+        await gateway.stop()
