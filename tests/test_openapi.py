@@ -379,7 +379,13 @@ async def test_in_jwt_mode_every_401_challenges_for_a_bearer_token(
     gateway = Gateway(settings, access=build_access(settings, env))
     await gateway.start()
     expired = jwt.encode({"sub": "alice", "exp": int(time.time()) - 3600}, secret, "HS256")
-    examples = {"room": "lobby", "user": "bob", "id": "x", "queue": "q", "path": "x"}
+    examples: dict[str, Any] = {
+        "room": "lobby",
+        "user": "bob",
+        "id": "x",
+        "queue": "q",
+        "path": "x",
+    }
     try:
         async with aiohttp.ClientSession() as http:
             api = Api(http, f"http://127.0.0.1:{gateway.http_port}")
