@@ -54,10 +54,18 @@ class Settings:
         default=False, metadata={"help": "negotiate permessage-deflate (costs CPU and memory)"}
     )
     heartbeat_send_ms: int = field(
-        default=10000, metadata={"help": "heart-beat the server offers to send, ms (0 = none)"}
+        default=1000,
+        metadata={
+            "help": "floor of the heart-beats the node sends, ms: it sends every max(this, "
+            "the client's wish); 0 = it sends none"
+        },
     )
     heartbeat_receive_ms: int = field(
-        default=10000, metadata={"help": "heart-beat the server asks for, ms (0 = none)"}
+        default=1000,
+        metadata={
+            "help": "floor of the heart-beats the node expects, ms: every max(this, the "
+            "client's offer); 0 = it checks none"
+        },
     )
     heartbeat_grace: float = field(
         default=2.0, metadata={"help": "a client is dropped after this many silent intervals"}
@@ -132,6 +140,9 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ValueError(f"--{name.replace('_', '-')} must be 0..65535, got {port}")
+        for name in ("heartbeat_send_ms", "heartbeat_receive_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must not be negative")
         if self.heartbeat_grace < 1.0:
             raise ValueError("--heartbeat-grace must be at least 1.0")
         if self.order_hold_ms < 0:
