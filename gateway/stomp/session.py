@@ -113,7 +113,8 @@ class SessionConfig:
 
     limits: Limits = _DEFAULT_LIMITS
     server_name: str = "stompgate/0.1"
-    #: (sx, sy): how often the server can send heart-beats / wants to receive them, ms.
+    #: (sx, sy), ms: the shortest intervals the server sends heart-beats at / lets the client
+    #: send them at. Floors: the negotiation takes the larger of each pair (0 = none).
     heartbeat: tuple[int, int] = (10000, 10000)
     versions: tuple[str, ...] = ("1.0", "1.1", "1.2")
     #: Extra headers on the ERROR frame of every client violation the session finds itself
@@ -145,7 +146,10 @@ _FALSE: Final = frozenset({"false", "False"})
 
 
 def negotiate_heartbeat(server: tuple[int, int], client: tuple[int, int]) -> HeartBeatPlan:
-    """Spec 1.2 "Heart-beating": each side uses the larger period, 0 if either opts out."""
+    """Spec 1.2 "Heart-beating": each side uses the larger period, 0 if either opts out.
+
+    ``server`` is what the server *can* do (the operator's floors), so a client's wish at or
+    above them is granted as asked, and one below them gets the floor."""
     sx, sy = server
     cx, cy = client
     send = max(sx, cy) if sx and cy else 0

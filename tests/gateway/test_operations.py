@@ -97,7 +97,7 @@ def test_a_silent_client_is_dropped_after_the_heartbeat_grace(amqp_url: str, log
             data = read_until_closed(sock)
         elapsed = time.monotonic() - started
         assert data.startswith(b"CONNECTED\n")
-        assert b"heart-beat:10000,500" in data  # the server's own sx,sy
+        assert b"heart-beat:1000,500" in data  # the server's own sx,sy (its floors)
         assert b"message:Heart-beat timeout\n" in data
         assert b"\n\nheart-beat timeout: nothing received for" in data  # the body
         assert 0.9 < elapsed < 5
