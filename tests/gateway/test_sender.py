@@ -28,7 +28,7 @@ class Rig:
         self.metrics = Metrics()
         self.refused: list[ClientError] = []
         self.sender = Sender(
-            _Sink(),
+            NullSink(),
             access=FakeAccess(),
             router=self.router,
             metrics=self.metrics,
@@ -47,7 +47,7 @@ class Rig:
         on_confirm(error, 0.001)
 
 
-class _Sink:
+class NullSink:
     session_id = "node-1"
     user = "guest"
 

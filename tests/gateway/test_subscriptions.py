@@ -10,7 +10,7 @@ from gateway.auth.authority import Authority
 from gateway.stomp import events
 from gateway.subscriptions import Subscriptions
 from tests.gateway.test_connection import FakeAccess, FakeRouter
-from tests.gateway.test_sender import _Sink
+from tests.gateway.test_sender import NullSink
 
 GUEST = Identity(user="guest", dev=True)
 
@@ -25,7 +25,7 @@ def subscribe(subscription_id: str, destination: str = "/queue/q") -> events.Sub
 
 def make() -> tuple[Subscriptions, FakeAccess, FakeRouter]:
     access, router = FakeAccess(), FakeRouter()
-    return Subscriptions(_Sink(), access=access, router=router), access, router
+    return Subscriptions(NullSink(), access=access, router=router), access, router
 
 
 async def test_subscribe_hands_back_what_starts_after_the_receipt() -> None:
