@@ -11,9 +11,10 @@ so (the ``refuse`` callback the connection gives).
 
 The :class:`~gateway.confirm_window.ConfirmWindow` bounds how many such SENDs are in flight
 (``--max-unconfirmed``; the next one waits for room) and makes whatever must vouch for every
-earlier SEND wait until none is (:meth:`Sender.must_settle`): a frame with a receipt, a
-DISCONNECT (a refused SEND can still be reported), a COMMIT (its SENDs may take another
-channel), and a SEND that waits for its own confirm.
+earlier SEND wait until none is (:meth:`Sender.must_settle`, then :meth:`Sender.settle`): a
+frame with a receipt, a DISCONNECT (a refused SEND can still be reported), a COMMIT (its
+SENDs may take another channel); and, inside :meth:`Sender.send`, an ``/amq/queue/`` SEND
+(it takes a channel of its own).
 """
 
 from __future__ import annotations
