@@ -359,10 +359,12 @@ async def build_chat(
     evict: Evict | None = None,
     profiles: ProfileParts | None = None,
     typing: TypingSettings | None = None,
+    confirm_latency: Callable[[float], None] | None = None,
 ) -> ChatBridge:
     """The chat layer, its HTTP routes and, with ``rooms`` (`build_rooms`), the rooms; with
     ``profiles`` (`build_profiles`), the profile API; with a store, the translations that
-    history and catch-up carry."""
+    history and catch-up carry. ``confirm_latency`` hears how long each post waited for the
+    broker's confirm (the node's publish-confirm histogram)."""
     redis = rooms.redis if rooms is not None else aioredis.Redis.from_url(settings.redis_url)
     lease = NodeLease(redis, key_prefix=f"{settings.redis_prefix}snowflake:")
     await lease.acquire()
@@ -404,6 +406,7 @@ async def build_chat(
         recent_limit=settings.chat_recent_limit,
         max_body=settings.chat_max_body,
         typing=typing,
+        on_post_confirmed=confirm_latency,
     )
     service: RoomService | None = None
     control: MembershipControl | None = None

@@ -38,6 +38,27 @@ class Settings:
     http_port: int = field(default=15680, metadata={"help": "HTTP port: /ws, /healthz, /metrics"})
     stomp_host: str = field(default="0.0.0.0", metadata={"help": "plain STOMP bind address"})
     stomp_port: int = field(default=61613, metadata={"help": "plain STOMP TCP port; 0 = off"})
+    tls_cert: str = field(
+        default="",
+        metadata={
+            "help": "PEM certificate (chain) file: serve TLS on both listeners (wss:// and"
+            " STOMP over TLS); empty = plain ws:// and tcp://"
+        },
+    )
+    tls_key: str = field(
+        default="",
+        metadata={"help": "PEM private key file of --tls-cert; empty = the key is in that file"},
+    )
+    tls_client_ca: str = field(
+        default="",
+        metadata={
+            "help": "PEM CA file: clients must present a certificate it signed (mutual TLS);"
+            " empty = no client certificates asked for"
+        },
+    )
+    tls_min_version: str = field(
+        default="1.2", metadata={"help": "lowest TLS version accepted: 1.2 or 1.3"}
+    )
     amqp_url: str = field(
         default="amqp://guest:guest@127.0.0.1:5672/", metadata={"help": "RabbitMQ AMQP URL"}
     )
@@ -132,6 +153,10 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ValueError(f"--{name.replace('_', '-')} must be 0..65535, got {port}")
+        if self.tls_min_version not in ("1.2", "1.3"):
+            raise ValueError(f"--tls-min-version must be 1.2 or 1.3, got {self.tls_min_version!r}")
+        if (self.tls_key or self.tls_client_ca) and not self.tls_cert:
+            raise ValueError("--tls-key and --tls-client-ca need --tls-cert")
         if self.heartbeat_grace < 1.0:
             raise ValueError("--heartbeat-grace must be at least 1.0")
         if self.order_hold_ms < 0:
