@@ -168,7 +168,7 @@ async def bench_send(sends: int, rounds: int, *, write: bool) -> float:
                 for frame in frames[:batch]:
                     await conn.feed(frame)
                 spent += time.perf_counter() - started
-                window = conn._window
+                window = conn._sender.window
                 assert window is not None
                 if not write:
                     window.in_flight = 0  # no write, no confirm

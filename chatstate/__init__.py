@@ -8,7 +8,8 @@ of them (only `store`, for the room store it falls back on). Modules, one job ea
 * `keys` (`ChatKeys`): every key name, once, and the Lua that builds them inside scripts;
 * `membership` (`MembershipCache`, `RoomMembers`): a room's roster and a user's rooms;
 * `unread` (`UnreadReader`): unread counts and read pointers;
-* `presence` (`PresenceReader`): who is online, and the start every presence script shares.
+* `presence` (`PresenceReader`): who is online, and the start every presence script shares;
+* `client` (`redis_client`): how a process connects to Redis, over a bounded, named pool.
 """
 
 from chatstate.keys import ChatKeys

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Iterable, Iterator, Mapping
 import redis.asyncio as redis
 from aiohttp import web
 
+from chatstate.client import client_name, redis_client
 from gateway.auth.acl import MembershipFallback, MembershipLookup
 from gateway.auth.authenticator import Authenticator
 from gateway.auth.authority import Authority
@@ -54,6 +55,7 @@ __all__ = [
     "UserLease",
     "auth_settings",
     "build_access",
+    "node_redis",
     "rate_policy",
 ]
 
@@ -256,7 +258,7 @@ def build_access(
     Raises ConfigurationError for settings that cannot be used."""
     if auth is None:
         auth = auth_settings(settings, environ)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = node_redis(settings, "access")
     return Access(
         auth,
         client,
@@ -288,6 +290,17 @@ def rate_policy(settings: Settings, auth: AuthSettings) -> RatePolicy:
         for name, size in (("ws", settings.max_frame_size), ("tcp", settings.tcp_max_frame_size))
     }
     return RatePolicy({"ws": auth.limits, "tcp": tcp}, service, settings.service_role_names)
+
+
+def node_redis(settings: Settings, role: str) -> redis.Redis:
+    """A Redis client of this node over its own bounded pool (``--redis-max-connections``,
+    ``--redis-pool-timeout``), its connections named ``stompgate:<node id>:<role>``."""
+    return redis_client(
+        settings.redis_url,
+        name=client_name(settings.node_id, role),
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout,
+    )
 
 
 def auth_settings(settings: Settings, environ: Mapping[str, str] | None = None) -> AuthSettings:

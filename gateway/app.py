@@ -47,6 +47,7 @@ from gateway.stomp import Limits, SessionConfig
 from gateway.transport.base import OpenConnection
 from gateway.transport.http_guard import HttpGuard
 from gateway.transport.tcp import TcpListener
+from gateway.transport.tls import server_context
 from gateway.transport.ws import WebSocketEndpoint
 
 log = logging.getLogger("stompgate.app")
@@ -83,6 +84,8 @@ class Gateway:
         """``listeners`` hear the node's lifecycle events after its metrics, logs and
         presence do."""
         self.settings = settings
+        #: TLS on both listeners (``--tls-cert``), read here: unusable files fail at once.
+        self.tls = server_context(settings)
         self.metrics = Metrics()
         if access is None:
             auth = auth_settings(settings)
@@ -160,6 +163,7 @@ class Gateway:
             evict=self.node.evict,
             profiles=self.profiles,
             typing=self.typing_settings,
+            confirm_latency=self.metrics.confirm_latency.observe,
         )
         durable = self._durable_api()
         self.app.router.add_routes(durable.routes(self.access.authenticate_request))
@@ -186,20 +190,32 @@ class Gateway:
         server = self._runner.server
         assert server is not None  # set up above
         self._http = await asyncio.get_running_loop().create_server(
-            self.http_guard.factory(server), settings.http_host, settings.http_port
+            self.http_guard.factory(server),
+            settings.http_host,
+            settings.http_port,
+            ssl=self.tls,
         )
         sockets = self._http.sockets
         self.http_port = int(sockets[0].getsockname()[1]) if sockets else settings.http_port
         if settings.stomp_port:
             self._tcp = TcpListener(self.node, self.access, self.metrics, open_connection)
-            self.stomp_port = await self._tcp.start(settings.stomp_host, settings.stomp_port)
+            self.stomp_port = await self._tcp.start(
+                settings.stomp_host,
+                settings.stomp_port,
+                tls=self.tls,
+                handshake_timeout=settings.connect_timeout or None,
+            )
+        tls = self.tls is not None
         log.info(
-            "gateway node %s listening: ws://%s:%d%s, stomp %s",
+            "gateway node %s listening: %s://%s:%d%s, stomp %s",
             settings.node_id,
+            "wss" if tls else "ws",
             settings.http_host,
             self.http_port,
             settings.ws_path,
-            f"tcp://{settings.stomp_host}:{self.stomp_port}" if self.stomp_port else "off",
+            f"{'tls' if tls else 'tcp'}://{settings.stomp_host}:{self.stomp_port}"
+            if self.stomp_port
+            else "off",
         )
 
     def _durable_api(self) -> DurableApi:

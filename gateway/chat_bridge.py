@@ -44,7 +44,7 @@ from aiohttp import web
 
 from chatstate.keys import ChatKeys
 from gateway import stomp_headers
-from gateway.access import Access, AccessDenied, DestinationRejected
+from gateway.access import Access, AccessDenied, DestinationRejected, node_redis
 from gateway.chat import events
 from gateway.chat.control import MembershipControl
 from gateway.chat.destinations import is_valid_room, room_topic
@@ -141,7 +141,7 @@ def build_rooms(settings: Settings, roster_prefix: str) -> RoomsParts | None:
         return None
     from store import open_room_store
 
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = node_redis(settings, "chat")
     store = open_room_store(settings.store)
     membership = Membership(
         redis, ChatKeys(settings.redis_prefix), store, roster_prefix=roster_prefix
@@ -359,11 +359,13 @@ async def build_chat(
     evict: Evict | None = None,
     profiles: ProfileParts | None = None,
     typing: TypingSettings | None = None,
+    confirm_latency: Callable[[float], None] | None = None,
 ) -> ChatBridge:
     """The chat layer, its HTTP routes and, with ``rooms`` (`build_rooms`), the rooms; with
     ``profiles`` (`build_profiles`), the profile API; with a store, the translations that
-    history and catch-up carry."""
-    redis = rooms.redis if rooms is not None else aioredis.Redis.from_url(settings.redis_url)
+    history and catch-up carry. ``confirm_latency`` hears how long each post waited for the
+    broker's confirm (the node's publish-confirm histogram)."""
+    redis = rooms.redis if rooms is not None else node_redis(settings, "chat")
     lease = NodeLease(redis, key_prefix=f"{settings.redis_prefix}snowflake:")
     await lease.acquire()
     store: HistoryStore | None = None
@@ -404,6 +406,7 @@ async def build_chat(
         recent_limit=settings.chat_recent_limit,
         max_body=settings.chat_max_body,
         typing=typing,
+        on_post_confirmed=confirm_latency,
     )
     service: RoomService | None = None
     control: MembershipControl | None = None

@@ -1,23 +1,19 @@
 """The adapter between one client's transport and its sans-I/O STOMP session.
 
-The transport (WebSocket or TCP) calls :meth:`Connection.feed` with the bytes it reads, from
-the one task that reads the socket, so a client's frames are handled strictly in order. Each
-event the session emits becomes a call on a collaborator given to the constructor (the
-narrow protocols of :mod:`gateway.ports`): the access policy (CONNECT, authorization, rate
-limits), the router (SEND and SUBSCRIBE: chat layer or relay), the host node (timers, output
-batching, lifecycle events). A client's mistake, any :class:`~gateway.errors.ClientError`,
-gets exactly one ERROR frame, then the connection closes: its short ``message``, its
-``detail`` as the ``text/plain`` body, and its reason in the ``stompgate-reason`` header
-(``protocol`` for what the STOMP session refuses itself).
+Socket bytes in, session events out, each event to a collaborator. The transport (WebSocket
+or TCP) calls :meth:`Connection.feed` with what it reads, from the one task that reads the
+socket, so a client's frames are handled strictly in order. Each event goes to its handler
+(``_HANDLERS``), which calls on what the constructor was given (the protocols of
+:mod:`gateway.ports`): the access policy (CONNECT, rate limits), the host node (timers,
+output batching, lifecycle events), and through them the connection's
+:class:`~gateway.sender.Sender` (SENDs, the window of unconfirmed ones) and
+:class:`~gateway.subscriptions.Subscriptions` (SUBSCRIBE, UNSUBSCRIBE, ACK, NACK). A
+client's mistake, any :class:`~gateway.errors.ClientError`, gets exactly one ERROR frame,
+then the connection closes: its short ``message``, its ``detail`` as the ``text/plain``
+body, its reason in ``stompgate-reason`` (``protocol`` for what the session refuses itself).
 
-Frames inside a transaction are carried out at COMMIT, in order; each one's own receipt is
-sent when it is done (a SEND's once the broker confirmed it, as RabbitMQ's plugin does),
-then the COMMIT's. ABORT discards them unreceipted: its own receipt says they are gone.
-
-A SEND without a receipt is written to the broker and the next frame is handled at once; its
-confirm comes back through :meth:`Connection._on_confirm` and a refusal still ends the
-session with an ERROR that says so. The :class:`~gateway.confirm_window.ConfirmWindow` bounds
-how many are in flight and makes a RECEIPT wait for every earlier SEND.
+A COMMIT carries out its frames in order, each receipted when done (a SEND's once the
+broker confirmed it, as RabbitMQ's plugin does), then the COMMIT's; ABORT discards them.
 
 Broker deliveries arrive on another path, :meth:`Connection.deliver`, called by the relay
 in-process: rendered into the session's outbound buffer, they are written once per broker
@@ -30,31 +26,19 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from gateway import stomp_headers
 from gateway.access import Identity, UserLease
 from gateway.auth.authority import Authority
-from gateway.confirm_window import ConfirmWindow
+from gateway.delivery import MessageHeads
 from gateway.errors import ClientError, ErrorMessage
 from gateway.metrics import COMMANDS, Metrics
-from gateway.ports import (
-    AccessPort,
-    ConnectionHost,
-    ConnectionLimits,
-    Outbound,
-    RouterPort,
-    SendMode,
-    Subscription,
-)
-from gateway.stomp import (
-    MessageHead,
-    PreparedMessage,
-    ServerSession,
-    SessionState,
-    events,
-    message_head,
-)
+from gateway.ports import AccessPort, ConnectionHost, ConnectionLimits, Outbound, RouterPort
+from gateway.sender import Sender
+from gateway.stomp import PreparedMessage, ServerSession, SessionState, events
+from gateway.subscriptions import Subscriptions
 
 __all__ = ["CLOSE_GRACE_SECONDS", "Connection"]
 
@@ -62,9 +46,6 @@ log = logging.getLogger("stompgate.connection")
 
 #: A closing connection whose peer does not take the last bytes is aborted after this long.
 CLOSE_GRACE_SECONDS = 5.0
-#: Encoded MESSAGE heads kept per session (one per subscription id seen; a client that
-#: keeps inventing subscription ids only makes the cache start over).
-MAX_CACHED_HEADS = 64
 
 
 class Connection:
@@ -80,10 +61,9 @@ class Connection:
         "_limits",
         "_meter",
         "_metrics",
-        "_next_message_id",
         "_router",
+        "_sender",
         "_subscriptions",
-        "_window",
         "active",
         "created",
         "deadline",
@@ -130,16 +110,20 @@ class Connection:
         self.rate = access.rate_limiter(transport_name)
         self._lease: UserLease | None = None
         self._authorize = _refuse_before_connect  # bound to the identity by CONNECT
-        # Made by the first SUBSCRIBE: most sessions never need it, and an empty dict per
-        # session adds up.
-        self._subscriptions: dict[str, Subscription] | None = None
-        self._next_message_id = 0
-        self._heads: dict[str, MessageHead] | None = None  # subscription id -> message_head()
+        self._subscriptions = Subscriptions(self, access=access, router=router)
+        self._sender = Sender(
+            self,
+            access=access,
+            router=router,
+            metrics=metrics,
+            max_unconfirmed=limits.max_unconfirmed,
+            refuse=self._refuse,
+        )
+        self._heads: MessageHeads | None = None  # made by the first delivery after CONNECTED
         self._closing = False
         self.dirty = False  # queued output the host will flush at the end of this loop turn
         self.active = False  # read something since the host last looked (lifecycle)
         self._meter = limits.input_budget.meter(limits.bytes_burst)  # rates, node budget
-        self._window: ConfirmWindow | None = None  # made by the first SEND without a receipt
         now = time.monotonic()
         self.created = now
         self.last_read = now
@@ -168,21 +152,14 @@ class Connection:
         if self._closing:
             return
         session = self.session
-        if ack_id is None:
-            # The hot path of every fan-out: the head up to the message-id's number is
-            # encoded once per subscription (message ids are "<session id>-<n>").
-            version = session.version
-            if version is None:
-                return  # nothing is delivered before CONNECTED
-            number = self._next_message_id = self._next_message_id + 1
+        if ack_id is None:  # the hot path of every fan-out: message ids "<session id>-<n>"
             heads = self._heads
-            head = None if heads is None else heads.get(subscription_id)
-            if head is None:
-                head = message_head(version, subscription_id, self.session_id + "-")
-                if heads is None or len(heads) >= MAX_CACHED_HEADS:
-                    heads = self._heads = {}
-                heads[subscription_id] = head
-            session.send_raw(message.render_numbered(version, head, number))
+            if heads is None:
+                if session.version is None:
+                    return  # nothing is delivered before CONNECTED
+                heads = self._heads = MessageHeads(session.version, self.session_id + "-")
+            number = heads.number = heads.number + 1
+            session.send_raw(message.render_numbered(heads.version, heads[subscription_id], number))
         else:
             session.send_message(message, subscription_id, ack_id, ack_id)
         self._metrics.delivered += 1
@@ -247,49 +224,10 @@ class Connection:
     async def _handle(self, event: events.Event) -> None:
         self._metrics.frames_in.inc(COMMANDS[type(event)])
         try:
-            window = self._window
-            if window is not None and window.in_flight and _settles_first(event):
-                settled = await window.settle()
-                if not settled:
-                    return  # an earlier SEND failed: its ERROR is out
-            if isinstance(event, events.SendRequested):
-                extra = await self._send(event, pipelined=event.receipt is None)
-                self._receipt(event.receipt, extra)
-            elif isinstance(event, events.SubscribeRequested):
-                await self._subscribe(event)
-            elif isinstance(event, events.UnsubscribeRequested):
-                subs = self._subscriptions
-                sub = None if subs is None else subs.pop(event.subscription_id, None)
-                if sub is not None:
-                    await sub.cancel(dict(reversed(event.headers)))  # first occurrence wins
-                    await self._router.unsubscribed(self, sub.destination)
-                self._receipt(event.receipt)
-            elif isinstance(event, events.AckRequested | events.NackRequested):
-                await self._ack(event)
-                self._receipt(event.receipt)
-            elif isinstance(event, events.TransactionCommitted):
-                for frame in event.frames:
-                    if isinstance(frame, events.SendRequested):
-                        self._receipt(frame.receipt, await self._send(frame))
-                    else:
-                        await self._ack(frame)
-                        self._receipt(frame.receipt)
-                self._receipt(event.receipt)
-            elif isinstance(event, events.TransactionAborted):
-                pass  # the session discarded the buffered frames and sent any receipt
-            elif isinstance(event, events.ConnectRequested):
-                await self._connect(event)
-            elif isinstance(event, events.DisconnectRequested):
-                self._receipt(event.receipt)
-                self.close("disconnect")
-            elif isinstance(event, events.ProtocolViolation):
-                self._metrics.errors.labels("protocol").inc()
-                log.info(
-                    "protocol error: %s",
-                    event.error.message,
-                    extra={"session": self.session_id, "peer": self.peer},
-                )
-                self.close("protocol")
+            sender = self._sender
+            if sender.must_settle(event) and not await sender.settle():
+                return  # an earlier SEND failed: its ERROR is out
+            await _HANDLERS[type(event)](self, event)
         except ClientError as exc:
             self._refuse(exc, _receipt_of(event))
 
@@ -307,90 +245,54 @@ class Connection:
         self._metrics.frames_out.inc("CONNECTED")
         self._host.authenticated(self)  # heart-beats, idle, token; announced
 
-    async def _send(
-        self, event: events.SendRequested, *, pipelined: bool = False
-    ) -> Sequence[tuple[str, str]] | None:
-        """Send; the headers its RECEIPT carries besides ``receipt-id`` (chat posts: the id)."""
-        identity = self._identity()
-        destination = event.destination
-        headers = await self._access.authorize_send(identity, destination, event.headers)
-        router = self._router
-        mode = router.mode(destination)
-        if mode is SendMode.CHAT:
-            return await router.send(self, destination, headers, event.body)
-        authorize = self._authorize
-        window = self._window
-        size = self._limits.max_unconfirmed
-        if pipelined and size and mode is SendMode.WINDOW:
-            if window is None:
-                window = self._window = ConfirmWindow()
-            elif window.in_flight >= size:
-                settled = await window.settle(size - 1)
-                if not settled:
-                    return None  # closing: an earlier SEND failed and its ERROR is out
-            window.in_flight += 1
-            try:
-                await router.publish(
-                    self,
-                    destination,
-                    headers,
-                    event.body,
-                    on_confirm=self._on_confirm,
-                    authorize=authorize,
-                )
-            except BaseException:
-                window.done()  # nothing was written: no confirm will come
-                raise
-            return None
-        # A SEND that waits for its confirm; /amq/queue/ ones take a channel of their own,
-        # so earlier SENDs settle first (a receipt or a COMMIT settled them already).
-        if window is not None and not await window.settle():
-            return None
-        started = time.perf_counter()
-        extra = await router.send(self, destination, headers, event.body, authorize=authorize)
-        self._metrics.confirm_latency.observe(time.perf_counter() - started)
-        return extra
-
-    def _on_confirm(self, error: ClientError | None, seconds: float) -> None:
-        """The broker's answer to a SEND written without waiting."""
-        self._metrics.confirm_latency.observe(seconds)
-        if error is not None:
-            self._refuse(error)
-        if self._window is not None:
-            self._window.done()
+    async def _send(self, event: events.SendRequested) -> None:
+        pipelined = event.receipt is None
+        extra = await self._sender.send(
+            self._identity(), event, authorize=self._authorize, pipelined=pipelined
+        )
+        self._receipt(event.receipt, extra)
 
     async def _subscribe(self, event: events.SubscribeRequested) -> None:
-        identity = self._identity()
-        await self._access.authorize_subscribe(identity, event.destination)
-        headers = dict(reversed(event.headers))  # first occurrence wins
-        sub, start = await self._router.subscribe(
-            self,
-            event.subscription_id,
-            event.destination,
-            event.ack,
-            headers,
-            authorize=self._authorize,
-        )
-        if self._subscriptions is None:
-            self._subscriptions = {}
-        self._subscriptions[event.subscription_id] = sub
+        subscriptions = self._subscriptions
+        start = await subscriptions.subscribe(self._identity(), event, authorize=self._authorize)
         self._receipt(event.receipt)
         if start is not None:
             start()  # what was held until the RECEIPT: a replay, messages already queued
 
+    async def _unsubscribe(self, event: events.UnsubscribeRequested) -> None:
+        await self._subscriptions.unsubscribe(event)
+        self._receipt(event.receipt)
+
     async def _ack(self, event: events.AckRequested | events.NackRequested) -> None:
-        # Acking something this session no longer holds (already acked, or its subscription
-        # is gone) is harmless: the broker redelivers what is unacked.
-        subs = self._subscriptions or {}
-        sub = None if event.subscription_id is None else subs.get(event.subscription_id)
-        if sub is None:
-            sub = next((s for s in subs.values() if s.owns(event.ack_id)), None)
-        if sub is None:
-            return
-        if isinstance(event, events.AckRequested):
-            await sub.ack(event.ack_id)
-        else:
-            await sub.nack(event.ack_id, requeue=event.requeue)
+        await self._subscriptions.acknowledge(event)
+        self._receipt(event.receipt)
+
+    async def _commit(self, event: events.TransactionCommitted) -> None:
+        """Carry out the transaction's frames in order, each receipted when done, then
+        receipt the COMMIT."""
+        for frame in event.frames:
+            if isinstance(frame, events.SendRequested):
+                extra = await self._sender.send(self._identity(), frame, authorize=self._authorize)
+                self._receipt(frame.receipt, extra)
+            else:
+                await self._ack(frame)
+        self._receipt(event.receipt)
+
+    async def _abort(self, event: events.TransactionAborted) -> None:
+        pass  # the session discarded the buffered frames and sent any receipt
+
+    async def _disconnect(self, event: events.DisconnectRequested) -> None:
+        self._receipt(event.receipt)
+        self.close("disconnect")
+
+    async def _violation(self, event: events.ProtocolViolation) -> None:
+        self._metrics.errors.labels("protocol").inc()
+        log.info(
+            "protocol error: %s",
+            event.error.message,
+            extra={"session": self.session_id, "peer": self.peer},
+        )
+        self.close("protocol")
 
     def _identity(self) -> Identity:
         if self.identity is None:  # the session never emits these before CONNECTED
@@ -463,8 +365,7 @@ class Connection:
             return
         self._closing = True
         self._meter.release()
-        if self._window is not None:
-            self._window.close()  # a wait for confirms ends with the connection
+        self._sender.close()  # a wait for confirms ends with the connection
         data = self.session.data_to_send()
         if data:
             self.out.write(data)
@@ -475,7 +376,7 @@ class Connection:
 
     async def release(self) -> None:
         """Give back what the relay and the limits hold for this client (socket gone)."""
-        self._subscriptions = None
+        self._subscriptions.clear()
         if self._lease is not None:
             await self._access.release_user(self._lease)
             self._lease = None
@@ -486,15 +387,21 @@ async def _refuse_before_connect(authority: Authority) -> None:
     raise RuntimeError("frame before CONNECT was accepted")  # sessions emit none
 
 
-def _settles_first(event: events.Event) -> bool:
-    """Whether ``event`` must wait until every earlier SEND is confirmed: anything with a
-    receipt (a RECEIPT vouches for all that came before), DISCONNECT (a refused SEND can
-    still be reported), and COMMIT (its SENDs may take another channel)."""
-    return getattr(event, "receipt", None) is not None or isinstance(
-        event, events.DisconnectRequested | events.TransactionCommitted
-    )
-
-
 def _receipt_of(event: events.Event) -> str | None:
     receipt = getattr(event, "receipt", None)
     return receipt if isinstance(receipt, str) else None
+
+
+#: What each event the session emits becomes (every event type has one).
+_HANDLERS: dict[type, Callable[[Connection, Any], Awaitable[None]]] = {
+    events.ConnectRequested: Connection._connect,
+    events.SendRequested: Connection._send,
+    events.SubscribeRequested: Connection._subscribe,
+    events.UnsubscribeRequested: Connection._unsubscribe,
+    events.AckRequested: Connection._ack,
+    events.NackRequested: Connection._ack,
+    events.TransactionCommitted: Connection._commit,
+    events.TransactionAborted: Connection._abort,
+    events.DisconnectRequested: Connection._disconnect,
+    events.ProtocolViolation: Connection._violation,
+}

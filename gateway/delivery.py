@@ -2,17 +2,22 @@
 
 :class:`DeliverySink` is implemented by the connection adapter (one per client) and by what
 wraps one: :class:`HeldSink`, which holds a new subscription's deliveries until its RECEIPT is
-out, and the chat layer's catch-up sink, which is one. The relay delivers to it. This module
-imports only the STOMP core, so every layer may use it.
+out, and the chat layer's catch-up sink, which is one. The relay delivers to it. A sink
+renders the fan-out's MESSAGE frames with :class:`MessageHeads`. This module imports only
+the STOMP core, so every layer may use it.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from gateway.stomp import PreparedMessage
+from gateway.stomp import MessageHead, PreparedMessage, message_head
 
-__all__ = ["DeliverySink", "HeldSink", "SystemSink"]
+__all__ = ["MAX_CACHED_HEADS", "DeliverySink", "HeldSink", "MessageHeads", "SystemSink"]
+
+#: Encoded MESSAGE heads kept per session (one per subscription id seen; a client that
+#: keeps inventing subscription ids only makes the cache start over).
+MAX_CACHED_HEADS = 64
 
 
 class DeliverySink(Protocol):
@@ -82,3 +87,25 @@ class SystemSink:
 
     def deliver(self, subscription_id: str, message: PreparedMessage, ack_id: str | None) -> None:
         return None
+
+
+class MessageHeads(dict[str, MessageHead]):
+    """One session's MESSAGE heads by subscription id, for
+    :meth:`PreparedMessage.render_numbered`: the hot path of every fan-out, where the head
+    up to the message-id's number is encoded once per subscription (message ids are
+    ``<message_id_prefix><number>``, ``number`` counted here). A head is made on its first
+    lookup (``heads[subscription_id]``: a plain dict lookup once it exists)."""
+
+    __slots__ = ("number", "prefix", "version")
+
+    def __init__(self, version: str, message_id_prefix: str) -> None:
+        super().__init__()
+        self.version = version  # the session's negotiated STOMP version
+        self.prefix = message_id_prefix
+        self.number = 0  # the last message-id's number
+
+    def __missing__(self, subscription_id: str) -> MessageHead:
+        if len(self) >= MAX_CACHED_HEADS:
+            self.clear()
+        head = self[subscription_id] = message_head(self.version, subscription_id, self.prefix)
+        return head

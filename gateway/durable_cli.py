@@ -27,8 +27,8 @@ import sys
 from typing import TextIO
 
 import aiormq
-import redis.asyncio as aioredis
 
+from chatstate.client import client_name, redis_client
 from gateway.relay.durable import DurableInfo, DurableRegistry, DurableSubscriptions
 from gateway.relay.topology import Topology
 from gateway.settings import ConfigurationError, settings_from
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 async def _run(
     args: argparse.Namespace, amqp_url: str, redis_url: str, prefix: str, out: TextIO
 ) -> int:
-    redis = aioredis.Redis.from_url(redis_url)
+    redis = redis_client(redis_url, name=client_name("durable-cli"))
     connection = await aiormq.connect(amqp_url)
     try:
         topology = Topology(lambda: connection)

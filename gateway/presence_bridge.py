@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from gateway.access import Access
+from gateway.access import Access, node_redis
 from gateway.chat_bridge import RoomsParts, relay_publisher, request_user, room_authorizer
 from gateway.presence.announcer import PresenceAnnouncer
 from gateway.presence.api import presence_routes
@@ -71,7 +71,7 @@ async def build_presence(
     """Start presence for a node: register it in Redis with the users it has, start its loop,
     add the HTTP routes. ``rooms``: the node's rooms (`gateway.chat_bridge.build_rooms`),
     whose membership says which rooms hear of a user's changes (None: no rooms)."""
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = node_redis(settings, "presence")
     store = PresenceStore(
         redis,
         key_prefix=settings.redis_prefix,

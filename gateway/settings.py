@@ -39,11 +39,46 @@ class Settings:
     http_port: int = field(default=15680, metadata={"help": "HTTP port: /ws, /healthz, /metrics"})
     stomp_host: str = field(default="0.0.0.0", metadata={"help": "plain STOMP bind address"})
     stomp_port: int = field(default=61613, metadata={"help": "plain STOMP TCP port; 0 = off"})
+    tls_cert: str = field(
+        default="",
+        metadata={
+            "help": "PEM certificate (chain) file: serve TLS on both listeners (wss:// and"
+            " STOMP over TLS); empty = plain ws:// and tcp://"
+        },
+    )
+    tls_key: str = field(
+        default="",
+        metadata={"help": "PEM private key file of --tls-cert; empty = the key is in that file"},
+    )
+    tls_client_ca: str = field(
+        default="",
+        metadata={
+            "help": "PEM CA file: clients must present a certificate it signed (mutual TLS);"
+            " empty = no client certificates asked for"
+        },
+    )
+    tls_min_version: str = field(
+        default="1.2", metadata={"help": "lowest TLS version accepted: 1.2 or 1.3"}
+    )
     amqp_url: str = field(
         default="amqp://guest:guest@127.0.0.1:5672/", metadata={"help": "RabbitMQ AMQP URL"}
     )
     redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"help": "Redis URL"})
     redis_prefix: str = field(default="stompgate:", metadata={"help": "prefix of Redis keys"})
+    redis_max_connections: int = field(
+        default=16,
+        metadata={
+            "help": "connections each of the node's Redis clients (access, chat, presence) may "
+            "open; more concurrent commands wait for one; 0 = no bound"
+        },
+    )
+    redis_pool_timeout: float = field(
+        default=5.0,
+        metadata={
+            "help": "seconds a Redis command waits for a free connection before it fails "
+            "(as Redis being unavailable); 0 = no limit"
+        },
+    )
     node_id: str = field(default_factory=_default_node_id, metadata={"help": "this node's name"})
     auth: str = field(default="jwt", metadata={"help": "authentication mode: jwt or dev"})
     dev_users: str = field(
@@ -55,10 +90,18 @@ class Settings:
         default=False, metadata={"help": "negotiate permessage-deflate (costs CPU and memory)"}
     )
     heartbeat_send_ms: int = field(
-        default=10000, metadata={"help": "heart-beat the server offers to send, ms (0 = none)"}
+        default=1000,
+        metadata={
+            "help": "floor of the heart-beats the node sends, ms: it sends every max(this, "
+            "the client's wish); 0 = it sends none"
+        },
     )
     heartbeat_receive_ms: int = field(
-        default=10000, metadata={"help": "heart-beat the server asks for, ms (0 = none)"}
+        default=1000,
+        metadata={
+            "help": "floor of the heart-beats the node expects, ms: every max(this, the "
+            "client's offer); 0 = it checks none"
+        },
     )
     heartbeat_grace: float = field(
         default=2.0, metadata={"help": "a client is dropped after this many silent intervals"}
@@ -219,6 +262,17 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ValueError(f"--{name.replace('_', '-')} must be 0..65535, got {port}")
+        if self.tls_min_version not in ("1.2", "1.3"):
+            raise ValueError(f"--tls-min-version must be 1.2 or 1.3, got {self.tls_min_version!r}")
+        if (self.tls_key or self.tls_client_ca) and not self.tls_cert:
+            raise ValueError("--tls-key and --tls-client-ca need --tls-cert")
+        for name in ("heartbeat_send_ms", "heartbeat_receive_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must not be negative")
+        if self.redis_max_connections < 0:
+            raise ValueError("--redis-max-connections must not be negative")
+        if self.redis_pool_timeout < 0:
+            raise ValueError("--redis-pool-timeout must not be negative")
         if self.heartbeat_grace < 1.0:
             raise ValueError("--heartbeat-grace must be at least 1.0")
         if self.order_hold_ms < 0:

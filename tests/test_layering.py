@@ -22,7 +22,15 @@ PACKAGES = ("gateway", "workers", "store", "schemas", "chatstate")
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("entry", ("gateway.__main__", "gateway.app", "gateway.durable_cli", "workers.__main__")),
     ("transports", ("gateway.transport",)),
-    ("adapter", ("gateway.connection", "gateway.confirm_window")),
+    (
+        "adapter",
+        (
+            "gateway.connection",
+            "gateway.sender",
+            "gateway.confirm_window",
+            "gateway.subscriptions",
+        ),
+    ),
     ("node", ("gateway.node", "gateway.lifecycle")),
     (
         "features",

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -138,7 +139,10 @@ class ChatLayer:
         max_future_ms: int = 5_000,
         prune_every: int = 256,
         typing: TypingSettings | None = None,
+        on_post_confirmed: Callable[[float], None] | None = None,
     ) -> None:
+        """``on_post_confirmed`` hears the seconds each post's publish took to be confirmed
+        by the broker (the node's publish-confirm histogram, as for any other SEND)."""
         if recent_limit < 1:
             raise ValueError("recent_limit must be at least 1")
         if prune_every < 1:
@@ -147,6 +151,7 @@ class ChatLayer:
         self._ids = ids
         self._clock = clock
         self._publish = publish
+        self._on_post_confirmed = on_post_confirmed
         self._max_body = max_body
         self._max_future_ms = max_future_ms
         self._store = store
@@ -220,6 +225,7 @@ class ChatLayer:
         headers = events.message_headers(
             message_id, user, post.client_id, room_seq=reservation.ordinal
         )
+        started = time.perf_counter()
         try:
             await self._publish(room_topic(room), headers, event)
         except BaseException:
@@ -230,6 +236,8 @@ class ChatLayer:
             except Exception:
                 log.exception("could not uncache unpublished message %d", message_id)
             raise
+        if self._on_post_confirmed is not None:
+            self._on_post_confirmed(time.perf_counter() - started)
         await self._ledger.confirm(
             user=user, client_id=post.client_id, room=room, message_id=message_id
         )

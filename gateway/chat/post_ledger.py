@@ -156,18 +156,23 @@ class PostLedger:
         )
         return as_bytes(members[0]) if members else None
 
+    def _settle_keys(self, user: str, client_id: str, room: str) -> list[str]:
+        """The keys a pending post is settled with (taken over, or aborted)."""
+        keys = self._keys
+        return [
+            keys.client(user, client_id),
+            keys.recent(room),
+            keys.unstored(room),
+            keys.inflight(room),
+            keys.holes(room),
+        ]
+
     async def confirm_takeover(
         self, *, user: str, client_id: str, room: str, message_id: int, member: bytes | None
     ) -> None:
         """After a retry republished a post still pending (its first attempt died)."""
         await self._takeover(
-            keys=[
-                self._keys.client(user, client_id),
-                self._keys.recent(room),
-                self._keys.unstored(room),
-                self._keys.inflight(room),
-                self._keys.holes(room),
-            ],
+            keys=self._settle_keys(user, client_id, room),
             args=[
                 b"p%d" % message_id,
                 b"%d" % message_id,
@@ -181,12 +186,6 @@ class PostLedger:
 
     async def abort(self, *, user: str, client_id: str, room: str, reserved: Reserved) -> None:
         await self._abort(
-            keys=[
-                self._keys.client(user, client_id),
-                self._keys.recent(room),
-                self._keys.unstored(room),
-                self._keys.inflight(room),
-                self._keys.holes(room),
-            ],
+            keys=self._settle_keys(user, client_id, room),
             args=[b"p%d" % reserved.message_id, reserved.member, id_key(reserved.message_id)],
         )

@@ -123,7 +123,13 @@ class TypingGate:
         """``user`` posted a message in ``room`` or was removed from it: whether the room is
         to be told false."""
         key = (user, room)
-        return self._end(key, self._entries.get(key), now)
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return False
+        # A post is a boundary of its own (posts have their own limits): the next
+        # ``typing: true`` starts a new indicator at once, not after the rate limit's interval.
+        self._unindex(entry.session, key)
+        return self._end(key, entry, now)
 
     def left(self, session: str, room: str, now: float) -> list[str]:
         """``session`` unsubscribed from ``room``: the users it was typing for (their false

@@ -113,7 +113,8 @@ class SessionConfig:
 
     limits: Limits = _DEFAULT_LIMITS
     server_name: str = "stompgate/0.1"
-    #: (sx, sy): how often the server can send heart-beats / wants to receive them, ms.
+    #: (sx, sy), ms: the shortest intervals the server sends heart-beats at / lets the client
+    #: send them at. Floors: the negotiation takes the larger of each pair (0 = none).
     heartbeat: tuple[int, int] = (10000, 10000)
     versions: tuple[str, ...] = ("1.0", "1.1", "1.2")
     #: Extra headers on the ERROR frame of every client violation the session finds itself
@@ -144,8 +145,38 @@ _NO_CLIENT_HEARTBEAT: Final = (0, 0)
 _FALSE: Final = frozenset({"false", "False"})
 
 
+class _Names(NamedTuple):
+    """The ERRORs for a name a client picks (a subscription id, a transaction) that is in
+    use already (``{key}``), or one more than the limit allows (``{n}``, ``{limit}``)."""
+
+    taken: ProtocolMessage
+    taken_detail: str
+    full: ProtocolMessage
+    full_detail: str
+
+
+_SUBSCRIPTION_IDS: Final = _Names(
+    ProtocolMessage.DUPLICATED_SUBSCRIPTION,
+    "A subscription identified by {key} already exists.\n"
+    "Each active subscription on a connection needs its own id.",
+    ProtocolMessage.TOO_MANY_SUBSCRIPTIONS,
+    "too many subscriptions: {n} > max_subscriptions {limit}\n"
+    "Unsubscribe from something before subscribing again.",
+)
+_TRANSACTION_NAMES: Final = _Names(
+    ProtocolMessage.BAD_TRANSACTION,
+    "transaction {key} already started\nBEGIN names a transaction that is still open.",
+    ProtocolMessage.TRANSACTION_LIMIT,
+    "too many transactions: {n} > max_transactions {limit}\n"
+    "Commit or abort a transaction before beginning another.",
+)
+
+
 def negotiate_heartbeat(server: tuple[int, int], client: tuple[int, int]) -> HeartBeatPlan:
-    """Spec 1.2 "Heart-beating": each side uses the larger period, 0 if either opts out."""
+    """Spec 1.2 "Heart-beating": each side uses the larger period, 0 if either opts out.
+
+    ``server`` is what the server *can* do (the operator's floors), so a client's wish at or
+    above them is granted as asked, and one below them gets the floor."""
     sx, sy = server
     cx, cy = client
     send = max(sx, cy) if sx and cy else 0
@@ -634,6 +665,18 @@ class ServerSession:
         )
         return True
 
+    def _admits(
+        self, frame: Frame, held: Mapping[str, object], key: str, limit: int, names: _Names
+    ) -> bool:
+        """Whether ``key`` may join ``held`` (a new name, and there is room); else the ERROR."""
+        if key in held:
+            self._fail(names.taken, names.taken_detail.format(key=_quote(key)), frame)
+            return False
+        if len(held) >= limit:
+            self._fail(names.full, names.full_detail.format(n=len(held) + 1, limit=limit), frame)
+            return False
+        return True
+
     def _on_subscribe(self, frame: Frame) -> None:
         if self._durable_without_id(frame):
             return
@@ -658,22 +701,8 @@ class ServerSession:
         subscriptions = self._subscriptions
         if subscriptions is None:
             subscriptions = self._subscriptions = {}
-        if sub_id in subscriptions:
-            self._fail(
-                ProtocolMessage.DUPLICATED_SUBSCRIPTION,
-                f"A subscription identified by {_quote(sub_id)} already exists.\n"
-                "Each active subscription on a connection needs its own id.",
-                frame,
-            )
-            return
         limit = self.config.limits.max_subscriptions
-        if len(subscriptions) >= limit:
-            self._fail(
-                ProtocolMessage.TOO_MANY_SUBSCRIPTIONS,
-                f"too many subscriptions: {len(subscriptions) + 1} > max_subscriptions {limit}\n"
-                "Unsubscribe from something before subscribing again.",
-                frame,
-            )
+        if not self._admits(frame, subscriptions, sub_id, limit, _SUBSCRIPTION_IDS):
             return
         event = events.SubscribeRequested(
             sub_id, destination, ack, frame.headers, frame.header("receipt")
@@ -736,22 +765,8 @@ class ServerSession:
         transactions = self._transactions
         if transactions is None:
             transactions = self._transactions = {}
-        if transaction in transactions:
-            self._fail(
-                ProtocolMessage.BAD_TRANSACTION,
-                f"transaction {_quote(transaction)} already started\n"
-                "BEGIN names a transaction that is still open.",
-                frame,
-            )
-            return
         limit = self.config.limits.max_transactions
-        if len(transactions) >= limit:
-            self._fail(
-                ProtocolMessage.TRANSACTION_LIMIT,
-                f"too many transactions: {len(transactions) + 1} > max_transactions {limit}\n"
-                "Commit or abort a transaction before beginning another.",
-                frame,
-            )
+        if not self._admits(frame, transactions, transaction, limit, _TRANSACTION_NAMES):
             return
         transactions[transaction] = []
         self.frames_held += 1

@@ -1,4 +1,5 @@
-"""Plain STOMP over TCP for backend services (stomp.py, Java clients, ``nc``).
+"""Plain STOMP over TCP for backend services (stomp.py, Java clients, ``nc``), or STOMP over
+TLS when the listener is given a server context (`gateway.transport.tls`).
 
 Its limits are its own (``--tcp-max-frame-size``, ``--tcp-frames-per-second``, ...): the
 connections it opens are given the TCP listener's. A session that ends with an ERROR is
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 from gateway.access import Access, LimitExceeded
 from gateway.connection import CLOSE_GRACE_SECONDS
@@ -64,8 +66,24 @@ class TcpListener:
         self.open_connection = open_connection
         self.server: asyncio.Server | None = None
 
-    async def start(self, host: str, port: int) -> int:
-        self.server = await asyncio.start_server(self._serve, host, port, limit=READ_CHUNK)
+    async def start(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        handshake_timeout: float | None = None,
+    ) -> int:
+        """Listen (with ``tls``: STOMP over TLS, each handshake bounded by
+        ``handshake_timeout`` seconds); returns the port bound."""
+        self.server = await asyncio.start_server(
+            self._serve,
+            host,
+            port,
+            limit=READ_CHUNK,
+            ssl=tls,
+            ssl_handshake_timeout=handshake_timeout if tls is not None else None,
+        )
         sockets = self.server.sockets
         return int(sockets[0].getsockname()[1]) if sockets else port
 

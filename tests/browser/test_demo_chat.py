@@ -1,18 +1,14 @@
 """The demo chat in a real browser: Debian's Chromium (/usr/bin/chromium, `make install`
 installs it) driven by Playwright (playwright-core, tests/js/package.json), two users in two
 browser contexts on two gateway nodes (``--auth dev``) that share one SQLite store, one Redis
-prefix and one fresh vhost, with the persist worker (and, where the branch has it, the
-translation worker over a private apertium-apy).
+prefix and one fresh vhost, with the persist worker and the translation worker over a
+private apertium-apy.
 
 The scenario (tests/js/demo_browser.mjs) runs once for the module, in about half a minute;
 each test below asserts one part of it. It asks this module to stop and start node b in the
 middle, over its stdin/stdout. Screenshots go to var/test-artifacts/browser/ (gitignored),
 with the processes' logs in its logs/ and, for a step that fails, a screenshot of each page;
 `test_screenshots_are_saved` prints their paths and what each shows.
-
-Parts that depend on features not every branch has say so and skip, and assert as soon as
-the feature is there: presence dots (when ``GET /api/rooms/<room>/presence`` answers) and the
-translation toggle (when ``python -m workers translate`` exists).
 """
 
 from __future__ import annotations
@@ -36,7 +32,6 @@ from tests.e2e.procs import WorkerProcess
 from tests.support import rabbit
 from tests.support.gateway_proc import GatewayProcess, free_port
 from tests.support.process import ROOT, ManagedProcess
-from workers.registry import BUILTIN
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -44,7 +39,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 JS_DIR = ROOT / "tests" / "js"
 ARTIFACTS = ROOT / "var" / "test-artifacts" / "browser"
 SCENARIO_TIMEOUT = 240.0
-TRANSLATION = "translate" in BUILTIN
 
 
 @dataclass
@@ -57,8 +51,6 @@ class Scenario:
     def step(self, name: str) -> dict[str, Any]:
         found = self.steps.get(name)
         assert found is not None, f"step {name!r} did not run:\n" + "\n".join(self.output[-40:])
-        if found.get("skipped"):
-            pytest.skip(found["skipped"])
         assert found["ok"], f"{name}: {found.get('error')}"
         return found
 
@@ -163,20 +155,19 @@ def scenario(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         worker = WorkerProcess(amqp_url=amqp_url, store_url=store_url)
         worker.start(log_dir)
         started.append(worker)
-        if TRANSLATION:
-            from tests.translate.apertium_proc import ApertiumProcess
+        from tests.translate.apertium_proc import ApertiumProcess
 
-            apertium = ApertiumProcess()
-            apertium.start(log_dir / "apertium-apy.log")
-            translator = TranslatorProcess(
-                {
-                    **env,
-                    "STOMPGATE_AMQP_URL": amqp_url,
-                    "STOMPGATE_TRANSLATE_APERTIUM_URL": apertium.url,
-                }
-            )
-            translator.start(log_dir)
-            started.append(translator)
+        apertium = ApertiumProcess()
+        apertium.start(log_dir / "apertium-apy.log")
+        translator = TranslatorProcess(
+            {
+                **env,
+                "STOMPGATE_AMQP_URL": amqp_url,
+                "STOMPGATE_TRANSLATE_APERTIUM_URL": apertium.url,
+            }
+        )
+        translator.start(log_dir)
+        started.append(translator)
         nodes = [
             GatewayProcess(amqp_url=amqp_url, node_id=f"browser-{name}", env=env)
             for name in ("a", "b")
@@ -188,7 +179,6 @@ def scenario(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             "a": nodes[0].http_url,
             "b": nodes[1].http_url,
             "artifacts": str(ARTIFACTS),
-            "translation": TRANSLATION,
         }
         yield run_scenario(options, nodes[1], log_dir)
     finally:

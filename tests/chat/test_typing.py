@@ -59,6 +59,17 @@ def test_a_post_or_a_removal_ends_typing_in_that_room_only() -> None:
     assert g.end("alice", "q", 101.5)
 
 
+def test_typing_again_right_after_a_post_is_told_at_once() -> None:
+    # A post ends typing and is a boundary of its own: the next message's typing shows at
+    # once, not only after the interval (the demo's "bob posts, then types again" case).
+    g = gate()
+    assert g.typing("s1", "alice", "r", True, 100.0)
+    assert g.end("alice", "r", 100.5)
+    assert g.typing("s1", "alice", "r", True, 100.6)
+    assert not g.typing("s1", "alice", "r", True, 100.7)  # the limit holds again
+    assert not g.end("alice", "q", 100.8)  # nothing in another room
+
+
 def test_leaving_a_room_or_going_away_ends_the_session_s_typing() -> None:
     g = gate()
     g.typing("s1", "alice", "r", True, 100.0)

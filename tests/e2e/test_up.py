@@ -157,7 +157,11 @@ def test_make_up_translates_posts_in_the_demo_room_with_apertium(
         sent = guest.send("/app/rooms/lobby/messages", post_body("Good morning, my friend"))
         message_id = sent["stompgate-message-id"]
         assert json.loads(guest.next_message().body)["id"] == message_id
-        translation = guest.next_message(timeout=60)  # the worker may still be starting
+        # The worker may still be starting; the room also carries presence events (guest,
+        # a member of the lobby, has just come online).
+        translation = guest.next_message(timeout=60)
+        while translation.headers["event-type"] == "presence":
+            translation = guest.next_message(timeout=60)
         assert translation.headers["event-type"] == "translation"
         event = json.loads(translation.body)
         assert (event["message_id"], event["lang"], event["source_lang"]) == (

@@ -55,3 +55,18 @@ def test_a_series_appears_with_its_first_frame() -> None:
     assert b'command="SEND"' not in ours.render()
     ours.frames_in.inc("SEND")
     assert b'stompgate_frames_in_total{command="SEND"} 1.0' in ours.render()
+
+
+def test_deliveries_are_the_message_series_of_frames_out() -> None:
+    ours = Metrics()
+    assert b'command="MESSAGE"' not in ours.render()
+    ours.frames_out.inc("RECEIPT")
+    ours.delivered += 3  # as the fan-out counts them: one int, no label lookup
+    text = ours.render()
+    assert b'stompgate_frames_out_total{command="MESSAGE"} 3.0' in text
+    assert b'stompgate_frames_out_created{command="MESSAGE"}' in text
+    assert b'stompgate_frames_out_total{command="RECEIPT"} 1.0' in text
+    assert b"stompgate_deliveries_total 3.0" in text
+    ours.delivered += 2
+    assert b'stompgate_frames_out_total{command="MESSAGE"} 5.0' in ours.render()
+    assert ours.frames_out.counts == {"RECEIPT": 1}  # nothing added on the hot path

@@ -46,14 +46,18 @@ def test_health_ready_and_metrics(gateway: GatewayProcess) -> None:
     assert json.loads(body)["status"] == "ok"
     status, body = get(gateway.http_url + "/readyz")
     assert (status, json.loads(body)) == (200, {"ready": True})
+    topic = f"/topic/metrics-{uuid.uuid4().hex[:6]}"
     with stomp_client(gateway.stomp_port) as client:
-        client.send(f"/topic/metrics-{uuid.uuid4().hex[:6]}", "x")
+        client.subscribe(topic, "m")
+        client.send(topic, "x")
+        client.next_message()
         status, body = get(gateway.http_url + "/metrics")
     text = body.decode()
     assert status == 200
     assert 'stompgate_sessions{transport="tcp"}' in text
     assert 'stompgate_frames_in_total{command="SEND"}' in text
     assert 'stompgate_frames_out_total{command="RECEIPT"}' in text
+    assert 'stompgate_frames_out_total{command="MESSAGE"}' in text  # the deliveries
     assert "stompgate_publish_confirm_seconds_count" in text
 
 
@@ -93,7 +97,7 @@ def test_a_silent_client_is_dropped_after_the_heartbeat_grace(amqp_url: str, log
             data = read_until_closed(sock)
         elapsed = time.monotonic() - started
         assert data.startswith(b"CONNECTED\n")
-        assert b"heart-beat:10000,500" in data  # the server's own sx,sy
+        assert b"heart-beat:1000,500" in data  # the server's own sx,sy (its floors)
         assert b"message:Heart-beat timeout\n" in data
         assert b"\n\nheart-beat timeout: nothing received for" in data  # the body
         assert 0.9 < elapsed < 5
@@ -164,3 +168,24 @@ def test_an_idle_session_is_closed_after_the_idle_timeout(amqp_url: str, log_dir
         assert b'stompgate_errors_total{reason="idle_timeout"} 1.0' in metrics
     finally:
         node.stop()
+
+
+def confirm_count(gateway: GatewayProcess) -> float:
+    _, body = get(gateway.http_url + "/metrics")
+    (line,) = [
+        line
+        for line in body.decode().splitlines()
+        if line.startswith("stompgate_publish_confirm_seconds_count")
+    ]
+    return float(line.split()[-1])
+
+
+def test_chat_posts_are_observed_in_the_publish_confirm_histogram(
+    gateway: GatewayProcess,
+) -> None:
+    before = confirm_count(gateway)
+    with stomp_client(gateway.stomp_port) as client:
+        post = json.dumps({"client_id": uuid.uuid4().hex, "text": "timed"})
+        receipt = client.send(f"/app/rooms/metrics-{uuid.uuid4().hex[:6]}/messages", post)
+        assert "stompgate-message-id" in receipt
+    assert confirm_count(gateway) == before + 1

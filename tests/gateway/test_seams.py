@@ -43,6 +43,11 @@ FEATURES = ("gateway.relay", "gateway.chat", "gateway.chat_bridge", "gateway.rou
     [
         ("connection.py", (*ABOVE_THE_ADAPTER, "gateway.node", *FEATURES)),
         ("confirm_window.py", (*ABOVE_THE_ADAPTER, "gateway.node", "gateway.connection")),
+        ("sender.py", (*ABOVE_THE_ADAPTER, "gateway.node", "gateway.connection", *FEATURES)),
+        (
+            "subscriptions.py",
+            (*ABOVE_THE_ADAPTER, "gateway.node", "gateway.connection", *FEATURES),
+        ),
         ("ports.py", (*ABOVE_THE_ADAPTER, "gateway.node", "gateway.connection", *FEATURES)),
         ("node.py", (*ABOVE_THE_ADAPTER, "gateway.connection", "gateway.ports", *FEATURES)),
         ("lifecycle.py", (*ABOVE_THE_ADAPTER, "gateway.connection", "gateway.node", *FEATURES)),

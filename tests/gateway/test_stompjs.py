@@ -49,8 +49,21 @@ def test_stompjs_heartbeats_keep_the_session_alive(gateway: GatewayProcess) -> N
     result = run_js("heartbeat", gateway.ws_url, hold=3000)
     assert result["stillConnected"] is True
     assert result["closes"] == 0
-    # server offers 10000,10000 by default; the client asked 500,500: max() of each pair
-    assert result["heartBeat"] == "10000,10000"
+    # the server's floor is 1000,1000 by default; the client asked 500,500: max() of each pair
+    assert result["heartBeat"] == "1000,1000"
+
+
+def test_stompjs_gets_one_second_heart_beats_and_is_cut_when_it_stops(
+    gateway: GatewayProcess,
+) -> None:
+    """Issue 14.5: heartbeatIncoming/Outgoing 1000 get 1 s both ways; a client that stops
+    pinging is cut within a few seconds (1 s times the grace, 2.0; it was 20 s)."""
+    result = run_js("heartbeatSilent", gateway.ws_url, hold=4000, timeout=40000)
+    assert result["heartBeat"] == "1000,1000"
+    assert result["stillConnected"] is True
+    assert 2 <= result["pongs"] <= 8, result  # about one a second for 4 s
+    assert result["error"]["message"] == "Heart-beat timeout", result
+    assert result["cutAfterMs"] < 10_000, result
 
 
 def test_stompjs_reconnects_after_the_node_restarts(amqp_url: str, log_dir: Path) -> None:

@@ -87,6 +87,39 @@ const scenarios = {
     finish({ heartBeat: frame.headers["heart-beat"], stillConnected, closes: closesWhileHeld });
   },
 
+  // 1 s heart-beats both ways (14.5): count the server's pings for a while, then stop
+  // writing to the socket (as a frozen tab would) and see how soon the server cuts us
+  async heartbeatSilent() {
+    let pongs = 0;
+    const client = makeClient({
+      heartbeatIncoming: 1000,
+      heartbeatOutgoing: 1000,
+      debug: (line) => {
+        if (line === "<<< PONG") pongs++;
+      },
+    });
+    let cut;
+    const ended = new Promise((resolve) => (cut = resolve));
+    client.onStompError = (frame) => cut({ message: frame.headers.message, body: frame.body });
+    client.onWebSocketClose = () => cut({ message: null });
+    const connected = new Promise((resolve) => (client.onConnect = resolve));
+    client.activate();
+    const frame = await connected;
+    await new Promise((resolve) => setTimeout(resolve, options.hold ?? 4000));
+    const pongsWhileHeld = pongs;
+    const stillConnected = client.connected;
+    client.webSocket.send = () => {}; // no more pings, no more frames
+    const mutedAt = Date.now();
+    const error = await ended;
+    finish({
+      heartBeat: frame.headers["heart-beat"],
+      pongs: pongsWhileHeld,
+      stillConnected,
+      error,
+      cutAfterMs: Date.now() - mutedAt,
+    });
+  },
+
   // the server drops the socket; STOMP.js reconnects by itself and resubscribes
   async reconnect() {
     const destination = options.destination ?? "/topic/room.reconnect";
