@@ -14,7 +14,6 @@ import logging
 import ssl
 
 from gateway.access import Access, LimitExceeded
-from gateway.connection import CLOSE_GRACE_SECONDS
 from gateway.metrics import Metrics
 from gateway.node import Node
 from gateway.transport.base import OpenConnection, refusal_frame
@@ -104,9 +103,7 @@ class TcpListener:
         except LimitExceeded as exc:
             self.metrics.errors.labels(exc.kind).inc()
             out.write(refusal_frame(exc))
-            out.close()
-            asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, out.abort)
-            await _drain(reader, writer)
+            writer.close()  # refused at accept: nothing of it was read, nothing to drain
             return
         conn = self.open_connection(out, transport_name="tcp", peer=peer)
         try:
