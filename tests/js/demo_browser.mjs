@@ -244,8 +244,19 @@ await step("chat both ways", async () => {
 });
 
 await step("typing is shown to the other", async () => {
-  await bob.page.locator("#composer-text").fill("I am typ");
-  await alice.page.locator(".typing", { hasText: "bob is typing…" }).waitFor();
+  // Bob keeps typing, as a user does: the gateway lets one typing:true per user and room
+  // through every 2 s (bob's last one, with his post, may be younger), and the page says it
+  // again only when the text changes after that.
+  const shown = alice.page.locator(".typing", { hasText: "bob is typing…" });
+  for (let n = 0; ; n++) {
+    await bob.page.locator("#composer-text").fill(`I am typ${"i".repeat(n)}`);
+    try {
+      await shown.waitFor({ timeout: 1000 });
+      break;
+    } catch (error) {
+      if (n >= 15) throw error;
+    }
+  }
   await bob.page.locator("#composer-text").fill("");
   await alice.page.locator(".typing", { hasText: "bob is typing" }).waitFor({ state: "detached" }).catch(() => {});
   await alice.page.waitForFunction(() => !document.querySelector(".typing")?.textContent?.includes("bob"));
