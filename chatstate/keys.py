@@ -60,6 +60,11 @@ class ChatKeys:
         never became a message (aborted, or found dead); unread counts skip them."""
         return f"{self.prefix}room:{room}:holes"
 
+    def node_last_id(self, node: int) -> str:
+        """String (19 digits): the highest post id issued under Snowflake node id ``node``;
+        every post's id is picked above it (see `gateway.chat.post_ledger`)."""
+        return f"{self.prefix}snowflake:last:{node}"
+
     def roster_version(self, room: str) -> str:
         """Counter: bumped by every membership change of the room, so a rebuild of its
         roster cache from the store never writes back what a change made stale."""

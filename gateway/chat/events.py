@@ -7,11 +7,13 @@ message from a live one (apart from ``stompgate-replay: true``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from gateway import stomp_headers
+from gateway.chat.snowflake import parse
 from schemas.models import ChatPost
 
 Headers = tuple[tuple[str, str], ...]
@@ -41,6 +43,39 @@ def message_event(
     if isinstance(post.meta, Mapping):
         event["meta"] = post.meta
     return orjson.dumps(event)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTemplate:
+    """chat.message.v1 of a post with its ``id`` and ``sent_at`` left open: the reserve step
+    picks the id inside Redis (`gateway.chat.post_ledger`) and fills them in there.
+
+    ``head + id + middle + sent_at + tail`` (decimal digits, ``sent_at`` the id's own
+    timestamp) is exactly `message_event` for that id: `fill` does it in Python.
+    """
+
+    head: bytes
+    middle: bytes
+    tail: bytes
+
+    def fill(self, message_id: int) -> bytes:
+        sent_at = parse(message_id).ts_ms
+        return b"%s%d%s%d%s" % (self.head, message_id, self.middle, sent_at, self.tail)
+
+
+_ID_HEAD = b'{"v":1,"type":"message","id":"'
+_SENT_AT = b',"sent_at":'
+
+
+def message_template(*, room: str, sender: str, post: ChatPost) -> MessageTemplate:
+    """The `MessageTemplate` of ``post`` by ``sender`` in ``room``."""
+    event = message_event(message_id=0, room=room, sender=sender, post=post, sent_at=0)
+    # Every string before sent_at is JSON-escaped, so the first `,"sent_at":` is the field.
+    middle_at = len(_ID_HEAD) + 1
+    tail_at = event.index(_SENT_AT) + len(_SENT_AT)
+    if not event.startswith(_ID_HEAD + b"0") or event[tail_at : tail_at + 1] != b"0":
+        raise AssertionError("chat.message.v1 no longer starts with its id")
+    return MessageTemplate(_ID_HEAD, event[middle_at:tail_at], event[tail_at + 1 :])
 
 
 def receipt_event(*, room: str, user: str, message_id: int, read_at: int) -> bytes:

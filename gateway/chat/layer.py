@@ -1,8 +1,9 @@
 """`ChatLayer`: the gateway's handler for SENDs to ``/app/...`` destinations.
 
 - ``/app/rooms/{room}/messages`` (chat.post.v1): validate, stamp the sender from the session
-  (never from the client), take a Snowflake id above every id the room has (a node whose
-  clock is behind follows the room's newest id), build chat.message.v1, put it in the room's
+  (never from the client), take a Snowflake id above every id the room has (picked in the
+  reserve step itself, so concurrent posts never race for it; a node whose clock is behind
+  then follows the room's newest id), build chat.message.v1, put it in the room's
   recent cache *before* publishing (a subscriber that binds and then reads the cache cannot
   miss a message published just before its binding existed), publish once to
   ``/topic/room.{room}`` with its room ordinal in ``stompgate-room-seq`` (the gateways
@@ -53,7 +54,7 @@ from gateway.chat.destinations import (
 )
 from gateway.chat.errors import ChatError
 from gateway.chat.history import HistoryReader
-from gateway.chat.post_ledger import Behind, Existing, PostLedger, Reserved
+from gateway.chat.post_ledger import Existing, PostLedger
 from gateway.chat.read_state import ReadState
 from gateway.chat.recent import RecentCache, decode_member
 from gateway.chat.snowflake import MAX_ID, parse
@@ -90,9 +91,6 @@ class IdSource(Protocol):
         """Make later ids greater than ``snowflake``; may return an awaitable to await."""
         ...
 
-
-MAX_RESERVE_ATTEMPTS = 8
-"""Reservations of one post that may find the room ahead (each one follows it)."""
 
 PRUNE_BATCH = 1000
 """Unstored ids a background prune checks against the store at once."""
@@ -214,7 +212,11 @@ class ChatLayer:
 
     async def _post(self, user: str, room: str, body: bytes) -> ChatResult:
         post = _decode(ChatPost, body)
-        reservation, event = await self._reserve(user, room, post)
+        candidate = self._ids.next_id(self._clock())
+        template = events.message_template(room=room, sender=user, post=post)
+        reservation = await self._ledger.reserve(
+            user=user, client_id=post.client_id, room=room, candidate=candidate, event=template
+        )
         if isinstance(reservation, Existing):
             if reservation.pending:
                 await self._take_over(user, room, post, reservation.message_id)
@@ -227,7 +229,9 @@ class ChatLayer:
         )
         started = time.perf_counter()
         try:
-            await self._publish(room_topic(room), headers, event)
+            if message_id != candidate:
+                await self._follow(room, candidate, message_id)
+            await self._publish(room_topic(room), headers, reservation.event)
         except BaseException:
             try:
                 await self._ledger.abort(
@@ -246,43 +250,26 @@ class ChatLayer:
             await self._typing_stopped(user, room, now)
         return ChatResult("messages", room, message_id)
 
-    async def _reserve(
-        self, user: str, room: str, post: ChatPost
-    ) -> tuple[Reserved | Existing, bytes]:
-        """Reserve the post under a new id above every id the room has (see `post_ledger`);
-        the reservation and the chat.message.v1 event built for it."""
-        for _ in range(MAX_RESERVE_ATTEMPTS):
-            message_id = self._ids.next_id(self._clock())
-            event = self._message_event(message_id, room, user, post)
-            reservation = await self._ledger.reserve(
-                user=user, client_id=post.client_id, room=room, message_id=message_id, event=event
+    async def _follow(self, room: str, candidate: int, message_id: int) -> None:
+        """The reserve step gave the post an id above ``candidate`` (the room, or this node
+        in another room, was ahead): later ids of this node start above it (`NodeLease`
+        raises its floor first when that takes it past the floor)."""
+        ahead_ms = parse(message_id).ts_ms - parse(candidate).ts_ms
+        if ahead_ms > self._max_future_ms:
+            log.warning(
+                "room %s holds ids %d ms ahead of this node's clock: clocks disagree",
+                room,
+                ahead_ms,
             )
-            if not isinstance(reservation, Behind):
-                return reservation, event
-            ahead_ms = parse(reservation.newest).ts_ms - parse(message_id).ts_ms
-            if ahead_ms > self._max_future_ms:
-                log.warning(
-                    "room %s holds id %d, %d ms ahead of this node's clock: clocks disagree",
-                    room,
-                    reservation.newest,
-                    ahead_ms,
-                )
-            following = self._ids.follow(reservation.newest)
-            if inspect.isawaitable(following):
-                await following
-        raise RuntimeError(f"no id above the newest of room {room} after retries")
+        following = self._ids.follow(message_id)
+        if inspect.isawaitable(following):
+            await following
 
     @staticmethod
     def _message_event(message_id: int, room: str, user: str, post: ChatPost) -> bytes:
         # sent_at is the id's own timestamp, so the event is a function of (id, room, sender,
         # post): a retry that takes a post over rebuilds the very same bytes.
-        return events.message_event(
-            message_id=message_id,
-            room=room,
-            sender=user,
-            post=post,
-            sent_at=parse(message_id).ts_ms,
-        )
+        return events.message_template(room=room, sender=user, post=post).fill(message_id)
 
     async def _take_over(self, user: str, room: str, post: ChatPost, message_id: int) -> None:
         """Publish again a post whose first attempt never confirmed (see `post_ledger`)."""

@@ -3,46 +3,85 @@
 from __future__ import annotations
 
 RESERVE_POST = """
--- KEYS: client key, recent key, room seq key, unstored key, inflight key, poster's read key
--- ARGV: pending value, pending ttl ms, id (19 digits), event, recent limit, recent ttl s,
---       track unstored ('1'/'0')
--- Returns {1, ordinal, unstored count}, {0, existing client key value}, {2, newest id}
--- when the room already has an id >= this one (another node's clock is ahead): ids rise
--- with the room ordinal, so the caller follows that id and reserves again with a new one;
--- or {3} when the room has no counter (Redis lost it, or the room never had a post): the
--- caller sets it from the store and reserves again. Posting moves the poster's read
--- pointer to the post (the poster has read everything up to their own message).
+-- KEYS: client key, recent key, room seq key, unstored key, inflight key, poster's read key,
+--       the node's last-id key
+-- ARGV: pending ttl ms, candidate id (19 digits), event head, event middle, event tail,
+--       recent limit, recent ttl s, track unstored ('1'/'0'), Snowflake epoch (Unix ms)
+-- Picks the post's id and takes its room ordinal in one step, so no other post can come in
+-- between: the id is the candidate (the node's generator issued it at the node's clock)
+-- unless the room's newest cached id or the node's last id is at or above it; then it is the
+-- smallest id of the candidate's node above both (same millisecond if it can, else the next
+-- one). So ids rise with the room ordinal whatever the clocks of the nodes, a node's ids stay
+-- unique across its rooms (every one passes its last-id key), and a post never loses a race.
+-- Ids are 63-bit: Lua's doubles hold 53, so they stay 19-digit strings here, with digit
+-- arithmetic for the little that is needed.
+-- The event is head .. id .. middle .. sent_at .. tail (sent_at: the id's Unix ms).
+-- Returns {1, ordinal, unstored count, id}, {0, existing client key value}, or {3} when the
+-- room has no counter (Redis lost it, or the room never had a post): the caller sets it from
+-- the store and reserves again. Posting moves the poster's read pointer to the post (the
+-- poster has read everything up to their own message).
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
 if redis.call('EXISTS', KEYS[3]) == 0 then return {3} end
+local function divmod(id, d)  -- quotient and remainder of a 19-digit id by d <= 2^22
+  local q, r = 0, 0
+  for i = 1, 19 do
+    r = r * 10 + string.byte(id, i) - 48
+    local digit = math.floor(r / d)
+    q, r = q * 10 + digit, r - digit * d
+  end
+  return q, r
+end
+local function add(id, delta)  -- a 19-digit id plus a small non-negative integer
+  local hi, lo = tonumber(string.sub(id, 1, 10)), tonumber(string.sub(id, 11, 19)) + delta
+  local carry = math.floor(lo / 1000000000)
+  return string.format('%010d%09d', hi + carry, lo - carry * 1000000000)
+end
+local id = ARGV[2]
+local above = redis.call('GET', KEYS[7]) or ''
 local newest = redis.call('ZRANGE', KEYS[2], -1, -1)
-if #newest > 0 then
-  local top = string.sub(newest[1], 1, 19)
-  if top >= ARGV[3] then return {2, top} end
+if #newest > 0 and string.sub(newest[1], 1, 19) > above then
+  above = string.sub(newest[1], 1, 19)
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if above >= id then
+  local _, low = divmod(above, 4194304)
+  local _, mine = divmod(id, 4194304)
+  mine = math.floor(mine / 4096) * 4096
+  if low >= mine and low < mine + 4095 then
+    id = add(above, 1)  -- the same millisecond and node: the next sequence number
+  elseif low < mine then
+    id = add(above, mine - low)  -- the same millisecond, a higher node
+  else
+    id = add(above, 4194304 + mine - low)  -- the next millisecond
+  end
+end
+redis.call('SET', KEYS[7], id, 'EX', ARGV[7])
+local bare = string.match(id, '^0*(%d+)$')
+local sent_at = divmod(id, 4194304) + tonumber(ARGV[9])
+local event = ARGV[3] .. bare .. ARGV[4] .. string.format('%d', sent_at) .. ARGV[5]
+redis.call('SET', KEYS[1], 'p' .. bare, 'PX', ARGV[1])
 local ordinal = redis.call('INCR', KEYS[3])
-redis.call('ZADD', KEYS[2], 0, ARGV[3] .. ':' .. ordinal .. ':' .. ARGV[4])
+redis.call('ZADD', KEYS[2], 0, id .. ':' .. ordinal .. ':' .. event)
 local read = redis.call('HGET', KEYS[6], 'id')
-if not read or string.rep('0', 19 - #read) .. read < ARGV[3] then
-  redis.call('HSET', KEYS[6], 'id', string.sub(ARGV[1], 2), 'seq', ordinal)
+if not read or string.rep('0', 19 - #read) .. read < id then
+  redis.call('HSET', KEYS[6], 'id', bare, 'seq', ordinal)
 end
-local stop = -(tonumber(ARGV[5]) + 1)
+local stop = -(tonumber(ARGV[6]) + 1)
 local unstored = 0
-if ARGV[7] == '1' then
+if ARGV[8] == '1' then
   -- What leaves the cache must be found in the store before history below the cache is
   -- served (see gateway/chat/unstored.py); until confirmed, the post may never be published.
-  redis.call('HSET', KEYS[5], ARGV[3], KEYS[1])
-  redis.call('EXPIRE', KEYS[5], ARGV[6])
+  redis.call('HSET', KEYS[5], id, KEYS[1])
+  redis.call('EXPIRE', KEYS[5], ARGV[7])
   for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, stop)) do
     redis.call('ZADD', KEYS[4], 0, string.sub(member, 1, 19))
   end
-  redis.call('EXPIRE', KEYS[4], ARGV[6])
+  redis.call('EXPIRE', KEYS[4], ARGV[7])
   unstored = redis.call('ZCARD', KEYS[4])
 end
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, stop)
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-return {1, ordinal, unstored}
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+return {1, ordinal, unstored, id}
 """
 
 ABORT_POST = """

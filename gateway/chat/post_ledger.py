@@ -2,15 +2,18 @@
 
 A post goes through three states, each one atomic Lua step:
 
-1. ``reserve``: unless ``{prefix}client:{user}:{client_id}`` exists, set it to ``p<id>``
-   (pending, short TTL), take the next room ordinal, add the message to the recent cache and
-   trim it, and move the poster's read pointer to the post. If the key exists, report the
-   earlier id (``<id>``: done; ``p<id>``: in flight).
-   If the room already holds an id at least as high (a node whose clock is ahead posted
-   there), reserve nothing and report that id (`Behind`): the caller's generator follows it
-   and reserves again with a higher id. So ids rise with the room ordinal, whatever the
-   clocks of the nodes, and a device's highest id is a sound catch-up cursor. A room with no
-   counter (it never had a post, or Redis lost it) reserves nothing either: the ledger sets
+1. ``reserve``: unless ``{prefix}client:{user}:{client_id}`` exists, pick the post's id,
+   set the key to ``p<id>`` (pending, short TTL), take the next room ordinal, add the message
+   to the recent cache and trim it, and move the poster's read pointer to the post. If the
+   key exists, report the earlier id (``<id>``: done; ``p<id>``: in flight).
+   The id is the candidate the node's generator issued, unless the room already holds an id
+   at least as high (a node whose clock is ahead posted there, or a concurrent post got
+   there first) or the node issued one as high in another room: then it is the smallest id
+   of the same node above both, picked inside the same Lua step. So ids rise with the room
+   ordinal, whatever the clocks of the nodes and however posts interleave, a device's
+   highest id is a sound catch-up cursor, and no post ever has to try again for an id. The
+   event is built from a `MessageTemplate` in that step too (its id and ``sent_at``). A room
+   with no counter (it never had a post, or Redis lost it) reserves nothing: the ledger sets
    the counter (from the store) and reserves again.
 2. ``confirm`` (after the broker confirmed the publish): the key becomes ``<id>`` for 24 h, so
    a retry with the same client id gets the original id and publishes nothing.
@@ -42,25 +45,22 @@ import redis.asyncio as aioredis
 
 from chatstate.keys import ChatKeys
 from gateway.chat import lua
+from gateway.chat.events import MessageTemplate
 from gateway.chat.recent import as_bytes, encode_member, id_key
+from gateway.chat.snowflake import EPOCH_MS, parse
 
 
 @dataclass(frozen=True, slots=True)
 class Reserved:
-    """The post is new; ``member`` is its recent-cache entry."""
+    """The post is new, under ``message_id``; ``member`` is its recent-cache entry."""
 
     message_id: int
     ordinal: int
     member: bytes
+    event: bytes
+    """The chat.message.v1 the post is published as."""
     unstored: int = 0
     """How many ids of the room await the store (0 when not tracked)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Behind:
-    """The room already has ``newest`` >= the id offered: nothing was reserved."""
-
-    newest: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +100,10 @@ class PostLedger:
         self._redis = redis
 
     async def reserve(
-        self, *, user: str, client_id: str, room: str, message_id: int, event: bytes
-    ) -> Reserved | Existing | Behind:
+        self, *, user: str, client_id: str, room: str, candidate: int, event: MessageTemplate
+    ) -> Reserved | Existing:
+        """Reserve the post under ``candidate`` or, if the room or the candidate's node has
+        an id as high, the smallest id of that node above them (see above)."""
         keys = [
             self._keys.client(user, client_id),
             self._keys.recent(room),
@@ -109,27 +111,29 @@ class PostLedger:
             self._keys.unstored(room),
             self._keys.inflight(room),
             self._keys.read(room, user),
+            self._keys.node_last_id(parse(candidate).node),
         ]
         args: list[bytes | int] = [
-            b"p%d" % message_id,
             self._pending_ttl_ms,
-            id_key(message_id),
-            event,
+            id_key(candidate),
+            event.head,
+            event.middle,
+            event.tail,
             self._recent_limit,
             self._recent_ttl_s,
             self._track,
+            EPOCH_MS,
         ]
         status, *values = await self._reserve(keys=keys, args=args)
         if int(status) == 3:  # no counter yet: set it (from the store), then reserve again
             await self._count_room(room)
             status, *values = await self._reserve(keys=keys, args=args)
         value, *rest = values
-        if int(status) == 2:
-            return Behind(int(as_bytes(value)))
         if int(status):
-            ordinal = int(value)
-            member = encode_member(message_id, ordinal, event)
-            return Reserved(message_id, ordinal, member, int(rest[0]))
+            ordinal, message_id = int(value), int(as_bytes(rest[1]))
+            body = event.fill(message_id)
+            member = encode_member(message_id, ordinal, body)
+            return Reserved(message_id, ordinal, member, body, int(rest[0]))
         raw = as_bytes(value)
         pending = raw.startswith(b"p")
         return Existing(int(raw[1:] if pending else raw), pending)

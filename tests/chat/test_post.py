@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 
 import schemas
 from gateway.chat.errors import ChatError
+from gateway.chat.events import message_template
 from gateway.chat.layer import ChatLayer, ChatResult
 from gateway.chat.node_lease import LeaseLostError
 from gateway.chat.recent import decode_member
@@ -220,10 +221,11 @@ async def test_retry_after_the_first_node_died_takes_the_post_over(
 ) -> None:
     # What a node that died mid-publish leaves behind: a pending reservation, in the cache.
     dead_id = SnowflakeGenerator(1).next_id(clock())
+    template = message_template(room="general", sender="alice", post=decode(ChatPost, post("c1")))
     body = ChatLayer._message_event(dead_id, "general", "alice", decode(ChatPost, post("c1")))
     ledger = chat._ledger
     await ledger.reserve(
-        user="alice", client_id="c1", room="general", message_id=dead_id, event=body
+        user="alice", client_id="c1", room="general", candidate=dead_id, event=template
     )
     retry = await chat.handle_send("alice", DEST, [], post("c1"))
     assert retry.duplicate

@@ -10,24 +10,32 @@ from hypothesis import strategies as st
 
 from chatstate.keys import ChatKeys
 from gateway.chat.errors import ChatError, StoreBehindError
+from gateway.chat.events import MessageTemplate
 from gateway.chat.layer import ChatLayer
-from gateway.chat.post_ledger import Behind, PostLedger, Reserved
-from gateway.chat.snowflake import SnowflakeGenerator
+from gateway.chat.post_ledger import PostLedger, Reserved
+from gateway.chat.snowflake import SnowflakeGenerator, compose, parse
 from tests.chat.fakes import InMemoryReader, ManualClock, RecordingPublisher
 
 POST = "/app/rooms/general/messages"
 _rooms = itertools.count()
 
 
-def event(message_id: int, room: str) -> bytes:
+def template(candidate: int, room: str) -> MessageTemplate:
+    """The event of the post offered under ``candidate`` (its id filled in later)."""
+    head, rest = event(0, room, sender=f"u{candidate % 3}", client=f"c{candidate}").split(b"0", 1)
+    middle, tail = rest.split(b'"sent_at":1', 1)
+    return MessageTemplate(head, middle + b'"sent_at":', tail)
+
+
+def event(message_id: int, room: str, *, sender: str = "", client: str = "") -> bytes:
     return orjson.dumps(
         {
             "v": 1,
             "type": "message",
             "id": str(message_id),
             "room": room,
-            "sender": f"u{message_id % 3}",
-            "client_id": f"c{message_id}",
+            "sender": sender or f"u{message_id % 3}",
+            "client_id": client or f"c{message_id}",
             "text": "t",
             "sent_at": 1,
         }
@@ -101,9 +109,11 @@ async def test_replay_rejects_bad_room(chat: ChatLayer) -> None:
 async def test_cache_and_store_merge_without_gap_or_duplicate(
     redis: aioredis.Redis, redis_prefix: str, data: st.DataObject
 ) -> None:
-    room = f"r{next(_rooms)}"
+    n_room = next(_rooms)
+    room = f"r{n_room}"
     gen = SnowflakeGenerator(5)
-    now = 1_767_225_600_000 + 10**9
+    # Examples share the node's last id (one key prefix per test): each gets later times.
+    now = 1_767_225_600_000 + 10**9 + n_room * 1000
     steps = data.draw(st.lists(st.integers(0, 3), min_size=0, max_size=30), label="steps")
     issued = []
     for step in steps:
@@ -119,25 +129,29 @@ async def test_cache_and_store_merge_without_gap_or_duplicate(
         pending_ttl_ms=60_000,
         idempotency_ttl_s=60,
     )
-    # Ids rise with the room ordinal: one at or below the room's newest is refused (the
-    # poster follows that id and tries again with a new one: `ChatLayer`).
+    # Ids rise with the room ordinal: a candidate at or below the room's newest is reserved
+    # under the smallest id of its node above that (the same Lua step picks it).
     ids: list[int] = []
+    events: dict[int, bytes] = {}
     for message_id in order:
         reserved = await ledger.reserve(
-            user="u", client_id=f"{room}-{message_id}", room=room, message_id=message_id,
-            event=event(message_id, room),
+            user="u", client_id=f"{room}-{message_id}", room=room, candidate=message_id,
+            event=template(message_id, room),
         )  # fmt: skip
+        assert isinstance(reserved, Reserved)
         if ids and message_id <= ids[-1]:
-            assert reserved == Behind(ids[-1])
+            last = parse(ids[-1])
+            assert reserved.message_id == compose(last.ts_ms, 5, last.seq + 1)
         else:
-            assert isinstance(reserved, Reserved)
-            ids.append(message_id)
+            assert reserved.message_id == message_id
+        ids.append(reserved.message_id)
+        events[reserved.message_id] = reserved.event
     n = len(ids)
     # The store holds an old prefix (the persist worker may lag, even behind the cache).
     stored = data.draw(st.integers(0, n), label="stored")
     store = InMemoryReader()
     for message_id in ids[:stored]:
-        store.add_event(event(message_id, room))
+        store.add_event(events[message_id])
     layer = ChatLayer(
         redis=redis,
         key_prefix=redis_prefix,
@@ -162,7 +176,7 @@ async def test_cache_and_store_merge_without_gap_or_duplicate(
     else:
         items = await layer.replay(room, after, limit)
         assert [i.message_id for i in items] == expected
-        assert [i.body for i in items] == [event(i, room) for i in expected]
+        assert [i.body for i in items] == [events[i] for i in expected]
 
     before = data.draw(st.sampled_from([None, *ids, *(i + 1 for i in ids)]), label="before")
     newest = [i for i in visible if before is None or i < before][-limit:]
@@ -172,4 +186,4 @@ async def test_cache_and_store_merge_without_gap_or_duplicate(
             await layer.history.before(room, before, limit)
     else:
         page = await layer.history.before(room, before, limit)
-        assert [(e.id, e.event) for e in page] == [(i, event(i, room)) for i in newest]
+        assert [(e.id, e.event) for e in page] == [(i, events[i]) for i in newest]

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.chat.errors import StoreBehindError
+from gateway.chat.events import message_template
 from gateway.chat.history_api import history_routes
 from gateway.chat.layer import ChatLayer
 from gateway.chat.recent import as_bytes
@@ -206,9 +207,9 @@ async def test_a_post_whose_node_died_before_publishing_stops_counting_when_it_e
     )
     # What a node that died between caching and publishing leaves behind.
     dead_id = SnowflakeGenerator(1).next_id(clock())
-    event = ChatLayer._message_event(dead_id, "general", "alice", decode(ChatPost, body("d")))
+    template = message_template(room="general", sender="alice", post=decode(ChatPost, body("d")))
     await layer._ledger.reserve(
-        user="alice", client_id="d", room="general", message_id=dead_id, event=event
+        user="alice", client_id="d", room="general", candidate=dead_id, event=template
     )
     ids = await post_many(layer, clock, 8)
     for pub in publisher.published:
@@ -228,9 +229,10 @@ async def test_a_post_taken_over_after_it_left_the_cache_is_waited_for(
     publisher: RecordingPublisher,
 ) -> None:
     dead_id = SnowflakeGenerator(1).next_id(clock())
-    event = ChatLayer._message_event(dead_id, "general", "alice", decode(ChatPost, body("t")))
+    template = message_template(room="general", sender="alice", post=decode(ChatPost, body("t")))
+    event = template.fill(dead_id)
     await chat._ledger.reserve(
-        user="alice", client_id="t", room="general", message_id=dead_id, event=event
+        user="alice", client_id="t", room="general", candidate=dead_id, event=template
     )
     ids = await post_many(chat, clock, 8)
     retry = await chat.handle_send("alice", POST, [], body("t"))  # published now, same id

@@ -243,6 +243,7 @@ await step("chat both ways", async () => {
 });
 
 await step("typing is shown to the other", async () => {
+  // One change of the composer is enough: typing right after a post is told at once.
   await bob.page.locator("#composer-text").fill("I am typ");
   await alice.page.locator(".typing", { hasText: "bob is typing…" }).waitFor();
   await bob.page.locator("#composer-text").fill("");

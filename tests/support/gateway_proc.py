@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import random
-import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.ports import free_port
 from tests.support.process import ManagedProcess
 
+__all__ = ["DEV_USERS", "GatewayProcess", "free_port"]
+
 DEV_USERS = "guest:guest,alice:alice,bob:bob"
-
-
-#: Ports handed to test servers come from below the kernel's ephemeral range (32768-60999
-#: here), so an outgoing connection can never take one between our check and the bind.
-_TEST_PORTS = range(20000, 32000)
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 outside the ephemeral range."""
-    for _ in range(200):
-        port = random.choice(_TEST_PORTS)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port found for a test server")
 
 
 @dataclass

@@ -159,6 +159,15 @@ class StompClient:
         except queue.Empty:
             raise TimeoutError(f"no MESSAGE within {timeout} s; errors: {self.errors()}") from None
 
+    def next_event(self, event_type: str, timeout: float = 10.0) -> Received:
+        """The next MESSAGE with ``event-type: <event_type>``, passing over the others: a
+        room's presence (and typing) events come whenever they happen, between any two."""
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.next_message(max(0.01, deadline - time.monotonic()))
+            if message.headers.get("event-type") == event_type:
+                return message
+
     def messages(self, count: int, timeout: float = 10.0) -> list[Received]:
         deadline = time.monotonic() + timeout
         return [self.next_message(max(0.01, deadline - time.monotonic())) for _ in range(count)]
