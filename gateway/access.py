@@ -40,7 +40,7 @@ from gateway.auth.gatekeeper import Gatekeeper
 from gateway.auth.identity import Identity
 from gateway.auth.limits import Breach
 from gateway.auth.origin import origin_allowed, origin_rejection
-from gateway.auth.rates import SessionRateLimiter
+from gateway.auth.rates import RatePolicy, RateProfile, SessionRateLimiter
 from gateway.auth.settings import AuthMode, AuthSettings
 from gateway.settings import ConfigurationError, Settings
 
@@ -56,6 +56,7 @@ __all__ = [
     "auth_settings",
     "build_access",
     "node_redis",
+    "rate_policy",
 ]
 
 log = logging.getLogger("stompgate.access")
@@ -70,9 +71,11 @@ class Access:
         node_id: str,
         key_prefix: str,
         membership_fallback: MembershipFallback | None = None,
+        rates: RatePolicy | None = None,
     ) -> None:
         """``membership_fallback`` answers for the ``member_of`` sets it knows when Redis has
-        lost them (the chat's room rosters)."""
+        lost them (the chat's room rosters); ``rates`` says which rates each listener and
+        role gets (default: the abuse limits' everywhere)."""
         self.settings = auth
         self.limits = auth.limits
         self.redis = redis_client
@@ -92,7 +95,10 @@ class Access:
         self.counter = ConnectionCounter(
             auth.limits, redis_client, key_prefix=key_prefix, node_id=node_id
         )
-        self._no_rate_limits = SessionRateLimiter(auth.limits)
+        self.rates = rates or RatePolicy(
+            {"ws": auth.limits, "tcp": auth.limits}, {"ws": auth.limits, "tcp": auth.limits}
+        )
+        self._no_rate_limits = SessionRateLimiter(RateProfile())
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -133,10 +139,19 @@ class Access:
     async def release_user(self, lease: UserLease) -> None:
         await self.counter.release_user(lease)
 
-    def rate_limiter(self) -> SessionRateLimiter:
-        if not (self.limits.frames_per_second or self.limits.bytes_per_second):
+    def rate_limiter(
+        self, transport: str, roles: frozenset[str] | None = None
+    ) -> SessionRateLimiter:
+        """The rates of a session on listener ``transport``; with ``roles``, of its identity
+        (a service role has its own, see ``--service-roles``)."""
+        rates = (
+            self.rates.for_listener(transport)
+            if roles is None
+            else self.rates.for_session(transport, roles)
+        )
+        if not (rates.frames_per_second or rates.bytes_per_second):
             return self._no_rate_limits  # no buckets: nothing per session to keep
-        return SessionRateLimiter(self.limits)
+        return SessionRateLimiter(rates)
 
     # -- CONNECT -----------------------------------------------------------------------------
 
@@ -250,7 +265,31 @@ def build_access(
         node_id=settings.node_id,
         key_prefix=settings.redis_prefix,
         membership_fallback=membership_fallback,
+        rates=rate_policy(settings, auth),
     )
+
+
+def rate_policy(settings: Settings, auth: AuthSettings) -> RatePolicy:
+    """Rates per listener and role: WebSocket sessions get the abuse limits' (browsers),
+    TCP sessions ``--tcp-*``, sessions of a service role ``--service-*`` on either."""
+    tcp = RateProfile.derived(
+        settings.tcp_frames_per_second,
+        settings.tcp_bytes_per_second,
+        settings.tcp_max_frame_size,
+        frames_burst=settings.tcp_frames_burst,
+        bytes_burst=settings.tcp_bytes_burst,
+    )
+    service = {
+        name: RateProfile.derived(
+            settings.service_frames_per_second,
+            settings.service_bytes_per_second,
+            size,
+            frames_burst=settings.service_frames_burst,
+            bytes_burst=settings.service_bytes_burst,
+        )
+        for name, size in (("ws", settings.max_frame_size), ("tcp", settings.tcp_max_frame_size))
+    }
+    return RatePolicy({"ws": auth.limits, "tcp": tcp}, service, settings.service_role_names)
 
 
 def node_redis(settings: Settings, role: str) -> redis.Redis:

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gateway import stomp_headers
 from gateway.access import Access, auth_settings, build_access
+from gateway.auth.input_budget import NodeInputBudget
 from gateway.chat.push_api import install_push_api
 from gateway.chat.typing import TypingSettings
 from gateway.chat_bridge import (
@@ -44,6 +45,7 @@ from gateway.router import AppPort, Router
 from gateway.settings import ConfigurationError, Settings
 from gateway.stomp import Limits, SessionConfig
 from gateway.transport.base import OpenConnection
+from gateway.transport.http_guard import HttpGuard
 from gateway.transport.tcp import TcpListener
 from gateway.transport.tls import server_context
 from gateway.transport.ws import WebSocketEndpoint
@@ -125,7 +127,11 @@ class Gateway:
         self.metrics.registry.register(RoomOrderCollector(self.relay))
         self.chat: ChatBridge | None = None
         self.presence: PresenceBridge | None = None
-        self.app = web.Application()
+        #: The HTTP port's per-IP count and request-header deadline, from accept on.
+        self.http_guard = HttpGuard(
+            self.access, self.metrics, settings.http_header_timeout, settings.ws_path
+        )
+        self.app = web.Application(middlewares=[self.http_guard.middleware])
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
@@ -137,6 +143,7 @@ class Gateway:
         )
         self.app.router.add_routes(demo.routes())
         self._runner: web.AppRunner | None = None
+        self._http: asyncio.Server | None = None
         self._tcp: TcpListener | None = None
         #: Makes the connection of a new socket (set by start(); the transports use it).
         self.open_connection: OpenConnection | None = None
@@ -175,17 +182,20 @@ class Gateway:
         router = Router(self.relay, self.chat, apps)
         open_connection = self.open_connection = self._opener(router)
         endpoint = WebSocketEndpoint(
-            settings, self.node, self.access, self.metrics, open_connection
+            settings, self.node, self.access, self.metrics, open_connection, self.http_guard
         )
         self.app.router.add_get(settings.ws_path, endpoint.handle)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, settings.http_host, settings.http_port, ssl_context=self.tls
+        server = self._runner.server
+        assert server is not None  # set up above
+        self._http = await asyncio.get_running_loop().create_server(
+            self.http_guard.factory(server),
+            settings.http_host,
+            settings.http_port,
+            ssl=self.tls,
         )
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
+        sockets = self._http.sockets
         self.http_port = int(sockets[0].getsockname()[1]) if sockets else settings.http_port
         if settings.stomp_port:
             self._tcp = TcpListener(self.node, self.access, self.metrics, open_connection)
@@ -217,7 +227,11 @@ class Gateway:
 
     def _opener(self, router: Router) -> OpenConnection:
         node, access, metrics = self.node, self.access, self.metrics
-        limits = connection_limits(self.settings, bytes_burst=access.limits.bytes_burst)
+        budget = NodeInputBudget(self.settings.max_buffered_bytes)
+        per_listener = {
+            name: connection_limits(self.settings, transport=name, input_budget=budget)
+            for name in ("ws", "tcp")
+        }
 
         def open_connection(
             out: Outbound, *, transport_name: str, peer: str, handshake_token: str | None = None
@@ -228,7 +242,7 @@ class Gateway:
                 access=access,
                 router=router,
                 metrics=metrics,
-                limits=limits,
+                limits=per_listener[transport_name],
                 transport_name=transport_name,
                 peer=peer,
                 handshake_token=handshake_token,
@@ -241,6 +255,8 @@ class Gateway:
     async def stop(self, reason: str = "server shutting down") -> None:
         if self._tcp is not None:
             await self._tcp.stop()
+        if self._http is not None:
+            self._http.close()  # no new sockets; those open are drained below
         await self.node.stop(reason)
         if self.presence is not None:
             await self.presence.close()  # publishes through the relay: before it closes
@@ -277,15 +293,21 @@ def _from_env(build: Callable[[], _S]) -> _S:
         raise ConfigurationError(str(exc)) from None
 
 
-def connection_limits(settings: Settings, *, bytes_burst: int = 0) -> ConnectionLimits:
-    """The limits every connection of a node shares, from the node's settings."""
+def connection_limits(
+    settings: Settings, *, transport: str = "ws", input_budget: NodeInputBudget | None = None
+) -> ConnectionLimits:
+    """The limits every connection of a node's listener shares (``transport``: ``ws`` or
+    ``tcp``, whose frame size is its own), from the node's settings; ``input_budget`` is
+    the node's, shared by its listeners."""
+    frame_size = settings.tcp_max_frame_size if transport == "tcp" else settings.max_frame_size
     limits = Limits(
-        max_frame_size=settings.max_frame_size,
+        max_frame_size=frame_size,
         max_headers=settings.max_headers,
         max_header_line=settings.max_header_line,
         max_subscriptions=settings.max_subscriptions,
         max_transactions=settings.max_transactions,
         max_transaction_frames=settings.max_transaction_frames,
+        max_transaction_bytes=settings.max_transaction_bytes,
     )
     heartbeat = (settings.heartbeat_send_ms, settings.heartbeat_receive_ms)
     return ConnectionLimits(
@@ -297,7 +319,10 @@ def connection_limits(settings: Settings, *, bytes_burst: int = 0) -> Connection
         ),
         max_unconfirmed=settings.max_unconfirmed,
         max_outbound_buffer=settings.max_outbound_buffer,
-        bytes_burst=bytes_burst,
+        # One read is charged at most this much: a frame of the largest size the listener
+        # takes must always pass (every rate profile's byte burst is at least that).
+        bytes_burst=frame_size,
+        input_budget=input_budget or NodeInputBudget(settings.max_buffered_bytes),
     )
 
 

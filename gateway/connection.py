@@ -59,11 +59,11 @@ class Connection:
         "_host",
         "_lease",
         "_limits",
+        "_meter",
         "_metrics",
         "_router",
         "_sender",
         "_subscriptions",
-        "_unpaid",
         "active",
         "created",
         "deadline",
@@ -107,7 +107,7 @@ class Connection:
         self.session_id = host.new_session_id()
         self.identity: Identity | None = None
         self.deadline: float | None = None  # epoch seconds when the token expires
-        self.rate = access.rate_limiter()
+        self.rate = access.rate_limiter(transport_name)
         self._lease: UserLease | None = None
         self._authorize = _refuse_before_connect  # bound to the identity by CONNECT
         self._subscriptions = Subscriptions(self, access=access, router=router)
@@ -123,7 +123,7 @@ class Connection:
         self._closing = False
         self.dirty = False  # queued output the host will flush at the end of this loop turn
         self.active = False  # read something since the host last looked (lifecycle)
-        self._unpaid = 0  # bytes read but not yet charged to the rate limiter
+        self._meter = limits.input_budget.meter(limits.bytes_burst)  # rates, node budget
         now = time.monotonic()
         self.created = now
         self.last_read = now
@@ -179,11 +179,9 @@ class Connection:
             self._host.mark_active(self)
         session = self.session
         session.receive_data(data)
-        # Bytes are charged with the next frame to complete, so a frame that arrives in many
-        # reads pays for all of them (a charge never exceeds the burst: a frame up to the
-        # maximum size must always be able to pass).
-        self._unpaid += len(data)
-        burst = self._limits.bytes_burst
+        meter = self._meter
+        meter.arrived(len(data))
+        handled = False
         # The session hands out at most max_pending_frames events at a time, and frames that
         # came in with the CONNECT only after accept(): drain until it has nothing more.
         while batch := session.events_received():
@@ -191,17 +189,37 @@ class Connection:
                 if self._closing:
                     return
                 # A protocol violation (e.g. "frame too large") ends the session with its own
-                # ERROR; a rate limit must not hide why.
+                # ERROR; a rate limit must not hide why. A COMMIT pays for its held frames.
                 if not isinstance(event, events.ProtocolViolation):
-                    cost = min(self._unpaid, burst) if burst else self._unpaid
-                    breach = self.rate.breach(cost, now)
+                    commit = isinstance(event, events.TransactionCommitted)
+                    held = session.frames_held if commit else None
+                    breach = meter.charge_event(self.rate, now, frames_held=held)
                     if breach is not None:
                         self._refuse(breach.error())
                         return
-                    self._unpaid = 0
+                handled = True
                 await self._handle(event)
                 self.flush()
+        if not self._closing:
+            breach, started = meter.end_read(
+                self.rate,
+                now,
+                frames_held=session.frames_held,
+                buffered=session.buffered_input,
+                transaction_bytes=session.transaction_bytes,
+                progressed=handled,
+            )
+            if breach is not None:
+                self._refuse(breach.error())
+                return
+            if started:
+                self._host.frame_started(self)
         self.flush()
+
+    @property
+    def frame_started(self) -> float | None:
+        """When the unfinished frame this client is sending began (None: none)."""
+        return self._meter.frame_started
 
     async def _handle(self, event: events.Event) -> None:
         self._metrics.frames_in.inc(COMMANDS[type(event)])
@@ -222,6 +240,7 @@ class Connection:
         self.identity = identity
         self._authorize = functools.partial(access.authorize, identity)
         self.deadline = access.deadline(identity)
+        self.rate = access.rate_limiter(self.transport_name, identity.roles)
         self.session.accept(session_id=self.session_id, user_name=identity.user)
         self._metrics.frames_out.inc("CONNECTED")
         self._host.authenticated(self)  # heart-beats, idle, token; announced
@@ -297,12 +316,14 @@ class Connection:
             self.last_write = time.monotonic()
         if self._closing:
             return
-        if session.closed:
+        if session.failed:
             self.close()
             return
+        # The backlog before this write counts: a message larger than the limit still goes
+        # out whole to a client that keeps up (a 16 MiB one on TCP, say).
         limit = self._limits.max_outbound_buffer
         queued = out.buffered()
-        if queued > limit:
+        if queued - len(data) > limit:
             self._metrics.slow_consumer_drops.inc()
             self.fail(
                 ErrorMessage.SLOW_CONSUMER,
@@ -343,6 +364,7 @@ class Connection:
         if self._closing:
             return
         self._closing = True
+        self._meter.release()
         self._sender.close()  # a wait for confirms ends with the connection
         data = self.session.data_to_send()
         if data:

@@ -75,6 +75,7 @@ class ErrorMessage(enum.StrEnum):
     LIMIT_EXCEEDED = "Limit exceeded"
     CONNECT_TIMEOUT = "CONNECT timeout"
     IDLE_TIMEOUT = "Idle timeout"
+    FRAME_TIMEOUT = "Frame timeout"
     HEARTBEAT_TIMEOUT = "Heart-beat timeout"
     SERVER_SHUTTING_DOWN = "Server shutting down"
 

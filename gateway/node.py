@@ -7,9 +7,10 @@ knows a connection only through :class:`Hosted`:
 * one flush per broker read (or loop turn) for every connection that got deliveries
   (several frames per write): the relay calls :meth:`Node.begin_batch`/:meth:`Node.end_batch`
   around each read;
-* one ticker for heart-beats and the CONNECT, heart-beat, idle and token timeouts, instead of
-  a timer per connection; a timer wheel files each connection under the tick at which its
-  earliest timer can fall due, so a tick looks only at those (see :meth:`Node.tick`);
+* one ticker for heart-beats and the CONNECT, heart-beat, idle, unfinished-frame and token
+  timeouts, instead of a timer per connection; a timer wheel files each connection under
+  the tick at which its earliest timer can fall due, so a tick looks only at those (see
+  :meth:`Node.tick`);
 * lifecycle events, announced to the :class:`~gateway.lifecycle.LifecycleListener` tuple it
   is given: opened, authenticated, closed (with a reason), and activity, in batches, once per
   tick;
@@ -74,6 +75,9 @@ class Hosted(ConnectionInfo, Protocol):
 
     @property
     def closing(self) -> bool: ...
+
+    @property
+    def frame_started(self) -> float | None: ...  # monotonic: an unfinished frame began
 
     def flush(self) -> None: ...
 
@@ -151,6 +155,11 @@ class Node:
         self.schedule(conn, time.monotonic(), time.time())
         for listener in self._listeners:
             listener.on_authenticated(conn)
+
+    def frame_started(self, conn: Hosted) -> None:
+        """``conn`` began a frame it has not finished: file the frame's deadline too."""
+        if self.settings.frame_timeout:
+            self.schedule(conn, time.monotonic(), time.time())
 
     def mark_active(self, conn: Hosted) -> None:
         """``conn`` read something; announced with the next tick (``conn.active`` is set)."""
@@ -282,6 +291,16 @@ class Node:
                 reason="token_expired",
             )
             return
+        frame_timeout = self.settings.frame_timeout
+        started = conn.frame_started
+        if frame_timeout and started is not None and now - started > frame_timeout:
+            conn.fail(
+                ErrorMessage.FRAME_TIMEOUT,
+                detail=f"frame timeout: a frame begun {now - started:.1f} s ago is still "
+                f"unfinished (frame_timeout {frame_timeout:g} s)",
+                reason="frame_timeout",
+            )
+            return
         idle_timeout = self.access.limits.idle_timeout
         if idle_timeout and now - conn.last_read > idle_timeout:
             conn.fail(
@@ -320,6 +339,10 @@ class Node:
         idle_timeout = self.access.limits.idle_timeout
         if idle_timeout:
             due = _earlier(due, conn.last_read + idle_timeout)
+        frame_timeout = self.settings.frame_timeout
+        started = conn.frame_started
+        if frame_timeout and started is not None:
+            due = _earlier(due, started + frame_timeout)
         plan = conn.session.heartbeat
         if plan is not None:
             if plan.expect_every_ms:

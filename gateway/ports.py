@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from gateway.auth.authority import Authority, Authorize
 from gateway.auth.counter import UserLease
 from gateway.auth.identity import Identity
+from gateway.auth.input_budget import NodeInputBudget
 from gateway.auth.limits import Breach
 from gateway.delivery import DeliverySink
 from gateway.errors import ClientError
@@ -59,6 +60,8 @@ class ConnectionLimits:
     max_unconfirmed: int = 128  # SENDs without a receipt in flight (0: each one waits)
     max_outbound_buffer: int = 4 * 1024 * 1024  # bytes queued before "slow consumer"
     bytes_burst: int = 0  # a rate charge never exceeds this (0: no cap)
+    #: The node's budget of bytes held in unfinished frames and open transactions.
+    input_budget: NodeInputBudget = field(default_factory=lambda: NodeInputBudget(0))
 
 
 class Outbound(Protocol):
@@ -97,6 +100,11 @@ class ConnectionHost(Protocol[C_contra]):
         """CONNECT was accepted: start its timers (heart-beats, idle, token), announce it."""
         ...
 
+    def frame_started(self, conn: C_contra) -> None:
+        """``conn`` holds the start of a frame it has not finished (``conn.frame_started``):
+        file the frame's deadline."""
+        ...
+
     def forget(self, conn: C_contra, reason: str) -> None:
         """``conn`` is closing (``reason`` as in ``stompgate_errors_total``, or ``disconnect``,
         ``protocol``, ``peer_closed``...): stop its timers, announce it, release it."""
@@ -110,11 +118,18 @@ class RateLimiter(Protocol):
         """Charge one frame of ``frame_bytes``; the limit it breaks, or None."""
         ...
 
+    def charge(self, frames: int, size: int, now: float) -> Breach | None:
+        """Charge ``frames`` frames and ``size`` bytes; the limit they break, or None."""
+        ...
+
 
 class AccessPort(Protocol):
     """Authentication, limits and authorization, as a connection uses them."""
 
-    def rate_limiter(self) -> RateLimiter: ...
+    def rate_limiter(self, transport: str, roles: frozenset[str] | None = None) -> RateLimiter:
+        """The rates of a session on listener ``transport`` (``ws``, ``tcp``); with
+        ``roles``, once its identity is known (a service role may have its own)."""
+        ...
 
     async def authenticate(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import socket
 from collections.abc import Mapping
@@ -106,15 +107,101 @@ class Settings:
         default=2.0, metadata={"help": "a client is dropped after this many silent intervals"}
     )
     connect_timeout: float = field(
-        default=10.0, metadata={"help": "seconds a socket may take to finish CONNECT"}
+        default=10.0,
+        metadata={
+            "help": "seconds a socket may take to finish CONNECT (TCP: from accept;"
+            " WebSocket: from the upgrade)"
+        },
     )
-    max_frame_size: int = field(default=4 * 1024 * 1024, metadata={"help": "bytes per frame"})
+    max_frame_size: int = field(
+        default=4 * 1024 * 1024,
+        metadata={"help": "bytes per frame on the WebSocket listener (and its messages)"},
+    )
+    tcp_max_frame_size: int = field(
+        default=16 * 1024 * 1024 + 64 * 1024,
+        metadata={
+            "help": "bytes per frame on the plain STOMP TCP listener: a 16 MiB message"
+            " (RabbitMQ's default maximum) plus 64 KiB of headers"
+        },
+    )
+    tcp_frames_per_second: float = field(
+        default=0.0,
+        metadata={
+            "help": "frames/s per session on the TCP listener; 0 = no limit (the WebSocket"
+            " listener's is STOMPGATE_FRAMES_PER_SECOND)"
+        },
+    )
+    tcp_frames_burst: int = field(
+        default=0, metadata={"help": "frames a TCP session may send at once; 0 = 2 s worth"}
+    )
+    tcp_bytes_per_second: float = field(
+        default=0.0,
+        metadata={"help": "bytes/s per session on the TCP listener; 0 = no limit"},
+    )
+    tcp_bytes_burst: int = field(
+        default=0,
+        metadata={
+            "help": "bytes a TCP session may send at once (at least --tcp-max-frame-size);"
+            " 0 = 2 s worth, at least --tcp-max-frame-size"
+        },
+    )
+    service_roles: str = field(
+        default="service",
+        metadata={
+            "help": "roles (comma separated) whose sessions get the service rate limits on"
+            " every listener; empty = none"
+        },
+    )
+    service_frames_per_second: float = field(
+        default=0.0,
+        metadata={"help": "frames/s per session of a service role; 0 = no limit"},
+    )
+    service_frames_burst: int = field(
+        default=0,
+        metadata={"help": "frames a service session may send at once; 0 = 2 s worth"},
+    )
+    service_bytes_per_second: float = field(
+        default=0.0,
+        metadata={"help": "bytes/s per session of a service role; 0 = no limit"},
+    )
+    service_bytes_burst: int = field(
+        default=0,
+        metadata={
+            "help": "bytes a service session may send at once (at least the listener's frame"
+            " size); 0 = 2 s worth, at least the listener's frame size"
+        },
+    )
+    frame_timeout: float = field(
+        default=30.0,
+        metadata={
+            "help": "seconds a started frame may take to arrive whole (after CONNECTED);"
+            " 0 = no deadline"
+        },
+    )
+    max_buffered_bytes: int = field(
+        default=256 * 1024 * 1024,
+        metadata={
+            "help": "bytes of unfinished frames and open transactions all sessions of the node"
+            " may hold together; the session that would go past it is closed; 0 = no limit"
+        },
+    )
+    http_header_timeout: float = field(
+        default=10.0,
+        metadata={
+            "help": "seconds an HTTP connection may take to send a request's headers (each"
+            " request, the WebSocket upgrade included); 0 = no deadline"
+        },
+    )
     max_headers: int = field(default=64, metadata={"help": "headers per frame"})
     max_header_line: int = field(default=8192, metadata={"help": "bytes per header line"})
     max_subscriptions: int = field(default=256, metadata={"help": "subscriptions per session"})
     max_transactions: int = field(default=16, metadata={"help": "open transactions per session"})
     max_transaction_frames: int = field(
         default=1024, metadata={"help": "frames buffered in one transaction"}
+    )
+    max_transaction_bytes: int = field(
+        default=8 * 1024 * 1024,
+        metadata={"help": "bytes (headers and bodies) buffered in one transaction; 0 = no limit"},
     )
     max_outbound_buffer: int = field(
         default=4 * 1024 * 1024,
@@ -196,6 +283,33 @@ class Settings:
             raise ValueError(
                 f"--seen-by-max-members must not be negative, got {self.seen_by_max_members}"
             )
+        for name in (
+            "tcp_max_frame_size",
+            "tcp_frames_per_second",
+            "tcp_frames_burst",
+            "tcp_bytes_per_second",
+            "tcp_bytes_burst",
+            "service_frames_per_second",
+            "service_frames_burst",
+            "service_bytes_per_second",
+            "service_bytes_burst",
+            "frame_timeout",
+            "max_buffered_bytes",
+            "http_header_timeout",
+            "max_transaction_bytes",
+        ):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} must be a finite number >= 0, got {value}")
+        largest = max(self.max_frame_size, self.tcp_max_frame_size)
+        for prefix, frame_size in (("tcp", self.tcp_max_frame_size), ("service", largest)):
+            burst = getattr(self, f"{prefix}_bytes_burst")
+            if burst and burst < frame_size:
+                raise ValueError(
+                    f"--{prefix}-bytes-burst ({burst}) must be >= {frame_size} (the largest"
+                    " frame it applies to), or such a frame could never pass"
+                )
         if self.max_unconfirmed < 0:
             raise ValueError(f"--max-unconfirmed must not be negative, got {self.max_unconfirmed}")
 
@@ -203,6 +317,11 @@ class Settings:
     def seen_by_limit(self) -> int:
         """The largest room whose members' read pointers are shown."""
         return self.seen_by_max_members or self.room_max_members
+
+    @property
+    def service_role_names(self) -> frozenset[str]:
+        """The roles given the service rate limits."""
+        return frozenset(r.strip() for r in self.service_roles.split(",") if r.strip())
 
     def dev_credentials(self) -> dict[str, str]:
         pairs: dict[str, str] = {}

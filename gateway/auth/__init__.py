@@ -18,7 +18,10 @@ One job per module, all pure except where Redis or HTTP is named:
 - ``limits``         AbuseLimits (every abuse limit), Breach and its kinds, frame-size and
                      subscription checks
 - ``origin``         origin_allowed, origin_rejection: the WebSocket Origin allow-list
-- ``rates``          TokenBucket, SessionRateLimiter (frames/s and bytes/s of one session)
+- ``rates``          TokenBucket, SessionRateLimiter (frames/s and bytes/s of one session),
+                     RatePolicy (the rates of each listener and of service roles)
+- ``input_budget``   InputMeter, NodeInputBudget: every frame and byte charged (inside
+                     transactions, before a frame is whole), the node's budget of held input
 - ``counter``        ConnectionCounter, UserLease: connections per IP, and per user across
                      nodes (Redis)
 - ``settings``       AuthMode, AuthSettings.from_env: every auth setting from the environment

@@ -45,6 +45,8 @@ BREACH_KINDS = (
     "connect_timeout",
     "idle_timeout",
     "frame_size",
+    "buffered_bytes",
+    "http_header_timeout",
 )
 
 MIB = 1024 * 1024
@@ -65,7 +67,7 @@ class AbuseLimits:
     ``FRAMES_BURST``                  ``frames_burst``              ``100``
     ``BYTES_PER_SECOND``              ``bytes_per_second``          ``1000000``
     ``BYTES_BURST``                   ``bytes_burst``               ``8388608`` (8 MiB)
-    ``MAX_SUBSCRIPTIONS``             ``max_subscriptions``         ``100``
+    ``MAX_SUBSCRIPTIONS``             ``max_subscriptions``         ``256``
     ``CONNECT_TIMEOUT``               ``connect_timeout``           ``10`` seconds
     ``IDLE_TIMEOUT``                  ``idle_timeout``              ``120`` seconds
     ``MAX_FRAME_SIZE``                ``max_frame_size``            ``4194304`` (4 MiB)
@@ -81,7 +83,7 @@ class AbuseLimits:
     frames_burst: int = 100
     bytes_per_second: float = 1_000_000.0
     bytes_burst: int = 8 * MIB
-    max_subscriptions: int = 100
+    max_subscriptions: int = 256
     connect_timeout: float = 10.0
     idle_timeout: float = 120.0
     max_frame_size: int = 4 * MIB

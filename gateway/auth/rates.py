@@ -1,4 +1,5 @@
-"""Rate limits: a token bucket, and the frames/s + bytes/s limiter of one STOMP session.
+"""Rate limits: a token bucket, the frames/s + bytes/s limiter of one STOMP session, and
+which rates a session gets (its listener's, or its role's).
 
 Pure: no clock, no I/O; callers pass ``now`` (any monotonic seconds).  A breach is a
 ``Breach`` of ``gateway.auth.limits`` (kind ``frames_per_second`` or ``bytes_per_second``).
@@ -7,10 +8,77 @@ Pure: no clock, no I/O; callers pass ``now`` (any monotonic seconds).  A breach 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
-from gateway.auth.limits import AbuseLimits, Breach
+from gateway.auth.limits import Breach
 
-__all__ = ["SessionRateLimiter", "TokenBucket"]
+__all__ = ["RatePolicy", "RateProfile", "Rates", "SessionRateLimiter", "TokenBucket"]
+
+
+class Rates(Protocol):
+    """The four numbers of a session's rate limits (``AbuseLimits`` is one, too)."""
+
+    @property
+    def frames_per_second(self) -> float: ...
+
+    @property
+    def frames_burst(self) -> int: ...
+
+    @property
+    def bytes_per_second(self) -> float: ...
+
+    @property
+    def bytes_burst(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RateProfile:
+    """Rates of a listener or a role; 0 turns a rate off."""
+
+    frames_per_second: float = 0.0
+    frames_burst: int = 0
+    bytes_per_second: float = 0.0
+    bytes_burst: int = 0
+
+    @classmethod
+    def derived(
+        cls,
+        frames_per_second: float,
+        bytes_per_second: float,
+        max_frame_size: int,
+        *,
+        frames_burst: int = 0,
+        bytes_burst: int = 0,
+    ) -> RateProfile:
+        """A burst given as 0 is two seconds' worth; the byte burst is at least
+        ``max_frame_size``, so the largest frame the listener takes can always pass."""
+        return cls(
+            frames_per_second,
+            frames_burst or max(1, math.ceil(2 * frames_per_second)),
+            bytes_per_second,
+            max(bytes_burst or math.ceil(2 * bytes_per_second), max_frame_size),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RatePolicy:
+    """Which rates a session gets: those of its listener (``listeners``, by transport name:
+    ``ws``, ``tcp``) until CONNECT, then those of a service role if its identity has one
+    (``service``, by transport name too: the byte burst follows the listener's frame size)."""
+
+    listeners: Mapping[str, Rates]
+    service: Mapping[str, Rates]
+    service_roles: frozenset[str] = frozenset()
+
+    def for_listener(self, transport: str) -> Rates:
+        return self.listeners[transport]
+
+    def for_session(self, transport: str, roles: frozenset[str]) -> Rates:
+        if self.service_roles and not self.service_roles.isdisjoint(roles):
+            return self.service[transport]
+        return self.listeners[transport]
 
 
 def _num(value: float) -> str:
@@ -72,7 +140,7 @@ class SessionRateLimiter:
 
     __slots__ = ("_bytes", "_frames", "limits")
 
-    def __init__(self, limits: AbuseLimits) -> None:
+    def __init__(self, limits: Rates) -> None:
         self.limits = limits
         self._frames = (
             TokenBucket(limits.frames_per_second, limits.frames_burst)
@@ -85,24 +153,34 @@ class SessionRateLimiter:
             else None
         )
 
+    @property
+    def unlimited(self) -> bool:
+        return self._frames is None and self._bytes is None
+
     def breach(self, frame_bytes: int, now: float) -> Breach | None:
+        """Charge one frame of ``frame_bytes``; the limit it breaks, or None."""
+        return self.charge(1, frame_bytes, now)
+
+    def charge(self, frames: int, size: int, now: float) -> Breach | None:
+        """Charge ``frames`` frames and ``size`` bytes (either may be 0) to both buckets, or
+        to neither; the limit they break, or None."""
         lim = self.limits
-        if self._frames is not None and self._frames.available(now) < 1:
+        if frames and self._frames is not None and self._frames.available(now) < frames:
             return Breach(
                 "frames_per_second",
                 f"rate limit exceeded: frames_per_second {_num(lim.frames_per_second)} "
                 f"(burst {lim.frames_burst})",
             )
-        if self._bytes is not None and self._bytes.available(now) < frame_bytes:
+        if size and self._bytes is not None and self._bytes.available(now) < size:
             return Breach(
                 "bytes_per_second",
                 f"rate limit exceeded: bytes_per_second {_num(lim.bytes_per_second)} "
                 f"(burst {lim.bytes_burst})",
             )
-        if self._frames is not None:
-            self._frames.allow(1, now)
-        if self._bytes is not None:
-            self._bytes.allow(frame_bytes, now)
+        if frames and self._frames is not None:
+            self._frames.allow(frames, now)
+        if size and self._bytes is not None:
+            self._bytes.allow(size, now)
         return None
 
     def check(self, frame_bytes: int, now: float) -> str | None:

@@ -27,5 +27,7 @@ class Limits:
     max_transactions: int = 16
     #: Frames buffered in one transaction.
     max_transaction_frames: int = 1024
+    #: Bytes (headers and bodies) buffered in one transaction; 0 = no limit.
+    max_transaction_bytes: int = 8 * 1024 * 1024
     #: Events parsed but not yet taken by ``ServerSession.events_received()``.
     max_pending_frames: int = 1024

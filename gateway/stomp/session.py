@@ -209,9 +209,12 @@ class ServerSession:
         "_proposed_version",
         "_state",
         "_subscriptions",
+        "_transaction_sizes",
         "_transactions",
         "config",
+        "frames_held",
         "heartbeat",
+        "transaction_bytes",
         "version",
     )
 
@@ -231,6 +234,17 @@ class ServerSession:
         # Created by the first SUBSCRIBE / BEGIN: most sessions sit idle or never use them.
         self._subscriptions: dict[str, events.SubscribeRequested] | None = None
         self._transactions: dict[str, list[events.TransactionFrame]] | None = None
+        self._transaction_sizes: dict[str, int] | None = None  # transaction -> bytes held
+        #: Frames so far that produced no event of their own: BEGIN, and those held in a
+        #: transaction (the adapter charges them to rate limits by this count).
+        self.frames_held = 0
+        #: Bytes held in open transactions (for the node's input budget).
+        self.transaction_bytes = 0
+
+    @property
+    def buffered_input(self) -> int:
+        """Bytes received but not parsed yet: an unfinished frame (or frames held back)."""
+        return self._parser.buffered
 
     # -- bytes in, events out ---------------------------------------------------------
 
@@ -266,6 +280,12 @@ class ServerSession:
     def closed(self) -> bool:
         """True once an ERROR was queued or DISCONNECT handled: flush, then close."""
         return self._state is SessionState.CLOSED
+
+    @property
+    def failed(self) -> bool:
+        """True once an ERROR was queued (closed by an error, not by DISCONNECT: the frames
+        that came before a DISCONNECT are still the adapter's to handle)."""
+        return self._errored
 
     def subscription(self, sub_id: str) -> events.SubscribeRequested | None:
         """The active subscription with id ``sub_id``, if any."""
@@ -449,7 +469,12 @@ class ServerSession:
             self._events.append(events.ProtocolViolation(error))
         self._state = SessionState.CLOSED
         self._errored = True
+        self._drop_transactions()
+
+    def _drop_transactions(self) -> None:
         self._transactions = None
+        self._transaction_sizes = None
+        self.transaction_bytes = 0
 
     def _fail(
         self,
@@ -587,6 +612,24 @@ class ServerSession:
                 frame,
             )
             return
+        size = _frame_size(frame)
+        sizes = self._transaction_sizes
+        if sizes is None:
+            sizes = self._transaction_sizes = {}
+        held = sizes.get(transaction, 0) + size
+        byte_limit = self.config.limits.max_transaction_bytes
+        if byte_limit and held > byte_limit:
+            self._fail(
+                ProtocolMessage.TRANSACTION_TOO_LARGE,
+                f"transaction {_quote(transaction)} too large: {held} bytes > "
+                f"max_transaction_bytes {byte_limit}\n"
+                "Commit or abort the transaction before sending more frames in it.",
+                frame,
+            )
+            return
+        sizes[transaction] = held
+        self.transaction_bytes += size
+        self.frames_held += 1
         frames.append(item)
 
     def _unknown_transaction(self, transaction: str, frame: Frame) -> None:
@@ -726,6 +769,7 @@ class ServerSession:
         if not self._admits(frame, transactions, transaction, limit, _TRANSACTION_NAMES):
             return
         transactions[transaction] = []
+        self.frames_held += 1
         receipt = frame.header("receipt")
         if receipt is not None:
             self.receipt(receipt)
@@ -758,11 +802,22 @@ class ServerSession:
     def _end_transaction(self, transaction: str) -> list[events.TransactionFrame] | None:
         """Take the frames of an open transaction (None: no such transaction)."""
         transactions = self._transactions
+        sizes = self._transaction_sizes
+        if sizes is not None:
+            self.transaction_bytes -= sizes.pop(transaction, 0)
         return None if transactions is None else transactions.pop(transaction, None)
 
     def _on_disconnect(self, frame: Frame) -> None:
-        self._transactions = None
+        self._drop_transactions()
         self._events.append(events.DisconnectRequested(frame.header("receipt")))
+
+
+def _frame_size(frame: Frame) -> int:
+    """About the bytes a frame took on the wire (its command, headers and body)."""
+    size = len(frame.command) + len(frame.body) + 3
+    for name, value in frame.headers:
+        size += len(name) + len(value) + 2
+    return size
 
 
 _Handler = Callable[[ServerSession, Frame], None]

@@ -1,5 +1,11 @@
 """Plain STOMP over TCP for backend services (stomp.py, Java clients, ``nc``), or STOMP over
-TLS when the listener is given a server context (`gateway.transport.tls`)."""
+TLS when the listener is given a server context (`gateway.transport.tls`).
+
+Its limits are its own (``--tcp-max-frame-size``, ``--tcp-frames-per-second``, ...): the
+connections it opens are given the TCP listener's. A session that ends with an ERROR is
+closed politely: our half of the stream is shut after the ERROR, and what the client still
+sends is read and dropped until it closes, so it reads the ERROR rather than a reset.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +37,19 @@ class TcpOutbound:
         return self._transport.get_write_buffer_size()
 
     def close(self) -> None:
-        self._transport.close()
+        """Send what is queued, then end our half of the stream; reading goes on (the
+        listener drains what the client still sends), so a client that is still writing
+        reads our ERROR instead of a reset."""
+        transport = self._transport
+        if transport.is_closing():
+            return
+        if transport.can_write_eof():
+            try:
+                transport.write_eof()
+                return
+            except (OSError, RuntimeError):
+                pass
+        transport.close()
 
     def abort(self) -> None:
         self._transport.abort()
@@ -85,7 +103,7 @@ class TcpListener:
         except LimitExceeded as exc:
             self.metrics.errors.labels(exc.kind).inc()
             out.write(refusal_frame(exc))
-            out.close()
+            writer.close()  # refused at accept: nothing of it was read, nothing to drain
             return
         conn = self.open_connection(out, transport_name="tcp", peer=peer)
         try:
@@ -98,3 +116,17 @@ class TcpListener:
             pass
         finally:
             conn.close("peer_closed")
+        await _drain(reader, writer)
+
+
+async def _drain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read and drop whatever the client still sends until it closes its side (the close
+    grace aborts one that never does): closing a socket with unread bytes would reset it,
+    and the client would lose the ERROR it has not read yet."""
+    try:
+        while await reader.read(READ_CHUNK):
+            pass
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()

@@ -27,6 +27,7 @@ from gateway.metrics import Metrics
 from gateway.node import Node
 from gateway.settings import Settings
 from gateway.transport.base import OpenConnection, refusal_frame
+from gateway.transport.http_guard import HttpGuard
 
 log = logging.getLogger("stompgate.ws")
 
@@ -111,12 +112,16 @@ class WebSocketEndpoint:
         access: Access,
         metrics: Metrics,
         open_connection: OpenConnection,
+        guard: HttpGuard | None = None,
     ) -> None:
+        """``guard`` counted the socket and timed its request (the HTTP port's): the endpoint
+        takes the socket over when it upgrades it."""
         self.settings = settings
         self.node = node
         self.access = access
         self.metrics = metrics
         self.open_connection = open_connection
+        self.guard = guard
         # One int for every socket (each WebSocketResponse keeps the value it is given).
         self._max_msg_size = settings.max_frame_size + 65536
 
@@ -129,6 +134,8 @@ class WebSocketEndpoint:
             self.metrics.errors.labels("origin").inc()
             raise web.HTTPForbidden(reason=refusal, text=refusal)
         peer = request.remote or "?"
+        if self.guard is not None:
+            self.guard.hand_over(request.transport)  # its count ends, ours begins
         try:
             access.open_ip(peer)
         except LimitExceeded as exc:

@@ -95,6 +95,7 @@ class FakeHost:
         self.active: list[Connection] = []
         self.authenticated_: list[Connection] = []
         self.forgotten: list[str] = []
+        self.started: list[Connection] = []
 
     def new_session_id(self) -> str:
         return "node-1"
@@ -108,6 +109,9 @@ class FakeHost:
     def authenticated(self, conn: Connection) -> None:
         self.authenticated_.append(conn)
 
+    def frame_started(self, conn: Connection) -> None:
+        self.started.append(conn)
+
     def forget(self, conn: Connection, reason: str) -> None:
         self.forgotten.append(reason)
 
@@ -118,9 +122,13 @@ class CountingLimiter:
         self.charged: list[int] = []
 
     def breach(self, frame_bytes: int, now: float) -> Breach | None:
-        self.charged.append(frame_bytes)
-        if self.frames is not None and len(self.charged) > self.frames:
+        return self.charge(1, frame_bytes, now)
+
+    def charge(self, frames: int, size: int, now: float) -> Breach | None:
+        """One entry per frame charged (the bytes with the first)."""
+        if self.frames is not None and len(self.charged) + frames > self.frames:
             return Breach("frame_rate", "rate limit: too many frames")
+        self.charged += [size] + [0] * (frames - 1) if frames else []
         return None
 
 
@@ -131,7 +139,7 @@ class FakeAccess:
     leases: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
 
-    def rate_limiter(self) -> RateLimiter:
+    def rate_limiter(self, transport: str, roles: frozenset[str] | None = None) -> RateLimiter:
         return self.limiter
 
     async def authenticate(
@@ -573,12 +581,18 @@ async def test_nothing_is_delivered_before_connected() -> None:
 async def test_a_slow_consumer_is_told_and_closed() -> None:
     settings = Settings(heartbeat_send_ms=0, heartbeat_receive_ms=0, max_outbound_buffer=100)
     rig = await connected(connection_limits(settings))
-    rig.out.queued = 101
+    # A message larger than the limit goes out to a client whose backlog is within it.
+    big = b"b" * 1000
+    rig.conn.deliver("s1", PreparedMessage("/topic/t", (), big), None)
+    rig.out.queued = 1100  # all of this write, and 100 bytes before it
+    rig.conn.flush()
+    assert rig.out.commands() == ["MESSAGE"]
+    rig.out.queued = 1201  # 101 bytes of backlog besides the next write
     rig.conn.deliver("s1", PreparedMessage("/topic/t", (), b"m"), None)
     rig.conn.flush()
-    assert rig.out.commands() == ["MESSAGE", "ERROR"]
+    assert rig.out.commands() == ["MESSAGE", "MESSAGE", "ERROR"]
     assert rig.out.header("message") == "Slow consumer"
-    assert rig.out.body() == "slow consumer: 101 bytes queued > max_outbound_buffer 100"
+    assert rig.out.body() == "slow consumer: 1201 bytes queued > max_outbound_buffer 100"
     assert rig.host.forgotten == ["slow_consumer"]
     assert rig.metrics.registry.get_sample_value("stompgate_slow_consumer_drops_total") == 1
 

@@ -54,6 +54,7 @@ class FakeConn:
     last_read: float = 0.0
     last_write: float = 0.0
     deadline: float | None = None
+    frame_started: float | None = None
     timer_slot: int | None = None
     dirty: bool = False
     active: bool = False

@@ -42,6 +42,7 @@ class FakeConn:
     last_read: float = 0.0
     last_write: float = 0.0
     deadline: float | None = None
+    frame_started: float | None = None
     timer_slot: int | None = None
     closing: bool = False
     tick: int = 0
@@ -70,10 +71,12 @@ class FakeAccess:
 
 
 def simulate(
-    seed: int, *, wheel: bool, connect_timeout: float, idle_timeout: float
+    seed: int, *, wheel: bool, connect_timeout: float, idle_timeout: float, frame_timeout: float
 ) -> list[Action]:
     rng = random.Random(seed)
-    settings = Settings(connect_timeout=connect_timeout, heartbeat_grace=1.5)
+    settings = Settings(
+        connect_timeout=connect_timeout, heartbeat_grace=1.5, frame_timeout=frame_timeout
+    )
     access = FakeAccess(FakeLimits(idle_timeout))
     node = Node(settings, cast(Access, access))
     log: list[Action] = []
@@ -107,6 +110,13 @@ def simulate(
             elif conn.session.state is SessionState.CONNECTED:
                 if rng.random() < 0.15:
                     conn.last_read = at
+                    # A read may begin a frame it does not finish, or finish the one begun.
+                    if conn.frame_started is None and rng.random() < 0.3:
+                        conn.frame_started = at
+                        if wheel:
+                            node.schedule(cast(Hosted, conn), at, at + wall_offset)
+                    elif conn.frame_started is not None and rng.random() < 0.5:
+                        conn.frame_started = None
                 if rng.random() < 0.1:
                     conn.last_write = at
         now += gap
@@ -122,11 +132,18 @@ def simulate(
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize(("connect_timeout", "idle_timeout"), [(2.0, 3.0), (0.0, 0.0), (1.0, 0.0)])
+@pytest.mark.parametrize(
+    ("connect_timeout", "idle_timeout", "frame_timeout"),
+    [(2.0, 3.0, 1.2), (0.0, 0.0, 0.0), (1.0, 0.0, 2.0)],
+)
 def test_the_wheel_acts_exactly_when_a_full_scan_would(
-    seed: int, connect_timeout: float, idle_timeout: float
+    seed: int, connect_timeout: float, idle_timeout: float, frame_timeout: float
 ) -> None:
-    timeouts = {"connect_timeout": connect_timeout, "idle_timeout": idle_timeout}
+    timeouts = {
+        "connect_timeout": connect_timeout,
+        "idle_timeout": idle_timeout,
+        "frame_timeout": frame_timeout,
+    }
     expected = simulate(seed, wheel=False, **timeouts)
     actual = simulate(seed, wheel=True, **timeouts)
     assert len(expected) > 20

@@ -41,6 +41,14 @@ LIMITS = {
     "STOMPGATE_MAX_SUBSCRIPTIONS": "3",
     "STOMPGATE_CONNECT_TIMEOUT": "1",
     "STOMPGATE_ALLOWED_ORIGINS": "https://chat.example.com",
+    # The TCP listener and service roles have limits of their own (off by default): the
+    # same ones here, so each case holds on both listeners and for services too.
+    "STOMPGATE_TCP_FRAMES_PER_SECOND": "20",
+    "STOMPGATE_TCP_FRAMES_BURST": "20",
+    "STOMPGATE_TCP_BYTES_PER_SECOND": "20000",
+    "STOMPGATE_TCP_BYTES_BURST": "65536",
+    "STOMPGATE_TCP_MAX_FRAME_SIZE": "65536",
+    "STOMPGATE_SERVICE_ROLES": "",
 }
 
 

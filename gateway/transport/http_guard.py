@@ -1,0 +1,193 @@
+"""Limits on the HTTP port before a request reaches a handler: the per-IP connection count
+and a deadline for each request's headers.
+
+aiohttp hands a socket to a handler only once a whole request head has arrived, so a socket
+that never sends one (silent, or trickling a byte at a time) is seen by no handler. The guard
+wraps aiohttp's protocol factory, so it sees every accepted socket:
+
+* at accept, the socket counts against ``max_connections_per_ip`` (the same count as STOMP
+  sockets); past it, it is not counted and has ``REFUSED_REQUEST_TIMEOUT`` to send its
+  request: a WebSocket upgrade gets the ERROR frame ``Too many connections`` (the endpoint
+  upgrades only to say so), any other request ``429`` with the limit's text;
+* from accept, and again after each response, the client has ``http_header_timeout``
+  seconds to send the next request's headers; the guard's middleware stops the clock when a
+  request reaches the application. Past the deadline: ``HTTP/1.1 408`` and close;
+* the WebSocket endpoint takes over a socket it upgrades (:meth:`HttpGuard.hand_over`):
+  from then on the socket is a STOMP connection, counted and timed as one (the CONNECT
+  timeout runs from the upgrade).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from aiohttp import web
+
+from gateway.access import Access, LimitExceeded
+from gateway.metrics import Metrics
+
+__all__ = ["HttpGuard"]
+
+log = logging.getLogger("stompgate.http")
+
+#: A socket past the per-IP limit has this long (or the header deadline, if shorter) to send
+#: its request, uncounted: a WebSocket upgrade is answered with the ERROR that says why,
+#: anything else with 429; a silent one is closed.
+REFUSED_REQUEST_TIMEOUT = 1.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _response(status: str, text: str) -> bytes:
+    body = text.encode()
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+
+class _Guarded(asyncio.Protocol):
+    """aiohttp's protocol for one socket, behind the guard's count and deadline."""
+
+    __slots__ = ("_guard", "_inner", "_timer", "handed_over", "ip", "refusal", "transport")
+
+    def __init__(self, guard: HttpGuard, inner: asyncio.Protocol) -> None:
+        self._guard = guard
+        self._inner = inner
+        self._timer: asyncio.TimerHandle | None = None
+        self.transport: asyncio.Transport | None = None
+        self.ip: str | None = None  # counted against the per-IP limit while set
+        self.handed_over = False
+        #: Past the per-IP limit at accept: the socket may still say what it wanted (a
+        #: WebSocket is told why in an ERROR frame, as a browser shows no HTTP status).
+        self.refusal: LimitExceeded | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass of it
+        peer = transport.get_extra_info("peername")
+        ip = peer[0] if isinstance(peer, tuple) else "?"
+        guard = self._guard
+        try:
+            guard.access.open_ip(ip)
+            self.ip = ip
+        except LimitExceeded as exc:
+            guard.metrics.errors.labels(exc.kind).inc()
+            self.refusal = exc  # not counted; refused at its first request
+        self.transport = transport
+        guard.live[transport] = self
+        self.arm()
+        self._inner.connection_made(transport)
+
+    def arm(self) -> None:
+        """Start the clock for the next request's headers."""
+        timeout = self._guard.timeout
+        if self.refusal is not None:
+            timeout = min(timeout or REFUSED_REQUEST_TIMEOUT, REFUSED_REQUEST_TIMEOUT)
+        if timeout and not self.handed_over and self.transport is not None:
+            self.disarm()
+            self._timer = asyncio.get_running_loop().call_later(timeout, self._expire)
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        guard = self._guard
+        guard.metrics.errors.labels("http_header_timeout").inc()
+        log.info("HTTP request headers not received in time", extra={"peer": self.ip})
+        transport.write(
+            _response(
+                "408 Request Timeout",
+                f"http header timeout: no complete request within {guard.timeout:g} s",
+            )
+        )
+        transport.close()
+
+    def hand_over(self) -> None:
+        """The socket becomes a STOMP connection: no deadline, and no count of ours."""
+        self.handed_over = True
+        self.disarm()
+        self._release()
+
+    def _release(self) -> None:
+        if self.ip is not None:
+            self._guard.access.close_ip(self.ip)
+            self.ip = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport is not None:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self.transport is not None:
+            return self._inner.eof_received()
+        return None
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None:
+            self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        transport = self.transport
+        if transport is None:
+            return  # refused at accept: aiohttp never saw it
+        self.disarm()
+        self._release()
+        self._guard.live.pop(transport, None)
+        self._inner.connection_lost(exc)
+
+
+class HttpGuard:
+    """The per-IP count and the header deadline of the HTTP port (``timeout`` 0: none)."""
+
+    def __init__(self, access: Access, metrics: Metrics, timeout: float, ws_path: str) -> None:
+        self.access = access
+        self.ws_path = ws_path
+        self.metrics = metrics
+        self.timeout = timeout
+        self.live: dict[asyncio.BaseTransport, _Guarded] = {}
+
+    def refusal(self, transport: asyncio.BaseTransport | None) -> LimitExceeded | None:
+        """Why this socket was refused at accept (past the per-IP limit), or None."""
+        guarded = None if transport is None else self.live.get(transport)
+        return None if guarded is None else guarded.refusal
+
+    def factory(self, make: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
+        """aiohttp's protocol factory (``AppRunner.server``), guarded."""
+        return lambda: _Guarded(self, make())
+
+    def hand_over(self, transport: asyncio.BaseTransport | None) -> None:
+        """The WebSocket endpoint took this socket (it counts it from now on)."""
+        guarded = None if transport is None else self.live.get(transport)
+        if guarded is not None:
+            guarded.hand_over()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A request arrived whole: stop the clock until its response is out."""
+        transport = request.transport
+        guarded = None if transport is None else self.live.get(transport)
+        if guarded is not None:
+            guarded.disarm()
+            refusal = guarded.refusal
+            if refusal is not None and request.path != self.ws_path:
+                response = web.Response(status=429, reason=refusal.detail, text=refusal.detail)
+                response.force_close()
+                return response
+        try:
+            return await handler(request)
+        finally:
+            if guarded is not None:
+                guarded.arm()
