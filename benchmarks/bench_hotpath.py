@@ -180,7 +180,7 @@ async def bench_send(sends: int, rounds: int, *, write: bool) -> float:
     finally:
         for hosted in list(gateway.node.connections):
             assert isinstance(hosted, Connection)
-            hosted._closing = True  # no transport to close: skip the ERROR and the close
+            hosted._output.closing = True  # no transport to close: skip the ERROR and the close
             gateway.node.connections.discard(hosted)
             await hosted.release()  # the user's connection lease in Redis, the relay's state
         await gateway.stop()
