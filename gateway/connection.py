@@ -11,6 +11,9 @@ output batching, lifecycle events), and through them the connection's
 client's mistake, any :class:`~gateway.errors.ClientError`, gets exactly one ERROR frame,
 then the connection closes: its short ``message``, its ``detail`` as the ``text/plain``
 body, its reason in ``stompgate-reason`` (``protocol`` for what the session refuses itself).
+Every write to the transport (flushes, RECEIPTs, that ERROR, the close) is the connection's
+:class:`~gateway.outbound.Output`; what input costs is its meter's
+(:mod:`gateway.auth.input_budget`).
 
 A COMMIT carries out its frames in order, each receipted when done (a SEND's once the
 broker confirmed it, as RabbitMQ's plugin does), then the COMMIT's; ABORT discards them.
@@ -25,7 +28,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.access import Identity, UserLease
@@ -246,22 +249,22 @@ class Connection:
         extra = await self._sender.send(
             self._identity(), event, authorize=self._authorize, pipelined=pipelined
         )
-        self._receipt(event.receipt, extra)
+        self._output.receipt(event.receipt, extra)
 
     async def _subscribe(self, event: events.SubscribeRequested) -> None:
         subscriptions = self._subscriptions
         start = await subscriptions.subscribe(self._identity(), event, authorize=self._authorize)
-        self._receipt(event.receipt)
+        self._output.receipt(event.receipt)
         if start is not None:
             start()  # what was held until the RECEIPT: a replay, messages already queued
 
     async def _unsubscribe(self, event: events.UnsubscribeRequested) -> None:
         await self._subscriptions.unsubscribe(event)
-        self._receipt(event.receipt)
+        self._output.receipt(event.receipt)
 
     async def _ack(self, event: events.AckRequested | events.NackRequested) -> None:
         await self._subscriptions.acknowledge(event)
-        self._receipt(event.receipt)
+        self._output.receipt(event.receipt)
 
     async def _commit(self, event: events.TransactionCommitted) -> None:
         """Carry out the transaction's frames in order, each receipted when done, then
@@ -269,16 +272,16 @@ class Connection:
         for frame in event.frames:
             if isinstance(frame, events.SendRequested):
                 extra = await self._sender.send(self._identity(), frame, authorize=self._authorize)
-                self._receipt(frame.receipt, extra)
+                self._output.receipt(frame.receipt, extra)
             else:
                 await self._ack(frame)
-        self._receipt(event.receipt)
+        self._output.receipt(event.receipt)
 
     async def _abort(self, event: events.TransactionAborted) -> None:
         pass  # the session discarded the buffered frames and sent any receipt
 
     async def _disconnect(self, event: events.DisconnectRequested) -> None:
-        self._receipt(event.receipt)
+        self._output.receipt(event.receipt)
         self.close("disconnect")
 
     async def _violation(self, event: events.ProtocolViolation) -> None:
@@ -296,11 +299,6 @@ class Connection:
         return self.identity
 
     # -- output ------------------------------------------------------------------------------
-
-    def _receipt(self, receipt: str | None, headers: Sequence[tuple[str, str]] | None = ()) -> None:
-        if receipt is not None:
-            self.session.receipt(receipt, headers or ())
-            self._metrics.frames_out.inc("RECEIPT")
 
     def flush(self) -> None:
         """Write whatever the session has queued, in one write; police slow consumers."""

@@ -1,8 +1,8 @@
 """One connection's output: what its STOMP session queued, written to the transport.
 
 :class:`Output` owns the transport's sending half and every write to it: a flush (one
-write of all that is queued) with the slow-consumer rule, the one ERROR frame a client's
-mistake gets, and the close (the last bytes, the transport closed, aborted after
+write of all that is queued) with the slow-consumer rule, the RECEIPTs, the one ERROR frame
+a client's mistake gets, and the close (the last bytes, the transport closed, aborted after
 :data:`CLOSE_GRACE_SECONDS` if the peer does not take them). The connection is told once,
 through ``on_close``, so it can release what it holds and let its host forget it.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from gateway import stomp_headers
 from gateway.errors import ClientError, ErrorMessage
@@ -61,6 +61,12 @@ class Output:
         self._log = dict(log_extra)
         self.closing = False
         self.last_write = time.monotonic()
+
+    def receipt(self, receipt: str | None, headers: Sequence[tuple[str, str]] | None = ()) -> None:
+        """Queue the RECEIPT a frame asked for (none if ``receipt`` is None)."""
+        if receipt is not None:
+            self.session.receipt(receipt, headers or ())
+            self._metrics.frames_out.inc("RECEIPT")
 
     def flush(self) -> None:
         """Write whatever the session has queued, in one write; police slow consumers."""
