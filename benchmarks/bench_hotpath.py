@@ -83,7 +83,7 @@ def best_of(rounds: int, run: Callable[[], float]) -> float:
 def bench_fanout(rooms: int, subscribers: int, publishes: int, rounds: int) -> float:
     """µs per delivered MESSAGE."""
     access = SimpleNamespace(
-        rate_limiter=NoLimit,
+        rate_limiter=lambda *_: NoLimit(),
         limits=SimpleNamespace(idle_timeout=0, bytes_burst=0),
         close_ip=lambda peer: None,
     )
