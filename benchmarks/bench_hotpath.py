@@ -83,7 +83,7 @@ def best_of(rounds: int, run: Callable[[], float]) -> float:
 def bench_fanout(rooms: int, subscribers: int, publishes: int, rounds: int) -> float:
     """µs per delivered MESSAGE."""
     access = SimpleNamespace(
-        rate_limiter=NoLimit,
+        rate_limiter=lambda *_: NoLimit(),
         limits=SimpleNamespace(idle_timeout=0, bytes_burst=0),
         close_ip=lambda peer: None,
     )
@@ -180,7 +180,7 @@ async def bench_send(sends: int, rounds: int, *, write: bool) -> float:
     finally:
         for hosted in list(gateway.node.connections):
             assert isinstance(hosted, Connection)
-            hosted._closing = True  # no transport to close: skip the ERROR and the close
+            hosted._output.closing = True  # no transport to close: skip the ERROR and the close
             gateway.node.connections.discard(hosted)
             await hosted.release()  # the user's connection lease in Redis, the relay's state
         await gateway.stop()

@@ -11,6 +11,9 @@ output batching, lifecycle events), and through them the connection's
 client's mistake, any :class:`~gateway.errors.ClientError`, gets exactly one ERROR frame,
 then the connection closes: its short ``message``, its ``detail`` as the ``text/plain``
 body, its reason in ``stompgate-reason`` (``protocol`` for what the session refuses itself).
+Every write to the transport (flushes, RECEIPTs, that ERROR, the close) is the connection's
+:class:`~gateway.outbound.Output`; what input costs is its meter's
+(:mod:`gateway.auth.input_budget`).
 
 A COMMIT carries out its frames in order, each receipted when done (a SEND's once the
 broker confirmed it, as RabbitMQ's plugin does), then the COMMIT's; ABORT discards them.
@@ -22,30 +25,26 @@ read (or loop turn) for all connections at once, several frames per socket write
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway import stomp_headers
 from gateway.access import Identity, UserLease
 from gateway.auth.authority import Authority
 from gateway.delivery import MessageHeads
-from gateway.errors import ClientError, ErrorMessage
+from gateway.errors import ClientError
 from gateway.metrics import COMMANDS, Metrics
+from gateway.outbound import Output
 from gateway.ports import AccessPort, ConnectionHost, ConnectionLimits, Outbound, RouterPort
 from gateway.sender import Sender
-from gateway.stomp import PreparedMessage, ServerSession, SessionState, events
+from gateway.stomp import PreparedMessage, ServerSession, events
 from gateway.subscriptions import Subscriptions
 
-__all__ = ["CLOSE_GRACE_SECONDS", "Connection"]
+__all__ = ["Connection"]
 
 log = logging.getLogger("stompgate.connection")
-
-#: A closing connection whose peer does not take the last bytes is aborted after this long.
-CLOSE_GRACE_SECONDS = 5.0
 
 
 class Connection:
@@ -54,13 +53,13 @@ class Connection:
     __slots__ = (
         "_access",
         "_authorize",
-        "_closing",
         "_heads",
         "_host",
         "_lease",
         "_limits",
         "_meter",
         "_metrics",
+        "_output",
         "_router",
         "_sender",
         "_subscriptions",
@@ -71,8 +70,6 @@ class Connection:
         "handshake_token",
         "identity",
         "last_read",
-        "last_write",
-        "out",
         "peer",
         "rate",
         "session",
@@ -94,7 +91,6 @@ class Connection:
         peer: str,
         handshake_token: str | None = None,
     ) -> None:
-        self.out = out
         self._host = host
         self._access = access
         self._router = router
@@ -103,8 +99,16 @@ class Connection:
         self.transport_name = transport_name
         self.peer = peer
         self.handshake_token = handshake_token
-        self.session = ServerSession(limits.session)
+        self.session = session = ServerSession(limits.session)
         self.session_id = host.new_session_id()
+        self._output = output = Output(
+            out,
+            session,
+            metrics,
+            max_outbound_buffer=limits.max_outbound_buffer,
+            on_close=self._closed,
+            log_extra={"session": self.session_id, "peer": peer},
+        )
         self.identity: Identity | None = None
         self.deadline: float | None = None  # epoch seconds when the token expires
         self.rate = access.rate_limiter(transport_name)
@@ -117,17 +121,15 @@ class Connection:
             router=router,
             metrics=metrics,
             max_unconfirmed=limits.max_unconfirmed,
-            refuse=self._refuse,
+            refuse=output.refuse,
         )
         self._heads: MessageHeads | None = None  # made by the first delivery after CONNECTED
-        self._closing = False
         self.dirty = False  # queued output the host will flush at the end of this loop turn
         self.active = False  # read something since the host last looked (lifecycle)
         self._meter = limits.input_budget.meter(limits.bytes_burst)  # rates, node budget
         now = time.monotonic()
         self.created = now
         self.last_read = now
-        self.last_write = now
         self.timer_slot: int | None = None  # the host's timer wheel slot, None: no timer runs
 
     @property
@@ -140,7 +142,11 @@ class Connection:
 
     @property
     def closing(self) -> bool:
-        return self._closing
+        return self._output.closing
+
+    @property
+    def last_write(self) -> float:
+        return self._output.last_write
 
     def subscribed_to(self, destination: str) -> bool:
         """Whether the client has a subscription to ``destination`` (bound, or on its way)."""
@@ -149,7 +155,7 @@ class Connection:
     # -- deliveries (the relay's DeliverySink) ----------------------------------------------
 
     def deliver(self, subscription_id: str, message: PreparedMessage, ack_id: str | None) -> None:
-        if self._closing:
+        if self._output.closing:
             return
         session = self.session
         if ack_id is None:  # the hot path of every fan-out: message ids "<session id>-<n>"
@@ -173,6 +179,7 @@ class Connection:
         """Handle bytes read from the client, in order; returns when all of it is handled."""
         if self.closing:
             return
+        output = self._output
         now = self.last_read = time.monotonic()
         if not self.active:
             self.active = True
@@ -186,35 +193,27 @@ class Connection:
         # came in with the CONNECT only after accept(): drain until it has nothing more.
         while batch := session.events_received():
             for event in batch:
-                if self._closing:
+                if output.closing:
                     return
                 # A protocol violation (e.g. "frame too large") ends the session with its own
                 # ERROR; a rate limit must not hide why. A COMMIT pays for its held frames.
                 if not isinstance(event, events.ProtocolViolation):
                     commit = isinstance(event, events.TransactionCommitted)
                     held = session.frames_held if commit else None
-                    breach = meter.charge_event(self.rate, now, frames_held=held)
-                    if breach is not None:
-                        self._refuse(breach.error())
+                    if breach := meter.charge_event(self.rate, now, frames_held=held):
+                        output.refuse(breach.error())
                         return
                 handled = True
                 await self._handle(event)
-                self.flush()
-        if not self._closing:
-            breach, started = meter.end_read(
-                self.rate,
-                now,
-                frames_held=session.frames_held,
-                buffered=session.buffered_input,
-                transaction_bytes=session.transaction_bytes,
-                progressed=handled,
-            )
+                output.flush()
+        if not output.closing:
+            breach, started = meter.end_read(self.rate, now, session, progressed=handled)
             if breach is not None:
-                self._refuse(breach.error())
+                output.refuse(breach.error())
                 return
             if started:
                 self._host.frame_started(self)
-        self.flush()
+        output.flush()
 
     @property
     def frame_started(self) -> float | None:
@@ -229,7 +228,7 @@ class Connection:
                 return  # an earlier SEND failed: its ERROR is out
             await _HANDLERS[type(event)](self, event)
         except ClientError as exc:
-            self._refuse(exc, _receipt_of(event))
+            self._output.refuse(exc, _receipt_of(event))
 
     async def _connect(self, event: events.ConnectRequested) -> None:
         access = self._access
@@ -250,22 +249,22 @@ class Connection:
         extra = await self._sender.send(
             self._identity(), event, authorize=self._authorize, pipelined=pipelined
         )
-        self._receipt(event.receipt, extra)
+        self._output.receipt(event.receipt, extra)
 
     async def _subscribe(self, event: events.SubscribeRequested) -> None:
         subscriptions = self._subscriptions
         start = await subscriptions.subscribe(self._identity(), event, authorize=self._authorize)
-        self._receipt(event.receipt)
+        self._output.receipt(event.receipt)
         if start is not None:
             start()  # what was held until the RECEIPT: a replay, messages already queued
 
     async def _unsubscribe(self, event: events.UnsubscribeRequested) -> None:
         await self._subscriptions.unsubscribe(event)
-        self._receipt(event.receipt)
+        self._output.receipt(event.receipt)
 
     async def _ack(self, event: events.AckRequested | events.NackRequested) -> None:
         await self._subscriptions.acknowledge(event)
-        self._receipt(event.receipt)
+        self._output.receipt(event.receipt)
 
     async def _commit(self, event: events.TransactionCommitted) -> None:
         """Carry out the transaction's frames in order, each receipted when done, then
@@ -273,16 +272,16 @@ class Connection:
         for frame in event.frames:
             if isinstance(frame, events.SendRequested):
                 extra = await self._sender.send(self._identity(), frame, authorize=self._authorize)
-                self._receipt(frame.receipt, extra)
+                self._output.receipt(frame.receipt, extra)
             else:
                 await self._ack(frame)
-        self._receipt(event.receipt)
+        self._output.receipt(event.receipt)
 
     async def _abort(self, event: events.TransactionAborted) -> None:
         pass  # the session discarded the buffered frames and sent any receipt
 
     async def _disconnect(self, event: events.DisconnectRequested) -> None:
-        self._receipt(event.receipt)
+        self._output.receipt(event.receipt)
         self.close("disconnect")
 
     async def _violation(self, event: events.ProtocolViolation) -> None:
@@ -301,77 +300,27 @@ class Connection:
 
     # -- output ------------------------------------------------------------------------------
 
-    def _receipt(self, receipt: str | None, headers: Sequence[tuple[str, str]] | None = ()) -> None:
-        if receipt is not None:
-            self.session.receipt(receipt, headers or ())
-            self._metrics.frames_out.inc("RECEIPT")
-
     def flush(self) -> None:
         """Write whatever the session has queued, in one write; police slow consumers."""
-        session = self.session
-        out = self.out
-        data = session.data_to_send()
-        if data:
-            out.write(data)
-            self.last_write = time.monotonic()
-        if self._closing:
-            return
-        if session.failed:
-            self.close()
-            return
-        # The backlog before this write counts: a message larger than the limit still goes
-        # out whole to a client that keeps up (a 16 MiB one on TCP, say).
-        limit = self._limits.max_outbound_buffer
-        queued = out.buffered()
-        if queued - len(data) > limit:
-            self._metrics.slow_consumer_drops.inc()
-            self.fail(
-                ErrorMessage.SLOW_CONSUMER,
-                detail=f"slow consumer: {queued} bytes queued > max_outbound_buffer {limit}",
-                reason="slow_consumer",
-            )
+        self._output.flush()
 
     def heartbeat(self) -> None:
         self.session.send_heartbeat()
-        self.flush()
-
-    def _refuse(self, error: ClientError, receipt: str | None = None) -> None:
-        self.fail(error.message, detail=error.detail, receipt=receipt, reason=error.reason)
+        self._output.flush()
 
     def fail(
         self, message: str, *, detail: str = "", receipt: str | None = None, reason: str = "error"
     ) -> None:
-        """Send one ERROR frame that says what went wrong, then close: ``message`` is a short
-        :class:`~gateway.errors.ErrorMessage`, ``detail`` the body, ``reason`` the metrics
-        label and the ``stompgate-reason`` header."""
-        if self._closing:
-            return
-        self._metrics.errors.labels(reason).inc()
-        self._metrics.frames_out.inc("ERROR")
-        log.info(
-            "closing with ERROR: %s: %s",
-            message,
-            detail.split("\n", 1)[0],
-            extra={"session": self.session_id, "peer": self.peer, "reason": reason},
-        )
-        if self.session.state is not SessionState.CLOSED:
-            headers = ((stomp_headers.REASON, reason),)
-            self.session.error(message, detail, receipt_id=receipt, headers=headers)
-        self.close(reason)
+        """Send one ERROR frame, then close (:meth:`gateway.outbound.Output.fail`)."""
+        self._output.fail(message, detail=detail, receipt=receipt, reason=reason)
 
     def close(self, reason: str = "closed") -> None:
         """Flush and close the transport; the host forgets the connection (idempotent)."""
-        if self._closing:
-            return
-        self._closing = True
+        self._output.close(reason)
+
+    def _closed(self, reason: str) -> None:
         self._meter.release()
         self._sender.close()  # a wait for confirms ends with the connection
-        data = self.session.data_to_send()
-        if data:
-            self.out.write(data)
-        self.out.close()
-        # A peer that stops reading must not hold the socket open forever while we flush.
-        asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, self.out.abort)
         self._host.forget(self, reason)
 
     async def release(self) -> None:

@@ -64,7 +64,6 @@ class Hosted(ConnectionInfo, Protocol):
 
     created: float  # monotonic
     last_read: float
-    last_write: float
     deadline: float | None  # wall clock: the token expires
     timer_slot: int | None  # the node's to set
     dirty: bool  # the node's to clear, after the flush
@@ -72,6 +71,9 @@ class Hosted(ConnectionInfo, Protocol):
 
     @property
     def session(self) -> TimedSession: ...
+
+    @property
+    def last_write(self) -> float: ...  # monotonic
 
     @property
     def closing(self) -> bool: ...

@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "adapter",
         (
             "gateway.connection",
+            "gateway.outbound",
             "gateway.sender",
             "gateway.confirm_window",
             "gateway.subscriptions",

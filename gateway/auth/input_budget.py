@@ -21,11 +21,24 @@ from typing import Protocol
 
 from gateway.auth.limits import Breach
 
-__all__ = ["InputMeter", "NodeInputBudget"]
+__all__ = ["HeldInput", "InputMeter", "NodeInputBudget"]
 
 
 class Charger(Protocol):
     def charge(self, frames: int, size: int, now: float) -> Breach | None: ...
+
+
+class HeldInput(Protocol):
+    """What a session holds at the end of a read (a STOMP ``ServerSession`` is one)."""
+
+    @property
+    def frames_held(self) -> int: ...  # frames held in open transactions
+
+    @property
+    def buffered_input(self) -> int: ...  # bytes of the unfinished frame
+
+    @property
+    def transaction_bytes(self) -> int: ...  # bytes held in open transactions
 
 
 class NodeInputBudget:
@@ -92,23 +105,19 @@ class InputMeter:
         return breach
 
     def end_read(
-        self,
-        rates: Charger,
-        now: float,
-        *,
-        frames_held: int,
-        buffered: int,
-        transaction_bytes: int,
-        progressed: bool,
+        self, rates: Charger, now: float, held: HeldInput, *, progressed: bool
     ) -> tuple[Breach | None, bool]:
-        """After a read was handled: charge what is still unpaid (the frames held, the bytes
-        of an unfinished frame), hold ``buffered`` + ``transaction_bytes`` against the node's
-        budget, and note when the unfinished frame began (``progressed``: a frame completed
-        in this read). The breach, if any, and whether an unfinished frame's timer started."""
+        """After a read was handled: charge what is still unpaid (the frames ``held``, the
+        bytes of an unfinished frame), hold its unfinished frame and open transactions
+        against the node's budget, and note when the unfinished frame began (``progressed``:
+        a frame completed in this read). The breach, if any, and whether an unfinished
+        frame's timer started."""
+        frames_held = held.frames_held
+        buffered = held.buffered_input
         if frames_held != self.frames_held_paid:
             progressed = True
         breach = self.charge_rest(rates, frames_held, now) or self.hold(
-            buffered + transaction_bytes
+            buffered + held.transaction_bytes
         )
         started = False
         if not buffered:

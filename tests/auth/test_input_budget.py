@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from gateway.auth.input_budget import NodeInputBudget
@@ -10,19 +12,24 @@ from gateway.auth.rates import RatePolicy, RateProfile, SessionRateLimiter
 from gateway.settings import Settings
 
 
+@dataclass
+class Held:
+    """What a session holds at the end of a read (the STOMP session's counts)."""
+
+    buffered_input: int = 0
+    frames_held: int = 0
+    transaction_bytes: int = 0
+
+
 def test_bytes_of_an_unfinished_frame_are_charged_at_the_end_of_each_read() -> None:
     rates = SessionRateLimiter(RateProfile(0, 0, 100, 100))
     meter = NodeInputBudget(0).meter()
     meter.arrived(60)
-    breach, started = meter.end_read(
-        rates, 0.0, frames_held=0, buffered=60, transaction_bytes=0, progressed=False
-    )
+    breach, started = meter.end_read(rates, 0.0, Held(buffered_input=60), progressed=False)
     assert (breach, started) == (None, True)
     assert meter.frame_started == 0.0
     meter.arrived(60)  # the same frame goes on: 120 bytes in the same second
-    breach, started = meter.end_read(
-        rates, 0.0, frames_held=0, buffered=120, transaction_bytes=0, progressed=False
-    )
+    breach, started = meter.end_read(rates, 0.0, Held(buffered_input=120), progressed=False)
     assert breach is not None
     assert breach.kind == "bytes_per_second"
     assert not started
