@@ -112,12 +112,12 @@ class Access:
     def check_handshake(self, request: web.Request) -> str | None:
         """Why this WebSocket handshake is refused (``origin not allowed: …``, the Origin shown
         printable and bounded), or None."""
-        origin = request.headers.get("Origin")
+        return self.check_origin(request.headers.get("Origin"), request.host)
+
+    def check_origin(self, origin: str | None, host: str) -> str | None:
+        """:meth:`check_handshake` from the ``Origin`` and ``Host`` headers' values."""
         allowed = origin_allowed(
-            origin,
-            request.host,
-            self.limits.origins,
-            allow_missing=not self.limits.require_origin,
+            origin, host, self.limits.origins, allow_missing=not self.limits.require_origin
         )
         return None if allowed else origin_rejection(origin).message
 

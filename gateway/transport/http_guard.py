@@ -6,9 +6,12 @@ that never sends one (silent, or trickling a byte at a time) is seen by no handl
 wraps aiohttp's protocol factory, so it sees every accepted socket:
 
 * at accept, the socket counts against ``max_connections_per_ip`` (the same count as STOMP
-  sockets); past it, it is not counted and has ``REFUSED_REQUEST_TIMEOUT`` to send its
-  request: a WebSocket upgrade gets the ERROR frame ``Too many connections`` (the endpoint
-  upgrades only to say so), any other request ``429`` with the limit's text;
+  sockets); past it, it is not counted, never reaches aiohttp, and has
+  ``REFUSED_REQUEST_TIMEOUT`` to send its request head, which
+  :mod:`gateway.transport.http_refusal` answers: a WebSocket upgrade gets the ERROR frame
+  ``Too many connections`` (upgraded only to say so), any other request ``429`` with the
+  limit's text. The socket is closed when the client answers (its close frame, or EOF), or
+  ``REFUSED_REQUEST_TIMEOUT`` after the answer;
 * from accept, and again after each response, the client has ``http_header_timeout``
   seconds to send the next request's headers; the guard's middleware stops the clock when a
   request reaches the application. Past the deadline: ``HTTP/1.1 408`` and close;
@@ -28,6 +31,7 @@ from aiohttp import web
 
 from gateway.access import Access, LimitExceeded
 from gateway.metrics import Metrics
+from gateway.transport.http_refusal import MAX_HEAD, answer, http_response, parse_head
 
 __all__ = ["HttpGuard"]
 
@@ -35,28 +39,35 @@ log = logging.getLogger("stompgate.http")
 
 #: A socket past the per-IP limit has this long (or the header deadline, if shorter) to send
 #: its request, uncounted: a WebSocket upgrade is answered with the ERROR that says why,
-#: anything else with 429; a silent one is closed.
+#: anything else with 429; a silent one is closed. Once answered, it has this long again to
+#: close (a WebSocket client answers the close frame).
 REFUSED_REQUEST_TIMEOUT = 1.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _response(status: str, text: str) -> bytes:
-    body = text.encode()
-    return (
-        f"HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode() + body
-
-
 class _Guarded(asyncio.Protocol):
     """aiohttp's protocol for one socket, behind the guard's count and deadline."""
 
-    __slots__ = ("_guard", "_inner", "_timer", "handed_over", "ip", "refusal", "transport")
+    __slots__ = (
+        "_answered",
+        "_guard",
+        "_head",
+        "_inner",
+        "_make",
+        "_timer",
+        "handed_over",
+        "ip",
+        "refusal",
+        "transport",
+    )
 
-    def __init__(self, guard: HttpGuard, inner: asyncio.Protocol) -> None:
+    def __init__(self, guard: HttpGuard, make: Callable[[], asyncio.Protocol]) -> None:
         self._guard = guard
-        self._inner = inner
+        self._make = make
+        self._inner: asyncio.Protocol | None = None  # aiohttp's, for an admitted socket
+        self._head = b""  # a refused socket's request head, so far
+        self._answered = False
         self._timer: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
         self.ip: str | None = None  # counted against the per-IP limit while set
@@ -75,11 +86,13 @@ class _Guarded(asyncio.Protocol):
             self.ip = ip
         except LimitExceeded as exc:
             guard.metrics.errors.labels(exc.kind).inc()
-            self.refusal = exc  # not counted; refused at its first request
+            self.refusal = exc  # not counted; answered here, aiohttp never sees it
         self.transport = transport
-        guard.live[transport] = self
         self.arm()
-        self._inner.connection_made(transport)
+        if self.refusal is None:
+            guard.live[transport] = self
+            self._inner = self._make()
+            self._inner.connection_made(transport)
 
     def arm(self) -> None:
         """Start the clock for the next request's headers."""
@@ -100,11 +113,14 @@ class _Guarded(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
+        if self._answered:
+            transport.close()  # the refused client did not close in time
+            return
         guard = self._guard
         guard.metrics.errors.labels("http_header_timeout").inc()
         log.info("HTTP request headers not received in time", extra={"peer": self.ip})
         transport.write(
-            _response(
+            http_response(
                 "408 Request Timeout",
                 f"http header timeout: no complete request within {guard.timeout:g} s",
             )
@@ -123,30 +139,57 @@ class _Guarded(asyncio.Protocol):
             self.ip = None
 
     def data_received(self, data: bytes) -> None:
-        if self.transport is not None:
+        if self._inner is not None:
             self._inner.data_received(data)
+        elif self._answered:
+            if self.transport is not None:  # the WebSocket client's close frame
+                self.transport.close()
+        else:
+            self._refused_data(data)
+
+    def _refused_data(self, data: bytes) -> None:
+        """Keep a refused socket's bytes until its request head is whole, then answer it."""
+        self._head += data
+        end = self._head.find(b"\r\n\r\n")
+        if end < 0 and len(self._head) < MAX_HEAD:
+            return
+        transport, refusal = self.transport, self.refusal
+        assert transport is not None
+        assert refusal is not None
+        head = parse_head(self._head[: end + 4]) if end >= 0 else None
+        self._head = b""
+        guard = self._guard
+        reply, upgraded = answer(head, refusal, guard.ws_path, guard.access.check_origin)
+        transport.write(reply)
+        if not upgraded:
+            transport.close()
+            return
+        self._answered = True  # now wait (a little) for the client's close frame
+        self.disarm()
+        self._timer = asyncio.get_running_loop().call_later(REFUSED_REQUEST_TIMEOUT, self._expire)
 
     def eof_received(self) -> bool | None:
-        if self.transport is not None:
+        if self._inner is not None:
             return self._inner.eof_received()
-        return None
+        return False  # a refused socket: close
 
     def pause_writing(self) -> None:
-        if self.transport is not None:
+        if self._inner is not None:
             self._inner.pause_writing()
 
     def resume_writing(self) -> None:
-        if self.transport is not None:
+        if self._inner is not None:
             self._inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
         transport = self.transport
         if transport is None:
-            return  # refused at accept: aiohttp never saw it
+            return
         self.disarm()
         self._release()
         self._guard.live.pop(transport, None)
-        self._inner.connection_lost(exc)
+        if self._inner is not None:
+            self._inner.connection_lost(exc)
 
 
 class HttpGuard:
@@ -159,14 +202,9 @@ class HttpGuard:
         self.timeout = timeout
         self.live: dict[asyncio.BaseTransport, _Guarded] = {}
 
-    def refusal(self, transport: asyncio.BaseTransport | None) -> LimitExceeded | None:
-        """Why this socket was refused at accept (past the per-IP limit), or None."""
-        guarded = None if transport is None else self.live.get(transport)
-        return None if guarded is None else guarded.refusal
-
     def factory(self, make: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         """aiohttp's protocol factory (``AppRunner.server``), guarded."""
-        return lambda: _Guarded(self, make())
+        return lambda: _Guarded(self, make)
 
     def hand_over(self, transport: asyncio.BaseTransport | None) -> None:
         """The WebSocket endpoint took this socket (it counts it from now on)."""
@@ -181,11 +219,6 @@ class HttpGuard:
         guarded = None if transport is None else self.live.get(transport)
         if guarded is not None:
             guarded.disarm()
-            refusal = guarded.refusal
-            if refusal is not None and request.path != self.ws_path:
-                response = web.Response(status=429, reason=refusal.detail, text=refusal.detail)
-                response.force_close()
-                return response
         try:
             return await handler(request)
         finally:

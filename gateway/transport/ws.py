@@ -28,10 +28,10 @@ from gateway.node import Node
 from gateway.settings import Settings
 from gateway.transport.base import OpenConnection, refusal_frame
 from gateway.transport.http_guard import HttpGuard
+from gateway.transport.http_refusal import SUBPROTOCOLS
 
 log = logging.getLogger("stompgate.ws")
 
-SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp")
 
 _OP_TEXT = 0x1
 _OP_BINARY = 0x2
