@@ -138,7 +138,7 @@ def test_make_up_keeps_history_across_a_restart_of_everything(
     assert "has every definition already" in log.read_text().split("stompgate is starting")[1]
 
 
-def test_make_up_translates_posts_in_the_demo_room_with_apertium(
+def test_make_up_translates_posts_and_pushes_to_members_away_in_the_demo_room(
     e2e_vhost_url: str,
     redis_url: str,
     redis_prefix: str,
@@ -169,3 +169,13 @@ def test_make_up_translates_posts_in_the_demo_room_with_apertium(
         assert "amigo" in event["text"]
         assert "demo room: lobby (es, members guest, alice, bob) made" in log.read_text()
         assert "translate  apertium at http://127.0.0.1:" in log.read_text()
+        # alice and bob, members of the lobby with no live session, get a push through the
+        # notify worker's webhook, which make up points at its local sink (it prints them).
+        deadline = time.monotonic() + 60
+        pushed = "webhook-sink: push for alice in room lobby: "
+        while pushed not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(0.2)
+        line = next(x for x in log.read_text().splitlines() if pushed in x)
+        assert "Good morning, my friend" in line, line
+        assert "(1 unread)" in line, line
