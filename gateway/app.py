@@ -112,7 +112,7 @@ class Gateway:
         self.node = Node(settings, self.access, listeners=(*builtin, *listeners))
         self.relay = Relay(
             RelaySettings(
-                amqp_url=settings.amqp_url,
+                amqp_url=settings.broker_url,
                 node_id=settings.node_id,
                 order_hold=settings.order_hold_ms / 1000,
             ),
