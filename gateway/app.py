@@ -20,6 +20,7 @@ from aiohttp import web
 from gateway import stomp_headers
 from gateway.access import Access, auth_settings, build_access
 from gateway.auth.input_budget import NodeInputBudget
+from gateway.chat.outage import store_outage_middleware
 from gateway.chat.push_api import install_push_api
 from gateway.chat.typing import TypingSettings
 from gateway.chat_bridge import (
@@ -131,7 +132,9 @@ class Gateway:
         self.http_guard = HttpGuard(
             self.access, self.metrics, settings.http_header_timeout, settings.ws_path
         )
-        self.app = web.Application(middlewares=[self.http_guard.middleware])
+        self.app = web.Application(
+            middlewares=[self.http_guard.middleware, store_outage_middleware]
+        )
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)

@@ -10,7 +10,13 @@ A core package: the gateway (history reads, catch-up) and the workers (the persi
 both import it, and it imports neither of them.
 """
 
-from store.base import MessageCounts, MessageStore, StoreClosedError, StoredMessage
+from store.base import (
+    MessageCounts,
+    MessageStore,
+    StoreClosedError,
+    StoredMessage,
+    StoreUnavailableError,
+)
 from store.factory import (
     open_profile_store,
     open_push_store,
@@ -57,6 +63,7 @@ __all__ = [
     "SQLiteStore",
     "SQLiteTranslationStore",
     "StoreClosedError",
+    "StoreUnavailableError",
     "StoredMessage",
     "StoredTranslation",
     "TranslationStore",

@@ -3,7 +3,7 @@
 | variable | default | meaning |
 |---|---|---|
 | STOMPGATE_AMQP_URL | amqp://guest:guest@127.0.0.1:5672/ | the broker |
-| STOMPGATE_AMQP_HEARTBEAT | 60 | seconds between AMQP heart-beats asked of the broker (the smaller of this and the broker's wins): a connection silent for about three of them is dropped and reconnected; 0 = none; the URL may say heartbeat= instead, not both differently |
+| STOMPGATE_AMQP_HEARTBEAT | 60 | AMQP heart-beat, s: ~3 silent ones drop a connection; 0 = none |
 | STOMPGATE_STORE | sqlite:///var/stompgate.db | message store (sqlite:///path, mongodb://host/db) |
 | STOMPGATE_WORKER_METRICS_PORT | 9108 | /healthz and /metrics; "off" (or empty) for none |
 | STOMPGATE_WORKER_METRICS_HOST | 0.0.0.0 | address the health server listens on |

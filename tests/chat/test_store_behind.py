@@ -17,10 +17,12 @@ from gateway.chat.errors import StoreBehindError
 from gateway.chat.events import message_template
 from gateway.chat.history_api import history_routes
 from gateway.chat.layer import ChatLayer
+from gateway.chat.outage import STORE_UNAVAILABLE, store_outage_middleware
 from gateway.chat.recent import as_bytes
 from gateway.chat.snowflake import SnowflakeGenerator
 from schemas import decode
 from schemas.models import ChatPost
+from store import StoredMessage, StoreUnavailableError
 from tests.chat.fakes import InMemoryReader, ManualClock, RecordingPublisher
 
 POST = "/app/rooms/general/messages"
@@ -150,6 +152,47 @@ async def test_history_api_answers_503_with_retry_after(
     response = await client.get(URL, params={"after": "0"})
     assert response.status == 200
     assert [int(m["id"]) for m in (await response.json())["messages"]] == ids
+
+
+class UnreachableReader(InMemoryReader):
+    """A store that cannot be read while ``down`` (locked, I/O error, server gone)."""
+
+    down = True
+
+    async def history(
+        self,
+        room: str,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> list[StoredMessage]:
+        if self.down:
+            raise StoreUnavailableError("SQLiteStore unavailable: database is locked")
+        return await super().history(room, before=before, after=after, limit=limit)
+
+
+async def test_history_api_answers_503_with_retry_after_while_the_store_is_unreachable(
+    chat: ChatLayer, clock: ManualClock, publisher: RecordingPublisher
+) -> None:
+    reader = UnreachableReader()
+    app = web.Application(middlewares=[store_outage_middleware])
+    app.add_routes(history_routes(reader=reader, chat=chat, authorize=_anyone))
+    ids = await post_many(chat, clock, 12)
+    for pub in publisher.published:
+        reader.add_event(pub.body)
+    async with TestClient(TestServer(app)) as client:
+        for params in ({"after": "0"}, {"before": str(ids[3])}):
+            response = await client.get(URL, params=params)
+            assert response.status == 503, params
+            assert response.headers["Retry-After"] == "5"
+            assert (await response.json())["error"] == STORE_UNAVAILABLE
+        response = await client.get(URL, params={"limit": "5"})  # the cache alone: fine
+        assert response.status == 200
+        reader.down = False
+        response = await client.get(URL, params={"after": "0"})
+        assert response.status == 200
+        assert [int(m["id"]) for m in (await response.json())["messages"]] == ids
 
 
 async def test_a_publish_failing_after_its_post_left_the_cache_is_not_waited_for(

@@ -126,6 +126,7 @@ class ChaosReader:
     copies: int = 0  # MESSAGEs received in all (a copy seen twice counts twice)
     last_id: int = 0
     reconnects: int = 0
+    subscribed_after: list[int] = field(default_factory=list)  # cur-max-message-id each time
     failure: BaseException | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -141,6 +142,7 @@ class ChaosReader:
             try:
                 client.connect()
                 headers = {"cur-max-message-id": str(self.last_id)} if self.last_id else {}
+                self.subscribed_after.append(self.last_id)
                 client.subscribe(f"/topic/room.{self.room}", "chaos", headers=headers)
                 while not self.stop.is_set():
                     if client.listener.got_error.is_set() or client.listener.disconnected.is_set():

@@ -64,6 +64,7 @@ class TcpProxy:
         self.connections = 0
         self._pairs: set[_Pair] = set()
         self._hanging: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._passing = asyncio.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="proxy")
@@ -115,7 +116,13 @@ class TcpProxy:
     async def _close(self) -> None:
         if self._server is not None:
             self._server.close()
+        self.mode = Mode.CUT
         self._abort_all()
+        self._passing.set()  # pumps waiting out a black hole wake, find their socket gone
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=2)
+            for task in pending:
+                task.cancel()
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2):
@@ -141,6 +148,15 @@ class TcpProxy:
         self._hanging.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._relay(reader, writer)
+        finally:
+            self._tasks.discard(task)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         if self.mode is Mode.CUT:
             writer.transport.abort()
