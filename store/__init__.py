@@ -25,6 +25,7 @@ from store.factory import (
     open_translation_store,
 )
 from store.mongo import MongoStore
+from store.mongo_db import UNAVAILABLE_ERRORS as _MONGO_UNAVAILABLE
 from store.profiles import Profile, ProfileStore
 from store.profiles_mongo import MongoProfileStore
 from store.profiles_sqlite import SQLiteProfileStore
@@ -39,8 +40,13 @@ from store.translations import StoredTranslation, TranslationStore
 from store.translations_mongo import MongoTranslationStore
 from store.translations_sqlite import SQLiteTranslationStore
 
+#: What a store raises while it cannot be used, for a reason that passes: SQLite's
+#: `StoreUnavailableError`, and PyMongo's connection failures (raised as they are).
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (StoreUnavailableError, *_MONGO_UNAVAILABLE)
+
 __all__ = [
     "KINDS",
+    "UNAVAILABLE_ERRORS",
     "Member",
     "MessageCounts",
     "MessageStore",

@@ -1,8 +1,9 @@
 """The HTTP answer to a store outage: ``503`` with ``Retry-After``, never a ``500``.
 
 Every HTTP API of the gateway that reads or writes the store (history, rooms, push, profiles)
-runs behind `store_outage_middleware`: a `store.StoreUnavailableError` (the database locked,
-an I/O error, the disk full: it passes) becomes ``503 Service Unavailable`` with
+runs behind `store_outage_middleware`: one of `store.UNAVAILABLE_ERRORS` (SQLite locked past
+its busy wait, an I/O error, the disk full; MongoDB unreachable: it passes) becomes
+``503 Service Unavailable`` with
 ``{"error": "message store unavailable; retry shortly", "detail": ...}`` and
 ``Retry-After: RETRY_AFTER_S``. Other errors are left alone.
 """
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.chat.errors import RETRY_AFTER_S
-from store.base import StoreUnavailableError
+from store import UNAVAILABLE_ERRORS
 
 __all__ = ["STORE_UNAVAILABLE", "store_outage_middleware"]
 
@@ -30,7 +31,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def store_outage_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except StoreUnavailableError as exc:
+    except UNAVAILABLE_ERRORS as exc:
         log.warning("%s %s: %s", request.method, request.path, exc)
         return web.json_response(
             {"error": STORE_UNAVAILABLE, "detail": str(exc)},

@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from pymongo.errors import ServerSelectionTimeoutError
 
 from gateway.chat.errors import StoreBehindError
 from gateway.chat.events import message_template
@@ -158,6 +159,7 @@ class UnreachableReader(InMemoryReader):
     """A store that cannot be read while ``down`` (locked, I/O error, server gone)."""
 
     down = True
+    error: Exception = StoreUnavailableError("SQLiteStore unavailable: database is locked")
 
     async def history(
         self,
@@ -168,14 +170,22 @@ class UnreachableReader(InMemoryReader):
         limit: int = 50,
     ) -> list[StoredMessage]:
         if self.down:
-            raise StoreUnavailableError("SQLiteStore unavailable: database is locked")
+            raise self.error
         return await super().history(room, before=before, after=after, limit=limit)
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        StoreUnavailableError("SQLiteStore unavailable: database is locked"),
+        ServerSelectionTimeoutError("mongo:27017: [Errno 111] Connection refused"),
+    ],
+)
 async def test_history_api_answers_503_with_retry_after_while_the_store_is_unreachable(
-    chat: ChatLayer, clock: ManualClock, publisher: RecordingPublisher
+    chat: ChatLayer, clock: ManualClock, publisher: RecordingPublisher, error: Exception
 ) -> None:
     reader = UnreachableReader()
+    reader.error = error
     app = web.Application(middlewares=[store_outage_middleware])
     app.add_routes(history_routes(reader=reader, chat=chat, authorize=_anyone))
     ids = await post_many(chat, clock, 12)

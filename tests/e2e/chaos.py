@@ -127,6 +127,7 @@ class ChaosReader:
     last_id: int = 0
     reconnects: int = 0
     subscribed_after: list[int] = field(default_factory=list)  # cur-max-message-id each time
+    told: list[str] = field(default_factory=list)  # the `message` of each ERROR it got
     failure: BaseException | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -160,6 +161,7 @@ class ChaosReader:
             except _LOST:
                 pass
             finally:
+                self.told += [error.headers.get("message", "") for error in client.errors()]
                 with contextlib.suppress(*_LOST):
                     client.conn.disconnect()
             if not self.stop.is_set():

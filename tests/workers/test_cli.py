@@ -35,6 +35,7 @@ def test_settings_from_env() -> None:
     s = WorkerSettings.from_env(
         {
             "STOMPGATE_AMQP_URL": "amqp://u:p@h:5673/v",
+            "STOMPGATE_AMQP_HEARTBEAT": "5",
             "STOMPGATE_STORE": "mongodb://m/chat",
             "STOMPGATE_WORKER_METRICS_PORT": "off",
             "STOMPGATE_WORKER_PREFETCH": "64",
@@ -47,6 +48,7 @@ def test_settings_from_env() -> None:
     )
     assert s == WorkerSettings(
         amqp_url="amqp://u:p@h:5673/v",
+        amqp_heartbeat=5,
         store_url="mongodb://m/chat",
         metrics_port=None,
         prefetch=64,
@@ -56,6 +58,15 @@ def test_settings_from_env() -> None:
         persist_batch_wait=0.02,
         log_level="DEBUG",
     )
+    assert s.broker_url == "amqp://u:p@h:5673/v?heartbeat=5"
+
+
+def test_the_amqp_heartbeat_is_given_once() -> None:
+    assert WorkerSettings().broker_url == "amqp://guest:guest@127.0.0.1:5672/?heartbeat=60"
+    url = "amqp://h/?heartbeat=9"
+    assert WorkerSettings.from_env({"STOMPGATE_AMQP_URL": url, "STOMPGATE_AMQP_HEARTBEAT": "9"})
+    with pytest.raises(ValueError, match="heartbeat=9 and STOMPGATE_AMQP_HEARTBEAT 60: give"):
+        WorkerSettings.from_env({"STOMPGATE_AMQP_URL": url})
 
 
 @pytest.mark.parametrize(
@@ -64,6 +75,8 @@ def test_settings_from_env() -> None:
         ("WORKER_METRICS_PORT", "http"),
         ("WORKER_METRICS_PORT", "70000"),
         ("WORKER_PREFETCH", "0"),
+        ("AMQP_HEARTBEAT", "often"),
+        ("AMQP_HEARTBEAT", "-2"),
         ("WORKER_DRAIN_TIMEOUT", "-1"),
         ("PERSIST_BATCH_WAIT_MS", "soon"),
     ],
