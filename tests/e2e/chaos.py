@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -138,35 +139,55 @@ class ChaosReader:
             self.failure = exc
 
     def _run(self) -> None:
+        # The listener's queues are read directly: StompClient's waits drain the ERROR queue
+        # into their timeout messages, and a refused SUBSCRIBE must not wait for its receipt.
         while not self.stop.is_set():
             client = StompClient(self.port, login=self.user, passcode=self.user)
+            listener = client.listener
             try:
                 client.connect()
-                headers = {"cur-max-message-id": str(self.last_id)} if self.last_id else {}
-                self.subscribed_after.append(self.last_id)
-                client.subscribe(f"/topic/room.{self.room}", "chaos", headers=headers)
-                while not self.stop.is_set():
-                    if client.listener.got_error.is_set() or client.listener.disconnected.is_set():
-                        break
-                    try:
-                        message = client.next_message(0.2)
-                    except TimeoutError:
-                        continue
-                    if message.headers.get("event-type") != "message":
-                        continue
-                    event = json.loads(message.body)
-                    self._record(event)
-                    if message.headers.get("stompgate-replay-more") == "true":
-                        self._history_after(int(event["id"]))
+                if self._subscribe(client):
+                    while not self.stop.is_set():
+                        if listener.got_error.is_set() or listener.disconnected.is_set():
+                            break
+                        try:
+                            message = listener.messages.get(timeout=0.2)
+                        except queue.Empty:
+                            continue
+                        if message.headers.get("event-type") != "message":
+                            continue
+                        event = json.loads(message.body)
+                        self._record(event)
+                        if message.headers.get("stompgate-replay-more") == "true":
+                            self._history_after(int(event["id"]))
             except _LOST:
                 pass
             finally:
-                self.told += [error.headers.get("message", "") for error in client.errors()]
+                while not listener.errors.empty():
+                    self.told.append(listener.errors.get().headers.get("message", ""))
                 with contextlib.suppress(*_LOST):
                     client.conn.disconnect()
             if not self.stop.is_set():
                 self.reconnects += 1
                 time.sleep(0.2)
+
+    def _subscribe(self, client: StompClient) -> bool:
+        """SUBSCRIBE (catching up from ``last_id``); False if refused or cut off."""
+        headers = {"receipt": f"s-{self.reconnects}"}
+        if self.last_id:
+            headers["cur-max-message-id"] = str(self.last_id)
+        self.subscribed_after.append(self.last_id)
+        client.conn.subscribe(f"/topic/room.{self.room}", "chaos", headers=headers)
+        listener = client.listener
+        deadline = time.monotonic() + 10
+        with listener.receipt_cond:
+            while headers["receipt"] not in listener.receipts:
+                if listener.got_error.is_set() or listener.disconnected.is_set():
+                    return False
+                if time.monotonic() > deadline:
+                    return False
+                listener.receipt_cond.wait(0.05)
+        return True
 
     def _record(self, event: dict[str, object]) -> None:
         message_id = int(str(event["id"]))

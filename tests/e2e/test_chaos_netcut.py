@@ -40,8 +40,8 @@ from tests.support.gateway_proc import GatewayProcess
 from tests.support.tcp_proxy import TcpProxy
 
 HEARTBEAT = 2  # seconds: the node and the worker detect a black hole in about 2-3 of them
-CUT_SECONDS = 3.0
-BLACKHOLE_SECONDS = 10.0  # long enough for the heart-beats to notice
+CUT_SECONDS = 2.0
+BLACKHOLE_SECONDS = 8.0  # long enough for the node's heart-beats to notice
 USERS = ("p1", "p2", "reader")
 DEV_USERS = ",".join(f"{u}:{u}" for u in USERS)
 GATEWAY_ENV = {"STOMPGATE_FRAMES_PER_SECOND": "0", "STOMPGATE_MAX_CONNECTIONS_PER_IP": "0"}
@@ -207,7 +207,8 @@ def _run(node: GatewayProcess, proxy: TcpProxy, worker: WorkerProcess, store_pat
         f"\nnetwork cut: posts {sent} (SENDs {sum(p.attempts for p in posters)}, ERRORs "
         f"{sum(p.errors for p in posters)}, reconnects {sum(p.reconnects for p in posters)}), "
         f"stored {len(rows)}, delivered {len(reader.ids)} ({reader.copies} copies, reader "
-        f"reconnects {reader.reconnects}); cut seen in {cut_seen:.2f} s, ready "
+        f"reconnects {reader.reconnects}, ERRORs {sorted(set(reader.told))}); cut seen in "
+        f"{cut_seen:.2f} s, ready "
         f"{cut_ready:.2f} s after restore, posts flowing {cut_flowing:.2f} s later; black "
         f"hole seen in {hole_seen:.2f} s (heart-beat {HEARTBEAT} s), ready {hole_ready:.2f} s "
         f"after restore, posts flowing {hole_flowing:.2f} s later"

@@ -37,6 +37,7 @@ from tests.e2e.chaos import ChaosPoster
 from tests.e2e.conftest import GatewayFactory
 from tests.e2e.procs import WorkerProcess, basic, room_name, store_rows
 from tests.support import rabbit
+from tests.support.stomp_client import Received, StompClient
 
 OUTAGE_SECONDS = float(os.environ.get("STOMPGATE_TEST_STORE_OUTAGE_S", "30"))
 RECENT = 20  # the node's recent cache per room: the outage outgrows it
@@ -69,6 +70,19 @@ def _all_after(base_url: str, room: str, after: int) -> list[int]:
         if body["next_after"] is None:
             return ids
         after = int(body["next_after"])
+
+
+def _catch_up_error(port: int, room: str, after: int) -> Received:
+    """The ERROR a catch-up SUBSCRIBE from ``after`` gets."""
+    client = StompClient(port, login="p1", passcode="p1")
+    client.connect()
+    try:
+        client.conn.subscribe(
+            f"/topic/room.{room}", "c", headers={"cur-max-message-id": str(after)}
+        )
+        return client.next_error(20)
+    finally:
+        client.disconnect()
 
 
 def _failures(worker: WorkerProcess) -> float:
@@ -112,11 +126,13 @@ def test_store_unavailable_30_s_worker_retries_history_503_nothing_dropped(
         receipted_at_start = receipted()
         failures_at_start = _failures(worker)
         refused: tuple[int, dict[str, str], object] | None = None
+        catch_up_error: Received | None = None
         while time.monotonic() - started < OUTAGE_SECONDS:
             if refused is None and receipted() > receipted_at_start + 2 * RECENT:
                 status, headers, body = _history(node.http_url, room, before_id)
                 if status == 503:
                     refused = (status, headers, body)
+                    catch_up_error = _catch_up_error(node.stomp_port, room, before_id)
             time.sleep(0.5)
         receipted_in_outage = receipted() - receipted_at_start
         stored_in_outage = len(store_rows(store_path, room)) - stored_at_start
@@ -138,6 +154,8 @@ def test_store_unavailable_30_s_worker_retries_history_503_nothing_dropped(
     assert headers.get("Retry-After", "").isdigit(), headers
     assert isinstance(body, dict)
     assert "behind" in body["error"]
+    assert catch_up_error is not None  # so is a catch-up SUBSCRIBE, with an ERROR
+    assert catch_up_error.headers["message"] == "History not available"
 
     # After: posting stops soon; everything receipted is stored once, history is whole.
     time.sleep(1.0)
