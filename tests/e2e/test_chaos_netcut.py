@@ -39,9 +39,9 @@ from tests.e2e.procs import WorkerProcess, room_name, store_rows
 from tests.support.gateway_proc import GatewayProcess
 from tests.support.tcp_proxy import TcpProxy
 
-HEARTBEAT = 2  # seconds: the node and the worker detect a black hole in about 2-3 of them
+HEARTBEAT = 2  # seconds: the node notices a black hole in about 2-3 of them, aio-pika in 5
 CUT_SECONDS = 2.0
-BLACKHOLE_SECONDS = 8.0  # long enough for the node's heart-beats to notice
+BLACKHOLE_SECONDS = 12.0  # long enough for the worker's heart-beats to notice too
 USERS = ("p1", "p2", "reader")
 DEV_USERS = ",".join(f"{u}:{u}" for u in USERS)
 GATEWAY_ENV = {"STOMPGATE_FRAMES_PER_SECOND": "0", "STOMPGATE_MAX_CONNECTIONS_PER_IP": "0"}
@@ -54,9 +54,14 @@ def _through(url: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
 
 
-def _ready(node: GatewayProcess) -> bool:
+def _ready(process: GatewayProcess | WorkerProcess) -> bool:
+    """The node's /readyz (connected to RabbitMQ), the worker's /healthz (consuming)."""
+    if isinstance(process, GatewayProcess):
+        url = process.http_url + "/readyz"
+    else:
+        url = f"http://127.0.0.1:{process.metrics_port}/healthz"
     try:
-        with urllib.request.urlopen(node.http_url + "/readyz", timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -144,10 +149,14 @@ def _run(node: GatewayProcess, proxy: TcpProxy, worker: WorkerProcess, store_pat
     # 2. A black hole: nothing passes, nothing is closed; only heart-beats can tell.
     proxy.blackhole()
     hole_seen = _until(lambda: not _ready(node), 6 * HEARTBEAT + 5, "heart-beats noticing")
-    time.sleep(max(0.0, BLACKHOLE_SECONDS - hole_seen))
+    worker_seen = hole_seen + _until(
+        lambda: not _ready(worker), 6 * HEARTBEAT + 5, "the worker's heart-beats noticing"
+    )
+    time.sleep(max(0.0, BLACKHOLE_SECONDS - worker_seen))
     proxy.restore()
     hole_ready = _until(lambda: _ready(node), 30, "the node reconnecting after the black hole")
     hole_flowing = flowing()
+    worker_back = _until(lambda: _ready(worker), 30, "the worker reconnecting")
     time.sleep(1.0)
 
     for poster in posters:
@@ -211,5 +220,6 @@ def _run(node: GatewayProcess, proxy: TcpProxy, worker: WorkerProcess, store_pat
         f"{cut_seen:.2f} s, ready "
         f"{cut_ready:.2f} s after restore, posts flowing {cut_flowing:.2f} s later; black "
         f"hole seen in {hole_seen:.2f} s (heart-beat {HEARTBEAT} s), ready {hole_ready:.2f} s "
-        f"after restore, posts flowing {hole_flowing:.2f} s later"
+        f"after restore, posts flowing {hole_flowing:.2f} s later; the worker saw it in "
+        f"{worker_seen:.2f} s and was consuming again {worker_back:.2f} s after the posts"
     )
