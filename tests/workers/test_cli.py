@@ -96,7 +96,7 @@ def test_resolve_builtin_persist() -> None:
     settings = WorkerSettings(amqp_url="amqp://x/", prefetch=42, metrics_port=None)
     app = resolve("persist", settings)
     assert app.name == "persist"
-    assert app.amqp_url == "amqp://x/"
+    assert app.amqp_url == "amqp://x/?heartbeat=60"  # the settings' heart-beat, in the URL
     assert app.prefetch == 42
     [spec] = app.consumers
     assert (spec.queue, spec.patterns, spec.exchange) == (
@@ -115,7 +115,7 @@ def test_resolve_team_app_and_factory() -> None:
     app = resolve("tests.workers.team_worker:app", settings)
     assert isinstance(app, WorkerApp)
     assert app.name == "team-audit"
-    assert app.amqp_url == "amqp://team/"
+    assert app.amqp_url == "amqp://team/?heartbeat=60"
     built = resolve("tests.workers.team_worker:build", settings)
     assert built.name == "team-built"
     assert built.prefetch == 7  # set in code: the code wins over the environment
