@@ -20,6 +20,7 @@ from aiohttp import web
 from gateway import stomp_headers
 from gateway.access import Access, auth_settings, build_access
 from gateway.auth.input_budget import NodeInputBudget
+from gateway.chat.outage import store_outage_middleware
 from gateway.chat.push_api import install_push_api
 from gateway.chat.typing import TypingSettings
 from gateway.chat_bridge import (
@@ -112,7 +113,7 @@ class Gateway:
         self.node = Node(settings, self.access, listeners=(*builtin, *listeners))
         self.relay = Relay(
             RelaySettings(
-                amqp_url=settings.amqp_url,
+                amqp_url=settings.broker_url,
                 node_id=settings.node_id,
                 order_hold=settings.order_hold_ms / 1000,
             ),
@@ -131,7 +132,9 @@ class Gateway:
         self.http_guard = HttpGuard(
             self.access, self.metrics, settings.http_header_timeout, settings.ws_path
         )
-        self.app = web.Application(middlewares=[self.http_guard.middleware])
+        self.app = web.Application(
+            middlewares=[self.http_guard.middleware, store_outage_middleware]
+        )
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)

@@ -48,7 +48,12 @@ from gateway.access import Access, AccessDenied, DestinationRejected, node_redis
 from gateway.chat import events
 from gateway.chat.control import MembershipControl
 from gateway.chat.destinations import is_valid_room, room_topic
-from gateway.chat.errors import ChatError, RemovedFromRoomError, StoreBehindError
+from gateway.chat.errors import (
+    ChatError,
+    RemovedFromRoomError,
+    StoreBehindError,
+    StoreUnreachableError,
+)
 from gateway.chat.history_api import Authorize, history_routes
 from gateway.chat.layer import UNREAD_QUEUE, ChatLayer, ChatResult, PublishFn, ReplayItem
 from gateway.chat.membership import Membership
@@ -65,6 +70,7 @@ from gateway.errors import ClientError, ErrorMessage
 from gateway.relay import Relay
 from gateway.relay.destinations import UserQueue
 from gateway.settings import Settings
+from store import UNAVAILABLE_ERRORS
 
 __all__ = [
     "REPLAY_HEADER",
@@ -257,7 +263,11 @@ class ChatBridge:
         if self.translations is None or not items:
             return items
         found: dict[int, list[ReplayItem]] = {}
-        for t in await self.translations.of_messages([item.message_id for item in items]):
+        try:
+            stored = await self.translations.of_messages([item.message_id for item in items])
+        except UNAVAILABLE_ERRORS as exc:
+            raise StoreUnreachableError(str(exc)) from exc
+        for t in stored:
             headers = (*events.translation_headers(), events.REPLAY_HEADER)
             found.setdefault(t.message_id, []).append(
                 ReplayItem(t.message_id, items[0].destination, headers, t.event)

@@ -16,9 +16,10 @@ One :class:`Router` per node, shared by its connections (it implements
   (``cur-max-message-id`` on a room topic) is bound with a
   :class:`~gateway.chat.catch_up.CatchUpSink` in front of the client, and the replay is read
   after the binding exists and before the RECEIPT: a catch-up that cannot be served (say the
-  store is behind) is unbound again and refused. A SUBSCRIBE to ``/user/queue/unread`` is
-  bound the same way and its first MESSAGE, right after the RECEIPT, is the unread snapshot
-  of all the user's rooms (then the live updates held meanwhile). Any other with a queue of
+  store is behind, or cannot be read now) is unbound again and refused. A SUBSCRIBE to
+  ``/user/queue/unread`` is bound the same way and its first MESSAGE, right after the
+  RECEIPT, is the unread snapshot of all the user's rooms (then the live updates held
+  meanwhile). Any other with a queue of
   its own is bound with a :class:`~gateway.delivery.HeldSink`, so what its queue held
   already reaches the client after the RECEIPT, never before it;
 * leaving a room: an UNSUBSCRIBE from ``/topic/room.<room>``, and a client that is gone, tell
@@ -37,10 +38,12 @@ from gateway.chat.catch_up import CatchUpSink
 from gateway.chat.layer import ReplayItem
 from gateway.chat_bridge import ChatBridge
 from gateway.delivery import DeliverySink, HeldSink
+from gateway.errors import ClientError, ErrorMessage, explain
 from gateway.ports import SendMode, Subscription
 from gateway.relay import Relay
 from gateway.relay.destinations import AMQ_QUEUE_PREFIX
 from gateway.relay.planner import ConsumerPlan, SubscribePlan
+from store import UNAVAILABLE_ERRORS
 
 __all__ = ["AppPort", "Router"]
 
@@ -162,6 +165,13 @@ class Router:
         sub = await self._relay.open(catch_up, plan)
         try:
             items = await first()
+        except UNAVAILABLE_ERRORS as exc:  # e.g. the unread counts' store: the client retries
+            await _cancel_quietly(sub)
+            raise ClientError(
+                ErrorMessage.SUBSCRIBE_FAILED,
+                explain("the message store cannot be read now; retry shortly", str(exc)),
+                reason="store_unavailable",
+            ) from exc
         except BaseException:
             await _cancel_quietly(sub)
             raise

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from yarl import URL
+
 ENV_PREFIX = "STOMPGATE_"
 
 
@@ -62,6 +64,15 @@ class Settings:
     )
     amqp_url: str = field(
         default="amqp://guest:guest@127.0.0.1:5672/", metadata={"help": "RabbitMQ AMQP URL"}
+    )
+    amqp_heartbeat: int = field(
+        default=60,
+        metadata={
+            "help": "seconds between AMQP heart-beats the node asks of RabbitMQ (the smaller of"
+            " this and the broker's wins): a connection silent for about two of them (a"
+            " half-open network path) counts as lost and is reconnected; 0 = ask for none"
+            " (the URL may say heartbeat= instead, but not both differently)"
+        },
     )
     redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"help": "Redis URL"})
     redis_prefix: str = field(default="stompgate:", metadata={"help": "prefix of Redis keys"})
@@ -275,6 +286,9 @@ class Settings:
             raise ValueError("--redis-pool-timeout must not be negative")
         if self.heartbeat_grace < 1.0:
             raise ValueError("--heartbeat-grace must be at least 1.0")
+        if not 0 <= self.amqp_heartbeat <= 65535:
+            raise ValueError(f"--amqp-heartbeat must be 0..65535 s, got {self.amqp_heartbeat}")
+        amqp_url_with_heartbeat(self.amqp_url, self.amqp_heartbeat)  # a conflict raises
         if self.order_hold_ms < 0:
             raise ValueError(f"--order-hold-ms must not be negative, got {self.order_hold_ms}")
         if self.room_max_members < 2:
@@ -314,6 +328,12 @@ class Settings:
             raise ValueError(f"--max-unconfirmed must not be negative, got {self.max_unconfirmed}")
 
     @property
+    def broker_url(self) -> str:
+        """``amqp_url`` with ``heartbeat=amqp_heartbeat`` in its query: what every AMQP
+        connection of the node opens."""
+        return amqp_url_with_heartbeat(self.amqp_url, self.amqp_heartbeat)
+
+    @property
     def seen_by_limit(self) -> int:
         """The largest room whose members' read pointers are shown."""
         return self.seen_by_max_members or self.room_max_members
@@ -331,6 +351,22 @@ class Settings:
                 raise ValueError(f"--dev-users: expected login:passcode, got {item!r}")
             pairs[login] = passcode
         return pairs
+
+
+def amqp_url_with_heartbeat(url: str, seconds: int) -> str:
+    """``url`` with ``heartbeat=seconds`` in its query (aiormq and the node's wire both read
+    it there). A URL that already says ``heartbeat=`` something else is a ValueError: the
+    interval is given once."""
+    parsed = URL(url)
+    given = parsed.query.get("heartbeat")
+    if given is not None:
+        if given.strip() != str(seconds):
+            raise ValueError(
+                f"the AMQP URL says heartbeat={given} and --amqp-heartbeat {seconds}:"
+                " give the interval once"
+            )
+        return url
+    return str(parsed.update_query(heartbeat=str(seconds)))
 
 
 def _parse_bool(text: str) -> bool:

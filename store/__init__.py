@@ -10,7 +10,13 @@ A core package: the gateway (history reads, catch-up) and the workers (the persi
 both import it, and it imports neither of them.
 """
 
-from store.base import MessageCounts, MessageStore, StoreClosedError, StoredMessage
+from store.base import (
+    MessageCounts,
+    MessageStore,
+    StoreClosedError,
+    StoredMessage,
+    StoreUnavailableError,
+)
 from store.factory import (
     open_profile_store,
     open_push_store,
@@ -19,6 +25,7 @@ from store.factory import (
     open_translation_store,
 )
 from store.mongo import MongoStore
+from store.mongo_db import UNAVAILABLE_ERRORS as _MONGO_UNAVAILABLE
 from store.profiles import Profile, ProfileStore
 from store.profiles_mongo import MongoProfileStore
 from store.profiles_sqlite import SQLiteProfileStore
@@ -33,8 +40,13 @@ from store.translations import StoredTranslation, TranslationStore
 from store.translations_mongo import MongoTranslationStore
 from store.translations_sqlite import SQLiteTranslationStore
 
+#: What a store raises while it cannot be used, for a reason that passes: SQLite's
+#: `StoreUnavailableError`, and PyMongo's connection failures (raised as they are).
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (StoreUnavailableError, *_MONGO_UNAVAILABLE)
+
 __all__ = [
     "KINDS",
+    "UNAVAILABLE_ERRORS",
     "Member",
     "MessageCounts",
     "MessageStore",
@@ -57,6 +69,7 @@ __all__ = [
     "SQLiteStore",
     "SQLiteTranslationStore",
     "StoreClosedError",
+    "StoreUnavailableError",
     "StoredMessage",
     "StoredTranslation",
     "TranslationStore",

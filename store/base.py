@@ -73,6 +73,12 @@ class StoreClosedError(RuntimeError):
     """The store was used before `open()` or after `close()`."""
 
 
+class StoreUnavailableError(RuntimeError):
+    """The store cannot do this now, for a reason that passes (the database locked by another
+    writer, an I/O error, the disk full): the same call may succeed later. Callers retry
+    (the persist worker) or answer "try again" (the history API: 503 with Retry-After)."""
+
+
 def check_limit(limit: int) -> None:
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")

@@ -5,6 +5,9 @@ The client is PyMongo's native asyncio client (not connected yet when made: PyMo
 on first use); `open()` creates each collection's indexes (one ``createIndexes`` per
 collection, idempotently), `close()` closes the client. The database is the one the store is
 given, else the URL's, else `DEFAULT_DATABASE`.
+
+`UNAVAILABLE_ERRORS`: PyMongo's errors for a database that cannot be reached now (no server
+selectable, a connection lost, a network timeout), i.e. failures that pass.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ from typing import Any
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure
 
 from store.base import StoreClosedError
 
 DEFAULT_DATABASE = "stompgate"
+#: ServerSelectionTimeoutError, AutoReconnect, NetworkTimeout, ... derive from it.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (ConnectionFailure,)
 
 Document = dict[str, Any]
 

@@ -5,6 +5,10 @@ One connection lives in one worker thread for its whole life (sqlite3 connection
 shared between threads); every call is a job submitted to that thread, so the event loop never
 blocks on disk. The database runs in WAL mode, so several stores (and processes) can use the
 same file: readers never wait, a writer waits up to 5 s for another (``busy_timeout``).
+
+An error that passes (the file locked past that wait, an I/O error, the disk full: SQLite's
+BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL) is raised as `StoreUnavailableError`, so the
+caller can tell "try again later" from a bug.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from store.base import StoreClosedError
+from store.base import StoreClosedError, StoreUnavailableError
 
 T = TypeVar("T")
 
@@ -24,6 +28,17 @@ SYNCHRONOUS = frozenset({"off", "normal", "full", "extra"})
 #: Values of one ``IN (...)`` list per statement: SQLite's default limit of host parameters
 #: in one statement is 999 (older builds).
 IN_BATCH = 500
+#: SQLite's primary result codes for failures that pass (a later try may succeed).
+_PASSING = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
 
 
 class SQLiteDatabase:
@@ -63,11 +78,17 @@ class SQLiteDatabase:
             executor.shutdown(wait=True)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` in the database's thread."""
+        """Run ``fn(*args)`` in the database's thread (`StoreUnavailableError` for a failure
+        that passes)."""
         if self._executor is None:
             raise StoreClosedError(f"{self._name} is not open")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in _PASSING:
+                raise StoreUnavailableError(f"{self._name} unavailable: {exc}") from exc
+            raise
 
     def connection(self) -> sqlite3.Connection:
         """The connection (only from inside a job that `run` runs)."""

@@ -3,6 +3,7 @@
 | variable | default | meaning |
 |---|---|---|
 | STOMPGATE_AMQP_URL | amqp://guest:guest@127.0.0.1:5672/ | the broker |
+| STOMPGATE_AMQP_HEARTBEAT | 60 | AMQP heart-beat, s: ~3 silent ones drop a connection; 0 = none |
 | STOMPGATE_STORE | sqlite:///var/stompgate.db | message store (sqlite:///path, mongodb://host/db) |
 | STOMPGATE_WORKER_METRICS_PORT | 9108 | /healthz and /metrics; "off" (or empty) for none |
 | STOMPGATE_WORKER_METRICS_HOST | 0.0.0.0 | address the health server listens on |
@@ -20,12 +21,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from yarl import URL
+
 PREFIX = "STOMPGATE_"
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_heartbeat: int = 60
     store_url: str = "sqlite:///var/stompgate.db"
     metrics_host: str = "0.0.0.0"
     metrics_port: int | None = 9108
@@ -35,6 +39,16 @@ class WorkerSettings:
     persist_batch_size: int = 500
     persist_batch_wait: float = 0.05
     log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.amqp_heartbeat <= 65535:
+            raise ValueError(f"{PREFIX}AMQP_HEARTBEAT must be 0..65535, got {self.amqp_heartbeat}")
+        _with_heartbeat(self.amqp_url, self.amqp_heartbeat)  # a conflict raises
+
+    @property
+    def broker_url(self) -> str:
+        """``amqp_url`` with ``heartbeat=amqp_heartbeat`` in its query (aio-pika reads it)."""
+        return _with_heartbeat(self.amqp_url, self.amqp_heartbeat)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -47,6 +61,7 @@ class WorkerSettings:
 
         return cls(
             amqp_url=get("AMQP_URL") or d.amqp_url,
+            amqp_heartbeat=_heartbeat(get("AMQP_HEARTBEAT"), d.amqp_heartbeat),
             store_url=get("STORE") or d.store_url,
             metrics_host=get("WORKER_METRICS_HOST") or d.metrics_host,
             metrics_port=_port(env.get(PREFIX + "WORKER_METRICS_PORT"), d.metrics_port),
@@ -63,6 +78,25 @@ class WorkerSettings:
             / 1000,
             log_level=(get("LOG_LEVEL") or d.log_level).upper(),
         )
+
+
+def _heartbeat(raw: str | None, default: int) -> int:
+    if raw is None:
+        return default
+    return _int(PREFIX + "AMQP_HEARTBEAT", raw)
+
+
+def _with_heartbeat(url: str, seconds: int) -> str:
+    parsed = URL(url)
+    given = parsed.query.get("heartbeat")
+    if given is not None:
+        if given.strip() != str(seconds):
+            raise ValueError(
+                f"{PREFIX}AMQP_URL says heartbeat={given} and {PREFIX}AMQP_HEARTBEAT {seconds}:"
+                " give the interval once"
+            )
+        return url
+    return str(parsed.update_query(heartbeat=str(seconds)))
 
 
 def _port(raw: str | None, default: int | None) -> int | None:

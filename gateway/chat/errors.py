@@ -1,5 +1,6 @@
 """`ChatError`: a client mistake on an /app destination, reported in a STOMP ERROR frame.
-`StoreBehindError`: history that cannot be served yet without a gap. `RoomsError` and its
+`StoreBehindError`: history that cannot be served yet without a gap; `StoreUnreachableError`:
+history the store cannot give now. `RoomsError` and its
 kinds: rooms API requests refused (an HTTP 4xx). `RemovedFromRoomError`: the ERROR that ends
 the subscriptions of a user removed from a room."""
 
@@ -48,6 +49,18 @@ class StoreBehindError(ClientError):
                 f"the store had them (first id {self.missing[0] if self.missing else '-'})",
             ),
         )
+
+
+class StoreUnreachableError(ClientError):
+    """History cannot be read now: the store itself failed in a way that passes (locked, an
+    I/O error, the database down). Not the client's mistake: ask again shortly (HTTP: 503 with
+    ``Retry-After``; STOMP: ERROR ``History not available``)."""
+
+    reason = "store_unavailable"
+
+    def __init__(self, why: str) -> None:
+        self.text = "history not available now: the message store cannot be read; retry shortly"
+        super().__init__(ErrorMessage.HISTORY_NOT_AVAILABLE, explain(self.text, why))
 
 
 class RoomsError(ClientError):

@@ -4,18 +4,20 @@ Both directions merge the two sources by id without duplicates. The cache holds 
 messages of a room (a suffix); the store holds what the persist worker wrote so far. What
 the store must have before a page that reaches below the cache is served is tracked by
 `gateway.chat.unstored`: every unstored id within the page's range must be in the page, or
-the read raises `StoreBehindError` (never a page with a silent gap).
+the read raises `StoreBehindError` (never a page with a silent gap). A store that cannot be
+read now (one of `store.UNAVAILABLE_ERRORS`) is `StoreUnreachableError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-from gateway.chat.errors import StoreBehindError
+from gateway.chat.errors import StoreBehindError, StoreUnreachableError
 from gateway.chat.recent import RecentCache
-from gateway.chat.store_api import MessageReader
+from gateway.chat.store_api import MessageReader, StoredMessageLike
 from gateway.chat.unstored import UnstoredSet
+from store import UNAVAILABLE_ERRORS
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +48,7 @@ class HistoryReader:
         # The unstored set is read before the store: an id pruned from it meanwhile was
         # found in the store by someone else, so this store read sees it too.
         unstored = await self._unstored.after(room, after_id, limit)
-        stored = await self._store.history(room, after=after_id, limit=limit)
+        stored = await self._stored(self._store, room, after=after_id, limit=limit)
         for message in stored:
             entries.setdefault(message.id, message.event)
         page = sorted(entries)[:limit]
@@ -69,7 +71,7 @@ class HistoryReader:
             newest = sorted(entries)[-limit:]
             return [HistoryEntry(i, entries[i]) for i in newest]
         unstored = await self._unstored.before(room, before_id, limit)
-        stored = await self._store.history(room, before=before_id, limit=limit)
+        stored = await self._stored(self._store, room, before=before_id, limit=limit)
         for message in stored:
             entries.setdefault(message.id, message.event)
         page = sorted(entries)[-limit:]
@@ -78,6 +80,20 @@ class HistoryReader:
             room, unstored, entries, {m.id for m in stored}, lambda i: lower is None or i > lower
         )
         return [HistoryEntry(i, entries[i]) for i in page]
+
+    @staticmethod
+    async def _stored(
+        store: MessageReader,
+        room: str,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int,
+    ) -> Sequence[StoredMessageLike]:
+        try:
+            return await store.history(room, before=before, after=after, limit=limit)
+        except UNAVAILABLE_ERRORS as exc:
+            raise StoreUnreachableError(str(exc)) from exc
 
     async def _check(
         self,

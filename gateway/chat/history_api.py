@@ -23,7 +23,8 @@ the first id when the page is full. Ids are decimal strings, as everywhere on th
 Recent pages come from the Redis cache when it covers the request, the store otherwise. A
 page that would have a gap because the store has not caught up yet (the persist worker lags
 by more than the cache holds; see `gateway.chat.unstored`) is refused with ``503``,
-``{"error": "..."}`` and a ``Retry-After`` header, never served partially.
+``{"error": "..."}`` and a ``Retry-After`` header, never served partially; so is a read
+the store cannot do now (locked, an I/O error, the database down).
 Authentication and room access are delegated to the ``authorize`` callable the app injects.
 """
 
@@ -36,7 +37,7 @@ import orjson
 from aiohttp import web
 
 from gateway.chat.destinations import is_valid_room
-from gateway.chat.errors import RETRY_AFTER_S, StoreBehindError
+from gateway.chat.errors import RETRY_AFTER_S, StoreBehindError, StoreUnreachableError
 from gateway.chat.history import HistoryEntry, HistoryReader
 from gateway.chat.layer import ChatLayer
 from gateway.chat.snowflake import MAX_ID
@@ -143,7 +144,7 @@ class _HistoryHandler:
                 entries = await self._history.after(room, after, limit)
             else:
                 entries = await self._history.before(room, before, limit)
-        except StoreBehindError as exc:
+        except (StoreBehindError, StoreUnreachableError) as exc:
             return web.json_response(
                 {"error": exc.text},
                 status=503,

@@ -32,7 +32,7 @@ from aiohttp import web
 
 from gateway.chat import events
 from gateway.chat.destinations import is_valid_room
-from gateway.chat.errors import RoomsError, StoreBehindError
+from gateway.chat.errors import RETRY_AFTER_S, RoomsError, StoreBehindError
 from gateway.chat.rooms import Actor, RoomService, room_entry
 from gateway.chat.store_api import Room
 from schemas import SchemaError, decode
@@ -46,10 +46,14 @@ Handler = Callable[[web.Request, Actor], Awaitable[web.StreamResponse]]
 _T = TypeVar("_T", RoomCreate, RoomDirect, RoomMembersAdd)
 
 
-def refusal(status: int, message: str, detail: str = "") -> web.Response:
-    """A 4xx/5xx whose reason phrase is ``message``, with the JSON error body."""
+def refusal(
+    status: int, message: str, detail: str = "", *, retry_after: int | None = None
+) -> web.Response:
+    """A 4xx/5xx whose reason phrase is ``message``, with the JSON error body (and a
+    ``Retry-After`` header when ``retry_after`` is given)."""
     body = {"error": message, "detail": detail or message}
-    return web.json_response(body, status=status, reason=message)
+    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+    return web.json_response(body, status=status, reason=message, headers=headers)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -81,7 +85,7 @@ class _RoomsHandler:
             except SchemaError as exc:
                 return refusal(400, str(exc), f"{exc}; see schemas/{exc.schema}.json")
             except StoreBehindError as exc:
-                return refusal(503, exc.message, exc.detail)
+                return refusal(503, exc.message, exc.detail, retry_after=RETRY_AFTER_S)
 
         return handle
 

@@ -12,15 +12,18 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from pymongo.errors import ServerSelectionTimeoutError
 
-from gateway.chat.errors import StoreBehindError
+from gateway.chat.errors import StoreBehindError, StoreUnreachableError
 from gateway.chat.events import message_template
 from gateway.chat.history_api import history_routes
 from gateway.chat.layer import ChatLayer
+from gateway.chat.outage import STORE_UNAVAILABLE, store_outage_middleware
 from gateway.chat.recent import as_bytes
 from gateway.chat.snowflake import SnowflakeGenerator
 from schemas import decode
 from schemas.models import ChatPost
+from store import StoredMessage, StoreUnavailableError
 from tests.chat.fakes import InMemoryReader, ManualClock, RecordingPublisher
 
 POST = "/app/rooms/general/messages"
@@ -150,6 +153,69 @@ async def test_history_api_answers_503_with_retry_after(
     response = await client.get(URL, params={"after": "0"})
     assert response.status == 200
     assert [int(m["id"]) for m in (await response.json())["messages"]] == ids
+
+
+UNREACHABLE = [
+    StoreUnavailableError("SQLiteStore unavailable: database is locked"),
+    ServerSelectionTimeoutError("mongo:27017: [Errno 111] Connection refused"),
+]
+
+
+@pytest.mark.parametrize("error", UNREACHABLE)
+async def test_an_unreachable_store_is_a_503_with_retry_after_and_a_refused_catch_up(
+    client: TestClient[Any, Any],
+    chat: ChatLayer,
+    clock: ManualClock,
+    store: InMemoryReader,
+    publisher: RecordingPublisher,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+) -> None:
+    ids = await post_many(chat, clock, 12)
+    for pub in publisher.published:
+        store.add_event(pub.body)
+
+    async def unreachable(*args: object, **kwargs: object) -> list[StoredMessage]:
+        raise error
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "history", unreachable)
+        for params in ({"after": "0"}, {"before": str(ids[3])}):
+            response = await client.get(URL, params=params)
+            assert response.status == 503, params
+            assert response.headers["Retry-After"] == "5"
+            assert await response.json() == {
+                "error": "history not available now: the message store cannot be read; retry"
+                " shortly"
+            }
+        response = await client.get(URL, params={"limit": "5"})  # the cache alone: fine
+        assert response.status == 200
+        with pytest.raises(StoreUnreachableError) as refused:  # a catch-up SUBSCRIBE: ERROR
+            await chat.replay("general", ids[1])
+        assert refused.value.message == "History not available"
+        assert str(error) in refused.value.detail
+    response = await client.get(URL, params={"after": "0"})
+    assert response.status == 200
+    assert [int(m["id"]) for m in (await response.json())["messages"]] == ids
+    assert replayed(await chat.replay("general", ids[1])) == ids[2:]
+
+
+@pytest.mark.parametrize("error", UNREACHABLE)
+async def test_every_http_api_answers_an_unreachable_store_with_503_and_retry_after(
+    error: Exception,
+) -> None:
+    async def rooms(request: web.Request) -> web.Response:
+        raise error
+
+    app = web.Application(middlewares=[store_outage_middleware])
+    app.router.add_get("/api/rooms", rooms)
+    async with TestClient(TestServer(app)) as test_client:
+        response = await test_client.get("/api/rooms")
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "5"
+        body = await response.json()
+        assert body["error"] == STORE_UNAVAILABLE
+        assert body["detail"] == str(error)
 
 
 async def test_a_publish_failing_after_its_post_left_the_cache_is_not_waited_for(

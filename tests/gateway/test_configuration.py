@@ -28,6 +28,19 @@ def test_a_flag_wins_over_the_environment() -> None:
     assert settings.node_id == "flag"
 
 
+def test_the_amqp_heartbeat_goes_into_the_broker_url_once() -> None:
+    settings = settings_from({"amqp_heartbeat": "5"}, environ={})
+    assert settings.broker_url == "amqp://guest:guest@127.0.0.1:5672/?heartbeat=5"
+    env = {"STOMPGATE_AMQP_URL": "amqp://u:p@h/v?name=x", "STOMPGATE_AMQP_HEARTBEAT": "0"}
+    assert settings_from({}, environ=env).broker_url == "amqp://u:p@h/v?name=x&heartbeat=0"
+    same = settings_from({"amqp_url": "amqp://h/?heartbeat=60"}, environ={})
+    assert same.broker_url == "amqp://h/?heartbeat=60"
+    with pytest.raises(ConfigurationError, match=r"heartbeat=7 and --amqp-heartbeat 60: give"):
+        settings_from({"amqp_url": "amqp://h/?heartbeat=7"}, environ={})
+    with pytest.raises(ConfigurationError, match=r"--amqp-heartbeat must be 0\.\.65535"):
+        settings_from({"amqp_heartbeat": "-1"}, environ={})
+
+
 def test_auth_settings_that_cannot_be_used_are_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match=r"JWT_ALGORITHMS.*\(see docs/security.md\)$"):
         build_access(Settings(auth="jwt"), environ={})

@@ -15,11 +15,13 @@ from gateway.chat.catch_up import CatchUpSink
 from gateway.chat.errors import ChatError, StoreBehindError
 from gateway.chat.layer import ReplayItem
 from gateway.chat_bridge import ChatBridge, ReplayRequest
+from gateway.errors import ClientError
 from gateway.ports import DeliverySink, SendMode
 from gateway.relay import Relay
 from gateway.relay.planner import FanoutPlan
 from gateway.router import Router
 from gateway.stomp import PreparedMessage
+from store import StoreUnavailableError
 
 ROOM = "/topic/room.r1"
 
@@ -93,6 +95,7 @@ class FakeRelay:
 class FakeChat:
     calls: list[str]
     behind: bool = False
+    store_down: bool = False
     left: list[str] = field(default_factory=list)  # "<session> <room>" / "<session> gone"
 
     def handles(self, destination: str) -> bool:
@@ -132,6 +135,8 @@ class FakeChat:
 
     async def unread_snapshot(self, user: str) -> ReplayItem:
         self.calls.append(f"snapshot {user}")
+        if self.store_down:
+            raise StoreUnavailableError("SQLiteStore unavailable: disk I/O error")
         return ReplayItem(0, "/user/queue/unread", (), b"snapshot")
 
     async def replay(self, request: ReplayRequest) -> list[ReplayItem]:
@@ -207,6 +212,17 @@ async def test_a_catch_up_the_store_cannot_serve_is_unbound_again() -> None:
     chat.behind = True
     with pytest.raises(StoreBehindError):
         await router.subscribe(Client(), "s", ROOM, "auto", {"cur-max-message-id": "5"})
+    assert relay.subscription.cancelled
+
+
+async def test_a_snapshot_the_store_cannot_give_is_an_error_for_the_client_and_unbound() -> None:
+    router, relay, chat = make()
+    chat.store_down = True
+    with pytest.raises(ClientError) as refused:
+        await router.subscribe(Client(), "u", "/user/queue/unread", "auto", {})
+    assert refused.value.message == "SUBSCRIBE failed"
+    assert refused.value.reason == "store_unavailable"
+    assert "disk I/O error" in refused.value.detail
     assert relay.subscription.cancelled
 
 

@@ -35,6 +35,7 @@ def test_settings_from_env() -> None:
     s = WorkerSettings.from_env(
         {
             "STOMPGATE_AMQP_URL": "amqp://u:p@h:5673/v",
+            "STOMPGATE_AMQP_HEARTBEAT": "5",
             "STOMPGATE_STORE": "mongodb://m/chat",
             "STOMPGATE_WORKER_METRICS_PORT": "off",
             "STOMPGATE_WORKER_PREFETCH": "64",
@@ -47,6 +48,7 @@ def test_settings_from_env() -> None:
     )
     assert s == WorkerSettings(
         amqp_url="amqp://u:p@h:5673/v",
+        amqp_heartbeat=5,
         store_url="mongodb://m/chat",
         metrics_port=None,
         prefetch=64,
@@ -56,6 +58,15 @@ def test_settings_from_env() -> None:
         persist_batch_wait=0.02,
         log_level="DEBUG",
     )
+    assert s.broker_url == "amqp://u:p@h:5673/v?heartbeat=5"
+
+
+def test_the_amqp_heartbeat_is_given_once() -> None:
+    assert WorkerSettings().broker_url == "amqp://guest:guest@127.0.0.1:5672/?heartbeat=60"
+    url = "amqp://h/?heartbeat=9"
+    assert WorkerSettings.from_env({"STOMPGATE_AMQP_URL": url, "STOMPGATE_AMQP_HEARTBEAT": "9"})
+    with pytest.raises(ValueError, match="heartbeat=9 and STOMPGATE_AMQP_HEARTBEAT 60: give"):
+        WorkerSettings.from_env({"STOMPGATE_AMQP_URL": url})
 
 
 @pytest.mark.parametrize(
@@ -64,6 +75,8 @@ def test_settings_from_env() -> None:
         ("WORKER_METRICS_PORT", "http"),
         ("WORKER_METRICS_PORT", "70000"),
         ("WORKER_PREFETCH", "0"),
+        ("AMQP_HEARTBEAT", "often"),
+        ("AMQP_HEARTBEAT", "-2"),
         ("WORKER_DRAIN_TIMEOUT", "-1"),
         ("PERSIST_BATCH_WAIT_MS", "soon"),
     ],
@@ -83,7 +96,7 @@ def test_resolve_builtin_persist() -> None:
     settings = WorkerSettings(amqp_url="amqp://x/", prefetch=42, metrics_port=None)
     app = resolve("persist", settings)
     assert app.name == "persist"
-    assert app.amqp_url == "amqp://x/"
+    assert app.amqp_url == "amqp://x/?heartbeat=60"  # the settings' heart-beat, in the URL
     assert app.prefetch == 42
     [spec] = app.consumers
     assert (spec.queue, spec.patterns, spec.exchange) == (
@@ -102,7 +115,7 @@ def test_resolve_team_app_and_factory() -> None:
     app = resolve("tests.workers.team_worker:app", settings)
     assert isinstance(app, WorkerApp)
     assert app.name == "team-audit"
-    assert app.amqp_url == "amqp://team/"
+    assert app.amqp_url == "amqp://team/?heartbeat=60"
     built = resolve("tests.workers.team_worker:build", settings)
     assert built.name == "team-built"
     assert built.prefetch == 7  # set in code: the code wins over the environment

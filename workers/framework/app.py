@@ -154,7 +154,7 @@ class WorkerApp:
 
     def configure(self, settings: WorkerSettings) -> None:
         """Fill in whatever the code left unset from settings (values in code win)."""
-        self.amqp_url = self.amqp_url or settings.amqp_url
+        self.amqp_url = self.amqp_url or settings.broker_url
         if self.prefetch is None:
             self.prefetch = settings.prefetch
         if self.concurrency is None:
