@@ -19,6 +19,7 @@ Both run alone with ``pytest -m chaos``.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 import uuid
@@ -34,7 +35,7 @@ from tests.e2e.chat_traffic import Poster, Reader, Receipted, stored, wait_for
 from tests.e2e.procs import WorkerProcess, wait_stored
 from tests.e2e.test_rooms import Api
 from tests.support.gateway_proc import GatewayProcess
-from tests.support.private_redis import PrivateRedis, PrivateSentinel
+from tests.support.private_redis import PrivateCluster, PrivateRedis, PrivateSentinel
 from tests.support.security import hs_token, jwt_env
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(150)]
@@ -274,10 +275,10 @@ def start_node(e2e_vhost_url: str, chat_env: dict[str, str], log_dir: Path) -> I
 
 
 def test_redis_restarted_empty_posting_resumes_and_state_is_rebuilt(
+    private_redis: PrivateRedis,
     start_node: Any,
     worker: WorkerProcess,
     store_path: Path,
-    private_redis: PrivateRedis,
 ) -> None:
     prefix = f"stompgate-test:{uuid.uuid4().hex[:12]}:"
     env = _env(private_redis.url, prefix)
@@ -293,10 +294,10 @@ def test_redis_restarted_empty_posting_resumes_and_state_is_rebuilt(
 
 
 def test_sentinel_failover_keeps_accepting_posts(
+    sentinel_set: PrivateSentinel,
     start_node: Any,
     worker: WorkerProcess,
     store_path: Path,
-    sentinel_set: PrivateSentinel,
 ) -> None:
     prefix = f"stompgate-test:{uuid.uuid4().hex[:12]}:"
     env = _env(sentinel_set.url, prefix)
@@ -316,3 +317,84 @@ def test_sentinel_failover_keeps_accepting_posts(
         failover,
         "Sentinel failover",
     )
+
+
+# -- Redis Cluster --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cluster() -> Iterator[PrivateCluster]:
+    with PrivateCluster() as servers:
+        yield servers
+
+
+def _presence(node: GatewayProcess, asker: str, room: str) -> dict[str, str]:
+    status, _, body = asyncio.run(Api(node, asker).call("GET", f"/api/rooms/{room}/presence"))
+    assert status == 200, body
+    return {entry["user"]: entry["status"] for entry in body["users"]}
+
+
+async def _removal_and_catch_up(
+    a: GatewayProcess, b: GatewayProcess, room: str, after: int, expected: list[int]
+) -> None:
+    from tests.e2e.test_rooms import connected, messages_until, send  # the helpers' peers
+
+    # Catch-up from an id (the subscribe-time replay), typing, and the removal broadcast
+    # (pub/sub) ending the removed member's session on the other node.
+    reader = await connected(b, READER)
+    await reader.send_frame(
+        "SUBSCRIBE",
+        {"id": "c", "destination": f"/topic/room.{room}", "cur-max-message-id": str(after)},
+    )
+    got: list[int] = []
+    while len(got) < len(expected):
+        frame = await messages_until(reader, "message")
+        got.append(int(json.loads(frame.body)["id"]))
+    assert got == expected
+    await send(reader, f"/app/rooms/{room}/typing", {"typing": True}, "t")
+    p1 = await connected(b, "p1")
+    await p1.send_frame(
+        "SUBSCRIBE", {"id": "s", "destination": f"/topic/room.{room}", "receipt": "s"}
+    )
+    await p1.receipt("s")
+    status, _, _ = await Api(a, "p0").call("DELETE", f"/api/rooms/{room}/members/p1")
+    assert status == 204
+    error = await p1.expect_error()
+    assert error.message == "Removed from room"
+
+
+def test_chat_and_presence_on_a_redis_cluster(
+    cluster: PrivateCluster, start_node: Any, worker: WorkerProcess, store_path: Path
+) -> None:
+    """Every chat and presence path on a 3-master cluster: rooms and rosters, posts (reserve,
+    confirm), live delivery, read pointers and unread counts, catch-up, typing, presence,
+    and the membership broadcast over pub/sub. No Redis error in any node's log."""
+    prefix = f"{{sg-{uuid.uuid4().hex[:8]}}}:"
+    env = {**_env(cluster.url, prefix), "STOMPGATE_PRESENCE": "true"}
+    nodes = [start_node(f"cl-{n}", env) for n in "ab"]
+    rooms = _rooms(nodes[0])
+    traffic = Traffic(nodes, rooms)
+    try:
+        traffic.wait_receipts(60)
+        wait_for(lambda: _presence(nodes[1], READER, rooms[0])[READER] == "online", 15, "online")
+    finally:
+        traffic.finish()
+    wait_stored(store_path, len(traffic.receipts()), timeout=30)
+    rows = [r for r in stored(store_path) if r[1] == rooms[0]]
+    _POINTERS["cl-a"] = _POINTERS["cl-b"] = {rooms[0]: rows[3][0]}
+    _mark_read(nodes[0], rooms[0], rows[3][0])
+    _pointer_checks(nodes[1], rooms, store_path)
+    for reader in traffic.readers:
+        reader.drain()
+        assert sorted(set(reader.ids[rooms[0]])) == [r[0] for r in rows]
+        reader.close()
+    asyncio.run(
+        _removal_and_catch_up(nodes[0], nodes[1], rooms[0], rows[-4][0], [r[0] for r in rows[-3:]])
+    )
+    for node in nodes:
+        node.stop()
+        assert node.log_path is not None
+        log = node.log_path.read_text(errors="replace")
+        for needle in ("CROSSSLOT", "non local key", "MOVED", "Traceback"):
+            assert needle not in log, log
+    print(f"\nRedis Cluster: {len(traffic.receipts())} posts over 3 masters, {prefix!r}")
