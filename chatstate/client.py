@@ -198,6 +198,18 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     pool's bound: at most ``max_connections``, a command waits ``timeout`` s for one."""
 
 
+class SentinelRedis(Redis):
+    """The primary's client; ``aclose()`` closes the connections to the sentinels too."""
+
+    owned_sentinel: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.owned_sentinel is not None:
+            for client in self.owned_sentinel.sentinels:
+                await client.aclose()
+
+
 def redis_client(
     url: str,
     *,
@@ -249,17 +261,14 @@ def _sentinel(target: RedisTarget, name: str, max_connections: int, timeout: flo
     if target.tls:
         kwargs["ssl"] = True
     if max_connections:
-        return cast(
-            Redis,
-            sentinel.master_for(
-                target.service,
-                connection_pool_class=BlockingSentinelPool,
-                max_connections=max_connections,
-                timeout=timeout or None,
-                **kwargs,
-            ),
+        kwargs.update(
+            connection_pool_class=BlockingSentinelPool,
+            max_connections=max_connections,
+            timeout=timeout or None,
         )
-    return cast(Redis, sentinel.master_for(target.service, **kwargs))
+    client = cast(SentinelRedis, sentinel.master_for(target.service, SentinelRedis, **kwargs))
+    client.owned_sentinel = sentinel
+    return client
 
 
 def _cluster(target: RedisTarget, name: str, max_connections: int) -> Redis:

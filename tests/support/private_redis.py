@@ -157,20 +157,28 @@ class _Group:
 
 
 class PrivateRedis(_Group):
-    """A lone ``redis-server``, started."""
+    """A lone ``redis-server``, started; ``client`` a client of it, ``dir`` a directory
+    for the caller's files (removed with the server's)."""
 
     def __init__(self) -> None:
         super().__init__("redis")
+        self.dir = self.root
         self.server = self._server("server")
         try:
             self.server.start()
         except BaseException:
             self.close()
             raise
+        self.client = self.server.client()
 
     @property
     def url(self) -> str:
         return self.server.url
+
+    def close(self) -> None:
+        if hasattr(self, "client"):
+            self.client.close()
+        super().close()
 
     def __enter__(self) -> PrivateRedis:
         return self
