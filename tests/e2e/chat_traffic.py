@@ -35,6 +35,7 @@ class LostError(Exception):
 class Receipted:
     client_id: str
     message_id: int
+    sent: float  # time.monotonic() of the SEND that was receipted
     at: float  # time.monotonic() of the RECEIPT
 
 
@@ -93,6 +94,7 @@ class Poster:
 
     def _post(self, client: StompClient, cid: str) -> Receipted:
         receipt = f"r-{cid}"
+        sent = time.monotonic()
         client.conn.send(
             f"/app/rooms/{self.room}/messages",
             post_body(f"{self.user} says {cid}", cid),
@@ -108,7 +110,7 @@ class Poster:
                     raise LostError(f"no receipt for {cid}")
                 listener.receipt_cond.wait(0.05)
             headers = listener.receipt_headers[receipt]
-        return Receipted(cid, int(headers["stompgate-message-id"]), time.monotonic())
+        return Receipted(cid, int(headers["stompgate-message-id"]), sent, time.monotonic())
 
 
 def _quietly_disconnect(client: StompClient | None) -> None:
