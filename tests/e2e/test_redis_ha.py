@@ -246,8 +246,11 @@ def _run_outage(
         _mark_read(nodes[1], rooms[1], later)
         pointers[rooms[1]] = later
         _pointer_checks(nodes[0], rooms, store_path)
-        # Catch-up from an id before the outage's end, and the membership broadcast (pub/sub,
-        # subscribed again after the outage) reaching the other node.
+        # Catch-up from an id before the outage's end, and the membership broadcast reaching
+        # the other node once both nodes listen again (pub/sub keeps nothing: a removal
+        # published while a node resubscribes is missed, see gateway/chat/control.py).
+        channel = ChatKeys(prefix).control_channel()
+        wait_for(lambda: client.pubsub_numsub(channel)[0][1] == 2, 15, "both nodes listening again")
         ids = [r[0] for r in stored(store_path) if r[1] == rooms[0]]
         asyncio.run(_removal_and_catch_up(nodes[0], nodes[1], rooms[0], ids[-4], ids[-3:]))
     finally:
