@@ -9,10 +9,20 @@ from collections.abc import Iterator
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from chatstate.client import check_key_prefixes, hash_tag, parse_redis_url, redis_client
+from chatstate.client import (
+    check_key_prefixes,
+    client_name,
+    hash_tag,
+    parse_redis_url,
+    redis_client,
+)
 from gateway.settings import Settings
-from tests.support.private_redis import PrivateSentinel
+from tests.support.private_redis import PrivateCluster, PrivateSentinel
+from workers.framework import RedisIdempotency
+from workers.notify.collapse import Collapser, Latest
 from workers.notify.settings import NotifySettings
+from workers.translate.cache import TranslationCache
+from workers.translate.providers import Translation
 from workers.translate.settings import TranslateSettings
 
 
@@ -117,3 +127,36 @@ async def test_a_cluster_url_makes_a_cluster_client() -> None:
     client: object = redis_client("redis+cluster://127.0.0.1:7000", name="n")
     assert isinstance(client, RedisCluster)
     await client.aclose()
+
+
+# -- the workers' Redis uses on a cluster ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PrivateCluster]:
+    with PrivateCluster() as servers:
+        yield servers
+
+
+async def test_the_workers_redis_uses_on_a_cluster(cluster: PrivateCluster) -> None:
+    """Idempotency (MGET, pipelined SETs), the translation cache, and the notify worker's
+    collapse windows (Lua scripts, also inside a pipeline) under a hash-tagged prefix."""
+    prefix = "{w}:"
+    client = redis_client(cluster.url, name=client_name("test", "workers"))
+    try:
+        guard = RedisIdempotency(client, prefix=f"{prefix}notify:sent:")
+        await guard.mark(["a", "b"])
+        assert await guard.seen(["a", "b", "c"]) == {"a", "b"}
+        cache = TranslationCache(client, prefix=prefix, ttl=60)
+        done = Translation("hola", "en", "es", "apertium")
+        await cache.put_many(["hello"], [done])
+        [hit, miss] = await cache.get_many(["hello", "bye"], "en", "es")
+        assert (hit and hit.text, miss) == ("hola", None)
+        collapse = Collapser(client, prefix)
+        latest = Latest(42, "alice", "hi", 1)
+        [(user, token)] = await collapse.note(["bob"], "r1", latest)
+        assert user == "bob"
+        assert await collapse.peek("bob", "r1", token) == latest
+        assert await collapse.commit("bob", "r1", token, latest) is None
+    finally:
+        await client.aclose()
