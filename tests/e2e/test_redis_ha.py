@@ -19,11 +19,12 @@ Both run alone with ``pytest -m chaos``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,10 @@ import redis
 from chatstate.keys import ChatKeys
 from tests.e2e.chat_traffic import Poster, Reader, Receipted, stored, wait_for
 from tests.e2e.procs import WorkerProcess, wait_stored
-from tests.e2e.test_rooms import Api
+from tests.e2e.test_rooms import Api, messages_until, send
 from tests.support.gateway_proc import GatewayProcess
 from tests.support.private_redis import PrivateCluster, PrivateRedis, PrivateSentinel
-from tests.support.security import hs_token, jwt_env
+from tests.support.security import StompPeer, hs_token, jwt_env
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(150)]
 
@@ -87,13 +88,20 @@ def _unread(node: GatewayProcess, user: str) -> dict[str, int]:
     return {entry["room"]: int(entry["unread"]) for entry in counts["rooms"]}
 
 
+@contextlib.asynccontextmanager
+async def _connected(node: GatewayProcess, user: str) -> AsyncIterator[StompPeer]:
+    async with StompPeer.tcp(node.stomp_port) as peer:
+        frame = await peer.connect(hs_token(user))
+        assert frame.command == "CONNECTED", frame
+        yield peer
+
+
 def _mark_read(node: GatewayProcess, room: str, message_id: int) -> None:
     async def mark() -> None:
-        from tests.e2e.test_rooms import connected, send
-
-        peer = await connected(node, READER)
-        frames = await send(peer, f"/app/rooms/{room}/read", {"message_id": str(message_id)}, "m")
-        assert frames[-1].command == "RECEIPT", frames
+        async with _connected(node, READER) as peer:
+            body = {"message_id": str(message_id)}
+            frames = await send(peer, f"/app/rooms/{room}/read", body, "m")
+            assert frames[-1].command == "RECEIPT", frames
 
     asyncio.run(mark())
 
@@ -348,30 +356,28 @@ def _presence(node: GatewayProcess, asker: str, room: str) -> dict[str, str]:
 async def _removal_and_catch_up(
     a: GatewayProcess, b: GatewayProcess, room: str, after: int, expected: list[int]
 ) -> None:
-    from tests.e2e.test_rooms import connected, messages_until, send  # the helpers' peers
-
     # Catch-up from an id (the subscribe-time replay), typing, and the removal broadcast
     # (pub/sub) ending the removed member's session on the other node.
-    reader = await connected(b, READER)
-    await reader.send_frame(
-        "SUBSCRIBE",
-        {"id": "c", "destination": f"/topic/room.{room}", "cur-max-message-id": str(after)},
-    )
-    got: list[int] = []
-    while len(got) < len(expected):
-        frame = await messages_until(reader, "message")
-        got.append(int(json.loads(frame.body)["id"]))
-    assert got == expected
-    await send(reader, f"/app/rooms/{room}/typing", {"typing": True}, "t")
-    p1 = await connected(b, "p1")
-    await p1.send_frame(
-        "SUBSCRIBE", {"id": "s", "destination": f"/topic/room.{room}", "receipt": "s"}
-    )
-    await p1.receipt("s")
-    status, _, _ = await Api(a, "p0").call("DELETE", f"/api/rooms/{room}/members/p1")
-    assert status == 204
-    error = await p1.expect_error()
-    assert error.message == "Removed from room"
+    async with _connected(b, READER) as reader:
+        await reader.send_frame(
+            "SUBSCRIBE",
+            {"id": "c", "destination": f"/topic/room.{room}", "cur-max-message-id": str(after)},
+        )
+        got: list[int] = []
+        while len(got) < len(expected):
+            frame = await messages_until(reader, "message")
+            got.append(int(json.loads(frame.body)["id"]))
+        assert got == expected
+        await send(reader, f"/app/rooms/{room}/typing", {"typing": True}, "t")
+    async with _connected(b, "p1") as p1:
+        await p1.send_frame(
+            "SUBSCRIBE", {"id": "s", "destination": f"/topic/room.{room}", "receipt": "s"}
+        )
+        await p1.receipt("s")
+        status, _, _ = await Api(a, "p0").call("DELETE", f"/api/rooms/{room}/members/p1")
+        assert status == 204
+        error = await p1.expect_error()
+        assert error.message == "Removed from room"
 
 
 def test_chat_and_presence_on_a_redis_cluster(
