@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,7 +50,8 @@ from chatstate.keys import ChatKeys
 from gateway.chat.membership import Membership
 from gateway.presence.settings import PresenceSettings
 from store import Member, Room, open_room_store
-from tests.support.gateway_proc import GatewayProcess, free_port
+from tests.support.gateway_proc import GatewayProcess
+from tests.support.private_redis import PrivateRedis
 from tests.support.rabbit import amqp_url, create_vhost, delete_vhost
 
 PREFIX = "bench:"
@@ -158,39 +158,6 @@ class LoadProcess:
 
 
 # -- Redis -----------------------------------------------------------------------------------
-
-
-class PrivateRedis:
-    """``redis-server`` on a free port, no persistence; gone after."""
-
-    def __init__(self) -> None:
-        server = shutil.which("redis-server")
-        if server is None:
-            raise SystemExit("redis-server not found: install Redis (make services)")
-        self.dir = Path(tempfile.mkdtemp(prefix="stompgate-bench-redis-"))
-        self.port = free_port()
-        command = [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        self.proc = subprocess.Popen(
-            [*command, "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL,
-        )
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def close(self) -> None:
-        self.client.close()
-        self.proc.terminate()
-        self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def command_calls(stats: Mapping[str, Mapping[str, int]]) -> tuple[int, int]:

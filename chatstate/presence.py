@@ -142,13 +142,14 @@ class PresenceReader:
         """``lease_ms``: the nodes' lease, which only dates a dead node's users' last seen
         (0: at the lease's end)."""
         self._head = script_args(keys, lease_ms=lease_ms)
+        self._route = [keys.presence_nodes()]  # routes the script in a Redis Cluster
         self._query = redis.register_script(QUERY)
 
     async def query(self, users: Sequence[str]) -> list[UserPresence]:
         """The true presence of ``users``, in order."""
         if not users:
             return []
-        reply = await self._query(args=[*self._head, *users])
+        reply = await self._query(keys=self._route, args=[*self._head, *users])
         return [
             UserPresence(
                 user,

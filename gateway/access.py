@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Iterable, Iterator, Mapping
 import redis.asyncio as redis
 from aiohttp import web
 
-from chatstate.client import client_name, redis_client
+from chatstate.client import check_key_prefixes, client_name, redis_client
 from gateway.auth.acl import MembershipFallback, MembershipLookup
 from gateway.auth.authenticator import Authenticator
 from gateway.auth.authority import Authority
@@ -312,6 +312,16 @@ def auth_settings(settings: Settings, environ: Mapping[str, str] | None = None) 
         auth = AuthSettings.from_env(env, mode=settings.auth)
     except ValueError as exc:
         raise ConfigurationError(f"{exc} (see docs/security.md)") from None
+    try:
+        check_key_prefixes(
+            settings.redis_url,
+            [
+                ("--redis-prefix", settings.redis_prefix),
+                ("STOMPGATE_MEMBERSHIP_PREFIX", auth.membership_prefix),
+            ],
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"--redis-url: {exc} (see docs/operations.md)") from None
     limits = dataclasses.replace(
         auth.limits,
         max_frame_size=settings.max_frame_size,

@@ -21,6 +21,8 @@ from typing import Any
 
 from yarl import URL
 
+from chatstate.client import check_key_prefixes
+
 ENV_PREFIX = "STOMPGATE_"
 
 
@@ -74,8 +76,22 @@ class Settings:
             " (the URL may say heartbeat= instead, but not both differently)"
         },
     )
-    redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"help": "Redis URL"})
-    redis_prefix: str = field(default="stompgate:", metadata={"help": "prefix of Redis keys"})
+    redis_url: str = field(
+        default="redis://127.0.0.1:6379/0",
+        metadata={
+            "help": "Redis URL: redis://host:port/db (rediss:// for TLS, unix://path), "
+            "redis+sentinel://host:port[,host:port...]/<service>[/db] (the primary of a "
+            "Sentinel service), or redis+cluster://host:port[,host:port...] (a Redis Cluster: "
+            "key prefixes need a hash tag); see docs/operations.md"
+        },
+    )
+    redis_prefix: str = field(
+        default="stompgate:",
+        metadata={
+            "help": "prefix of Redis keys; with a Redis Cluster it must carry a hash tag, "
+            "e.g. {stompgate}:"
+        },
+    )
     redis_max_connections: int = field(
         default=16,
         metadata={
@@ -280,6 +296,10 @@ class Settings:
         for name in ("heartbeat_send_ms", "heartbeat_receive_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must not be negative")
+        try:
+            check_key_prefixes(self.redis_url, [("--redis-prefix", self.redis_prefix)])
+        except ValueError as exc:
+            raise ValueError(f"--redis-url: {exc}") from None
         if self.redis_max_connections < 0:
             raise ValueError("--redis-max-connections must not be negative")
         if self.redis_pool_timeout < 0:

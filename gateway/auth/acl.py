@@ -329,6 +329,9 @@ class MembershipLookup:
             del self._cache[cached]
 
 
+_UNCHECKED = "room membership cannot be checked right now (Redis unavailable); retry shortly"
+
+
 def _shown(destination: str) -> str:
     """The destination as echoed in a denial: only hygiene-approved characters, bounded."""
     cleaned = "".join(ch if ch in ALLOWED_CHARACTERS else "?" for ch in destination[:255])
@@ -401,6 +404,9 @@ class Acl:
                 failure = await self._membership(rule, rule.member_of, values, identity, membership)
                 if failure is None:
                     return
+                if failure == _UNCHECKED:  # not the rule's "not a member": say what happened
+                    reasons.append(failure)
+                    continue
             reasons.append(self._reason(rule, failure, values))
         reason = reasons[0] if reasons else "no rule allows it"
         raise AccessDenied(f"{_VERBS[action]} {_shown(destination)} denied: {reason}")
@@ -422,7 +428,7 @@ class Acl:
                 return None
         except RedisError as exc:
             log.error("membership lookup of %s failed: %s", key, exc)
-            return "room membership cannot be checked"
+            return _UNCHECKED
         return rule.membership_reason(template, values)
 
     @staticmethod

@@ -242,9 +242,20 @@ class ChatLayer:
             raise
         if self._on_post_confirmed is not None:
             self._on_post_confirmed(time.perf_counter() - started)
-        await self._ledger.confirm(
-            user=user, client_id=post.client_id, room=room, message_id=message_id
-        )
+        try:
+            await self._ledger.confirm(
+                user=user, client_id=post.client_id, room=room, message_id=message_id
+            )
+        except Exception:
+            # The broker has the post: it is delivered and stored under this id, so the
+            # client gets its RECEIPT. Its client id stays pending in Redis (a retry takes
+            # it over under the same id) unless Redis lost it (then see docs/reliability).
+            log.warning(
+                "message %d published; Redis did not mark client id %s done",
+                message_id,
+                post.client_id,
+                exc_info=True,
+            )
         now = self._clock()
         if self.typing.end(user, room, now / 1000):
             await self._typing_stopped(user, room, now)

@@ -16,6 +16,12 @@ Theory of operation
   timestamp above this". A new holder seeds its generator with the previous floor, and
   `next_id` refuses timestamps above the holder's own recorded floor until the next renewal
   raises it (``max(wall clock, last issued ms) + ttl`` at each renewal).
+- Redis can lose the lease (a restart without persistence, a failover to a replica that had
+  not seen it): a renewal that finds *no* key, or a lease that ran out while Redis was away,
+  is given up and a new one taken at the next renewal tick (the same id if it is free, else
+  the first free one), its generator seeded above both the recorded floor and every id this
+  process issued, so the process's own ids keep rising. `next_id` raises `LeaseLostError`
+  in between (posts are refused, never issued under an id the node does not hold).
 - ``release()`` stops renewing and, if the key is still ours, records the final floor (the
   last issued timestamp + 1, or the wall clock's if later: lower than the renewals' floor,
   which is a ttl ahead) and deletes the key, so the next holder issues ids at the wall clock.
@@ -38,13 +44,23 @@ from gateway.chat.snowflake import MAX_NODE, SnowflakeGenerator
 
 log = logging.getLogger("stompgate.chat.lease")
 
+# KEYS[1] (the key of node id 0) is declared only to route the script in a Redis Cluster: the
+# keys it builds share its slot through the prefix's hash tag (see chatstate.client).
 _ACQUIRE = """
 local prefix, token, ttl = ARGV[1], ARGV[2], ARGV[3]
-for i = 0, tonumber(ARGV[4]) do
+local function take(i)
   if redis.call('SET', prefix .. 'node:' .. i, token, 'NX', 'PX', ttl) then
-    local floor = redis.call('GET', prefix .. 'floor:' .. i)
-    return {i, floor or '0'}
+    return {i, redis.call('GET', prefix .. 'floor:' .. i) or '0'}
   end
+end
+local preferred = tonumber(ARGV[5])
+if preferred >= 0 then
+  local got = take(preferred)
+  if got then return got end
+end
+for i = 0, tonumber(ARGV[4]) do
+  local got = take(i)
+  if got then return got end
 end
 return {-1, '0'}
 """
@@ -56,9 +72,12 @@ if not current or tonumber(current) < tonumber(ARGV[3]) then
 end
 """
 
+# 1: renewed; 0: another token holds it; -1: no key (Redis lost it, or it expired)
 _RENEW = (
     """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local holder = redis.call('GET', KEYS[1])
+if not holder then return -1 end
+if holder ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
     + _RAISE_FLOOR
@@ -194,18 +213,40 @@ class NodeLease:
         """Lease the first free node id, start renewing, and return the id."""
         if self._node is not None:
             raise RuntimeError("lease already acquired")
-        started = self._monotonic()
-        reply = await self._acquire(args=[self._prefix, self._token, self._ttl_ms, self._max_node])
-        node, floor = int(reply[0]), int(_text(reply[1]))
-        if node < 0:
-            raise NoFreeNodeIdError(f"all {self._max_node + 1} node ids are leased")
-        self._node = node
-        self._generator = SnowflakeGenerator(node, last_ms=floor or None)
-        self._valid_until = started + self._ttl_ms * _VALIDITY / 1000
-        await self.renew()  # records our floor before any id is issued
+        node = await self._take(-1)
         if self._auto_renew:
             self._task = asyncio.create_task(self._renew_loop(), name=f"node-lease-{node}")
         log.info("leased snowflake node id %d", node)
+        return node
+
+    async def _take(self, preferred: int) -> int:
+        """Lease ``preferred`` if free, else the first free id; seed the generator above the
+        id's recorded floor and above everything this lease issued before."""
+        started = self._monotonic()
+        reply = await self._acquire(
+            keys=[f"{self._prefix}node:0"],
+            args=[self._prefix, self._token, self._ttl_ms, self._max_node, preferred],
+        )
+        node, floor = int(reply[0]), int(_text(reply[1]))
+        if node < 0:
+            raise NoFreeNodeIdError(f"all {self._max_node + 1} node ids are leased")
+        issued = self._generator.last_ms if self._generator is not None else 0
+        self._node = node
+        self._generator = SnowflakeGenerator(node, last_ms=max(floor, issued) or None)
+        self._valid_until = started + self._ttl_ms * _VALIDITY / 1000
+        self._limit_ms = 0
+        self._lost = None
+        await self.renew()  # records our floor before any id is issued
+        return node
+
+    async def retake(self) -> int:
+        """After a loss (Redis lost the key, or it ran out while Redis was away, or another
+        holder has it): lease again, the same id if it is free, and return the id."""
+        lost, previous = self._lost, self._node
+        if previous is None:
+            raise RuntimeError("no lease acquired yet")
+        node = await self._take(previous)
+        log.warning("snowflake node id %d leased again (was %d: %s)", node, previous, lost)
         return node
 
     async def renew(self) -> None:
@@ -213,9 +254,12 @@ class NodeLease:
         self.check()
         started = self._monotonic()
         limit = self._next_limit()
-        renewed = await self._renew(keys=self._keys(), args=[self._token, self._ttl_ms, limit])
-        if not int(renewed):
-            self._lose(f"node id {self._node} lease taken over or expired")
+        renewed = int(await self._renew(keys=self._keys(), args=[self._token, self._ttl_ms, limit]))
+        if renewed == -1:
+            self._lose(f"node id {self._node} lease gone from Redis (lost or expired)")
+            raise LeaseLostError(self._lost or "lease lost")
+        if renewed == 0:
+            self._lose(f"node id {self._node} lease taken over")
             raise LeaseLostError(self._lost or "lease lost")
         self._valid_until = started + self._ttl_ms * _VALIDITY / 1000
         self._limit_ms = limit
@@ -224,12 +268,17 @@ class NodeLease:
         while True:
             await asyncio.sleep(self._renew_every)
             try:
-                await self.renew()
+                if self.held:
+                    await self.renew()
             except LeaseLostError:
-                log.error("snowflake node lease lost: %s", self._lost)
-                return
+                log.error("snowflake node lease lost: %s; leasing again", self._lost)
             except Exception:
                 log.warning("snowflake node lease renewal failed; retrying", exc_info=True)
+            if not self.held:
+                try:
+                    await self.retake()
+                except Exception:
+                    log.warning("snowflake node id not leased again yet; retrying", exc_info=True)
 
     def _lose(self, reason: str) -> None:
         if self._lost is None:

@@ -47,6 +47,9 @@ class PresenceStore:
         keep_ms: int = KEEP_MS,
     ) -> None:
         keys = ChatKeys(key_prefix)
+        # The scripts build their keys from the prefix; this one, declared, routes them in a
+        # Redis Cluster (they share its slot through the prefix's hash tag).
+        self._route = [keys.presence_nodes()]
         self._head = script_args(keys, lease_ms=lease_ms, grace_ms=grace_ms, keep_ms=keep_ms)
         self._sync = redis.register_script(SYNC)
         self._invisible = redis.register_script(INVISIBLE)
@@ -72,7 +75,7 @@ class PresenceStore:
         """
         mode = "full" if full else "tick"
         args = [*self._head, token, mode, len(active), len(joins), len(leaves), sweep]
-        reply = await self._sync(args=[*args, *active, *joins, *leaves])
+        reply = await self._sync(keys=self._route, args=[*args, *active, *joins, *leaves])
         if reply and _text(reply[0]) == "resync":
             return None
         return _changes(reply)
@@ -80,11 +83,13 @@ class PresenceStore:
     async def retire(self, token: str) -> list[PresenceChange]:
         """Node ``token`` stops: its users were last live now (they go offline after the
         grace unless they come back on another node)."""
-        reply = await self._sync(args=[*self._head, token, "retire", 0, 0, 0, 0])
+        reply = await self._sync(keys=self._route, args=[*self._head, token, "retire", 0, 0, 0, 0])
         return _changes(reply)
 
     async def set_invisible(self, user: str, invisible: bool) -> list[PresenceChange]:
-        reply = await self._invisible(args=[*self._head, user, "1" if invisible else "0"])
+        reply = await self._invisible(
+            keys=self._route, args=[*self._head, user, "1" if invisible else "0"]
+        )
         return _changes(reply)
 
     async def query(self, users: Sequence[str]) -> list[UserPresence]:

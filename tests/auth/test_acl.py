@@ -131,15 +131,17 @@ async def test_membership_lookup_missing_fails_closed(example: Acl) -> None:
 
 
 async def test_redis_down_fails_closed() -> None:
+    """Denied, saying why: not the rule's own reason ("not a member"), which would tell a
+    member they were removed while Redis is only away."""
     broken = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     acl = Acl.from_toml(
         '[[rule]]\npattern = "/topic/room.{room}"\nactions = ["subscribe"]\n'
-        'member_of = "room:{room}:members"\n'
+        'member_of = "room:{room}:members"\nreason = "not a member of room {room}"\n'
     )
     try:
-        assert (
-            await denied(acl, BOB, "subscribe", "/topic/room.42", MembershipLookup(broken))
-            == "SUBSCRIBE to /topic/room.42 denied: room membership cannot be checked"
+        assert await denied(acl, BOB, "subscribe", "/topic/room.42", MembershipLookup(broken)) == (
+            "SUBSCRIBE to /topic/room.42 denied: room membership cannot be checked right now "
+            "(Redis unavailable); retry shortly"
         )
     finally:
         await broken.aclose()

@@ -141,17 +141,58 @@ async def test_background_renewal_keeps_the_lease(redis: aioredis.Redis, redis_p
     assert await redis.exists(f"{redis_prefix}snowflake:node:0") == 0
 
 
-async def test_background_renewal_failure_stops_ids(
+async def test_a_lease_redis_lost_is_taken_again_and_ids_keep_rising(
+    redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    """Redis restarted empty (or failed over without the key): the next renewal finds no
+    key, gives the lease up and takes it again (the same id, free), above its own ids."""
+    clock = Clock()
+    one = lease(redis, redis_prefix, clock, auto_renew=False)
+    node = await one.acquire()
+    before = one.next_id(NOW + 50)
+    await redis.delete(
+        f"{redis_prefix}snowflake:node:{node}", f"{redis_prefix}snowflake:floor:{node}"
+    )
+    with pytest.raises(LeaseLostError):
+        await one.renew()
+    with pytest.raises(LeaseLostError):
+        one.next_id(NOW + 60)  # refused until it is leased again
+    assert await one.retake() == node
+    assert await redis.get(f"{redis_prefix}snowflake:node:{node}") is not None
+    assert one.next_id(NOW) > before  # the wall clock went back: still above its own ids
+    await one.release()
+
+
+async def test_a_lease_another_holder_took_is_retaken_under_a_free_id(
+    redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    one = lease(redis, redis_prefix, auto_renew=False)
+    node = await one.acquire()
+    before = one.next_id(NOW)
+    await redis.set(f"{redis_prefix}snowflake:node:{node}", "someone-else")
+    with pytest.raises(LeaseLostError):
+        await one.renew()
+    assert await one.retake() != node
+    assert one.next_id(NOW) > before
+    assert await redis.get(f"{redis_prefix}snowflake:node:{node}") == b"someone-else"
+    await one.release()
+
+
+async def test_background_renewal_takes_a_lost_lease_again(
     redis: aioredis.Redis, redis_prefix: str
 ) -> None:
     one = NodeLease(redis, key_prefix=redis_prefix, ttl_ms=150)
     node = await one.acquire()
+    before = one.next_id(EPOCH_MS + 10_000_000_000)
     await redis.delete(f"{redis_prefix}snowflake:node:{node}")
-    await asyncio.sleep(0.2)
-    assert not one.held
-    with pytest.raises(LeaseLostError):
-        one.next_id(NOW)
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if one.held and await redis.get(f"{redis_prefix}snowflake:node:{node}") is not None:
+            break
+    assert one.held
+    assert one.next_id(EPOCH_MS + 10_000_000_000) > before
     await one.release()
+    assert await redis.exists(f"{redis_prefix}snowflake:node:{node}") == 0
 
 
 async def test_clock_far_ahead_of_recorded_floor_is_refused(

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 NOTE = """
 local cur = redis.call('HGET', KEYS[1], 'id')
@@ -106,11 +107,22 @@ class Collapser:
             latest.sent_at,
             self._ttl,
         ]
+        try:
+            tokens = await self._note_all(users, room, args)
+        except NoScriptError:
+            # A Redis Cluster's pipeline, unlike a lone server's, does not load the script
+            # first: load it (on every primary) and send the batch again (none of it ran).
+            await self._redis.script_load(NOTE)
+            tokens = await self._note_all(users, room, args)
+        return [(user, _text(t)) for user, t in zip(users, tokens, strict=True) if t]
+
+    async def _note_all(
+        self, users: Sequence[str], room: str, args: list[str | int]
+    ) -> list[bytes | str | None]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for user in users:
                 await self._note(keys=self._keys(user, room), args=args, client=pipe)
-            tokens = await pipe.execute()
-        return [(user, _text(t)) for user, t in zip(users, tokens, strict=True) if t]
+            return list(await pipe.execute())
 
     async def peek(self, user: str, room: str, token: str) -> Latest | None:
         """The latest message, if the job with `token` still owns the window."""

@@ -46,6 +46,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from chatstate.client import check_key_prefixes
 from workers.env import EnvReader
 
 PREFIX = "STOMPGATE_NOTIFY_"
@@ -111,6 +112,16 @@ class NotifySettings:
             )
         if self.max_attempts < 1 or not self.backoff or min(self.backoff) <= 0:
             raise ValueError(f"{PREFIX}MAX_ATTEMPTS must be >= 1 and {PREFIX}BACKOFF > 0")
+        try:
+            check_key_prefixes(
+                self.redis_url,
+                [
+                    ("STOMPGATE_REDIS_PREFIX", self.redis_prefix),
+                    ("STOMPGATE_MEMBERSHIP_PREFIX", self.membership_prefix),
+                ],
+            )
+        except ValueError as exc:
+            raise ValueError(f"STOMPGATE_REDIS_URL: {exc}") from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NotifySettings:

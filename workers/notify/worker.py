@@ -27,10 +27,10 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-import redis.asyncio as aioredis
 
 import schemas
 from chatstate import ChatKeys, MembershipCache, PresenceReader, RoomMembers, UnreadReader
+from chatstate.client import client_name, redis_client
 from schemas.models import ChatMessage, PushNotification
 from store import open_push_store, open_room_store
 from store.push import PushStore
@@ -144,7 +144,7 @@ def build_app(
     config = notify or NotifySettings.from_env()
     app = WorkerApp(name)
     app.configure(settings)
-    redis = aioredis.Redis.from_url(config.redis_url)
+    redis = redis_client(config.redis_url, name=client_name("notify", name), max_connections=0)
     keys = ChatKeys(config.redis_prefix)
     push_store = store if store is not None else open_push_store(settings.store_url)
     own_rooms: RoomStore | None = None  # the room store made here, opened with the app

@@ -44,6 +44,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from chatstate.client import check_key_prefixes
 from workers.env import EnvReader
 from workers.translate import languages
 
@@ -122,6 +123,10 @@ class TranslateSettings:
             object.__setattr__(self, "targets", tuple(languages.normalize(t) for t in self.targets))
         except ValueError as exc:
             raise ValueError(f"{PREFIX}TARGETS: {exc}") from None
+        try:
+            check_key_prefixes(self.redis_url, [("STOMPGATE_REDIS_PREFIX", self.redis_prefix)])
+        except ValueError as exc:
+            raise ValueError(f"STOMPGATE_REDIS_URL: {exc}") from None
 
     def limits_for(self, provider: str) -> ProviderLimits:
         return self.limits.get(provider) or ProviderLimits()

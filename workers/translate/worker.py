@@ -39,10 +39,10 @@ from typing import Any, Protocol
 
 import aiohttp
 import msgspec
-import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter
 
 import schemas
+from chatstate.client import client_name, redis_client
 from schemas.models import MAX_TRANSLATED_TEXT, ChatMessage, ChatTranslation
 from store import (
     ProfileStore,
@@ -258,7 +258,7 @@ class _Service:
             self.closers.append(opened.close)
         http = aiohttp.ClientSession()
         self.closers.append(http.close)
-        redis = aioredis.from_url(t.redis_url)
+        redis = redis_client(t.redis_url, name=client_name("translate"), max_connections=0)
         self.closers.append(redis.aclose)
         provider = self.provider or build_provider(t, http)
         cache = TranslationCache(
