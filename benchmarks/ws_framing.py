@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import gc
 import os
 import time
 import tracemalloc
 from collections.abc import Callable
+from typing import Any
 
 from gateway.transport.lean_ws import LeanWebSocket
 from gateway.transport.wsframe import OP_TEXT, FrameReader, unmask, unmask_int
@@ -44,7 +46,7 @@ def client_frame(payload: bytes, opcode: int = OP_TEXT) -> bytes:
     return head + mask + unmask(payload, mask)
 
 
-def best(run: Callable[[], None], count: int, rounds: int = 5) -> float:
+def best(run: Callable[[], object], count: int, rounds: int = 5) -> float:
     """Best µs per item of ``run`` (which handles ``count`` items) over ``rounds``."""
     times = []
     for _ in range(rounds):
@@ -130,7 +132,7 @@ class _Transport:
     """Stands for the transport an idle session holds (not counted: every path has one)."""
 
 
-def available(candidate: type) -> bool:
+def available(candidate: Any) -> bool:
     try:
         candidate.session()
     except ImportError as exc:
@@ -150,6 +152,13 @@ def heap_per_session(make: Callable[[], object], sessions: int) -> float:
     return (after - before) / sessions
 
 
+def _unmask_all(
+    function: Callable[[bytes, bytes], object], items: list[tuple[bytes, bytes]]
+) -> None:
+    for data, mask in items:
+        function(data, mask)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=20000)
@@ -161,11 +170,12 @@ def main() -> None:
     batched = [b"".join(frames[i : i + 10]) for i in range(0, len(frames), 10)]
     print(f"{args.frames} masked text frames of {args.size} bytes; best of 5 (process CPU)")
     print(f"{'candidate':32} {'µs/frame':>9} {'µs/frame x10':>13} {'B/idle session':>15}")
-    for candidate in (Own, Wsproto, Websockets):
+    candidates: tuple[Any, ...] = (Own, Wsproto, Websockets)
+    for candidate in candidates:
         if not available(candidate):
             continue
-        one = best(lambda c=candidate: c.parse(frames), args.frames)  # type: ignore[misc]
-        ten = best(lambda c=candidate: c.parse(batched), args.frames)  # type: ignore[misc]
+        one = best(functools.partial(candidate.parse, frames), args.frames)
+        ten = best(functools.partial(candidate.parse, batched), args.frames)
         heap = heap_per_session(candidate.session, args.sessions)
         print(f"{candidate.name:32} {one:9.2f} {ten:13.2f} {heap:15.0f}")
     lean = heap_per_session(lambda: LeanWebSocket(_Transport(), 1 << 20), args.sessions)  # type: ignore[arg-type]
@@ -194,7 +204,7 @@ def main() -> None:
     except ImportError:
         pass
     for name, function in unmaskers:
-        cost = best(lambda f=function: [f(d, m) for d, m in masks], len(masks))  # type: ignore[misc]
+        cost = best(functools.partial(_unmask_all, function, masks), len(masks))
         print(f"unmask {args.size} B, {name:32} {cost:6.3f} µs")
 
 

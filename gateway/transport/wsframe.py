@@ -18,6 +18,7 @@ chunkings decodes the same, errors included): ``tests/gateway/test_wsframe.py``.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Final
 
 __all__ = [
@@ -77,22 +78,25 @@ def unmask_int(payload: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(payload, "little") ^ key).to_bytes(size, "little")
 
 
-try:
-    # aiohttp's C (Cython) mask; aiohttp is a dependency anyway. Its module is private: if it
-    # moves, the fallback keeps working (tests hold both to the same results).
-    from aiohttp._websocket.helpers import websocket_mask as _c_mask
-except ImportError:  # pragma: no cover - aiohttp without the helper
-    _c_mask = None
+def _c_unmask() -> Callable[[bytes, bytes], bytes] | None:
+    """aiohttp's C (Cython) mask, as an unmask function; aiohttp is a dependency anyway. Its
+    module is private: if it moves, :func:`unmask_int` serves (tests hold both to the same
+    results)."""
+    try:
+        from aiohttp._websocket.helpers import websocket_mask
+    except ImportError:  # pragma: no cover - an aiohttp without it
+        return None
 
+    def unmask_c(payload: bytes, mask: bytes) -> bytes:
+        buffer = bytearray(payload)
+        websocket_mask(mask, buffer)
+        return bytes(buffer)
 
-def _unmask_c(payload: bytes, mask: bytes) -> bytes:
-    buffer = bytearray(payload)
-    _c_mask(mask, buffer)  # type: ignore[misc]
-    return bytes(buffer)
+    return unmask_c
 
 
 #: The unmasking in use: aiohttp's C function when importable, else :func:`unmask_int`.
-unmask = unmask_int if _c_mask is None else _unmask_c
+unmask: Callable[[bytes, bytes], bytes] = _c_unmask() or unmask_int
 
 
 def frame(opcode: int, payload: bytes) -> bytes:
