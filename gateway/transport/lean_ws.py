@@ -44,12 +44,12 @@ from gateway.transport.http_refusal import (
 )
 from gateway.transport.wsframe import (
     CLOSE_NORMAL,
+    ERROR,
     OP_CLOSE,
     OP_PING,
     OP_PONG,
     OP_TEXT,
     FrameReader,
-    WebSocketError,
     close_frame,
     frame,
 )
@@ -148,23 +148,20 @@ class LeanWebSocket(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        try:
-            items = self._reader.feed(data)
-        except WebSocketError as exc:
-            conn = self.conn
-            log.info(
-                "websocket error: %s",
-                exc.reason,
-                extra={"session": None if conn is None else conn.session_id},
-            )
-            self._enqueue(_END, close_frame(exc.code, exc.reason))
-            return
-        for opcode, payload in items:
+        reader = self._reader
+        for opcode, payload in reader.feed(data):
             if opcode == OP_PING:
                 if not self._close_sent:
                     self._transport.write(frame(OP_PONG, payload))
             elif opcode == OP_CLOSE:
                 self._enqueue(_END, frame(OP_CLOSE, payload[:2]))
+            elif opcode == ERROR:
+                error = reader.error
+                assert error is not None
+                conn = self.conn
+                session = None if conn is None else conn.session_id
+                log.info("websocket error: %s", error.reason, extra={"session": session})
+                self._enqueue(_END, close_frame(error.code, error.reason))
             elif opcode != OP_PONG:
                 self._enqueue(opcode, payload)
 

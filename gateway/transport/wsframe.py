@@ -3,9 +3,10 @@
 :class:`FrameReader` takes what a client sends after the upgrade, in chunks of any size, and
 returns what they complete: whole data messages (fragments joined, masks removed, text checked
 to be UTF-8) and control frames (ping, pong, close). A violation of the RFC or of the size
-limit is a :class:`WebSocketError` carrying the close code to answer with (1002, 1007, 1009);
-the reader is then done. Server frames are never masked: :func:`frame` and :func:`close_frame`
-write them. No extension is negotiated on this path, so every reserved bit must be clear.
+limit is returned as an ``ERROR`` item after the frames before it, its :class:`WebSocketError`
+carrying the close code to answer with (1002, 1007, 1009); the reader is then done (it
+never raises). Server frames are never masked: :func:`frame` and :func:`close_frame` write
+them. No extension is negotiated on this path, so every reserved bit must be clear.
 
 Unmasking is aiohttp's C function (in place, on a copy), ~0.35 µs for 300 bytes; without
 aiohttp's extensions, the payload XOR the key repeated as one big integer (:func:`unmask_int`,
@@ -17,12 +18,13 @@ chunkings decodes the same, errors included): ``tests/gateway/test_wsframe.py``.
 
 from __future__ import annotations
 
+import codecs
 import struct
 from collections.abc import Callable
 from typing import Final
 
 __all__ = [
-    "CLOSE",
+    "ERROR",
     "OP_BINARY",
     "OP_CLOSE",
     "OP_PING",
@@ -49,12 +51,12 @@ CLOSE_NORMAL: Final = 1000
 CLOSE_PROTOCOL_ERROR: Final = 1002
 CLOSE_INVALID_DATA: Final = 1007
 CLOSE_TOO_BIG: Final = 1009
-#: What a close frame from the peer is reported as: (OP_CLOSE, payload) with this marker.
-CLOSE: Final = OP_CLOSE
+#: What :meth:`FrameReader.feed` returns last for a violation: (ERROR, b"").
+ERROR: Final = -1
 
-#: Close codes a peer may send (RFC 6455 7.4.1 and 7.4.2): 1000-1003, 1007-1011, 1012-1014
-#: (IANA registry), 3000-4999 (libraries, applications).
-_VALID_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014))
+#: Close codes a peer may send (RFC 6455 7.4.1 and 7.4.2, as wsproto takes them): 1000-1003,
+#: 1007-1011, 1012-1013 (IANA registry), 3000-4999 (libraries, applications).
+_VALID_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013))
 
 _HEAD16 = struct.Struct("!BBH").pack
 _HEAD64 = struct.Struct("!BBQ").pack
@@ -134,10 +136,21 @@ class FrameReader:
 
     :meth:`feed` returns ``(opcode, payload)`` pairs: ``OP_TEXT``/``OP_BINARY`` with a whole
     message, ``OP_PING``/``OP_PONG`` with their payload, ``OP_CLOSE`` with the close frame's
-    payload (code and reason, already checked). Nothing is returned after a close.
+    payload (code and reason, already checked). Nothing is returned after a close. A
+    violation is returned as ``(ERROR, b"")`` after what preceded it, and kept in
+    :attr:`error` (its close code and reason).
     """
 
-    __slots__ = ("_buffer", "_fragments", "_message_opcode", "_message_size", "done", "max_size")
+    __slots__ = (
+        "_buffer",
+        "_fragments",
+        "_message_opcode",
+        "_message_size",
+        "_utf8",
+        "done",
+        "error",
+        "max_size",
+    )
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
@@ -145,10 +158,15 @@ class FrameReader:
         self._fragments: list[bytes] | None = None  # a fragmented message, so far
         self._message_opcode = 0
         self._message_size = 0
+        #: Checks a fragmented text message fragment by fragment (an invalid byte fails the
+        #: fragment it is in, as wsproto does); None otherwise.
+        self._utf8: codecs.IncrementalDecoder | None = None
         self.done = False  # a close frame or an error was read
+        self.error: WebSocketError | None = None  # what ended the stream, if it was broken
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        """Messages and control frames completed by ``data``; raises WebSocketError."""
+        """Messages and control frames completed by ``data``; never raises: a violation
+        ends the list with ``(ERROR, b"")`` (then see :attr:`error`)."""
         if self.done:
             return []
         buffer = self._buffer + data if self._buffer else data
@@ -186,11 +204,13 @@ class FrameReader:
                         self.done = True
                         self._buffer = b""
                         return out
-        except WebSocketError:
+        except WebSocketError as exc:
             self.done = True
+            self.error = exc
             self._buffer = b""
-            self._fragments = None
-            raise
+            self._fragments = self._utf8 = None
+            out.append((ERROR, b""))
+            return out
         self._buffer = buffer[pos:] if pos < end else b""
         return out
 
@@ -235,16 +255,21 @@ class FrameReader:
             self._fragments = [payload]
             self._message_opcode = opcode
             self._message_size = len(payload)
+            if opcode == OP_TEXT:
+                self._utf8 = _utf8_decoder()
+                _check_utf8(self._utf8, payload, False)
             return None
         fragments = self._fragments
         assert fragments is not None  # checked in _check_head
         fragments.append(payload)
         self._message_size += len(payload)
+        if self._utf8 is not None:
+            _check_utf8(self._utf8, payload, bool(final))
         if not final:
             return None
-        self._fragments = None
+        self._fragments = self._utf8 = None
         self._message_size = 0
-        return self._message(self._message_opcode, b"".join(fragments))
+        return self._message_opcode, b"".join(fragments)
 
     @staticmethod
     def _message(opcode: int, payload: bytes) -> tuple[int, bytes]:
@@ -254,3 +279,13 @@ class FrameReader:
             except UnicodeDecodeError:
                 raise WebSocketError(CLOSE_INVALID_DATA, "text message is not UTF-8") from None
         return opcode, payload
+
+
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+
+
+def _check_utf8(decoder: codecs.IncrementalDecoder, payload: bytes, final: bool) -> None:
+    try:
+        decoder.decode(payload, final)
+    except UnicodeDecodeError:
+        raise WebSocketError(CLOSE_INVALID_DATA, "text message is not UTF-8") from None
