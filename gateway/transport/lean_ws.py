@@ -60,8 +60,10 @@ log = logging.getLogger("stompgate.ws")
 
 #: Bytes of complete messages waiting for the connection past which reading pauses.
 QUEUE_PAUSE = 65536
-#: An inbox entry that ends the socket: the close frame to send (b"": the client's close).
+#: Inbox entries that end the socket, with the close frame to send: the client closed (its
+#: code is echoed), or it broke the protocol (our code; it may still be sending).
 _END = -1
+_FAIL = -2
 
 
 class _HeadCookies(Mapping[str, str]):
@@ -149,6 +151,8 @@ class LeanWebSocket(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         reader = self._reader
+        if reader.done:
+            return  # after a close or an error: dropped
         for opcode, payload in reader.feed(data):
             if opcode == OP_PING:
                 if not self._close_sent:
@@ -161,7 +165,7 @@ class LeanWebSocket(asyncio.Protocol):
                 conn = self.conn
                 session = None if conn is None else conn.session_id
                 log.info("websocket error: %s", error.reason, extra={"session": session})
-                self._enqueue(_END, close_frame(error.code, error.reason))
+                self._enqueue(_FAIL, close_frame(error.code, error.reason))
             elif opcode != OP_PONG:
                 self._enqueue(opcode, payload)
 
@@ -185,8 +189,8 @@ class LeanWebSocket(asyncio.Protocol):
                 self._queued -= len(payload)
                 if not inbox:
                     self._inbox = None
-                if opcode == _END:
-                    self._end(payload)
+                if opcode < 0:
+                    self._end(payload, failed=opcode == _FAIL)
                     return
                 conn = self.conn
                 if conn is None or conn.closing:
@@ -198,14 +202,23 @@ class LeanWebSocket(asyncio.Protocol):
             if self._queued <= QUEUE_PAUSE and not self._transport.is_closing():
                 self._transport.resume_reading()
 
-    def _end(self, close: bytes) -> None:
-        """The client closed (answer with its code) or broke the protocol (send ours)."""
+    def _end(self, close: bytes, *, failed: bool) -> None:
+        """The client closed (answer with its code, then close the socket) or broke the
+        protocol (send our code, then end our half only: closing a socket with unread bytes
+        would reset it and the client would lose the close frame; what it still sends is
+        dropped until it closes, or the connection's close grace aborts it)."""
         self._inbox = None
         transport = self._transport
         if not self._close_sent and not transport.is_closing():
             transport.write(close)
         self._close_sent = True
-        transport.close()
+        if failed and transport.can_write_eof():
+            try:
+                transport.write_eof()
+            except (OSError, RuntimeError):
+                transport.close()
+        else:
+            transport.close()
         if self.conn is not None:
             self.conn.close("peer_closed")
 

@@ -23,7 +23,7 @@ from gateway.__main__ import main
 from gateway.app import Gateway
 from gateway.settings import ConfigurationError, Settings, settings_from
 from gateway.transport.tls import server_context
-from tests.support.gateway_proc import free_port
+from tests.support.gateway_proc import WS_IMPLS, free_port
 
 TOPIC = "/topic/tls-check"
 HOST = "127.0.0.1"
@@ -63,6 +63,7 @@ def tls_settings(
     *,
     tls_client_ca: str = "",
     tls_min_version: str = "1.2",
+    ws_impl: str = "lean",
 ) -> Settings:
     return Settings(
         http_host=HOST,
@@ -80,14 +81,17 @@ def tls_settings(
         tls_key=str(pki.key),
         tls_client_ca=tls_client_ca,
         tls_min_version=tls_min_version,
+        ws_impl=ws_impl,
     )
 
 
 @pytest.fixture
 async def node(
-    pki: Pki, amqp_url: str, redis_url: str, redis_prefix: str
+    request: pytest.FixtureRequest, pki: Pki, amqp_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Gateway]:
-    gateway = Gateway(tls_settings(pki, amqp_url, redis_url, redis_prefix))
+    """A TLS node; ``wss`` over the WebSocket path given as the parameter (default lean)."""
+    ws_impl = getattr(request, "param", "lean")
+    gateway = Gateway(tls_settings(pki, amqp_url, redis_url, redis_prefix, ws_impl=ws_impl))
     await gateway.start()
     try:
         yield gateway
@@ -147,6 +151,7 @@ class WsStomp:
         return self.frames.pop(0)
 
 
+@pytest.mark.parametrize("node", WS_IMPLS, indirect=True)
 async def test_stomp_over_tls_and_wss_connect_subscribe_send_and_receive(
     node: Gateway, pki: Pki
 ) -> None:
