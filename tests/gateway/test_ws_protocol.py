@@ -22,6 +22,7 @@ CONNECT = b"CONNECT\naccept-version:1.2\nhost:x\nlogin:guest\npasscode:guest\n\n
 MAX_FRAME_SIZE = 65536
 #: A message may carry a frame and then some (the same bound on both paths).
 MAX_MESSAGE = MAX_FRAME_SIZE + 65536
+PER_IP = 3
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,10 @@ def gateway(amqp_url: str, log_dir: Path, ws_impl: str) -> Iterator[GatewayProce
         amqp_url=amqp_url,
         node_id=f"gw-wsp-{ws_impl}",
         ws_impl=ws_impl,
-        env={"STOMPGATE_MAX_FRAME_SIZE": str(MAX_FRAME_SIZE)},
+        env={
+            "STOMPGATE_MAX_FRAME_SIZE": str(MAX_FRAME_SIZE),
+            "STOMPGATE_MAX_CONNECTIONS_PER_IP": str(PER_IP),
+        },
     )
     node.start(log_dir)
     yield node
@@ -209,3 +213,53 @@ async def test_a_violation_gets_its_close_code(
             await ws.expect_eof()
     finally:
         ws.close()
+
+
+async def connected(port: int) -> RawWs:
+    ws = await RawWs.open(port, first=client_frame(0x1, CONNECT))
+    try:
+        _, payload = await ws.frame()
+        assert payload.startswith(b"CONNECTED\n"), payload
+    except BaseException:
+        ws.close()
+        raise
+    return ws
+
+
+async def test_a_websocket_session_holds_its_ip_slot_until_it_ends(
+    gateway: GatewayProcess,
+) -> None:
+    """The upgrade takes the socket's per-IP count over from the HTTP guard: the sessions
+    count, one more is refused, and a closed session gives its slot back."""
+    port = gateway.http_port
+    held: list[RawWs] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + 5  # earlier cases' sockets are gone
+        while len(held) < PER_IP:
+            try:
+                held.append(await connected(port))
+            except (AssertionError, asyncio.IncompleteReadError, ConnectionError):
+                assert asyncio.get_running_loop().time() < deadline, "no slots came back"
+                await asyncio.sleep(0.1)
+        refused = await RawWs.open(port)
+        try:
+            _, payload = await refused.frame()
+            assert b"Too many connections" in payload
+        finally:
+            refused.close()
+        leaving = held.pop()
+        leaving.send(client_frame(0x8, (1000).to_bytes(2, "big")))
+        assert await leaving.close_code() == 1000
+        await leaving.expect_eof()
+        leaving.close()
+        for _ in range(50):
+            try:
+                held.append(await connected(port))
+                break
+            except (AssertionError, asyncio.IncompleteReadError, ConnectionError):
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the closed session's slot did not come back")
+    finally:
+        for ws in held:
+            ws.close()
