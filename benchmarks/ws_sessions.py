@@ -1,6 +1,7 @@
 """RSS per idle WebSocket session, heart-beats on, for each WebSocket path (``--ws-impl``).
 
     python -m benchmarks.ws_sessions [--impl lean aiohttp] [--sessions 10000] [--rounds 1]
+    python -m benchmarks.ws_sessions --sends 2000 [--senders 50]   # CPU per SEND instead
 
 For each path: a fresh gateway process (limits off, as ``make bench``) on a private vhost;
 ``--warmup`` sessions first (what the first sessions make once: caches, arenas), then the
@@ -10,6 +11,12 @@ seconds later, RSS again and the gateway's CPU over that time (heart-beat and ti
 bookkeeping). Prints KiB of RSS per session and the CPU % of one core. The client is this
 process (raw sockets on uvloop, bytes read and dropped); it needs ``sessions`` + a few
 hundred file descriptors, as does the gateway (the soft limit is raised to the hard one).
+
+With ``--sends``: ``--senders`` sessions each write that many SENDs to a topic nobody is
+subscribed to, one per WebSocket message, the last with a receipt; the gateway's CPU from
+the first write to the last RECEIPT over the SENDs is µs per SEND (the WebSocket read, the
+STOMP parse, the publish and its confirm). CPU figures are noisy on a shared machine: run
+several ``--rounds``.
 """
 
 from __future__ import annotations
@@ -89,6 +96,8 @@ class IdleClient(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.connected.done():
+            if b"RECEIPT" in data and not self.receipt.done():
+                self.receipt.set_result(None)
             return
         self.buffer += data
         if not self.upgraded:
@@ -105,6 +114,7 @@ class IdleClient(asyncio.Protocol):
         if b"CONNECTED" in self.buffer:
             self.buffer = b""
             self.connected.set_result(None)
+            self.receipt: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         elif b"ERROR" in self.buffer:
             self.connected.set_exception(RuntimeError(self.buffer[:300].decode("latin-1")))
 
@@ -179,6 +189,45 @@ async def measure(impl: str, args: argparse.Namespace, amqp_url: str, log_dir: P
     )
 
 
+async def measure_sends(impl: str, args: argparse.Namespace, amqp_url: str, log_dir: Path) -> str:
+    node = GatewayProcess(
+        amqp_url=amqp_url,
+        node_id=f"wssend-{impl}-{os.getpid()}",
+        extra_args=("--log-level", "WARNING"),
+        env=GATEWAY_ENV,
+        ws_impl=impl,
+    )
+    node.start(log_dir)
+    assert node.process is not None
+    pid = node.process.pid
+    clients: list[IdleClient] = []
+    send = masked(b"SEND\ndestination:/topic/bench.ws-sends\n\n" + b"x" * 200 + b"\x00")
+    last = masked(b"SEND\ndestination:/topic/bench.ws-sends\nreceipt:end\n\nend\x00")
+    try:
+        await open_sessions(node.http_port, args.senders, clients)
+        await asyncio.sleep(1)
+        cpu0 = cpu_seconds(pid)
+        started = time.monotonic()
+        for client in clients:
+            assert client.transport is not None
+            for _ in range(args.sends - 1):
+                client.transport.write(send)
+            client.transport.write(last)
+        await asyncio.wait_for(asyncio.gather(*(c.receipt for c in clients)), 300)
+        elapsed = time.monotonic() - started
+        cpu1 = cpu_seconds(pid)
+    finally:
+        for client in clients:
+            if client.transport is not None:
+                client.transport.abort()
+        node.stop()
+    total = args.senders * args.sends
+    return (
+        f"{impl:8} {total:8} SENDs {(cpu1 - cpu0) / total * 1e6:8.1f} µs/SEND (gateway CPU)"
+        f" {total / elapsed:9.0f} SENDs/s"
+    )
+
+
 async def run(args: argparse.Namespace) -> None:
     try:
         import uvloop
@@ -189,10 +238,17 @@ async def run(args: argparse.Namespace) -> None:
     vhost = rabbit.create_vhost()
     try:
         with tempfile.TemporaryDirectory(prefix="ws-sessions-") as tmp:
-            print(f"{'path':8} {'sessions':>8} {'KiB/sess':>10} {'CPU %':>9} {'open s':>9} alive")
+            url, logs = rabbit.amqp_url(vhost), Path(tmp)
+            if not args.sends:
+                print(
+                    f"{'path':8} {'sessions':>8} {'KiB/sess':>10} {'CPU %':>9} {'open s':>9} alive"
+                )
             for _ in range(args.rounds):
                 for impl in args.impl:
-                    print(await measure(impl, args, rabbit.amqp_url(vhost), Path(tmp)), flush=True)
+                    if args.sends:
+                        print(await measure_sends(impl, args, url, logs), flush=True)
+                    else:
+                        print(await measure(impl, args, url, logs), flush=True)
     finally:
         rabbit.delete_vhost(vhost)
 
@@ -204,6 +260,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--sends", type=int, default=0, help="SENDs per session (CPU mode)")
+    parser.add_argument("--senders", type=int, default=50)
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:

@@ -13,7 +13,7 @@ offered first among ``v12.stomp``, ``v11.stomp``, ``v10.stomp``, and hands the s
 
 An idle session holds no task: a read that completes messages starts one that feeds them to
 the connection in order and ends when they are handled (reads go on meanwhile; past
-``QUEUE_PAUSE`` bytes waiting, reading pauses until they are). Pings are answered at once;
+``QUEUE_PAUSE`` bytes waiting, reading pauses until half of them are). Pings are answered at once;
 a close frame is answered with the same code, then the socket closes; a protocol error, an
 invalid UTF-8 text or a message over the limit gets its close code (1002, 1007, 1009), as on
 aiohttp's path. The node's timers (CONNECT timeout, heart-beats) and the close grace work
@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Iterator, Mapping
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl
@@ -99,6 +100,7 @@ class LeanWebSocket(asyncio.Protocol):
     __slots__ = (
         "_close_sent",
         "_inbox",
+        "_paused",
         "_queued",
         "_reader",
         "_task",
@@ -110,8 +112,9 @@ class LeanWebSocket(asyncio.Protocol):
     def __init__(self, transport: asyncio.Transport, max_size: int) -> None:
         self._transport = transport
         self._reader = FrameReader(max_size)
-        self._inbox: list[tuple[int, bytes]] | None = None  # messages not yet fed, in order
+        self._inbox: deque[tuple[int, bytes]] | None = None  # messages not yet fed, in order
         self._queued = 0  # their bytes
+        self._paused = False  # reading paused: too much queued
         self._task: asyncio.Task[None] | None = None
         self._close_sent = False
         self.conn: Connection | None = None  # set once made (it needs this as its Outbound)
@@ -172,23 +175,26 @@ class LeanWebSocket(asyncio.Protocol):
     def _enqueue(self, opcode: int, payload: bytes) -> None:
         inbox = self._inbox
         if inbox is None:
-            inbox = self._inbox = []
+            inbox = self._inbox = deque()
         inbox.append((opcode, payload))
         self._queued += len(payload)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
-        elif self._queued > QUEUE_PAUSE:
+        elif self._queued > QUEUE_PAUSE and not self._paused:
+            self._paused = True
             self._transport.pause_reading()
 
     async def _run(self) -> None:
         """Feed what is queued to the connection, in order, then end (idle sessions hold no
-        task)."""
+        task). Reading resumes once half of what paused it is handled."""
         try:
             while inbox := self._inbox:
-                opcode, payload = inbox.pop(0)
+                opcode, payload = inbox.popleft()
                 self._queued -= len(payload)
                 if not inbox:
                     self._inbox = None
+                if self._paused and self._queued <= QUEUE_PAUSE // 2:
+                    self._resume()
                 if opcode < 0:
                     self._end(payload, failed=opcode == _FAIL)
                     return
@@ -199,8 +205,13 @@ class LeanWebSocket(asyncio.Protocol):
                 await conn.feed(payload)
         finally:
             self._task = None
-            if self._queued <= QUEUE_PAUSE and not self._transport.is_closing():
-                self._transport.resume_reading()
+            if self._paused:
+                self._resume()
+
+    def _resume(self) -> None:
+        self._paused = False
+        if not self._transport.is_closing():
+            self._transport.resume_reading()
 
     def _end(self, close: bytes, *, failed: bool) -> None:
         """The client closed (answer with its code, then close the socket) or broke the
