@@ -42,11 +42,13 @@ def gateway(amqp_url: str, log_dir: Path, ws_impl: str) -> Iterator[GatewayProce
 
 
 def upgrade_request(port: int, version: str = "13") -> bytes:
+    """An upgrade as a browser sends it (offering permessage-deflate)."""
     key = base64.b64encode(os.urandom(16)).decode()
     return (
         f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        f"Sec-WebSocket-Version: {version}\r\nSec-WebSocket-Protocol: v11.stomp, v12.stomp\r\n\r\n"
+        f"Sec-WebSocket-Version: {version}\r\nSec-WebSocket-Protocol: v11.stomp, v12.stomp\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
     ).encode()
 
 
@@ -117,6 +119,7 @@ async def test_the_configured_path_answers_upgrades_and_aiohttp_the_rest(
         assert ws.head.startswith("HTTP/1.1 101 ")
         assert "Sec-WebSocket-Protocol: v11.stomp\r\n" in ws.head  # the client's first offer
         assert ("aiohttp" in ws.head) is (ws_impl == "aiohttp")  # aiohttp's Server header
+        assert "Sec-WebSocket-Extensions" not in ws.head  # no deflate unless turned on
     finally:
         ws.close()
     # The HTTP API on the same port; then an upgrade on the kept-alive socket (aiohttp's).
@@ -263,3 +266,22 @@ async def test_a_websocket_session_holds_its_ip_slot_until_it_ends(
     finally:
         for ws in held:
             ws.close()
+
+
+async def test_with_compression_on_aiohttp_serves_websockets_and_negotiates_deflate(
+    amqp_url: str, log_dir: Path
+) -> None:
+    node = GatewayProcess(
+        amqp_url=amqp_url, node_id="gw-wsp-deflate", env={"STOMPGATE_WS_COMPRESS": "true"}
+    )
+    node.start(log_dir)
+    try:
+        ws = await RawWs.open(node.http_port)
+        try:
+            assert ws.head.startswith("HTTP/1.1 101 ")
+            assert "aiohttp" in ws.head
+            assert "Sec-WebSocket-Extensions: permessage-deflate" in ws.head
+        finally:
+            ws.close()
+    finally:
+        node.stop()
