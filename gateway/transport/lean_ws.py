@@ -304,16 +304,20 @@ class LeanEndpoint:
             transport.write(http_response(f"403 {refusal}", refusal))
             transport.close()
             return
-        accept = accept_key(headers["sec-websocket-key"])
-        assert accept is not None  # wants() checked it
-        token = access.handshake_token_of(
-            headers,
-            dict(parse_qsl(head.query, keep_blank_values=True)[::-1]),
-            _HeadCookies(headers.get("cookie", "")),
-        )
-        transport.write(switching_protocols(accept, subprotocol(headers)))
-        ws = LeanWebSocket(transport, self.max_size)
-        transport.set_protocol(ws)
+        try:
+            accept = accept_key(headers["sec-websocket-key"])
+            assert accept is not None  # wants() checked it
+            query = dict(parse_qsl(head.query, keep_blank_values=True)[::-1])  # first wins
+            token = access.handshake_token_of(
+                headers, query, _HeadCookies(headers.get("cookie", ""))
+            )
+            transport.write(switching_protocols(accept, subprotocol(headers)))
+            ws = LeanWebSocket(transport, self.max_size)
+            transport.set_protocol(ws)
+        except BaseException:
+            access.close_ip(ip)  # no connection holds the count yet
+            transport.abort()
+            raise
         ws.conn = self.open_connection(ws, transport_name="ws", peer=ip, handshake_token=token)
         if rest:
             ws.data_received(rest)
