@@ -154,7 +154,7 @@ class FrameReader:
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
-        self._buffer = b""
+        self._buffer: bytearray | None = None  # an unfinished frame (None: nothing held)
         self._fragments: list[bytes] | None = None  # a fragmented message, so far
         self._message_opcode = 0
         self._message_size = 0
@@ -169,7 +169,13 @@ class FrameReader:
         ends the list with ``(ERROR, b"")`` (then see :attr:`error`)."""
         if self.done:
             return []
-        buffer = self._buffer + data if self._buffer else data
+        held = self._buffer
+        buffer: bytes | bytearray
+        if held is None:
+            buffer = data
+        else:
+            held += data  # amortized: a big frame in many reads is copied once, not per read
+            buffer = held
         out: list[tuple[int, bytes]] = []
         pos = 0
         end = len(buffer)
@@ -195,29 +201,39 @@ class FrameReader:
                 if end - pos < head + 4 + size:
                     break
                 start = pos + head + 4
-                payload = unmask(buffer[start : start + size], buffer[start - 4 : start])
+                if held is None:  # the common case: whole frames in the read itself
+                    payload = unmask(data[start : start + size], data[start - 4 : start])
+                else:
+                    payload = unmask(
+                        bytes(held[start : start + size]), bytes(held[start - 4 : start])
+                    )
                 pos = start + size
                 item = self._frame(first, payload)
                 if item is not None:
                     out.append(item)
                     if item[0] == OP_CLOSE:
                         self.done = True
-                        self._buffer = b""
+                        self._buffer = None
                         return out
         except WebSocketError as exc:
             self.done = True
             self.error = exc
-            self._buffer = b""
+            self._buffer = None
             self._fragments = self._utf8 = None
             out.append((ERROR, b""))
             return out
-        self._buffer = buffer[pos:] if pos < end else b""
+        if pos >= end:
+            self._buffer = None
+        elif held is not None:
+            del held[:pos]
+        else:
+            self._buffer = bytearray(buffer[pos:])
         return out
 
     @property
     def buffered(self) -> int:
         """Bytes held: an unfinished frame and the fragments of an unfinished message."""
-        return len(self._buffer) + self._message_size
+        return (0 if self._buffer is None else len(self._buffer)) + self._message_size
 
     def _check_head(self, first: int, second: int, size: int) -> None:
         """Refuse a frame from its header, before its payload is waited for."""
