@@ -203,6 +203,14 @@ class LeanWebSocket(asyncio.Protocol):
                     continue  # after our close: only the client's close matters
                 self.opcode = opcode
                 await conn.feed(payload)
+        except Exception:  # a bug: end this socket only, and say so (aiohttp's path would)
+            conn = self.conn
+            session = None if conn is None else conn.session_id
+            log.exception("websocket session failed", extra={"session": session})
+            self._inbox = None
+            self._transport.abort()
+            if conn is not None:
+                conn.close("peer_closed")
         finally:
             self._task = None
             if self._paused:

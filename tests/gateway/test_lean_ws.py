@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pytest
+
 from gateway.transport.lean_ws import QUEUE_PAUSE, LeanWebSocket
 from gateway.transport.wsframe import unmask_int
 
@@ -143,3 +145,24 @@ async def test_our_close_is_1000_and_the_socket_ends_with_the_clients_answer() -
     await settle()
     assert transport.is_closing()
     assert len(transport.written) == 2  # not answered twice
+
+
+class FailingConnection(GatedConnection):
+    async def feed(self, data: bytes) -> None:
+        raise RuntimeError("a bug")
+
+
+async def test_a_bug_while_handling_a_message_ends_that_socket_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport = FakeTransport()
+    ws = LeanWebSocket(transport, 1 << 20)  # type: ignore[arg-type]
+    conn = FailingConnection()
+    ws.conn = conn  # type: ignore[assignment]
+    idle_tasks = len(asyncio.all_tasks())
+    ws.data_received(masked(0x1, b"SEND\n\n\x00"))
+    await settle()
+    assert transport.is_closing()
+    assert conn.closed_as == "peer_closed"
+    assert "websocket session failed" in caplog.text
+    assert len(asyncio.all_tasks()) == idle_tasks
