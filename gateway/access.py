@@ -125,6 +125,13 @@ class Access:
         cookies = _LazyCookies(request)
         return self.authenticator.handshake_token(request.headers, request.query, cookies)
 
+    def handshake_token_of(
+        self, headers: Mapping[str, str], query: Mapping[str, str], cookies: Mapping[str, str]
+    ) -> str | None:
+        """:meth:`handshake_token` from the request's headers, query and cookies (the lean
+        WebSocket path reads the request head itself)."""
+        return self.authenticator.handshake_token(headers, query, cookies)
+
     def open_ip(self, ip: str) -> None:
         """Count a new socket from ``ip``; raises LimitExceeded."""
         self.counter.acquire_ip(ip)

@@ -47,6 +47,7 @@ from gateway.settings import ConfigurationError, Settings
 from gateway.stomp import Limits, SessionConfig
 from gateway.transport.base import OpenConnection
 from gateway.transport.http_guard import HttpGuard
+from gateway.transport.lean_ws import LeanEndpoint
 from gateway.transport.tcp import TcpListener
 from gateway.transport.tls import server_context
 from gateway.transport.ws import WebSocketEndpoint
@@ -188,6 +189,13 @@ class Gateway:
             settings, self.node, self.access, self.metrics, open_connection, self.http_guard
         )
         self.app.router.add_get(settings.ws_path, endpoint.handle)
+        if settings.ws_impl == "lean" and not settings.ws_compress:
+            # Upgrades to /ws are served on a bare asyncio protocol; the aiohttp route above
+            # still answers what the lean path leaves to it (e.g. an upgrade after another
+            # request on a kept-alive socket, an old protocol version, a malformed one).
+            self.http_guard.serve_websockets(
+                LeanEndpoint(settings, self.node, self.access, self.metrics, open_connection)
+            )
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         server = self._runner.server
@@ -260,6 +268,7 @@ class Gateway:
             await self._tcp.stop()
         if self._http is not None:
             self._http.close()  # no new sockets; those open are drained below
+            self.http_guard.close_undecided()
         await self.node.stop(reason)
         if self.presence is not None:
             await self.presence.close()  # publishes through the relay: before it closes

@@ -114,7 +114,18 @@ class Settings:
     )
     ws_path: str = field(default="/ws", metadata={"help": "WebSocket endpoint path"})
     ws_compress: bool = field(
-        default=False, metadata={"help": "negotiate permessage-deflate (costs CPU and memory)"}
+        default=False,
+        metadata={
+            "help": "negotiate permessage-deflate (costs CPU and memory; WebSockets are then"
+            " served by aiohttp whatever --ws-impl says)"
+        },
+    )
+    ws_impl: str = field(
+        default="lean",
+        metadata={
+            "help": "what serves WebSockets: lean (the node's own asyncio protocol, ~4 KiB per"
+            " idle session) or aiohttp (its WebSocketResponse, ~17 KiB)"
+        },
     )
     heartbeat_send_ms: int = field(
         default=1000,
@@ -289,6 +300,8 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ValueError(f"--{name.replace('_', '-')} must be 0..65535, got {port}")
+        if self.ws_impl not in ("lean", "aiohttp"):
+            raise ValueError(f"--ws-impl must be lean or aiohttp, got {self.ws_impl!r}")
         if self.tls_min_version not in ("1.2", "1.3"):
             raise ValueError(f"--tls-min-version must be 1.2 or 1.3, got {self.tls_min_version!r}")
         if (self.tls_key or self.tls_client_ca) and not self.tls_cert:

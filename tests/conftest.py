@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import rabbit
+from tests.support.gateway_proc import WS_IMPLS
 from tests.translate.apertium_proc import ApertiumProcess
 
 
@@ -33,6 +34,13 @@ def fresh_vhost() -> Iterator[str]:
     vhost = rabbit.create_vhost()
     yield vhost
     rabbit.delete_vhost(vhost)
+
+
+@pytest.fixture(scope="module", params=WS_IMPLS)
+def ws_impl(request: pytest.FixtureRequest) -> str:
+    """Each WebSocket path in turn (``--ws-impl``): a test or fixture asking for it runs over
+    both, so the two keep the same behaviour."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,12 @@ wraps aiohttp's protocol factory, so it sees every accepted socket:
   request reaches the application. Past the deadline: ``HTTP/1.1 408`` and close;
 * the WebSocket endpoint takes over a socket it upgrades (:meth:`HttpGuard.hand_over`):
   from then on the socket is a STOMP connection, counted and timed as one (the CONNECT
-  timeout runs from the upgrade).
+  timeout runs from the upgrade);
+* with a lean WebSocket endpoint (:meth:`HttpGuard.serve_websockets`, ``--ws-impl lean``),
+  an admitted socket's first request head is read here before aiohttp sees anything: an
+  upgrade the endpoint :meth:`~WebSocketUpgrader.wants` is handed to it with the socket (and
+  its count); any other request, or a head over ``MAX_HEAD`` bytes, goes to aiohttp as if it
+  had read it itself (its protocol is made then and given the bytes read).
 """
 
 from __future__ import annotations
@@ -25,15 +30,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import cast
+from typing import Protocol, cast
 
 from aiohttp import web
 
 from gateway.access import Access, LimitExceeded
 from gateway.metrics import Metrics
-from gateway.transport.http_refusal import MAX_HEAD, answer, http_response, parse_head
+from gateway.transport.http_refusal import (
+    MAX_HEAD,
+    RequestHead,
+    answer,
+    http_response,
+    parse_head,
+)
 
-__all__ = ["HttpGuard"]
+__all__ = ["HttpGuard", "WebSocketUpgrader"]
 
 log = logging.getLogger("stompgate.http")
 
@@ -44,6 +55,17 @@ log = logging.getLogger("stompgate.http")
 REFUSED_REQUEST_TIMEOUT = 1.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class WebSocketUpgrader(Protocol):
+    """What serves WebSocket upgrades outside aiohttp (:class:`gateway.transport.lean_ws.
+    LeanEndpoint`)."""
+
+    def wants(self, head: RequestHead) -> bool: ...
+
+    def upgrade(
+        self, head: RequestHead, transport: asyncio.Transport, ip: str, rest: bytes
+    ) -> None: ...
 
 
 class _Guarded(asyncio.Protocol):
@@ -91,8 +113,17 @@ class _Guarded(asyncio.Protocol):
         self.arm()
         if self.refusal is None:
             guard.live[transport] = self
-            self._inner = self._make()
-            self._inner.connection_made(transport)
+            if guard.websockets is None:
+                self._start_inner(b"")
+            # else: its first request head decides who serves it (_admitted_data)
+
+    def _start_inner(self, data: bytes) -> None:
+        """aiohttp's protocol serves the socket from now on, starting with ``data``."""
+        assert self.transport is not None
+        self._inner = inner = self._make()
+        inner.connection_made(self.transport)
+        if data:
+            inner.data_received(data)
 
     def arm(self) -> None:
         """Start the clock for the next request's headers."""
@@ -127,6 +158,10 @@ class _Guarded(asyncio.Protocol):
         )
         transport.close()
 
+    def close_undecided(self) -> None:
+        if self._inner is None and self.transport is not None:
+            self.transport.close()
+
     def hand_over(self) -> None:
         """The socket becomes a STOMP connection: no deadline, and no count of ours."""
         self.handed_over = True
@@ -141,11 +176,36 @@ class _Guarded(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._inner is not None:
             self._inner.data_received(data)
+        elif self.refusal is None:
+            self._admitted_data(data)
         elif self._answered:
             if self.transport is not None:  # the WebSocket client's close frame
                 self.transport.close()
         else:
             self._refused_data(data)
+
+    def _admitted_data(self, data: bytes) -> None:
+        """Keep an admitted socket's first bytes until its request head is whole: a WebSocket
+        upgrade the lean endpoint wants goes to it, anything else to aiohttp."""
+        buffered = self._head = self._head + data
+        end = buffered.find(b"\r\n\r\n")
+        if end < 0 and len(buffered) < MAX_HEAD:
+            return
+        self._head = b""
+        head = parse_head(buffered[: end + 4]) if end >= 0 else None
+        websockets = self._guard.websockets
+        if head is None or websockets is None or not websockets.wants(head):
+            self._start_inner(buffered)
+            return
+        transport, ip = self.transport, self.ip
+        assert transport is not None
+        assert ip is not None
+        self.handed_over = True  # the endpoint takes the socket and its count over
+        self.disarm()
+        self.ip = None
+        self._guard.live.pop(transport, None)
+        self.transport = None  # connection_lost, if it still comes here, is a no-op
+        websockets.upgrade(head, transport, ip, buffered[end + 4 :])
 
     def _refused_data(self, data: bytes) -> None:
         """Keep a refused socket's bytes until its request head is whole, then answer it."""
@@ -201,6 +261,18 @@ class HttpGuard:
         self.metrics = metrics
         self.timeout = timeout
         self.live: dict[asyncio.BaseTransport, _Guarded] = {}
+        #: Serves WebSocket upgrades outside aiohttp (None: aiohttp serves them).
+        self.websockets: WebSocketUpgrader | None = None
+
+    def serve_websockets(self, upgrader: WebSocketUpgrader) -> None:
+        """From now on, sockets whose first request is an upgrade ``upgrader`` wants go to it."""
+        self.websockets = upgrader
+
+    def close_undecided(self) -> None:
+        """Close the admitted sockets that have not sent a whole request head yet (aiohttp
+        does not know them, so its cleanup would not)."""
+        for guarded in list(self.live.values()):
+            guarded.close_undecided()
 
     def factory(self, make: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         """aiohttp's protocol factory (``AppRunner.server``), guarded."""

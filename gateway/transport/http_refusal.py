@@ -23,7 +23,17 @@ from dataclasses import dataclass
 from gateway.errors import ClientError
 from gateway.transport.base import refusal_frame
 
-__all__ = ["MAX_HEAD", "SUBPROTOCOLS", "RequestHead", "answer", "http_response", "parse_head"]
+__all__ = [
+    "MAX_HEAD",
+    "SUBPROTOCOLS",
+    "RequestHead",
+    "accept_key",
+    "answer",
+    "http_response",
+    "parse_head",
+    "subprotocol",
+    "switching_protocols",
+]
 
 SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp")
 
@@ -40,6 +50,7 @@ class RequestHead:
     method: str
     path: str
     headers: dict[str, str]  # names lower-cased; a repeated header's values joined by ", "
+    query: str = ""  # the request target after "?", undecoded
 
 
 def parse_head(data: bytes) -> RequestHead | None:
@@ -58,10 +69,13 @@ def parse_head(data: bytes) -> RequestHead | None:
         key = name.strip().lower()
         value = value.strip()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    return RequestHead(parts[0], parts[1].split("?", 1)[0], headers)
+    path, _, query = parts[1].partition("?")
+    return RequestHead(parts[0], path, headers, query)
 
 
-def _accept_key(key: str) -> str | None:
+def accept_key(key: str) -> str | None:
+    """``Sec-WebSocket-Accept`` for a client's ``Sec-WebSocket-Key`` (None: not 16 bytes of
+    base64)."""
     try:
         if len(base64.b64decode(key, validate=True)) != 16:
             return None
@@ -98,7 +112,7 @@ def answer(
     WebSocket (whose client then answers the close frame). ``check_origin(origin, host)``
     says why an upgrade's Origin is refused (``Access.check_origin``), or None."""
     headers = {} if head is None else head.headers
-    accept = _accept_key(headers.get("sec-websocket-key", ""))
+    accept = accept_key(headers.get("sec-websocket-key", ""))
     upgrade = (
         head is not None
         and head.method == "GET"
@@ -113,8 +127,19 @@ def answer(
     origin_refusal = check_origin(headers.get("origin"), headers.get("host", ""))
     if origin_refusal is not None:
         return http_response(f"403 {origin_refusal}", origin_refusal), False
+    handshake = switching_protocols(accept, subprotocol(headers))
+    return handshake + _text_frame(refusal_frame(error)) + _CLOSE_NORMAL, True
+
+
+def subprotocol(headers: dict[str, str]) -> str | None:
+    """The STOMP subprotocol agreed: the client's first offer that the node speaks (as
+    aiohttp's ``WebSocketResponse`` chooses), or None."""
     offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",")]
-    protocol = next((p for p in offered if p in SUBPROTOCOLS), None)
+    return next((p for p in offered if p in SUBPROTOCOLS), None)
+
+
+def switching_protocols(accept: str, protocol: str | None) -> bytes:
+    """The ``101`` response that upgrades a socket to a WebSocket (no extension)."""
     lines = [
         "HTTP/1.1 101 Switching Protocols",
         "Upgrade: websocket",
@@ -123,5 +148,4 @@ def answer(
     ]
     if protocol is not None:
         lines.append(f"Sec-WebSocket-Protocol: {protocol}")
-    handshake = ("\r\n".join(lines) + "\r\n\r\n").encode()
-    return handshake + _text_frame(refusal_frame(error)) + _CLOSE_NORMAL, True
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()

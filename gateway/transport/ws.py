@@ -1,4 +1,5 @@
-"""STOMP over WebSocket, served by aiohttp at ``/ws``.
+"""STOMP over WebSocket, served by aiohttp at ``/ws`` (``--ws-impl aiohttp``, ``--ws-compress``,
+and what the lean path of :mod:`gateway.transport.lean_ws` leaves to aiohttp).
 
 aiohttp does the HTTP upgrade, reads and unmasks client frames, answers pings and closes. The
 hot direction, server to client, bypasses its coroutine ``send_*`` API: server frames are

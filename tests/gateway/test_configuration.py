@@ -23,6 +23,13 @@ def test_a_bad_environment_value_names_the_variable() -> None:
         settings_from({}, environ={"STOMPGATE_HEARTBEAT_GRACE": "often"})
 
 
+def test_the_websocket_path_is_lean_or_aiohttp() -> None:
+    assert settings_from({}, environ={}).ws_impl == "lean"
+    assert settings_from({}, environ={"STOMPGATE_WS_IMPL": "aiohttp"}).ws_impl == "aiohttp"
+    with pytest.raises(ConfigurationError, match=r"^--ws-impl must be lean or aiohttp, got 'h2'"):
+        settings_from({"ws_impl": "h2"}, environ={})
+
+
 def test_a_flag_wins_over_the_environment() -> None:
     settings = settings_from({"node_id": "flag"}, environ={"STOMPGATE_NODE_ID": "env"})
     assert settings.node_id == "flag"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.gateway_proc import GatewayProcess
+from tests.support.gateway_proc import WS_IMPLS, GatewayProcess, on_ws_impl
 from tests.support.security import (
     HS_SECRET,
     RsaKey,
@@ -222,8 +222,21 @@ async def ws_session(url: str, user: str, room: str, **ws: Any) -> None:
         assert message.headers["sender"] == user
 
 
-async def test_token_at_the_websocket_handshake(nodes: dict[str, GatewayProcess]) -> None:
-    node = nodes["hs"]
+@pytest.fixture(scope="module")
+def hs_aiohttp(nodes: dict[str, GatewayProcess], log_dir: Path) -> Iterator[GatewayProcess]:
+    """Node ``hs`` with its WebSockets served by aiohttp (started when a case first needs it)."""
+    with on_ws_impl(nodes["hs"], "aiohttp", log_dir) as node:
+        yield node
+
+
+@pytest.fixture(params=WS_IMPLS)
+def hs_ws(request: pytest.FixtureRequest, nodes: dict[str, GatewayProcess]) -> GatewayProcess:
+    """Node ``hs`` over each WebSocket path (``--ws-impl``)."""
+    return request.getfixturevalue("hs_aiohttp") if request.param == "aiohttp" else nodes["hs"]
+
+
+async def test_token_at_the_websocket_handshake(hs_ws: GatewayProcess) -> None:
+    node = hs_ws
     room = unique("ws")
     token = hs_token("erin", rooms=[room])
     await ws_session(node.ws_url, "erin", room, headers={"Authorization": f"Bearer {token}"})
@@ -231,9 +244,9 @@ async def test_token_at_the_websocket_handshake(nodes: dict[str, GatewayProcess]
     await ws_session(node.ws_url, "erin", room, headers={"Cookie": f"stompgate_token={token}"})
 
 
-async def test_token_in_connect_over_websocket(nodes: dict[str, GatewayProcess]) -> None:
+async def test_token_in_connect_over_websocket(hs_ws: GatewayProcess) -> None:
     room = unique("ws")
-    async with StompPeer.ws(nodes["hs"].ws_url) as peer:
+    async with StompPeer.ws(hs_ws.ws_url) as peer:
         connected = await peer.connect(hs_token("erin", rooms=[room]))
         assert connected.headers["user-name"] == "erin"
         await subscribe(peer, f"/topic/room.{room}")
@@ -241,10 +254,8 @@ async def test_token_in_connect_over_websocket(nodes: dict[str, GatewayProcess])
         assert message.headers["sender"] == "erin"
 
 
-async def test_a_connect_token_beats_a_stale_handshake_cookie(
-    nodes: dict[str, GatewayProcess],
-) -> None:
-    url = nodes["hs"].ws_url
+async def test_a_connect_token_beats_a_stale_handshake_cookie(hs_ws: GatewayProcess) -> None:
+    url = hs_ws.ws_url
     stale = {"Cookie": f"stompgate_token={hs_token('erin', exp=_now() - 60)}"}
     async with StompPeer.ws(url, headers=stale) as peer:
         connected = await peer.connect(hs_token("frank"))
@@ -257,11 +268,11 @@ async def test_a_connect_token_beats_a_stale_handshake_cookie(
         assert (error.message, error.said) == ("Bad CONNECT", "token audience mismatch")
 
 
-async def test_no_token_over_websocket(nodes: dict[str, GatewayProcess]) -> None:
-    async with StompPeer.ws(nodes["hs"].ws_url) as peer:
+async def test_no_token_over_websocket(hs_ws: GatewayProcess) -> None:
+    async with StompPeer.ws(hs_ws.ws_url) as peer:
         error = await peer.connect_refused()
     assert (error.message, error.said) == ("Bad CONNECT", "missing token")
-    await round_trip(nodes["hs"].stomp_port)
+    await round_trip(hs_ws.stomp_port)
 
 
 # -- expiry during the session -----------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.gateway_proc import GatewayProcess
+from tests.support.gateway_proc import WS_IMPLS, GatewayProcess, on_ws_impl
 from tests.support.process import ROOT
 from tests.support.security import (
     StompPeer,
@@ -65,6 +65,24 @@ def nodes(amqp_url: str, redis_url: str, log_dir: Path) -> Iterator[dict[str, Ga
             yield dict(zip(("a", "b", "ip"), started, strict=True))
 
 
+#: The listeners a case runs on: TCP, and WebSocket over each path (``--ws-impl``).
+TRANSPORTS = ["tcp", *(f"ws-{impl}" for impl in WS_IMPLS)]
+
+
+@pytest.fixture(scope="module")
+def a_aiohttp(nodes: dict[str, GatewayProcess], log_dir: Path) -> Iterator[GatewayProcess]:
+    """Node ``a`` with its WebSockets served by aiohttp (started when a case first needs it)."""
+    with on_ws_impl(nodes["a"], "aiohttp", log_dir) as node:
+        yield node
+
+
+def node_a(
+    request: pytest.FixtureRequest, nodes: dict[str, GatewayProcess], over: str
+) -> GatewayProcess:
+    """Node ``a``, or its twin whose WebSocket path is the one ``over`` names."""
+    return request.getfixturevalue("a_aiohttp") if over.endswith("aiohttp") else nodes["a"]
+
+
 @contextlib.asynccontextmanager
 async def peer_on(node: GatewayProcess, transport: str) -> AsyncIterator[StompPeer]:
     opened = StompPeer.tcp(node.stomp_port) if transport == "tcp" else StompPeer.ws(node.ws_url)
@@ -75,11 +93,11 @@ async def peer_on(node: GatewayProcess, transport: str) -> AsyncIterator[StompPe
 # -- rates and sizes ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("transport", ["tcp", "ws"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_a_frame_flood_beyond_the_rate_limit(
-    nodes: dict[str, GatewayProcess], transport: str
+    request: pytest.FixtureRequest, nodes: dict[str, GatewayProcess], transport: str
 ) -> None:
-    node = nodes["a"]
+    node = node_a(request, nodes, transport)
     room = unique("flood")
     async with (
         StompPeer.tcp(node.stomp_port) as bystander,
@@ -238,11 +256,12 @@ async def raw_handshake(port: int, origin: str) -> tuple[str, str]:
     return head.split("\r\n")[0], body
 
 
+@pytest.mark.parametrize("impl", WS_IMPLS)
 @pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://chat.example.com"])
 async def test_a_foreign_origin_gets_403_with_the_reason(
-    nodes: dict[str, GatewayProcess], origin: str
+    request: pytest.FixtureRequest, nodes: dict[str, GatewayProcess], origin: str, impl: str
 ) -> None:
-    node = nodes["a"]
+    node = node_a(request, nodes, impl)
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         async with StompPeer.ws(node.ws_url, origin=origin):
             pass
@@ -257,11 +276,11 @@ async def test_a_foreign_origin_gets_403_with_the_reason(
     await round_trip(node.stomp_port)
 
 
-@pytest.mark.parametrize("transport", ["tcp", "ws"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_a_slowloris_socket_never_finishing_connect(
-    nodes: dict[str, GatewayProcess], transport: str
+    request: pytest.FixtureRequest, nodes: dict[str, GatewayProcess], transport: str
 ) -> None:
-    node = nodes["a"]
+    node = node_a(request, nodes, transport)
     async with peer_on(node, transport) as slow:
         started = time.monotonic()
         served = asyncio.create_task(round_trip(node.stomp_port))  # served meanwhile

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,15 @@ JS_DIR = Path(__file__).resolve().parents[1] / "js"
 NODE = shutil.which("node")
 
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+
+
+@pytest.fixture(scope="module")
+def gateway(amqp_url: str, log_dir: Path, ws_impl: str) -> Iterator[GatewayProcess]:
+    """One node per WebSocket path (``--ws-impl``): every case runs over both."""
+    node = GatewayProcess(amqp_url=amqp_url, node_id=f"gw-js-{ws_impl}", ws_impl=ws_impl)
+    node.start(log_dir)
+    yield node
+    node.stop()
 
 
 def run_js(scenario: str, url: str, **options: Any) -> dict[str, Any]:
@@ -66,8 +76,10 @@ def test_stompjs_gets_one_second_heart_beats_and_is_cut_when_it_stops(
     assert result["cutAfterMs"] < 10_000, result
 
 
-def test_stompjs_reconnects_after_the_node_restarts(amqp_url: str, log_dir: Path) -> None:
-    node = GatewayProcess(amqp_url=amqp_url, node_id="gw-restart")
+def test_stompjs_reconnects_after_the_node_restarts(
+    amqp_url: str, log_dir: Path, ws_impl: str
+) -> None:
+    node = GatewayProcess(amqp_url=amqp_url, node_id=f"gw-restart-{ws_impl}", ws_impl=ws_impl)
     node.start(log_dir)
     assert NODE is not None
     proc = subprocess.Popen(

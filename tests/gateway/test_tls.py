@@ -23,7 +23,7 @@ from gateway.__main__ import main
 from gateway.app import Gateway
 from gateway.settings import ConfigurationError, Settings, settings_from
 from gateway.transport.tls import server_context
-from tests.support.gateway_proc import free_port
+from tests.support.gateway_proc import WS_IMPLS, GatewayProcess, free_port
 
 TOPIC = "/topic/tls-check"
 HOST = "127.0.0.1"
@@ -63,6 +63,7 @@ def tls_settings(
     *,
     tls_client_ca: str = "",
     tls_min_version: str = "1.2",
+    ws_impl: str = "lean",
 ) -> Settings:
     return Settings(
         http_host=HOST,
@@ -80,14 +81,17 @@ def tls_settings(
         tls_key=str(pki.key),
         tls_client_ca=tls_client_ca,
         tls_min_version=tls_min_version,
+        ws_impl=ws_impl,
     )
 
 
 @pytest.fixture
 async def node(
-    pki: Pki, amqp_url: str, redis_url: str, redis_prefix: str
+    request: pytest.FixtureRequest, pki: Pki, amqp_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Gateway]:
-    gateway = Gateway(tls_settings(pki, amqp_url, redis_url, redis_prefix))
+    """A TLS node; ``wss`` over the WebSocket path given as the parameter (default lean)."""
+    ws_impl = getattr(request, "param", "lean")
+    gateway = Gateway(tls_settings(pki, amqp_url, redis_url, redis_prefix, ws_impl=ws_impl))
     await gateway.start()
     try:
         yield gateway
@@ -147,6 +151,7 @@ class WsStomp:
         return self.frames.pop(0)
 
 
+@pytest.mark.parametrize("node", WS_IMPLS, indirect=True)
 async def test_stomp_over_tls_and_wss_connect_subscribe_send_and_receive(
     node: Gateway, pki: Pki
 ) -> None:
@@ -181,6 +186,51 @@ async def test_stomp_over_tls_and_wss_connect_subscribe_send_and_receive(
         http.get(f"https://{HOST}:{node.http_port}/healthz", ssl=trusting) as response,
     ):
         assert response.status == 200
+
+
+@dataclass
+class TlsGatewayProcess(GatewayProcess):
+    """A gateway process (uvloop, as deployed) serving TLS: its URLs are https and wss."""
+
+    @property
+    def http_url(self) -> str:
+        return f"https://{HOST}:{self.http_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"wss://{HOST}:{self.http_port}/ws"
+
+
+@pytest.mark.parametrize("ws_impl", WS_IMPLS)
+async def test_wss_on_a_gateway_process_with_uvloop(
+    pki: Pki, amqp_url: str, log_dir: Path, monkeypatch: pytest.MonkeyPatch, ws_impl: str
+) -> None:
+    """The lean path takes a TLS socket over (``set_protocol`` on uvloop's SSL transport)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.client_ca))  # the readiness check trusts it
+    node = TlsGatewayProcess(
+        amqp_url=amqp_url,
+        node_id=f"gw-wss-{ws_impl}",
+        ws_impl=ws_impl,
+        extra_args=("--tls-cert", str(pki.cert), "--tls-key", str(pki.key)),
+    )
+    node.start(log_dir)
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(node.ws_url, ssl=pki.client_context(), protocols=("v12.stomp",)) as ws,
+        ):
+            served_by_aiohttp = "aiohttp" in ws._response.headers.get("Server", "")
+            assert served_by_aiohttp is (ws_impl == "aiohttp")
+            await ws.send_str(CONNECT.decode())
+            assert (await WsStomp(ws).next_frame()).startswith(b"CONNECTED\n")
+            await ws.ping(b"still there")
+            await ws.send_str(frame("DISCONNECT", "receipt:bye").decode())
+            assert (await WsStomp(ws).next_frame()).startswith(b"RECEIPT\nreceipt-id:bye")
+            closing = await asyncio.wait_for(ws.receive(), 10)
+            assert closing.type is aiohttp.WSMsgType.CLOSE
+            assert closing.data == 1000
+    finally:
+        node.stop()
 
 
 async def test_a_client_not_trusting_the_ca_fails_the_handshake(node: Gateway) -> None:

@@ -1,12 +1,25 @@
-"""STOMP over WebSocket framing: subprotocols, text and binary, split and batched frames."""
+"""STOMP over WebSocket framing: subprotocols, text and binary, split and batched frames; over
+each WebSocket path (``--ws-impl``)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.support.gateway_proc import GatewayProcess
+
+
+@pytest.fixture(scope="module")
+def gateway(amqp_url: str, log_dir: Path, ws_impl: str) -> Iterator[GatewayProcess]:
+    node = GatewayProcess(amqp_url=amqp_url, node_id=f"gw-ws-{ws_impl}", ws_impl=ws_impl)
+    node.start(log_dir)
+    yield node
+    node.stop()
+
 
 CONNECT = "CONNECT\naccept-version:1.2\nhost:x\nlogin:guest\npasscode:guest\n\n\x00"
 

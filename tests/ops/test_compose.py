@@ -127,13 +127,19 @@ def test_gateways_are_health_checked_on_readyz_and_drain_before_sigkill() -> Non
 
 def test_nginx_balances_both_nodes_without_affinity_and_upgrades_websockets() -> None:
     http = re.search(r"upstream stompgate_http \{(.*?)\}", NGINX, re.S)
+    websockets = re.search(r"upstream stompgate_ws \{(.*?)\}", NGINX, re.S)
     stomp = re.search(r"upstream stompgate_stomp \{(.*?)\}", NGINX, re.S)
     assert http is not None
+    assert websockets is not None
     assert stomp is not None
-    assert re.findall(r"server (\S+):(\d+)", http.group(1)) == [
-        ("gateway-1", "15680"),
-        ("gateway-2", "15680"),
-    ]
+    for upstream in (http, websockets):
+        assert re.findall(r"server (\S+):(\d+)", upstream.group(1)) == [
+            ("gateway-1", "15680"),
+            ("gateway-2", "15680"),
+        ]
+    # Upgrades never reuse a kept-alive connection: the lean WebSocket path serves only a
+    # socket's first request.
+    assert not re.search(r"^\s*keepalive", websockets.group(1), re.M)
     assert re.findall(r"server (\S+):(\d+)", stomp.group(1)) == [
         ("gateway-1", "61613"),
         ("gateway-2", "61613"),
@@ -143,6 +149,7 @@ def test_nginx_balances_both_nodes_without_affinity_and_upgrades_websockets() ->
         assert affinity not in code
     ws = re.search(r"location /ws \{(.*?)\}", code, re.S)
     assert ws is not None
+    assert "proxy_pass http://stompgate_ws;" in ws.group(1)
     assert "proxy_set_header Upgrade $http_upgrade;" in ws.group(1)
     assert "proxy_set_header Connection $connection_upgrade;" in ws.group(1)
     assert "proxy_http_version 1.1;" in ws.group(1)
