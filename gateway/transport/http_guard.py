@@ -52,7 +52,7 @@ log = logging.getLogger("stompgate.http")
 #: its request, uncounted: a WebSocket upgrade is answered with the ERROR that says why,
 #: anything else with 429; a silent one is closed. Once answered, it has this long again to
 #: close (a WebSocket client answers the close frame).
-REFUSED_REQUEST_TIMEOUT = 1.0
+REFUSED_REQUEST_TIMEOUT = 5.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -132,14 +132,14 @@ class _Guarded(asyncio.Protocol):
             timeout = min(timeout or REFUSED_REQUEST_TIMEOUT, REFUSED_REQUEST_TIMEOUT)
         if timeout and not self.handed_over and self.transport is not None:
             self.disarm()
-            self._timer = asyncio.get_running_loop().call_later(timeout, self._expire)
+            self._timer = asyncio.get_running_loop().call_later(timeout, self._expire, timeout)
 
     def disarm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _expire(self) -> None:
+    def _expire(self, timeout: float) -> None:
         self._timer = None
         transport = self.transport
         if transport is None or transport.is_closing():
@@ -153,7 +153,7 @@ class _Guarded(asyncio.Protocol):
         transport.write(
             http_response(
                 "408 Request Timeout",
-                f"http header timeout: no complete request within {guard.timeout:g} s",
+                f"http header timeout: no complete request within {timeout:g} s",
             )
         )
         transport.close()
@@ -226,7 +226,9 @@ class _Guarded(asyncio.Protocol):
             return
         self._answered = True  # now wait (a little) for the client's close frame
         self.disarm()
-        self._timer = asyncio.get_running_loop().call_later(REFUSED_REQUEST_TIMEOUT, self._expire)
+        self._timer = asyncio.get_running_loop().call_later(
+            REFUSED_REQUEST_TIMEOUT, self._expire, REFUSED_REQUEST_TIMEOUT
+        )
 
     def eof_received(self) -> bool | None:
         if self._inner is not None:
