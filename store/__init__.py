@@ -10,7 +10,14 @@ A core package: the gateway (history reads, catch-up) and the workers (the persi
 both import it, and it imports neither of them.
 """
 
-from store.base import MessageCounts, MessageStore, StoreClosedError, StoredMessage
+from store.base import (
+    Conflict,
+    MessageCounts,
+    MessageStore,
+    StoreClosedError,
+    StoreConflictError,
+    StoredMessage,
+)
 from store.factory import (
     open_profile_store,
     open_push_store,
@@ -35,6 +42,7 @@ from store.translations_sqlite import SQLiteTranslationStore
 
 __all__ = [
     "KINDS",
+    "Conflict",
     "Member",
     "MessageCounts",
     "MessageStore",
@@ -57,6 +65,7 @@ __all__ = [
     "SQLiteStore",
     "SQLiteTranslationStore",
     "StoreClosedError",
+    "StoreConflictError",
     "StoredMessage",
     "StoredTranslation",
     "TranslationStore",
