@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["MARKER", "ROSTER", "ChatKeys", "lua_key_function", "roster"]
+__all__ = ["MARKER", "ROSTER", "ChatKeys", "id_member", "lua_key_function", "roster"]
 
 ROSTER = "roster:{room}"
 """A room's roster, as the ACL's ``member_of`` template names it (under the membership
@@ -26,6 +26,12 @@ prefix): a Redis set of the room's members."""
 MARKER = ""
 """The member every membership cache set (a roster, a user's rooms) holds besides its
 content, so an empty set and a lost one differ."""
+
+
+def id_member(message_id: int) -> bytes:
+    """A message id as the per-room id sets (unstored, inflight) hold it: 19 digits, so
+    lexical order is id order."""
+    return b"%019d" % message_id
 
 
 def roster(room: str) -> str:
