@@ -25,9 +25,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aio_pika
+import redis.asyncio as aioredis
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from prometheus_client import CollectorRegistry
 
+from chatstate.deployment import DEFAULT_TOPIC_EXCHANGE, Namespace, claim_namespace
 from workers.framework.batch import BatchRuntime
 from workers.framework.health import HealthServer
 from workers.framework.idempotency import IdempotencyGuard
@@ -76,6 +78,8 @@ class WorkerApp:
         self.connection: AbstractRobustConnection | None = None
         self._publishing: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
+        self.topic_exchange = DEFAULT_TOPIC_EXCHANGE
+        self._namespace: tuple[Namespace, aioredis.Redis] | None = None
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._health: HealthServer | None = None
@@ -152,9 +156,16 @@ class WorkerApp:
         self._shutdown.append(hook)
         return hook
 
+    def check_namespace(self, namespace: Namespace, redis: aioredis.Redis) -> None:
+        """At start, before consuming: refuse to run (`NamespaceClashError`) unless the topic
+        exchange and deployment name of `namespace` belong to its Snowflake lease namespace
+        (`chatstate.deployment`). For workers that stamp or store message ids."""
+        self._namespace = (namespace, redis)
+
     def configure(self, settings: WorkerSettings) -> None:
         """Fill in whatever the code left unset from settings (values in code win)."""
         self.amqp_url = self.amqp_url or settings.amqp_url
+        self.topic_exchange = settings.topic_exchange
         if self.prefetch is None:
             self.prefetch = settings.prefetch
         if self.concurrency is None:
@@ -208,6 +219,7 @@ class WorkerApp:
             await hook()
         self.connection = await aio_pika.connect_robust(self.amqp_url)
         self._publishing = await self.connection.channel(publisher_confirms=True)
+        await self._prepare_broker(self.connection)
         for runtime in runtimes:
             await runtime.start(self.connection)
             self.runtimes.append(runtime)
@@ -318,6 +330,21 @@ class WorkerApp:
             concurrency=concurrency,
             metrics=self.metrics,
         )
+
+    async def _prepare_broker(self, connection: AbstractRobustConnection) -> None:
+        """The namespace check (if asked for) and the deployment's own topic exchange."""
+        channel = await connection.channel(publisher_confirms=True)
+        try:
+            if self._namespace is not None:
+                namespace, redis = self._namespace
+                await claim_namespace(channel, redis, namespace)
+            if not self.topic_exchange.startswith("amq."):
+                await channel.declare_exchange(
+                    self.topic_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+                )
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def _close(self) -> None:
         connection, self.connection = self.connection, None

@@ -44,6 +44,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from chatstate.deployment import DEFAULT_DEPLOYMENT, default_redis_prefix
 from workers.env import EnvReader
 from workers.translate import languages
 
@@ -150,7 +151,8 @@ class TranslateSettings:
             room_ttl=env.number(PREFIX + "ROOM_TTL", d.room_ttl),
             retry_for=env.number(PREFIX + "RETRY_FOR", d.retry_for, positive=True),
             redis_url=env.text("STOMPGATE_REDIS_URL") or d.redis_url,
-            redis_prefix=env.text("STOMPGATE_REDIS_PREFIX") or d.redis_prefix,
+            redis_prefix=env.text("STOMPGATE_REDIS_PREFIX")
+            or default_redis_prefix(env.text("STOMPGATE_DEPLOYMENT") or DEFAULT_DEPLOYMENT),
             limits={name: _limits(env, name) for name in PROVIDERS},
         )
 
