@@ -19,6 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatstate.deployment import (
+    DEFAULT_DEPLOYMENT,
+    DEFAULT_TOPIC_EXCHANGE,
+    check_deployment,
+    check_topic_exchange,
+    default_redis_prefix,
+)
+
 ENV_PREFIX = "STOMPGATE_"
 
 
@@ -63,8 +71,28 @@ class Settings:
     amqp_url: str = field(
         default="amqp://guest:guest@127.0.0.1:5672/", metadata={"help": "RabbitMQ AMQP URL"}
     )
+    deployment: str = field(
+        default=DEFAULT_DEPLOYMENT,
+        metadata={
+            "help": "this deployment's name (1-32 of a-z 0-9 -): the first word of every queue"
+            " and exchange it declares (<deployment>.user, <deployment>.node.*...) and the"
+            " default Redis prefix; two deployments on one vhost need two names"
+        },
+    )
+    topic_exchange: str = field(
+        default=DEFAULT_TOPIC_EXCHANGE,
+        metadata={
+            "help": "the exchange of /topic/ destinations and rooms (a topic exchange, declared"
+            " durable unless amq.topic); two deployments on one vhost need two"
+        },
+    )
     redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"help": "Redis URL"})
-    redis_prefix: str = field(default="stompgate:", metadata={"help": "prefix of Redis keys"})
+    redis_prefix: str = field(
+        default="",
+        metadata={
+            "help": "prefix of Redis keys (the node-id leases' too); empty = '<deployment>:'"
+        },
+    )
     redis_max_connections: int = field(
         default=16,
         metadata={
@@ -254,6 +282,10 @@ class Settings:
     uvloop: bool = field(default=True, metadata={"help": "use uvloop when it is installed"})
 
     def __post_init__(self) -> None:
+        check_deployment(self.deployment, source="--deployment")
+        check_topic_exchange(self.topic_exchange, source="--topic-exchange")
+        if not self.redis_prefix:
+            object.__setattr__(self, "redis_prefix", default_redis_prefix(self.deployment))
         if self.auth not in ("jwt", "dev"):
             raise ValueError(f"--auth must be 'jwt' or 'dev', got {self.auth!r}")
         if self.log_format not in ("json", "console"):

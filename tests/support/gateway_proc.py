@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.namespace import share_for_process
 from tests.support.ports import free_port
 from tests.support.process import ManagedProcess
 
@@ -57,6 +58,7 @@ class GatewayProcess(ManagedProcess):
             *(("--dev-users", DEV_USERS) if self.auth == "dev" else ()),
             *self.extra_args,
         ]
+        share_for_process(self.env, args)
         self.spawn(
             args,
             self.env,
