@@ -6,9 +6,9 @@
 | STOMPGATE_DEPLOYMENT | stompgate | deployment name: first word of the workers' queues |
 | STOMPGATE_TOPIC_EXCHANGE | amq.topic | the rooms' topic exchange (declared if not amq.) |
 | STOMPGATE_REDIS_URL | redis://127.0.0.1:6379/0 | the deployment's Redis (persist: namespace) |
-| STOMPGATE_REDIS_PREFIX | (`<deployment>:`) | prefix of the deployment's Redis keys |
+| STOMPGATE_REDIS_PREFIX | (<deployment>:) | prefix of the deployment's Redis keys |
 | STOMPGATE_STORE | sqlite:///var/stompgate.db | message store (sqlite:///path, mongodb://host/db) |
-| STOMPGATE_PERSIST_QUEUE | (`<deployment>.persist`) | persist worker: its queue (one per store) |
+| STOMPGATE_PERSIST_QUEUE | (<deployment>.persist) | persist worker: its queue (one per store) |
 | STOMPGATE_WORKER_METRICS_PORT | 9108 | /healthz and /metrics; "off" (or empty) for none |
 | STOMPGATE_WORKER_METRICS_HOST | 0.0.0.0 | address the health server listens on |
 | STOMPGATE_WORKER_PREFETCH | (the code's, else 100) | unacked deliveries per consumer |
