@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import aio_pika
@@ -135,7 +136,7 @@ async def test_two_persist_workers_with_two_queues_each_store_everything(
         async with channel(vhost_url) as ch:
             await publish_events(ch, events)
             for store in stores:
-                await wait_for_async(lambda s=store: _count(s, 300), 20, "300 stored")
+                await wait_for_async(partial(_count, store, 300), 20, "300 stored")
             for app in apps:
                 await app.drain()
             for name in ("a", "b"):
