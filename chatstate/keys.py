@@ -56,6 +56,12 @@ class ChatKeys:
         """Hash {id (19 digits) -> client key}: posts reserved and not yet confirmed/aborted."""
         return f"{self.prefix}room:{room}:inflight"
 
+    def rejected(self, room: str) -> str:
+        """Sorted set (score 0, members the 19-digit id): the room's messages the persist
+        worker dead-lettered as id conflicts (their id is stored as another message): never
+        to be stored, so history stops waiting for them (see `gateway.chat.unstored`)."""
+        return f"{self.prefix}room:{room}:rejected"
+
     def room_seq(self, room: str) -> str:
         """Counter: the room ordinals handed out, one per accepted post (for unread counts;
         set from the store when Redis has lost it)."""

@@ -18,9 +18,11 @@ Conflicts: a message whose id the store already holds as ANOTHER message (anothe
 or client id: two issuers of one Snowflake id) is never dropped silently. The store keeps the
 rest of the batch and names the conflicts; each conflicting message goes whole to `<queue>.dlq`
 (`x-dead-letter-reason: rejected`, `x-error` naming both messages), is counted in
-`stompgate_persist_conflicts_total` and logged with both ids and rooms, and its id is removed
-from its room's unstored set in Redis (`{prefix}room:{room}:unstored`): it will never be
-stored, so history must not answer 503 "store is behind" waiting for it. The batch is acked.
+`stompgate_persist_conflicts_total` and logged with both ids and rooms, and its id is recorded
+in its room's rejected set in the deployment's Redis (`{prefix}room:{room}:rejected`, kept 8
+days): it will never be stored, so history, which waits for it in the room's unstored set,
+treats it as a dead post instead of answering 503 "store is behind" (`gateway.chat.unstored`).
+The batch is acked.
 
 At start the worker checks that its topic exchange and deployment name belong to its Redis
 lease namespace (`chatstate.deployment`): a clash stops it with a message naming both sides.
@@ -50,6 +52,9 @@ EVENT = "chat.message.v1"
 QUEUE = "stompgate.persist"
 """The queue's name in the default deployment (`STOMPGATE_PERSIST_QUEUE` in general)."""
 PATTERN = "room.*"
+#: How long a room's rejected ids are kept (beyond the gateway's 7-day recent cache, whose
+#: trims can still add such an id to the unstored set).
+REJECTED_TTL_S = 8 * 24 * 3600
 #: Store outages are retried with these delays (the last repeats) until the store is back.
 STORE_BACKOFF = (0.25, 0.5, 1.0, 2.0, 5.0)
 
@@ -133,11 +138,13 @@ def build_app(
             log.error("persist %s: %s (dead-lettered)", queue_name, text)
             only.append((by_payload[id(conflict.message)], text))
             try:
-                await redis.zrem(
-                    keys.unstored(conflict.message.room), id_member(conflict.message.id)
-                )
+                rejected = keys.rejected(conflict.message.room)
+                async with redis.pipeline(transaction=True) as pipe:
+                    pipe.zadd(rejected, {id_member(conflict.message.id): 0})
+                    pipe.expire(rejected, REJECTED_TTL_S)
+                    await pipe.execute()
             except Exception as redis_exc:  # the DLQ keeps it; history may say 503 a while
-                log.warning("cannot settle id %s as unstored: %s", conflict.message.id, redis_exc)
+                log.warning("cannot mark id %s rejected: %s", conflict.message.id, redis_exc)
         raise DeadLetter(str(exc), only=only)
 
     queue_name = queue or settings.persist_queue

@@ -19,9 +19,10 @@ import redis.asyncio as aioredis
 
 from chatstate.deployment import NamespaceClashError, exchange_registry
 from chatstate.keys import ChatKeys, id_member
+from gateway.chat.unstored import UnstoredSet
 from store import SQLiteStore
 from workers.framework import BatchSpec, WorkerApp
-from workers.persist import build_app
+from workers.persist import REJECTED_TTL_S, build_app
 from workers.settings import WorkerSettings
 
 from .amqp import channel, drain_queue, ready_count, wait_for_async
@@ -99,8 +100,7 @@ async def test_a_conflicting_id_is_dead_lettered_whole_counted_logged_and_settle
     [line] = [r.getMessage() for r in caplog.records if "conflict" in r.getMessage()]
     for part in ("bob/'b'", "alice/'a'", "'r1'", "'r2'"):
         assert part in line
-    # the first message is intact; the conflicting id will never be stored, so it no longer
-    # holds up r2's history (id 5 still does)
+    # the first message is intact
     reopened = await opened(tmp_path / "m.db")
     try:
         [kept] = await reopened.history("r1")
@@ -108,6 +108,12 @@ async def test_a_conflicting_id_is_dead_lettered_whole_counted_logged_and_settle
         assert [m.id for m in await reopened.history("r2")] == [2]
     finally:
         await reopened.close()
+    # the conflicting id will never be stored: recorded as rejected, so history (the gateway's
+    # unstored-set check) stops waiting for it; id 5 is still waited for
+    keys = ChatKeys(redis_prefix)
+    assert await redis.zrange(keys.rejected("r2"), 0, -1) == [id_member(1)]
+    assert 0 < await redis.ttl(keys.rejected("r2")) <= REJECTED_TTL_S
+    assert await UnstoredSet(redis, keys).outstanding("r2", [1, 5]) == [5]
     assert await redis.zrange(unstored, 0, -1) == [id_member(5)]
 
 
