@@ -22,10 +22,15 @@ from ONE lease namespace.
   both find it first; two different namespaces starting at once both publish, the stream
   orders them, both read the same first record, and the later one refuses. How long "none"
   is waited for only decides whether a redundant record is published, never who owns it.
-- A namespace whose Redis lost its data (no persistence) gets a new token and is refused like
-  a stranger: its old ids' floors are gone too. The fix the message names: delete the
-  registry queue(s) (``rabbitmqctl delete_queue <name> -p <vhost>``) once it is certain no
-  other deployment uses them.
+- A namespace whose Redis lost its data (a restart without persistence) finds no token. If
+  the first record of its deployment's registry names the same Redis URL (as configured,
+  password left out) and prefix, that is this namespace: its token is adopted (a warning is
+  logged) and the check passes. Otherwise a new token is made, and a registry that names
+  another is a clash; the message names the fix (another name and exchange, or deleting the
+  registry queues with ``rabbitmqctl delete_queue <name> -p <vhost>`` once it is certain no
+  other deployment uses them). Two deployments of one name and prefix on one vhost whose
+  Redis URLs read the same but are different servers (``redis://127.0.0.1`` on two hosts)
+  are not told apart.
 
 Names: with the default deployment name ``stompgate`` every queue and exchange keeps its
 historical name (``stompgate.persist``, ``stompgate.user``...); another name replaces that
@@ -39,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -49,8 +55,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import aio_pika
+import aiormq
 import redis.asyncio as aioredis
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 __all__ = [
     "DEFAULT_DEPLOYMENT",
@@ -66,6 +73,8 @@ __all__ = [
     "namespace_key",
     "registry_queue",
 ]
+
+log = logging.getLogger("stompgate.deployment")
 
 DEFAULT_DEPLOYMENT: Final = "stompgate"
 DEFAULT_TOPIC_EXCHANGE: Final = "amq.topic"
@@ -151,13 +160,18 @@ class Namespace:
         ).encode()
 
 
-async def namespace_token(redis: aioredis.Redis, redis_prefix: str) -> str:
-    """The lease namespace's token, created on first use (SET NX, then read back)."""
+async def namespace_token(
+    redis: aioredis.Redis, redis_prefix: str, *, adopt: str | None = None
+) -> str:
+    """The lease namespace's token, created on first use (SET NX, then read back): `adopt`
+    if given (a token Redis lost), else a random one."""
     key = namespace_key(redis_prefix)
-    await redis.set(key, secrets.token_hex(16), nx=True)
     value = await redis.get(key)
+    if value is None:
+        await redis.set(key, adopt or secrets.token_hex(16), nx=True)
+        value = await redis.get(key)
     if value is None:  # deleted in between: try once more
-        await redis.set(key, secrets.token_hex(16), nx=True)
+        await redis.set(key, adopt or secrets.token_hex(16), nx=True)
         value = await redis.get(key)
     if value is None:
         raise RuntimeError(f"Redis key {key} cannot be kept: is Redis evicting keys?")
@@ -165,28 +179,85 @@ async def namespace_token(redis: aioredis.Redis, redis_prefix: str) -> str:
 
 
 async def claim_namespace(
-    channel: AbstractChannel,
+    amqp_url: str,
     redis: aioredis.Redis,
     me: Namespace,
     *,
     empty_wait: float = 0.25,
     read_back: float = 10.0,
+    attempts: int = 20,
 ) -> str:
     """Check (and on first use record) that the topic exchange and the deployment name of
-    `me` belong to its lease namespace; returns the token. `channel` must have publisher
-    confirms; it is used for this check only (its QoS is set). Raises `NamespaceClashError`."""
-    token = await namespace_token(redis, me.redis_prefix)
-    await channel.set_qos(prefetch_count=1)
-    for queue, what in (
-        (exchange_registry(me.topic_exchange), f"topic exchange {me.topic_exchange!r}"),
-        (registry_queue(me.deployment), f"deployment name {me.deployment!r}"),
-    ):
-        owner = await _first_or_publish(
-            channel, queue, me.record(token), empty_wait=empty_wait, read_back=read_back
-        )
-        if owner.get("token") != token:
-            raise NamespaceClashError(_clash_text(me, what, queue, owner))
-    return token
+    `me` belong to its lease namespace; returns the token. Uses a connection of its own to
+    the broker at `amqp_url`, closed before it returns. Raises `NamespaceClashError`.
+
+    RabbitMQ can refuse a stream declared or read a moment after another client declared it
+    (a channel or even a connection error while the stream starts): the check is then made
+    again on a new connection, up to `attempts` times. A clash is never retried."""
+    for attempt in range(1, attempts + 1):
+        connection = await aio_pika.connect(amqp_url)
+        try:
+            return await _claim(connection, redis, me, empty_wait, read_back)
+        except aiormq.exceptions.AMQPError as exc:
+            if attempt == attempts:
+                raise
+            log.info("namespace check: the broker refused a registry step, again: %r", exc)
+            await asyncio.sleep(min(0.05 * attempt, 0.5))
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _claim(
+    connection: AbstractConnection,
+    redis: aioredis.Redis,
+    me: Namespace,
+    empty_wait: float,
+    read_back: float,
+) -> str:
+    streams = _Streams(connection)
+    try:
+        adopt = await _lost_token(streams, redis, me, empty_wait)
+        token = await namespace_token(redis, me.redis_prefix, adopt=adopt)
+        for queue, what in (
+            (exchange_registry(me.topic_exchange), f"topic exchange {me.topic_exchange!r}"),
+            (registry_queue(me.deployment), f"deployment name {me.deployment!r}"),
+        ):
+            owner = await _first_or_publish(
+                streams, queue, me.record(token), empty_wait=empty_wait, read_back=read_back
+            )
+            if owner.get("token") != token:
+                raise NamespaceClashError(_clash_text(me, what, queue, owner))
+        return token
+    finally:
+        await streams.close()
+
+
+async def _lost_token(
+    streams: _Streams, redis: aioredis.Redis, me: Namespace, empty_wait: float
+) -> str | None:
+    """When Redis has no token but the deployment's registry names this very namespace (the
+    same Redis URL and prefix: Redis lost its data), that token, to adopt; else None."""
+    if await redis.exists(namespace_key(me.redis_prefix)):
+        return None
+    name = registry_queue(me.deployment)
+    first = await streams.first(name, wait=empty_wait)
+    owner = _parse(first) if first is not None else {}
+    same = (
+        owner.get("redis_prefix") == me.redis_prefix
+        and owner.get("redis") == _safe_url(me.redis_url)
+        and isinstance(owner.get("token"), str)
+    )
+    if not same:
+        return None
+    log.warning(
+        "Redis has no lease-namespace token under %r; the registry %r names this deployment's"
+        " Redis and prefix: adopting its token (Redis lost its data?)",
+        me.redis_prefix,
+        name,
+    )
+    return str(owner["token"])
 
 
 def _clash_text(me: Namespace, what: str, queue: str, owner: Mapping[str, Any]) -> str:
@@ -209,24 +280,57 @@ def _clash_text(me: Namespace, what: str, queue: str, owner: Mapping[str, Any]) 
 
 
 async def _first_or_publish(
-    channel: AbstractChannel, name: str, record: bytes, *, empty_wait: float, read_back: float
+    streams: _Streams, name: str, record: bytes, *, empty_wait: float, read_back: float
 ) -> dict[str, Any]:
-    queue = await channel.declare_queue(name, durable=True, arguments=dict(STREAM))
-    first = await _first(channel, name, wait=empty_wait)
+    first = await streams.first(name, wait=empty_wait)
     if first is None:
-        await channel.default_exchange.publish(
-            aio_pika.Message(record, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-            routing_key=queue.name,
-            mandatory=True,
-        )
-        first = await _first(channel, name, wait=read_back)
+        await streams.publish(name, record)
+        first = await streams.first(name, wait=read_back)
     if first is None:
         raise RuntimeError(f"registry {name!r}: the record just published cannot be read back")
+    return _parse(first)
+
+
+def _parse(record: bytes) -> dict[str, Any]:
     try:
-        parsed = json.loads(first)
+        parsed = json.loads(record)
     except ValueError:
         parsed = None
-    return parsed if isinstance(parsed, dict) else {"token": None, "deployment": repr(first)}
+    return parsed if isinstance(parsed, dict) else {"token": None, "deployment": repr(record)}
+
+
+class _Streams:
+    """The registry streams on one connection: declare, publish (confirmed), read the first
+    record."""
+
+    def __init__(self, connection: AbstractConnection) -> None:
+        self._connection = connection
+        self._channel: AbstractChannel | None = None
+
+    async def _open(self, name: str) -> AbstractChannel:
+        channel = self._channel
+        if channel is None or channel.is_closed:
+            channel = self._channel = await self._connection.channel(publisher_confirms=True)
+            await channel.set_qos(prefetch_count=1)
+        await channel.declare_queue(name, durable=True, arguments=dict(STREAM))
+        return channel
+
+    async def publish(self, name: str, record: bytes) -> None:
+        channel = await self._open(name)
+        await channel.default_exchange.publish(
+            aio_pika.Message(record, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=name,
+            mandatory=True,
+        )
+
+    async def first(self, name: str, *, wait: float) -> bytes | None:
+        return await _first(await self._open(name), name, wait=wait)
+
+    async def close(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None and not channel.is_closed:
+            with contextlib.suppress(Exception):
+                await channel.close()
 
 
 async def _first(channel: AbstractChannel, name: str, *, wait: float) -> bytes | None:

@@ -39,7 +39,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import aio_pika
 import redis.asyncio as aioredis
 from aiohttp import web
 
@@ -354,19 +353,14 @@ def _clock() -> int:
 async def check_namespace(settings: Settings, redis: aioredis.Redis) -> None:
     """Refuse to issue ids (`NamespaceClashError`) unless this deployment's name and topic
     exchange belong to its node-id lease namespace (`chatstate.deployment`)."""
-    connection = await aio_pika.connect(settings.amqp_url)
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        me = Namespace(
-            settings.deployment,
-            settings.topic_exchange,
-            settings.redis_url,
-            settings.redis_prefix,
-            who=f"gateway node {settings.node_id}",
-        )
-        await claim_namespace(channel, redis, me)
-    finally:
-        await connection.close()
+    me = Namespace(
+        settings.deployment,
+        settings.topic_exchange,
+        settings.redis_url,
+        settings.redis_prefix,
+        who=f"gateway node {settings.node_id}",
+    )
+    await claim_namespace(settings.amqp_url, redis, me)
 
 
 async def build_chat(

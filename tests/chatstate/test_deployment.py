@@ -8,7 +8,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
-import aio_pika
 import pytest
 import redis.asyncio as aioredis
 
@@ -18,6 +17,7 @@ from chatstate.deployment import (
     check_deployment,
     check_topic_exchange,
     claim_namespace,
+    namespace_key,
 )
 from tests.support import rabbit
 
@@ -35,11 +35,7 @@ async def own_redis(redis_url: str) -> AsyncIterator[tuple[aioredis.Redis, str]]
 
 
 async def claim(url: str, redis: aioredis.Redis, me: Namespace) -> str:
-    connection = await aio_pika.connect(url)
-    try:
-        return await claim_namespace(await connection.channel(publisher_confirms=True), redis, me)
-    finally:
-        await connection.close()
+    return await claim_namespace(url, redis, me)
 
 
 async def test_nodes_of_one_deployment_starting_at_once_all_pass(
@@ -70,6 +66,30 @@ async def test_two_namespaces_starting_at_once_one_owns_the_exchange(
     assert len(refused) == 3, results  # every node of the other is refused
     [owner] = passed
     assert all(f"deployment '{owner}'" in str(r) for r in refused)
+
+
+async def test_a_namespace_whose_redis_lost_its_token_is_recognised(
+    fresh_vhost: str, own_redis: tuple[aioredis.Redis, str]
+) -> None:
+    """A Redis restart without persistence loses the token: the deployment's registry names
+    the same Redis URL and prefix, so the token is adopted, not refused. Anything else that
+    finds no token (another URL, another prefix) is a stranger."""
+    redis, prefix = own_redis
+    url = rabbit.amqp_url(fresh_vhost)
+    me = Namespace("t18-lost", "amq.topic", "redis://redis-a:6379/0", f"{prefix}-a:")
+    token = await claim(url, redis, me)
+    await redis.delete(namespace_key(me.redis_prefix))
+    assert await claim(url, redis, me) == token
+    assert await redis.get(namespace_key(me.redis_prefix)) == token.encode()
+    for stranger in (
+        Namespace("t18-lost", "amq.topic", "redis://redis-b:6379/0", f"{prefix}-a:"),
+        Namespace("t18-lost", "amq.topic", "redis://redis-a:6379/0", f"{prefix}-b:"),
+    ):
+        await redis.delete(namespace_key(stranger.redis_prefix))
+        with pytest.raises(NamespaceClashError):
+            await claim(url, redis, stranger)
+        await redis.set(namespace_key(me.redis_prefix), token)  # the first one's, untouched
+        assert await claim(url, redis, me) == token
 
 
 @pytest.mark.parametrize("name", ["stompgate", "blue", "a", "blue-2", "x" * 32])

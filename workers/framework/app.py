@@ -333,11 +333,12 @@ class WorkerApp:
 
     async def _prepare_broker(self, connection: AbstractRobustConnection) -> None:
         """The namespace check (if asked for) and the deployment's own topic exchange."""
-        channel = await connection.channel(publisher_confirms=True)
+        if self._namespace is not None:
+            namespace, redis = self._namespace
+            assert self.amqp_url is not None  # checked by start()
+            await claim_namespace(self.amqp_url, redis, namespace)
+        channel = await connection.channel()
         try:
-            if self._namespace is not None:
-                namespace, redis = self._namespace
-                await claim_namespace(channel, redis, namespace)
             if not self.topic_exchange.startswith("amq."):
                 await channel.declare_exchange(
                     self.topic_exchange, aio_pika.ExchangeType.TOPIC, durable=True
