@@ -21,7 +21,7 @@ from chatstate.deployment import NamespaceClashError, exchange_registry
 from chatstate.keys import ChatKeys, id_member
 from gateway.chat.unstored import UnstoredSet
 from store import SQLiteStore
-from workers.framework import BatchSpec, WorkerApp
+from workers.framework import BatchSpec, Delivery, WorkerApp
 from workers.persist import REJECTED_TTL_S, build_app
 from workers.settings import WorkerSettings
 
@@ -282,3 +282,28 @@ async def _count(store: SQLiteStore, n: int) -> bool:
 
 async def _ready(ch: object, queue: str, n: int) -> bool:
     return await ready_count(ch, queue) >= n  # type: ignore[arg-type]
+
+
+async def test_a_team_consumer_binds_the_deployments_topic_exchange(
+    vhost_url: str, apps: list[WorkerApp]
+) -> None:
+    app = WorkerApp("team")
+    seen: list[bytes] = []
+
+    @app.consumer("room.*", queue="team.rooms")
+    async def handle(delivery: Delivery[bytes]) -> None:
+        seen.append(delivery.body)
+        await app.publish("echo.x", delivery.body)  # to the same exchange
+
+    app.configure(
+        WorkerSettings(amqp_url=vhost_url, topic_exchange="t18-team-rooms", metrics_port=None)
+    )
+    apps.append(app)
+    await app.start()  # declares t18-team-rooms (durable topic) and binds team.rooms to it
+    async with channel(vhost_url) as ch:
+        echoes = await ch.declare_queue(exclusive=True)
+        await echoes.bind("t18-team-rooms", "echo.*")
+        await publish_events(ch, [("a", chat_event(1, "a"))], exchange_name="t18-team-rooms")
+        await wait_for_async(partial(_ready, ch, echoes.name, 1), 10, "the echo")
+        await app.drain()
+    assert seen == [chat_event(1, "a")]

@@ -93,7 +93,7 @@ class WorkerApp:
         patterns: str | Sequence[str],
         *,
         queue: str | None = None,
-        exchange: str = "amq.topic",
+        exchange: str | None = None,
         schema: str | None = None,
         validator: Validator | None = None,
         max_attempts: int | None = 5,
@@ -105,7 +105,9 @@ class WorkerApp:
         idempotency: IdempotencyGuard | None = None,
         key: Callable[[Any], str] | None = None,
     ) -> Callable[[H], H]:
-        """Register `handler` for messages routed to `queue` by `patterns` on `exchange`.
+        """Register `handler` for messages routed to `queue` by `patterns` on `exchange`
+        (None: the deployment's topic exchange, `STOMPGATE_TOPIC_EXCHANGE`, so `amq.topic`
+        unless configured; "": none, the queue gets what is sent to it by name).
 
         The handler takes a `Delivery` (or, with `batch=BatchSpec(...)`, a list of them) and
         returns None; raising means "failed". See the package README for the semantics.
@@ -113,7 +115,7 @@ class WorkerApp:
         if schema is not None and validator is not None:
             raise ValueError("give schema= or validator=, not both")
         pattern_list = (patterns,) if isinstance(patterns, str) else tuple(patterns)
-        if exchange and not pattern_list:
+        if exchange != "" and not pattern_list:
             raise ValueError("a consumer bound to an exchange needs at least one pattern")
         retry = RetryPolicy(max_attempts=max_attempts, backoff=tuple(float(d) for d in backoff))
 
@@ -257,7 +259,7 @@ class WorkerApp:
         routing_key: str,
         body: bytes,
         *,
-        exchange: str = "amq.topic",
+        exchange: str | None = None,
         headers: Mapping[str, Any] | None = None,
         content_type: str | None = "application/json",
         persistent: bool = True,
@@ -269,6 +271,8 @@ class WorkerApp:
         channel = self._publishing
         if channel is None:
             raise RuntimeError(f"worker {self.name!r} is not running: nothing to publish on")
+        if exchange is None:
+            exchange = self.topic_exchange
         if not exchange:
             target = channel.default_exchange
         elif (target_or_none := self._exchanges.get(exchange)) is not None:
@@ -314,6 +318,8 @@ class WorkerApp:
     def _runtime(self, spec: ConsumerSpec) -> ConsumerRuntime:
         if spec.schema is not None:
             spec = dataclasses.replace(spec, validator=schema_validator(spec.schema))
+        if spec.exchange is None:
+            spec = dataclasses.replace(spec, exchange=self.topic_exchange)
         prefetch = spec.prefetch or self.prefetch or DEFAULT_PREFETCH
         if spec.batch is not None:
             if spec.prefetch is None:
