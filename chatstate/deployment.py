@@ -183,7 +183,8 @@ async def claim_namespace(
     redis: aioredis.Redis,
     me: Namespace,
     *,
-    empty_wait: float = 0.25,
+    empty_wait: float = 0.1,
+    lost_wait: float = 2.0,
     read_back: float = 10.0,
     attempts: int = 20,
 ) -> str:
@@ -193,11 +194,16 @@ async def claim_namespace(
 
     RabbitMQ can refuse a stream declared or read a moment after another client declared it
     (a channel or even a connection error while the stream starts): the check is then made
-    again on a new connection, up to `attempts` times. A clash is never retried."""
+    again on a new connection, up to `attempts` times. A clash is never retried.
+
+    Waits: `empty_wait` for a registry's first record before publishing one (too short only
+    publishes a redundant record); `lost_wait` for the deployment's record when Redis has no
+    token (too short would refuse a deployment whose Redis lost its data); `read_back` for
+    the first record once one is surely there."""
     for attempt in range(1, attempts + 1):
         connection = await aio_pika.connect(amqp_url)
         try:
-            return await _claim(connection, redis, me, empty_wait, read_back)
+            return await _claim(connection, redis, me, empty_wait, lost_wait, read_back)
         except aiormq.exceptions.AMQPError as exc:
             if attempt == attempts:
                 raise
@@ -214,11 +220,12 @@ async def _claim(
     redis: aioredis.Redis,
     me: Namespace,
     empty_wait: float,
+    lost_wait: float,
     read_back: float,
 ) -> str:
     streams = _Streams(connection)
     try:
-        adopt = await _lost_token(streams, redis, me, empty_wait)
+        adopt = await _lost_token(streams, redis, me, lost_wait)
         token = await namespace_token(redis, me.redis_prefix, adopt=adopt)
         for queue, what in (
             (exchange_registry(me.topic_exchange), f"topic exchange {me.topic_exchange!r}"),
@@ -235,14 +242,14 @@ async def _claim(
 
 
 async def _lost_token(
-    streams: _Streams, redis: aioredis.Redis, me: Namespace, empty_wait: float
+    streams: _Streams, redis: aioredis.Redis, me: Namespace, wait: float
 ) -> str | None:
     """When Redis has no token but the deployment's registry names this very namespace (the
     same Redis URL and prefix: Redis lost its data), that token, to adopt; else None."""
     if await redis.exists(namespace_key(me.redis_prefix)):
         return None
     name = registry_queue(me.deployment)
-    first = await streams.first(name, wait=empty_wait)
+    first = await streams.first(name, wait=wait)
     owner = _parse(first) if first is not None else {}
     same = (
         owner.get("redis_prefix") == me.redis_prefix
