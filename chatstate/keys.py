@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["MARKER", "ROSTER", "ChatKeys", "lua_key_function", "roster"]
+__all__ = ["MARKER", "ROSTER", "ChatKeys", "id_member", "lua_key_function", "roster"]
 
 ROSTER = "roster:{room}"
 """A room's roster, as the ACL's ``member_of`` template names it (under the membership
@@ -26,6 +26,12 @@ prefix): a Redis set of the room's members."""
 MARKER = ""
 """The member every membership cache set (a roster, a user's rooms) holds besides its
 content, so an empty set and a lost one differ."""
+
+
+def id_member(message_id: int) -> bytes:
+    """A message id as the per-room id sets (unstored, inflight) hold it: 19 digits, so
+    lexical order is id order."""
+    return b"%019d" % message_id
 
 
 def roster(room: str) -> str:
@@ -49,6 +55,12 @@ class ChatKeys:
     def inflight(self, room: str) -> str:
         """Hash {id (19 digits) -> client key}: posts reserved and not yet confirmed/aborted."""
         return f"{self.prefix}room:{room}:inflight"
+
+    def rejected(self, room: str) -> str:
+        """Sorted set (score 0, members the 19-digit id): the room's messages the persist
+        worker dead-lettered as id conflicts (their id is stored as another message): never
+        to be stored, so history stops waiting for them (see `gateway.chat.unstored`)."""
+        return f"{self.prefix}room:{room}:rejected"
 
     def room_seq(self, room: str) -> str:
         """Counter: the room ordinals handed out, one per accepted post (for unread counts;

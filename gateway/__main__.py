@@ -5,7 +5,10 @@ durable-subscriptions ...``: list or delete users' durable subscriptions
 The only place that decides how the process ends: a setting that cannot be used
 (:class:`~gateway.settings.ConfigurationError`, from the flags, the environment or the auth
 settings) prints ``stompgate: <why>`` on stderr and exits with 1; a usage error (an unknown
-flag) exits with 2 and ``--help`` with 0, as argparse does.
+flag) exits with 2 and ``--help`` with 0, as argparse does; a deployment whose name or topic
+exchange belongs to another node-id lease namespace
+(:class:`~chatstate.deployment.NamespaceClashError`) logs one critical line naming both sides
+and the fix, and exits with 3.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from chatstate.deployment import NamespaceClashError
 from gateway import durable_cli
 from gateway.app import serve
 from gateway.logs import configure
@@ -33,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"stompgate: {exc}", file=sys.stderr)
         return 1
+    except NamespaceClashError as exc:
+        logging.getLogger("stompgate.app").critical("%s", exc)
+        return 3
     except KeyboardInterrupt:
         pass
     return 0

@@ -335,4 +335,7 @@ def auth_settings(settings: Settings, environ: Mapping[str, str] | None = None) 
         max_subscriptions=settings.max_subscriptions,
         connect_timeout=settings.connect_timeout,
     )
-    return dataclasses.replace(auth, limits=limits, dev_users=settings.dev_users)
+    queues = auth.queues
+    if queues.deployment != settings.deployment:  # the gateway's setting, not an auth one
+        queues = dataclasses.replace(queues, deployment=settings.deployment)
+    return dataclasses.replace(auth, limits=limits, dev_users=settings.dev_users, queues=queues)

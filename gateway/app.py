@@ -117,6 +117,8 @@ class Gateway:
                 amqp_url=settings.broker_url,
                 node_id=settings.node_id,
                 order_hold=settings.order_hold_ms / 1000,
+                deployment=settings.deployment,
+                topic_exchange=settings.topic_exchange,
             ),
             on_connection_lost=self.node.broker_lost,
             read_hooks=(self.node.begin_batch, self.node.end_batch),
@@ -234,7 +236,8 @@ class Gateway:
         on the node's own account) and HTTP."""
         subscriptions = self.relay.durable_subscriptions
         assert subscriptions is not None  # the relay was given a registry
-        return DurableApi(subscriptions, relay_publisher(self.relay, "durable-subscriptions"))
+        publish = relay_publisher(self.relay, "durable-subscriptions")
+        return DurableApi(subscriptions, publish, self.settings.deployment)
 
     def _opener(self, router: Router) -> OpenConnection:
         node, access, metrics = self.node, self.access, self.metrics

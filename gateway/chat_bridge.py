@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from chatstate.deployment import Namespace, claim_namespace, lease_key_prefix
 from chatstate.keys import ChatKeys
 from gateway import stomp_headers
 from gateway.access import Access, AccessDenied, DestinationRejected, node_redis
@@ -359,6 +360,19 @@ def _clock() -> int:
     return time.time_ns() // 1_000_000
 
 
+async def check_namespace(settings: Settings, redis: aioredis.Redis) -> None:
+    """Refuse to issue ids (`NamespaceClashError`) unless this deployment's name and topic
+    exchange belong to its node-id lease namespace (`chatstate.deployment`)."""
+    me = Namespace(
+        settings.deployment,
+        settings.topic_exchange,
+        settings.redis_url,
+        settings.redis_prefix,
+        who=f"gateway node {settings.node_id}",
+    )
+    await claim_namespace(settings.amqp_url, redis, me)
+
+
 async def build_chat(
     settings: Settings,
     relay: Relay,
@@ -376,7 +390,8 @@ async def build_chat(
     history and catch-up carry. ``confirm_latency`` hears how long each post waited for the
     broker's confirm (the node's publish-confirm histogram)."""
     redis = rooms.redis if rooms is not None else node_redis(settings, "chat")
-    lease = NodeLease(redis, key_prefix=f"{settings.redis_prefix}snowflake:")
+    await check_namespace(settings, redis)
+    lease = NodeLease(redis, key_prefix=lease_key_prefix(settings.redis_prefix))
     await lease.acquire()
     store: HistoryStore | None = None
     translations: TranslationStore | None = None

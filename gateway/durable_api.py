@@ -61,7 +61,10 @@ class DurableApi:
     """The durable-subscriptions API of one node; ``publish(destination, headers, body)``
     sends an answer through the relay, on the node's own account."""
 
-    def __init__(self, subscriptions: DurableSubscriptions, publish: Publish) -> None:
+    def __init__(
+        self, subscriptions: DurableSubscriptions, publish: Publish, deployment: str = "stompgate"
+    ) -> None:
+        self._deployment = deployment
         self._subscriptions = subscriptions
         self._publish = publish
 
@@ -110,7 +113,7 @@ class DurableApi:
         infos = await self._subscriptions.list(user)
         return {
             "user": user,
-            "namespace": user_namespace(user),
+            "namespace": user_namespace(user, self._deployment),
             "limit": self._subscriptions.registry.limit,
             "subscriptions": [info.as_json() for info in infos],
         }

@@ -22,6 +22,13 @@ from typing import Any
 from yarl import URL
 
 from chatstate.client import check_key_prefixes
+from chatstate.deployment import (
+    DEFAULT_DEPLOYMENT,
+    DEFAULT_TOPIC_EXCHANGE,
+    check_deployment,
+    check_topic_exchange,
+    default_redis_prefix,
+)
 
 ENV_PREFIX = "STOMPGATE_"
 
@@ -76,6 +83,21 @@ class Settings:
             " (the URL may say heartbeat= instead, but not both differently)"
         },
     )
+    deployment: str = field(
+        default=DEFAULT_DEPLOYMENT,
+        metadata={
+            "help": "this deployment's name (1-32 of a-z 0-9 -): the first word of every queue"
+            " and exchange it declares (<deployment>.user, <deployment>.node.*...) and the"
+            " default Redis prefix; two deployments on one vhost need two names"
+        },
+    )
+    topic_exchange: str = field(
+        default=DEFAULT_TOPIC_EXCHANGE,
+        metadata={
+            "help": "the exchange of /topic/ destinations and rooms (a topic exchange, declared"
+            " durable unless amq.topic); two deployments on one vhost need two"
+        },
+    )
     redis_url: str = field(
         default="redis://127.0.0.1:6379/0",
         metadata={
@@ -86,10 +108,10 @@ class Settings:
         },
     )
     redis_prefix: str = field(
-        default="stompgate:",
+        default="",
         metadata={
-            "help": "prefix of Redis keys; with a Redis Cluster it must carry a hash tag, "
-            "e.g. {stompgate}:"
+            "help": "prefix of Redis keys (the node-id leases' too); empty = '<deployment>:';"
+            " with a Redis Cluster it must carry a hash tag, e.g. {stompgate}:"
         },
     )
     redis_max_connections: int = field(
@@ -292,6 +314,10 @@ class Settings:
     uvloop: bool = field(default=True, metadata={"help": "use uvloop when it is installed"})
 
     def __post_init__(self) -> None:
+        check_deployment(self.deployment, source="--deployment")
+        check_topic_exchange(self.topic_exchange, source="--topic-exchange")
+        if not self.redis_prefix:
+            object.__setattr__(self, "redis_prefix", default_redis_prefix(self.deployment))
         if self.auth not in ("jwt", "dev"):
             raise ValueError(f"--auth must be 'jwt' or 'dev', got {self.auth!r}")
         if self.log_format not in ("json", "console"):

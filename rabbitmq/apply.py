@@ -1,6 +1,7 @@
 """Apply rabbitmq/definitions.json to a running RabbitMQ, idempotently, and say what changed.
 
-``python rabbitmq/apply.py [--amqp-url URL] [--management-url URL] [--vhost NAME] [--dry-run]``
+``python rabbitmq/apply.py [--amqp-url URL] [--management-url URL] [--vhost NAME] [--dry-run]
+[--deployment NAME] [--topic-exchange NAME]``
 
 Run by ``make up`` (scripts/up.sh) and by compose.yaml's ``rabbitmq-setup`` service; standard
 library only, so it runs anywhere Python 3.11 does. It talks to the management plugin's HTTP
@@ -16,6 +17,11 @@ nothing else on the broker is touched, nothing is ever deleted.
   and left alone; the script then exits with 1. Deleting a queue loses its messages: that is
   the operator's decision, never this script's.
 
+The file holds the default deployment's names (``stompgate.persist``...). ``--deployment``
+(else ``STOMPGATE_DEPLOYMENT``) renames them for another deployment (``blue.persist``, policy
+``blue-dead-letters``...), ``--topic-exchange`` (else ``STOMPGATE_TOPIC_EXCHANGE``) binds the
+workers' queues to another topic exchange, which is then declared too (durable, topic).
+
 Where: the vhost, user and password come from the AMQP URL (``--amqp-url``, else
 ``STOMPGATE_AMQP_URL``, the gateway's and the workers' setting, else RabbitMQ's local
 default), the management API from ``--management-url`` (default: the AMQP host, port 15672;
@@ -29,6 +35,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.parse
@@ -206,6 +213,64 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
+DEFAULT_DEPLOYMENT = "stompgate"
+DEFAULT_TOPIC_EXCHANGE = "amq.topic"
+_DEPLOYMENT = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")  # chatstate.deployment's rule
+
+
+def for_deployment(
+    data: Mapping[str, Any], deployment: str, topic_exchange: str = DEFAULT_TOPIC_EXCHANGE
+) -> dict[str, Any]:
+    """The definitions of the default deployment, renamed for ``deployment`` and bound to
+    ``topic_exchange`` (declared, durable topic, unless ``amq.topic``)."""
+    if not _DEPLOYMENT.fullmatch(deployment):
+        raise ValueError(f"--deployment must be 1-32 of a-z, 0-9 and '-', got {deployment!r}")
+    if topic_exchange.startswith("amq.") and topic_exchange != DEFAULT_TOPIC_EXCHANGE:
+        raise ValueError(
+            f"--topic-exchange: only amq.topic of the amq. ones, got {topic_exchange!r}"
+        )
+    old, new = DEFAULT_DEPLOYMENT + ".", deployment + "."
+
+    def name(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(old):
+            return new + value[len(old) :]
+        if value == DEFAULT_TOPIC_EXCHANGE:
+            return topic_exchange
+        return value
+
+    out: dict[str, Any] = json.loads(json.dumps(data))
+    for exchange in out.get("exchanges", []):
+        exchange["name"] = name(exchange["name"])
+    for queue in out.get("queues", []):
+        queue["name"] = name(queue["name"])
+        arguments = queue.get("arguments", {})
+        if "x-dead-letter-routing-key" in arguments:
+            arguments["x-dead-letter-routing-key"] = name(arguments["x-dead-letter-routing-key"])
+    for binding in out.get("bindings", []):
+        binding["source"] = name(binding["source"])
+        binding["destination"] = name(binding["destination"])
+    for policy in out.get("policies", []):
+        if policy["name"].startswith(DEFAULT_DEPLOYMENT + "-"):
+            policy["name"] = deployment + policy["name"][len(DEFAULT_DEPLOYMENT) :]
+        escaped = "^" + re.escape(DEFAULT_DEPLOYMENT) + "\\."
+        if policy["pattern"].startswith(escaped):
+            policy["pattern"] = (
+                "^" + re.escape(deployment) + "\\." + policy["pattern"][len(escaped) :]
+            )
+    if topic_exchange != DEFAULT_TOPIC_EXCHANGE:
+        out.setdefault("exchanges", []).append(
+            {
+                "name": topic_exchange,
+                "type": "topic",
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
+        )
+    return out
+
+
 def apply(api: ManagementApi, wanted: Mapping[str, Any], *, dry_run: bool = False) -> Plan:
     """Upload what is missing or changed; raises ApplyError."""
     todo = plan(wanted, api.definitions())
@@ -239,10 +304,21 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser.add_argument("--vhost", default=None, help="default: the AMQP URL's vhost")
     parser.add_argument("--definitions", type=Path, default=DEFINITIONS)
     parser.add_argument("--dry-run", action="store_true", help="say what would change, only")
+    parser.add_argument(
+        "--deployment",
+        default=env.get("STOMPGATE_DEPLOYMENT") or DEFAULT_DEPLOYMENT,
+        help="the deployment whose queues to declare (default stompgate)",
+    )
+    parser.add_argument(
+        "--topic-exchange",
+        default=env.get("STOMPGATE_TOPIC_EXCHANGE") or DEFAULT_TOPIC_EXCHANGE,
+        help="the rooms' topic exchange (default amq.topic)",
+    )
     args = parser.parse_args(argv)
     try:
         target = Target.from_urls(args.amqp_url, args.management_url, args.vhost)
-        todo = apply(ManagementApi(target), load(args.definitions), dry_run=args.dry_run)
+        wanted = for_deployment(load(args.definitions), args.deployment, args.topic_exchange)
+        todo = apply(ManagementApi(target), wanted, dry_run=args.dry_run)
     except (ApplyError, OSError, ValueError) as exc:
         print(f"{TAG}: {exc}", file=sys.stderr)
         return 2

@@ -277,7 +277,12 @@ def notify_entries() -> list[Entry]:
 
 
 #: Read by the notify worker too, documented with the gateway and the auth settings.
-NOTIFY_SHARED = ["STOMPGATE_REDIS_URL", "STOMPGATE_REDIS_PREFIX", "STOMPGATE_MEMBERSHIP_PREFIX"]
+NOTIFY_SHARED = [
+    "STOMPGATE_REDIS_URL",
+    "STOMPGATE_REDIS_PREFIX",
+    "STOMPGATE_MEMBERSHIP_PREFIX",
+    "STOMPGATE_DEPLOYMENT",
+]
 
 
 def documented_names() -> dict[str, list[str]]:
@@ -285,7 +290,8 @@ def documented_names() -> dict[str, list[str]]:
     per_provider = [
         e.name.replace("_TRANSLATE_", f"_TRANSLATE_{p.upper()}_") for p in PROVIDERS for e in limits
     ]
-    shared = ["STOMPGATE_REDIS_URL", "STOMPGATE_REDIS_PREFIX"]  # the gateway's, read again
+    # the gateway's, read again (the deployment: for the Redis prefix's default)
+    shared = ["STOMPGATE_REDIS_URL", "STOMPGATE_REDIS_PREFIX", "STOMPGATE_DEPLOYMENT"]
     return {
         "gateway": [e.name for e in gateway_entries()],
         "auth": [e.name for cls in auth_classes() for e in _rst_entries(cls)],
@@ -379,7 +385,9 @@ def render() -> str:
         "## Workers: `python -m workers NAME` (`workers/settings.py`)",
         "",
         "Every worker, the built-in ones and yours ([adding-a-consumer.md]"
-        "(adding-a-consumer.md)); values set in code win.",
+        "(adding-a-consumer.md)); values set in code win. `python -m workers NAME` takes",
+        "`--deployment`, `--topic-exchange`, `--store`, `--queue` (the persist queue),",
+        "`--redis-url` and `--redis-prefix`, which win over their variables.",
         "",
         *_table(
             "| environment | default | meaning |",
@@ -391,7 +399,7 @@ def render() -> str:
         "## Translation (`workers/translate/settings.py`)",
         "",
         "The translation providers and their cache; the cache also reads the gateway's",
-        "`STOMPGATE_REDIS_URL` and `STOMPGATE_REDIS_PREFIX`.",
+        "`STOMPGATE_REDIS_URL` and `STOMPGATE_REDIS_PREFIX` (default `<STOMPGATE_DEPLOYMENT>:`).",
         "",
         *_table(
             "| environment | default | meaning |",
@@ -412,8 +420,9 @@ def render() -> str:
         "",
         "The notify worker's providers, collapse window and limits (explained in",
         "[workers/README.md](../workers/README.md#the-notify-worker)); it also reads the",
-        "gateway's `STOMPGATE_REDIS_URL`, `STOMPGATE_REDIS_PREFIX` and",
-        "`STOMPGATE_MEMBERSHIP_PREFIX`, and the workers' settings above.",
+        "gateway's `STOMPGATE_REDIS_URL`, `STOMPGATE_REDIS_PREFIX` (default",
+        "`<STOMPGATE_DEPLOYMENT>:`) and `STOMPGATE_MEMBERSHIP_PREFIX`, and the workers' settings",
+        "above.",
         "",
         *_table(
             "| environment | default | meaning |",

@@ -11,9 +11,11 @@ both import it, and it imports neither of them.
 """
 
 from store.base import (
+    Conflict,
     MessageCounts,
     MessageStore,
     StoreClosedError,
+    StoreConflictError,
     StoredMessage,
     StoreUnavailableError,
 )
@@ -47,6 +49,7 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (StoreUnavailableError, *_MONG
 __all__ = [
     "KINDS",
     "UNAVAILABLE_ERRORS",
+    "Conflict",
     "Member",
     "MessageCounts",
     "MessageStore",
@@ -69,6 +72,7 @@ __all__ = [
     "SQLiteStore",
     "SQLiteTranslationStore",
     "StoreClosedError",
+    "StoreConflictError",
     "StoreUnavailableError",
     "StoredMessage",
     "StoredTranslation",

@@ -3,9 +3,15 @@
 The gateway's history reader and the persist worker both code against `MessageStore`; keep it
 small. Semantics every backend must honour (the shared test suite in tests/store checks them):
 
-- `insert_many` is idempotent: a message whose `id` is already stored, or whose
-  (`sender`, `client_id`) pair is already stored, is skipped silently, also within one call.
-  It returns how many messages were newly stored.
+- `insert_many` is idempotent on true duplicates: a message whose `id` is already stored with
+  the same room, sender and client id, or whose (`sender`, `client_id`) pair is already stored
+  (a client's retry, stamped with a new id), is skipped silently, also within one call. It
+  returns how many messages were newly stored.
+- A message whose `id` is already stored with a different room, sender or client id is a
+  *conflict* (two issuers of one Snowflake id, e.g. two deployments sharing a node-id lease):
+  never dropped silently. Every other message of the call is stored as usual, then
+  `insert_many` raises `StoreConflictError` naming each conflicting message and the stored
+  one it met (`stored` says how many were newly stored).
 - `history` pages by keyset on the message id, never by offset:
   `before=X` gives the newest messages with id < X, newest first;
   `after=X` gives the oldest messages with id > X, oldest first (catch-up);
@@ -67,6 +73,39 @@ class MessageCounts(Protocol):
     async def newest_id(self, room: str, *, sender: str) -> int | None:
         """The id of the newest stored message ``sender`` posted in ``room``, if any."""
         ...
+
+
+class Conflict(msgspec.Struct, frozen=True):
+    """A message the store refused: its id is taken by `existing` (another message)."""
+
+    message: StoredMessage
+    existing_room: str
+    existing_sender: str
+    existing_client_id: str
+
+    def describe(self) -> str:
+        m = self.message
+        return (
+            f"id {m.id}: room {m.room!r} client id {m.sender}/{m.client_id!r} conflicts with"
+            f" the stored room {self.existing_room!r} client id"
+            f" {self.existing_sender}/{self.existing_client_id!r}"
+        )
+
+
+class StoreConflictError(Exception):
+    """`insert_many` met messages whose id another message already has. The rest of the
+    call was stored (`stored` of them newly); `conflicts` are not stored."""
+
+    def __init__(self, stored: int, conflicts: Sequence[Conflict]) -> None:
+        self.stored = stored
+        self.conflicts = tuple(conflicts)
+        first = self.conflicts[0].describe() if self.conflicts else "none"
+        super().__init__(f"{len(self.conflicts)} message id conflict(s); first: {first}")
+
+
+def is_same_message(message: StoredMessage, room: str, sender: str, client_id: str) -> bool:
+    """Whether a stored (room, sender, client id) under `message.id` is `message` itself."""
+    return (message.room, message.sender, message.client_id) == (room, sender, client_id)
 
 
 class StoreClosedError(RuntimeError):

@@ -14,9 +14,12 @@ Indexes (created by `open()`, idempotently):
 `count(room, upto=X)` and `newest_id(room, sender=...)` (the chat layer's exact unread counts,
 read only when a read pointer is rebuilt or older than the Redis cache) walk `room_id` too.
 
-Writes are `insert_many(ordered=False)`: every document is tried; duplicate-key errors
-(code 11000, on `_id` or on `sender_client_id`) count as "already stored", any other write
-error is raised.
+Writes are `insert_many(ordered=False)`: every document is tried; any write error other than
+a duplicate key (code 11000) is raised. Duplicate keys are then told apart with one `find` of
+the refused documents' ids (projection room, sender, client_id): an id stored as the same
+(room, sender, client_id) is a true duplicate, an id absent was refused on `sender_client_id`
+(a client's retry under a new id): both count as "already stored"; an id stored as another
+message is a conflict, raised as `StoreConflictError` after the rest of the batch is in.
 
 Sharding: the shard key is {room: 1, _id: 1} (or {room: "hashed"} to spread hot rooms of
 similar ids; then keep {room: 1, _id: 1} as a secondary index). History reads then target a
@@ -36,7 +39,13 @@ from bson import Int64
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import BulkWriteError
 
-from store.base import StoredMessage, check_limit
+from store.base import (
+    Conflict,
+    StoreConflictError,
+    StoredMessage,
+    check_limit,
+    is_same_message,
+)
 from store.mongo_db import Document, MongoBacked
 
 DUPLICATE_KEY = 11000
@@ -75,8 +84,34 @@ class MongoStore(MongoBacked):
         except BulkWriteError as exc:
             if not only_duplicates(exc):
                 raise
-            return int(exc.details.get("nInserted", 0))
+            stored = int(exc.details.get("nInserted", 0))
+            refused = [messages[e["index"]] for e in exc.details.get("writeErrors", [])]
+            conflicts = await self._conflicts(refused)
+            if conflicts:
+                raise StoreConflictError(stored, conflicts) from None
+            return stored
         return len(result.inserted_ids)
+
+    async def _conflicts(self, refused: Sequence[StoredMessage]) -> list[Conflict]:
+        """Those of `refused` whose id is stored as another message."""
+        collection = self.collection(self.collection_name)
+        ids = sorted({m.id for m in refused})
+        found: dict[int, Mapping[str, Any]] = {}
+        cursor = collection.find(
+            {"_id": {"$in": [Int64(i) for i in ids]}},
+            projection={"room": 1, "sender": 1, "client_id": 1},
+        )
+        async for doc in cursor:
+            found[int(doc["_id"])] = doc
+        conflicts = []
+        for m in refused:
+            if m.id not in found:
+                continue
+            stored = found[m.id]
+            room, sender, client_id = stored["room"], stored["sender"], stored["client_id"]
+            if not is_same_message(m, room, sender, client_id):
+                conflicts.append(Conflict(m, room, sender, client_id))
+        return conflicts
 
     async def history(
         self,

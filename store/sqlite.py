@@ -3,7 +3,9 @@
 The file, its thread and WAL mode are `store.sqlite_db.SQLiteDatabase`'s. `insert_many` is
 one `executemany` of `INSERT OR IGNORE` in one transaction per batch: the primary key on `id`
 and the unique constraint on (`sender`, `client_id`) make it idempotent, and the changes
-counter tells how many rows were new.
+counter tells how many rows were new. When fewer rows were new than given, the batch's ids are
+read back (same thread, same transaction) and every row whose id is stored with another room,
+sender or client id is a conflict (`StoreConflictError`); the rest were true duplicates.
 
 Durability: `synchronous=FULL` by default, so a batch the persist worker acknowledges to the
 broker survives a power cut; `?synchronous=normal` in the URL trades that for speed.
@@ -14,8 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from store.base import StoredMessage, check_limit
-from store.sqlite_db import SQLiteBacked
+from store.base import (
+    Conflict,
+    StoreConflictError,
+    StoredMessage,
+    check_limit,
+    is_same_message,
+)
+from store.sqlite_db import IN_BATCH, SQLiteBacked
 
 _SCHEMA = (
     """
@@ -37,6 +45,7 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _COLUMNS = "id, room, sender, client_id, sent_at, event"
+_BY_ID = "SELECT id, room, sender, client_id FROM messages WHERE id IN ({marks})"
 
 Row = tuple[int, str, str, str, int, bytes]
 
@@ -52,7 +61,12 @@ class SQLiteStore(SQLiteBacked):
         if not messages:
             return 0
         rows = [(m.id, m.room, m.sender, m.client_id, m.sent_at, m.event) for m in messages]
-        return await self._db.run(self._insert_sync, rows)
+        stored, found = await self._db.run(self._insert_sync, rows)
+        if stored < len(messages):
+            conflicts = _conflicts(messages, found)
+            if conflicts:
+                raise StoreConflictError(stored, conflicts)
+        return stored
 
     async def history(
         self,
@@ -93,11 +107,37 @@ class SQLiteStore(SQLiteBacked):
 
     # -- the store thread -------------------------------------------------------------------
 
-    def _insert_sync(self, rows: list[Row]) -> int:
+    def _insert_sync(self, rows: list[Row]) -> tuple[int, dict[int, tuple[str, str, str]]]:
+        """(rows newly stored, {id: (room, sender, client_id)} of the batch's ids as stored
+        when some row was not new; empty otherwise)."""
         conn = self._db.connection()
         before = conn.total_changes
-        self._db.transaction(lambda c: c.executemany(_INSERT, rows))
-        return conn.total_changes - before
+        found: dict[int, tuple[str, str, str]] = {}
+
+        def insert(c: Any) -> None:
+            c.executemany(_INSERT, rows)
+            if conn.total_changes - before < len(rows):
+                ids = sorted({row[0] for row in rows})
+                for start in range(0, len(ids), IN_BATCH):
+                    chunk = ids[start : start + IN_BATCH]
+                    sql = _BY_ID.format(marks=",".join("?" * len(chunk)))
+                    for id_, room, sender, client_id in c.execute(sql, chunk):
+                        found[int(id_)] = (room, sender, client_id)
+
+        self._db.transaction(insert)
+        return conn.total_changes - before, found
+
+
+def _conflicts(
+    messages: Sequence[StoredMessage], found: dict[int, tuple[str, str, str]]
+) -> list[Conflict]:
+    """The messages whose id is stored as another message (absent ids: client retries)."""
+    conflicts = []
+    for m in messages:
+        stored = found.get(m.id)
+        if stored is not None and not is_same_message(m, *stored):
+            conflicts.append(Conflict(m, *stored))
+    return conflicts
 
 
 def _history_query(

@@ -12,6 +12,7 @@ import pytest
 
 from tests.support import rabbit
 from tests.support.gateway_proc import WS_IMPLS
+from tests.support.namespace import share_default_namespace
 from tests.translate.apertium_proc import ApertiumProcess
 
 
@@ -49,9 +50,12 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def redis_prefix() -> str:
-    """A key prefix private to one test; tests delete their keys by this prefix."""
-    return f"stompgate-test:{uuid.uuid4().hex[:12]}:"
+def redis_prefix(redis_url: str) -> str:
+    """A key prefix private to one test; tests delete their keys by this prefix. Part of the
+    default deployment's lease namespace (`tests.support.namespace`)."""
+    prefix = f"stompgate-test:{uuid.uuid4().hex[:12]}:"
+    share_default_namespace(redis_url, prefix)
+    return prefix
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,12 @@
 |---|---|---|
 | STOMPGATE_AMQP_URL | amqp://guest:guest@127.0.0.1:5672/ | the broker |
 | STOMPGATE_AMQP_HEARTBEAT | 60 | AMQP heart-beat, s: ~3 silent ones drop a connection; 0 = none |
+| STOMPGATE_DEPLOYMENT | stompgate | deployment name: first word of the workers' queues |
+| STOMPGATE_TOPIC_EXCHANGE | amq.topic | the rooms' topic exchange (declared if not amq.) |
+| STOMPGATE_REDIS_URL | redis://127.0.0.1:6379/0 | the deployment's Redis (persist: namespace) |
+| STOMPGATE_REDIS_PREFIX | (<deployment>:) | prefix of the deployment's Redis keys |
 | STOMPGATE_STORE | sqlite:///var/stompgate.db | message store (sqlite:///path, mongodb://host/db) |
+| STOMPGATE_PERSIST_QUEUE | (<deployment>.persist) | persist worker: its queue (one per store) |
 | STOMPGATE_WORKER_METRICS_PORT | 9108 | /healthz and /metrics; "off" (or empty) for none |
 | STOMPGATE_WORKER_METRICS_HOST | 0.0.0.0 | address the health server listens on |
 | STOMPGATE_WORKER_PREFETCH | (the code's, else 100) | unacked deliveries per consumer |
@@ -19,9 +24,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from yarl import URL
+
+from chatstate.deployment import (
+    DEFAULT_DEPLOYMENT,
+    DEFAULT_TOPIC_EXCHANGE,
+    check_deployment,
+    check_topic_exchange,
+    default_redis_prefix,
+)
 
 PREFIX = "STOMPGATE_"
 
@@ -30,7 +43,12 @@ PREFIX = "STOMPGATE_"
 class WorkerSettings:
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     amqp_heartbeat: int = 60
+    deployment: str = DEFAULT_DEPLOYMENT
+    topic_exchange: str = DEFAULT_TOPIC_EXCHANGE
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = field(default="")
     store_url: str = "sqlite:///var/stompgate.db"
+    persist_queue: str = ""
     metrics_host: str = "0.0.0.0"
     metrics_port: int | None = 9108
     prefetch: int | None = None
@@ -44,6 +62,16 @@ class WorkerSettings:
         if not 0 <= self.amqp_heartbeat <= 65535:
             raise ValueError(f"{PREFIX}AMQP_HEARTBEAT must be 0..65535, got {self.amqp_heartbeat}")
         _with_heartbeat(self.amqp_url, self.amqp_heartbeat)  # a conflict raises
+        check_deployment(self.deployment, source=PREFIX + "DEPLOYMENT")
+        check_topic_exchange(self.topic_exchange, source=PREFIX + "TOPIC_EXCHANGE")
+        if not self.redis_prefix:  # derived: the deployment's own keys
+            object.__setattr__(self, "redis_prefix", default_redis_prefix(self.deployment))
+        if not self.persist_queue:
+            object.__setattr__(self, "persist_queue", f"{self.deployment}.persist")
+
+    def queue(self, name: str) -> str:
+        """A queue of the deployment: `<deployment>.<name>`."""
+        return f"{self.deployment}.{name}"
 
     @property
     def broker_url(self) -> str:
@@ -51,18 +79,29 @@ class WorkerSettings:
         return _with_heartbeat(self.amqp_url, self.amqp_heartbeat)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, flags: Mapping[str, str | None] | None = None
+    ) -> WorkerSettings:
+        """From STOMPGATE_* variables; `flags` (command-line values by variable name without
+        the prefix, e.g. {"STORE": ...}; None: not given) win over them."""
         env = os.environ if environ is None else environ
-        d = cls()
+        given = {k: v for k, v in (flags or {}).items() if v is not None}
 
         def get(name: str) -> str | None:
-            value = env.get(PREFIX + name)
+            value = given.get(name, env.get(PREFIX + name))
             return value.strip() if value is not None and value.strip() else None
 
+        deployment = get("DEPLOYMENT") or DEFAULT_DEPLOYMENT
+        d = cls(deployment=deployment)
         return cls(
             amqp_url=get("AMQP_URL") or d.amqp_url,
             amqp_heartbeat=_heartbeat(get("AMQP_HEARTBEAT"), d.amqp_heartbeat),
+            deployment=deployment,
+            topic_exchange=get("TOPIC_EXCHANGE") or d.topic_exchange,
+            redis_url=get("REDIS_URL") or d.redis_url,
+            redis_prefix=get("REDIS_PREFIX") or d.redis_prefix,
             store_url=get("STORE") or d.store_url,
+            persist_queue=get("PERSIST_QUEUE") or d.persist_queue,
             metrics_host=get("WORKER_METRICS_HOST") or d.metrics_host,
             metrics_port=_port(env.get(PREFIX + "WORKER_METRICS_PORT"), d.metrics_port),
             prefetch=_positive_int("WORKER_PREFETCH", get("WORKER_PREFETCH")),

@@ -7,17 +7,20 @@ queue name a client can set is authorized like a destination (see
 for the order of the checks). The rules here need no I/O:
 
 * **Ownership is decided by the name alone.** Every user has a namespace,
-  ``stompgate.u.<user key>.`` (:func:`user_namespace`; the key is the user name when it is
-  made of ``A-Z a-z 0-9 _ @ -`` and dots, with each dot written ``:``, else ``::`` and a
-  hash), for queues they name with ``x-queue-name``. A durable subscription's own queue is
+  ``stompgate.u.<user key>.`` (``<deployment>.u.`` in general: every name here starts with
+  the deployment's name, ``stompgate`` by default; :func:`user_namespace`; the key is the
+  user name when it is made of ``A-Z a-z 0-9 _ @ -`` and dots, with each dot written ``:``,
+  else ``::`` and a hash), for queues they name with ``x-queue-name``. A durable
+  subscription's own queue is
   ``stompgate.dsub.<owner tag><digest>`` (:func:`durable_queue_name`): the first 16 hex digits
   after the prefix are a hash of the owner's name (:func:`owner_tag`), so the owner is found
   on every attach from the name, without trusting the client and without a lookup that could
   disagree with the broker. (Durable subscriptions are also *recorded* in Redis, by the relay,
   but only to list them and to count them against a cap: a lost record never opens a queue to
   someone else.)
-* **Reserved names**: ``stompgate.*`` (the gateway's own: node fan-out queues, private and
-  durable subscription queues, user namespaces, the workers' ``stompgate.persist``) and
+* **Reserved names**: ``<deployment>.*`` (the gateway's own: node fan-out queues, private and
+  durable subscription queues, user namespaces, the workers' ``<deployment>.persist``),
+  ``stompgate.*`` whatever the deployment (the registries of ``chatstate.deployment``) and
   ``amq.*`` (RabbitMQ's: server-named temp queues), plus any an operator adds
   (``STOMPGATE_RESERVED_QUEUES``, e.g. the queues of a team's workers). A client reaches a
   reserved queue only in its own namespace or through an ACL ``queue`` rule.
@@ -34,6 +37,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
+from chatstate.deployment import DEFAULT_DEPLOYMENT, check_deployment
 from gateway.auth import _env
 from gateway.auth.authority import QueueRole, QueueUse
 
@@ -44,16 +48,20 @@ __all__ = [
     "RESERVED_QUEUES",
     "USER_QUEUE_PREFIX",
     "QueuePolicy",
+    "durable_prefix",
     "durable_queue_name",
     "owner_tag",
     "owns",
     "shown_name",
     "user_namespace",
+    "user_prefix",
 ]
 
-#: Queues of durable subscriptions: this prefix, the owner's tag, a digest (40 characters).
+#: Queues of durable subscriptions: this prefix, the owner's tag, a digest (40 characters);
+#: the default deployment's (:func:`durable_prefix` in general).
 DURABLE_QUEUE_PREFIX: Final = "stompgate.dsub."
-#: Users' namespaces for queues they name: this prefix, the user key, a dot.
+#: Users' namespaces for queues they name: this prefix, the user key, a dot; the default
+#: deployment's (:func:`user_prefix` in general).
 USER_QUEUE_PREFIX: Final = "stompgate.u."
 #: Queues the broker names (temp queues): the only ones a SEND to ``/reply-queue/`` reaches.
 SERVER_NAMED_PREFIX: Final = "amq.gen-"
@@ -98,9 +106,19 @@ def user_key(user: str) -> str:
     return "::" + _hex("stompgate-user\x00" + user)[:32]
 
 
-def user_namespace(user: str | None) -> str:
+def user_prefix(deployment: str = DEFAULT_DEPLOYMENT) -> str:
+    """Where users' namespaces start: ``<deployment>.u.``."""
+    return f"{deployment}.u."
+
+
+def durable_prefix(deployment: str = DEFAULT_DEPLOYMENT) -> str:
+    """Where durable subscriptions' queues start: ``<deployment>.dsub.``."""
+    return f"{deployment}.dsub."
+
+
+def user_namespace(user: str | None, deployment: str = DEFAULT_DEPLOYMENT) -> str:
     """The prefix of every queue ``user`` owns by name (None: the anonymous user, ``""``)."""
-    return f"{USER_QUEUE_PREFIX}{user_key(user or '')}."
+    return f"{user_prefix(deployment)}{user_key(user or '')}."
 
 
 def owner_tag(user: str | None) -> str:
@@ -108,7 +126,12 @@ def owner_tag(user: str | None) -> str:
     return _hex("stompgate-owner\x00" + (user or ""))[:_OWNER_TAG_LENGTH]
 
 
-def durable_queue_name(user: str | None, subscription_id: str, destination: str) -> str:
+def durable_queue_name(
+    user: str | None,
+    subscription_id: str,
+    destination: str,
+    deployment: str = DEFAULT_DEPLOYMENT,
+) -> str:
     """The queue of a durable subscription: deterministic in (user, subscription id,
     destination), so the same user re-subscribing with the same id to the same destination,
     on any node, finds its messages; and it names its owner (:func:`owner_tag`). The
@@ -116,15 +139,17 @@ def durable_queue_name(user: str | None, subscription_id: str, destination: str)
     number their ids ``sub-0``, ``sub-1``... per connection: without it, ``sub-0`` for another
     room would reuse (and keep the bindings of) the old queue."""
     material = "\x00".join((user or "", subscription_id, destination))
-    return f"{DURABLE_QUEUE_PREFIX}{owner_tag(user)}{_hex(material)[:_DIGEST_LENGTH]}"
+    prefix = durable_prefix(deployment)
+    return f"{prefix}{owner_tag(user)}{_hex(material)[:_DIGEST_LENGTH]}"
 
 
-def owns(user: str | None, name: str) -> bool:
+def owns(user: str | None, name: str, deployment: str = DEFAULT_DEPLOYMENT) -> bool:
     """Does ``name`` belong to ``user``: in their namespace, or their durable subscription's?"""
-    if name.startswith(USER_QUEUE_PREFIX):
-        return name.startswith(user_namespace(user))
-    if name.startswith(DURABLE_QUEUE_PREFIX):
-        start = len(DURABLE_QUEUE_PREFIX)
+    if name.startswith(user_prefix(deployment)):
+        return name.startswith(user_namespace(user, deployment))
+    durable = durable_prefix(deployment)
+    if name.startswith(durable):
+        start = len(durable)
         return name[start : start + _OWNER_TAG_LENGTH] == owner_tag(user)
     return False
 
@@ -158,8 +183,10 @@ class QueuePolicy:
     ``MAX_DURABLE_SUBSCRIPTIONS``  ``max_durable_subscriptions``  ``50`` per user (0: no cap)
     =============================  =============================  ================================
 
-    ``RESERVED_QUEUES`` is a comma list of names, reserved besides ``stompgate.*`` and ``amq.*``
-    (always); a trailing ``*`` makes one a prefix.
+    ``RESERVED_QUEUES`` is a comma list of names, reserved besides ``<deployment>.*``,
+    ``stompgate.*`` and ``amq.*`` (always); a trailing ``*`` makes one a prefix.
+    ``deployment`` (the gateway's ``--deployment``, set by the gateway: not read here) names
+    the users' namespaces and durable queues.
     ``QUEUE_ARGUMENT_LIMITS`` is a comma list of ``x-name=high`` or ``x-name=low:high``.
     """
 
@@ -169,8 +196,13 @@ class QueuePolicy:
         default_factory=lambda: DEFAULT_ARGUMENT_LIMITS
     )
     max_durable_subscriptions: int = 50
+    deployment: str = DEFAULT_DEPLOYMENT
 
     def __post_init__(self) -> None:
+        check_deployment(self.deployment)
+        own = f"{self.deployment}.*"
+        if own not in self.reserved:
+            object.__setattr__(self, "reserved", (own, *self.reserved))
         unknown = set(self.queue_types) - set(QUEUE_TYPES)
         if unknown or not self.queue_types:
             raise ValueError(
@@ -225,7 +257,7 @@ class QueuePolicy:
         """Why ``user`` may not use ``use`` unless an ACL ``queue`` rule allows it (None: they
         may). Their own queues (:func:`owns`) are always theirs."""
         name = use.name
-        if owns(user, name):
+        if owns(user, name, self.deployment):
             return None
         shown = shown_name(name)
         if use.role is QueueRole.REPLY:
@@ -238,10 +270,11 @@ class QueuePolicy:
         if use.role is QueueRole.NAMED:
             return (
                 f"x-queue-name '{shown}' is outside your namespace: name your queues "
-                f"{user_namespace(user)}<name>"
+                f"{user_namespace(user, self.deployment)}<name>"
             )
         if self.is_reserved(name):
-            if name.startswith(DURABLE_QUEUE_PREFIX) or name.startswith(USER_QUEUE_PREFIX):
+            mine = (durable_prefix(self.deployment), user_prefix(self.deployment))
+            if name.startswith(mine):
                 return f"queue '{shown}' belongs to another user"
             return f"queue '{shown}' is reserved"
         return None

@@ -147,18 +147,22 @@ return 0
 """
 
 RESOLVE_UNSTORED = """
--- KEYS: unstored key, inflight key, holes key.  ARGV: ids (19 digits) the store did not return.
+-- KEYS: unstored key, inflight key, holes key, rejected key.  ARGV: ids (19 digits) the store
+-- did not return.
 -- Returns those to wait for. An id whose post was never confirmed and can no longer be (its
--- pending reservation expired or was replaced) is dead: it leaves the set, is not returned,
--- and becomes a hole of the room's ordinals. An id gone from the set already is returned: it
--- may have been found stored by a read later than the caller's (the caller retries; the next
--- read does not see it).
+-- pending reservation expired or was replaced) is dead, and so is an id the persist worker
+-- rejected (dead-lettered: its id is stored as another message): it leaves the set, is not
+-- returned, and becomes a hole of the room's ordinals. An id gone from the set already is
+-- returned: it may have been found stored by a read later than the caller's (the caller
+-- retries; the next read does not see it).
 local outstanding = {}
 for _, id in ipairs(ARGV) do
   local dead = false
   if redis.call('ZSCORE', KEYS[1], id) then
     local client_key = redis.call('HGET', KEYS[2], id)
-    if client_key then
+    if redis.call('ZSCORE', KEYS[4], id) then
+      dead = true
+    elseif client_key then
       local bare = string.match(id, '^0*(%d+)$')
       local current = redis.call('GET', client_key)
       dead = current ~= 'p' .. bare and current ~= bare

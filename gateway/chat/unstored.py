@@ -11,12 +11,17 @@ yet. Reading around them would be a silent gap, so the chat layer remembers them
   step as the trim, so no message can leave the cache without being recorded.
 - ``{prefix}room:{room}:inflight`` (hash id -> client key): posts reserved and not yet
   confirmed or aborted, i.e. whose publish is undecided.
+- ``{prefix}room:{room}:rejected`` (sorted set like the unstored one, expiring 8 days after
+  its last addition): ids the persist worker dead-lettered because the store holds another
+  message under them (two issuers of one id). They will never be stored: a read treats them
+  as dead posts.
 
 The rule (`HistoryReader`): whenever a read uses the store, every unstored id within the
 range of the page it returns must be in the page (found in the store, or in the cache). Ids
 the store returned are proven stored and dropped from the set. A missing id raises
 `StoreBehindError` unless its post is dead: never confirmed and no longer able to be (its
-pending reservation expired or was replaced), and then it is dropped. A post whose publish
+pending reservation expired or was replaced), or rejected by the persist worker; then it is
+dropped. A post whose publish
 failed is removed by its abort. Nothing is inferred from id order, so the rule holds however
 the store gets filled (several workers, redeliveries, a takeover republishing an old post).
 
@@ -83,12 +88,18 @@ class UnstoredSet:
 
     async def outstanding(self, room: str, missing: Sequence[int]) -> list[int]:
         """Of ``missing`` (unstored ids the store did not return), those to wait for; dead
-        posts (never confirmed, and no longer able to be) leave the set, are not returned,
+        posts (never confirmed, and no longer able to be; or rejected by the persist worker
+        as id conflicts, ``{prefix}room:{room}:rejected``) leave the set, are not returned,
         and become holes of the room's ordinals."""
         if not missing:
             return []
         result = await self._resolve(
-            keys=[self._keys.unstored(room), self._keys.inflight(room), self._keys.holes(room)],
+            keys=[
+                self._keys.unstored(room),
+                self._keys.inflight(room),
+                self._keys.holes(room),
+                self._keys.rejected(room),
+            ],
             args=[id_key(i) for i in missing],
         )
         return [int(as_bytes(m)) for m in result]

@@ -30,7 +30,7 @@ from pamqp.common import FieldValue
 
 from .broker_rules import stream_nack
 from .channels import ClientChannel, ConsumerPool
-from .destinations import destination_of_delivery
+from .destinations import TOPIC_EXCHANGE, destination_of_delivery
 from .errors import SubscribeError, describe_amqp_error
 from .subscription import DeliverySink, OnClosed, RelaySubscription, prepare_message
 
@@ -73,6 +73,7 @@ class ConsumerSubscription(RelaySubscription):
         "_prepare",
         "_queue",
         "_tag",
+        "_topic_exchange",
         "durable",
         "prefetch",
         "stream",
@@ -95,14 +96,17 @@ class ConsumerSubscription(RelaySubscription):
         arguments: Mapping[str, FieldValue] | None = None,
         stream: bool = False,
         on_closed: OnClosed | None = None,
+        topic_exchange: str = TOPIC_EXCHANGE,
     ) -> None:
         """``arguments``: of ``basic.consume``; ``stream``: the queue is known to be a
-        stream (else it is found out from the deliveries)."""
+        stream (else it is found out from the deliveries); ``topic_exchange``: deliveries
+        from it are shown as ``/topic/<key>``."""
         super().__init__(sink, subscription_id, destination, ack_mode, on_closed=on_closed)
         self._pool = pool
         self._prepare = prepare
         self._finalize = finalize
         self._destination_override = destination_override
+        self._topic_exchange = topic_exchange
         self._arguments = dict(arguments) if arguments else None
         self.prefetch = prefetch
         self.durable = durable
@@ -244,7 +248,7 @@ class ConsumerSubscription(RelaySubscription):
         if self.client_mode:
             self.unacked[tag] = None
         destination = self._destination_override or destination_of_delivery(
-            delivery.exchange or "", delivery.routing_key or ""
+            delivery.exchange or "", delivery.routing_key or "", self._topic_exchange
         )
         prepared = prepare_message(message, destination)
         ack_id = f"{pooled.serial}.{tag}" if self.client_mode else None

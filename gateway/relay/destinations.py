@@ -288,12 +288,14 @@ def escape_name(name: str) -> str:
     return "".join(out)
 
 
-def destination_of_delivery(exchange: str, routing_key: str) -> str:
+def destination_of_delivery(
+    exchange: str, routing_key: str, topic_exchange: str = TOPIC_EXCHANGE
+) -> str:
     """The ``destination`` of a MESSAGE for a delivery from ``exchange`` with ``routing_key``,
-    as RabbitMQ's STOMP plugin prints it."""
+    as RabbitMQ's STOMP plugin prints it (``topic_exchange``: the one ``/topic/`` names)."""
     if exchange == "":
         return QUEUE_PREFIX + escape_name(routing_key)
-    if exchange == TOPIC_EXCHANGE:
+    if exchange == topic_exchange:
         return TOPIC_PREFIX + escape_name(routing_key)
     if routing_key == "":
         return EXCHANGE_PREFIX + escape_name(exchange)

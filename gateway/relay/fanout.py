@@ -28,7 +28,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 
-from .destinations import TOPIC_EXCHANGE, TOPIC_PREFIX, escape_name
+from .destinations import TOPIC_PREFIX, escape_name
 from .errors import BrokerUnavailableError, SubscribeError, describe_amqp_error
 from .matcher import TopicTrie
 from .ordering import KeyOrderer, sequence_of
@@ -85,6 +85,7 @@ class NodeFanout:
     def __init__(self, settings: RelaySettings) -> None:
         self._settings = settings
         self._user_exchange = settings.user_exchange
+        self._topic_exchange = settings.topic_exchange
         self._topics: TopicTrie[FanoutSubscription] = TopicTrie()
         self._users: dict[str, dict[FanoutSubscription, None]] = {}
         self._user_destinations: dict[str, str] = {}
@@ -118,9 +119,9 @@ class NodeFanout:
         its consumer the node would miss messages silently."""
         assert channel.critical
         binder = await wire.channel()
-        name = f"stompgate.node.{self._settings.node_id}.{secrets.token_hex(6)}"
+        name = f"{self._settings.deployment}.node.{self._settings.node_id}.{secrets.token_hex(6)}"
         await channel.queue_declare(name, exclusive=True, auto_delete=True, durable=False)
-        wanted = [(TOPIC_EXCHANGE, key) for key in self._topics.patterns()]
+        wanted = [(self._topic_exchange, key) for key in self._topics.patterns()]
         wanted += [(self._user_exchange, key) for key in self._users]
         for exchange, key in wanted:
             await binder.queue_bind(name, exchange, key)
@@ -140,13 +141,13 @@ class NodeFanout:
     # -- subscriptions ---------------------------------------------------------------------
 
     def _count(self, exchange: str, key: str) -> int:
-        if exchange == TOPIC_EXCHANGE:
+        if exchange == self._topic_exchange:
             return self._topics.count(key)
         return len(self._users.get(key, ()))
 
     async def add(self, sub: FanoutSubscription) -> None:
         """Register ``sub`` locally and make sure its binding exists on the broker."""
-        if sub.exchange == TOPIC_EXCHANGE:
+        if sub.exchange == self._topic_exchange:
             self._topics.add(sub.key, sub)
         else:
             self._users.setdefault(sub.key, {})[sub] = None
@@ -162,7 +163,7 @@ class NodeFanout:
         await self._drop(sub)
 
     async def _drop(self, sub: FanoutSubscription) -> None:
-        if sub.exchange == TOPIC_EXCHANGE:
+        if sub.exchange == self._topic_exchange:
             self._topics.remove(sub.key, sub)
         else:
             subs = self._users.get(sub.key)
@@ -234,7 +235,7 @@ class NodeFanout:
         self.deliveries += 1
         exchange = message.exchange
         key = message.routing_key
-        if exchange == TOPIC_EXCHANGE and self._orderer is not None:
+        if exchange == self._topic_exchange and self._orderer is not None:
             sequence = sequence_of(message.properties.headers)
             if sequence is not None:
                 self._orderer.offer(key, *sequence, message)
@@ -242,11 +243,11 @@ class NodeFanout:
         self._dispatch(exchange, key, message)
 
     def _dispatch_topic(self, key: str, message: Delivery) -> None:
-        self._dispatch(TOPIC_EXCHANGE, key, message)
+        self._dispatch(self._topic_exchange, key, message)
 
     def _dispatch(self, exchange: str, key: str, message: Delivery) -> None:
         subs: tuple[FanoutSubscription, ...] | list[FanoutSubscription]
-        if exchange == TOPIC_EXCHANGE:
+        if exchange == self._topic_exchange:
             subs = self._topics.match(key)
             if not subs:
                 return

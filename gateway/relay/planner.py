@@ -299,7 +299,7 @@ def plan_subscribe(
     """The plan of a SUBSCRIBE that passed :func:`parse_subscribe` (``dest`` is what it
     returned for ``destination``), by ``user`` (None: anonymous). Raises
     :class:`SubscribeError` (bad headers, no user) or :class:`DestinationError`."""
-    if isinstance(dest, Exchange) and dest.name == TOPIC_EXCHANGE:
+    if isinstance(dest, Exchange) and dest.name == settings.topic_exchange:
         dest = Topic(dest.key or "")
     durable = (
         isinstance(dest, Topic | Exchange)
@@ -322,7 +322,7 @@ def plan_subscribe(
     elif (
         isinstance(dest, Topic) and ack == "auto" and not durable and "x-queue-name" not in headers
     ):
-        return FanoutPlan(subscription_id, destination, TOPIC_EXCHANGE, dest.key)
+        return FanoutPlan(subscription_id, destination, settings.topic_exchange, dest.key)
     prefetch = _prefetch(headers, settings.default_prefetch)
     offset = stream_offset(headers.get("x-stream-offset"))
     consumer_arguments: dict[str, FieldValue] = {} if offset is None else {STREAM_OFFSET: offset}
@@ -366,7 +366,7 @@ def plan_subscribe(
         spec = QueueSpec(dest.name, passive=True)
         return consumer(spec, uses=(QueueUse(dest.name, QueueRole.DESTINATION),))
     if isinstance(dest, Topic):
-        binding = Binding(TOPIC_EXCHANGE, dest.key)
+        binding = Binding(settings.topic_exchange, dest.key)
     elif isinstance(dest, Exchange):
         binding = Binding(dest.name, dest.key or "")
     else:
@@ -378,11 +378,13 @@ def plan_subscribe(
     if durable:
         durable_arguments = dict(arguments)
         durable_arguments.setdefault("x-queue-type", settings.durable_queue_type)
-        name = queue_name or durable_queue_name(user, subscription_id, destination)
+        name = queue_name or durable_queue_name(
+            user, subscription_id, destination, settings.deployment
+        )
         queue = QueueSpec(name, arguments=durable_arguments, lenient=not arguments)
         return consumer(queue, check, binding, named)
     private = QueueSpec(
-        queue_name or PRIVATE_QUEUE_PREFIX + settings.node_id,
+        queue_name or f"{settings.deployment}.sub.{settings.node_id}",
         durable=False,
         auto_delete=True,
         exclusive=True,
@@ -541,7 +543,7 @@ def plan_publish(
         properties = properties_from_send(headers, reply_to=reply_to)
         match dest:
             case Topic(key):
-                return PublishPlan(TOPIC_EXCHANGE, key, properties)
+                return PublishPlan(settings.topic_exchange, key, properties)
             case Queue(name):
                 uses = (QueueUse(name, QueueRole.DESTINATION),)
                 if name in declared:

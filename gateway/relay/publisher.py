@@ -150,7 +150,7 @@ class ConfirmPublisher:
 
     async def _channel(self, exchange: str, lane: int | None = None) -> WireChannel:
         wire = self._usable_wire()
-        if exchange == TOPIC_EXCHANGE:
+        if exchange == self._settings.topic_exchange:
             topic = self._topic
             if topic is None or topic.is_closed:
                 raise PublishError(self.unavailable_text)

@@ -196,7 +196,10 @@ class Relay:
 
     async def _on_up(self, wire: AmqpWire, consume: AbstractConnection) -> None:
         await self._publisher.open(wire)
+        topic = self.settings.topic_exchange
         self._topology.reset((TOPIC_EXCHANGE,))
+        if topic != TOPIC_EXCHANGE:
+            await self._topology.declare_exchange(topic, "topic")
         await self._topology.declare_exchange(self.settings.user_exchange, "direct")
         self._pool.open(consume)
         await self._fanout.open(wire, self._publisher.topic_channel)
@@ -494,6 +497,7 @@ class Relay:
             arguments=plan.consumer_arguments,
             stream=_declares_stream(plan.queue),
             on_closed=self._forget,
+            topic_exchange=self.settings.topic_exchange,
         )
 
     async def _prepare(self, plan: ConsumerPlan, via: AbstractConnection) -> str:

@@ -29,7 +29,12 @@ class RelaySettings:
     reconnect_max_delay: float = 10.0
     default_prefetch: int = 100
     durable_queue_type: str = "quorum"
-    user_exchange: str = "stompgate.user"
+    user_exchange: str = ""
+    """Empty: ``<deployment>.user``."""
+    deployment: str = "stompgate"
+    """The first word of every queue and exchange the relay declares."""
+    topic_exchange: str = "amq.topic"
+    """``/topic/`` and the rooms: a topic exchange (declared, durable, unless ``amq.``)."""
     client_channels_per_connection: int = 0
     max_message_size: int = 16 * 1024 * 1024
     connect_timeout: float = 10.0
@@ -51,5 +56,7 @@ class RelaySettings:
             raise ValueError("need 0 < reconnect_min_delay <= reconnect_max_delay")
         if not 0 <= self.default_prefetch <= 65535:
             raise ValueError("default_prefetch must be between 0 and 65535")
-        if not self.node_id or not self.user_exchange:
-            raise ValueError("node_id and user_exchange must not be empty")
+        if not self.user_exchange:
+            object.__setattr__(self, "user_exchange", f"{self.deployment}.user")
+        if not self.node_id or not self.deployment or not self.topic_exchange:
+            raise ValueError("node_id, deployment and topic_exchange must not be empty")

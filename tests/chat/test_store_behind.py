@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pymongo.errors import ServerSelectionTimeoutError
 
+from chatstate.keys import ChatKeys, id_member
 from gateway.chat.errors import StoreBehindError, StoreUnreachableError
 from gateway.chat.events import message_template
 from gateway.chat.history_api import history_routes
@@ -22,7 +23,7 @@ from gateway.chat.outage import STORE_UNAVAILABLE, store_outage_middleware
 from gateway.chat.recent import as_bytes
 from gateway.chat.snowflake import SnowflakeGenerator
 from schemas import decode
-from schemas.models import ChatPost
+from schemas.models import ChatMessage, ChatPost
 from store import StoredMessage, StoreUnavailableError
 from tests.chat.fakes import InMemoryReader, ManualClock, RecordingPublisher
 
@@ -115,6 +116,37 @@ async def test_the_caught_up_store_is_read_as_before(
     assert replayed(await chat.replay("general", 0)) == ids
     assert await unstored(redis, redis_prefix) == []  # seen in the store: pruned
     assert replayed(await chat.replay("general", ids[2])) == ids[3:]
+
+
+async def test_an_id_the_persist_worker_rejected_is_not_waited_for(
+    chat: ChatLayer,
+    clock: ManualClock,
+    store: InMemoryReader,
+    publisher: RecordingPublisher,
+    redis: aioredis.Redis,
+    redis_prefix: str,
+) -> None:
+    """An id conflict (#18): the worker dead-letters the post and records its id in the room's
+    rejected set; history reads around it instead of answering 503 for days. The id may still
+    be in the recent cache when the worker rejects it: a later trim puts it in the unstored
+    set, and the rejection still holds."""
+    ids = await post_many(chat, clock, 3)
+    rejected = ids[1]
+    # what the persist worker does on a conflict (workers/persist.py)
+    await redis.zadd(ChatKeys(redis_prefix).rejected("general"), {id_member(rejected): 0})
+    for pub in publisher.published:
+        if decode(ChatMessage, pub.body).id != str(rejected):
+            store.add_event(pub.body)
+    ids += await post_many(chat, clock, 9, tag="n")  # the trim moves the first 7 out
+    assert rejected in await unstored(redis, redis_prefix)
+    for pub in publisher.published[3:]:
+        store.add_event(pub.body)
+    expected = [i for i in ids if i != rejected]
+    assert [e.id for e in await chat.history.before("general", None, 50)] == expected
+    assert replayed(await chat.replay("general", 0)) == expected
+    assert await unstored(redis, redis_prefix) == []
+    holes = await redis.zrange(ChatKeys(redis_prefix).holes("general"), 0, -1)
+    assert holes == [id_member(rejected)]  # unread counts skip it, as the store does
 
 
 @pytest.fixture

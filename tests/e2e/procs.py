@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.gateway_proc import free_port
+from tests.support.namespace import share_for_process
 from tests.support.process import ManagedProcess
 
 
@@ -40,6 +41,8 @@ class WorkerProcess(ManagedProcess):
             "STOMPGATE_WORKER_METRICS_PORT": str(self.metrics_port),
             **self.env,
         }
+        if self.worker == "persist":
+            share_for_process(env)
         self.spawn(
             [sys.executable, "-m", "workers", self.worker],
             env,

@@ -16,6 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from chatstate.deployment import exchange_registry, registry_queue
 from gateway.relay import Relay, RelaySettings
 from tests.support import rabbit
 from workers.registry import BUILTIN
@@ -75,15 +78,31 @@ def test_apply_creates_everything_once_and_says_so(fresh_vhost: str) -> None:
     assert "nothing changed" in again
 
 
+@pytest.mark.parametrize(
+    ("deployment", "topic_exchange"), [("stompgate", "amq.topic"), ("blue", "blue-rooms")]
+)
 async def test_the_workers_and_the_gateway_start_against_the_definitions(
-    fresh_vhost: str, tmp_path: Path
+    fresh_vhost: str, tmp_path: Path, redis_prefix: str, deployment: str, topic_exchange: str
 ) -> None:
-    code, report = apply(fresh_vhost)
+    code, report = apply(
+        fresh_vhost, "--deployment", deployment, "--topic-exchange", topic_exchange
+    )
     assert code == 0, report
     before = definitions(fresh_vhost)
+    if deployment != "stompgate":
+        assert "blue.persist" in names(before, "queues")
+        assert "stompgate.persist" not in names(before, "queues")
+        assert {"blue.user", "blue-rooms"} <= names(before, "exchanges")
+        assert ("blue-rooms", "blue.persist", "room.*") in bindings(before)
+        assert "blue-dead-letters" in names(before, "policies")
     url = rabbit.amqp_url(fresh_vhost)
     settings = WorkerSettings(
-        amqp_url=url, store_url=f"sqlite:///{tmp_path / 'store.db'}", metrics_port=None
+        amqp_url=url,
+        store_url=f"sqlite:///{tmp_path / 'store.db'}",
+        metrics_port=None,
+        deployment=deployment,
+        topic_exchange=topic_exchange,
+        redis_prefix=redis_prefix,
     )
     for name, factory in BUILTIN.items():
         app = factory(settings)
@@ -93,15 +112,25 @@ async def test_the_workers_and_the_gateway_start_against_the_definitions(
             assert app.healthy, name
         finally:
             await app.drain(1.0)
-    relay = Relay(RelaySettings(amqp_url=url, node_id="definitions-test"))
-    await relay.start()  # declares stompgate.user: a different type would fail here
+    relay = Relay(
+        RelaySettings(
+            amqp_url=url,
+            node_id="definitions-test",
+            deployment=deployment,
+            topic_exchange=topic_exchange,
+        )
+    )
+    await relay.start()  # declares <deployment>.user: a different type would fail here
     try:
         assert relay.ready
     finally:
         await relay.close()
     after = definitions(fresh_vhost)
-    for kind in ("queues", "exchanges"):
-        assert names(after, kind) == names(before, kind), f"{kind} the code declared"
+    # besides the definitions, only the lease-namespace registries (chatstate.deployment),
+    # which record who owns the vhost's topic exchange and deployment name
+    registries = {exchange_registry(topic_exchange), registry_queue(deployment)}
+    assert names(after, "queues") == names(before, "queues") | registries, "queues declared"
+    assert names(after, "exchanges") == names(before, "exchanges"), "exchanges declared"
     assert bindings(after) == bindings(before)
 
 

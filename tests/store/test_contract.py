@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from store import MessageCounts, MessageStore, SQLiteStore, StoreClosedError, StoredMessage
+from store import (
+    Conflict,
+    MessageCounts,
+    MessageStore,
+    SQLiteStore,
+    StoreClosedError,
+    StoreConflictError,
+    StoredMessage,
+)
 from store.base import MAX_MESSAGE_ID
 
 from .backends import BACKENDS, opened_store
@@ -55,11 +63,32 @@ async def test_empty_insert(store: MessageStore) -> None:
     assert await store.count() == 0
 
 
-async def test_duplicate_id_skipped(store: MessageStore) -> None:
+async def test_true_duplicate_id_skipped(store: MessageStore) -> None:
     assert await store.insert_many([msg(1)]) == 1
-    clash = msg(1, sender="bob", client_id="other")
-    assert await store.insert_many([clash, msg(2)]) == 1
+    assert await store.insert_many([msg(1), msg(2)]) == 1
     assert await store.history("r1") == [msg(2), msg(1)]
+
+
+@pytest.mark.parametrize(
+    "clash",
+    [
+        msg(1, sender="bob", client_id="other"),  # another client id (and sender)
+        msg(1, client_id="other"),  # another client id
+        msg(1, room="r2"),  # the same client id in another room
+        msg(1, sender="bob"),  # the same client id from another sender
+    ],
+    ids=["sender-and-client-id", "client-id", "room", "sender"],
+)
+async def test_same_id_as_another_message_is_a_conflict(
+    store: MessageStore, clash: StoredMessage
+) -> None:
+    assert await store.insert_many([msg(1)]) == 1
+    with pytest.raises(StoreConflictError) as raised:
+        await store.insert_many([clash, msg(2)])
+    assert raised.value.stored == 1  # the rest of the batch is in
+    assert raised.value.conflicts == (Conflict(clash, "r1", "alice", "c1"),)
+    assert await store.history("r1") == [msg(2), msg(1)]  # the first message intact
+    assert await store.count() == 2
 
 
 async def test_duplicate_sender_client_id_skipped(store: MessageStore) -> None:
@@ -73,9 +102,18 @@ async def test_duplicate_sender_client_id_skipped(store: MessageStore) -> None:
 
 
 async def test_duplicates_within_one_batch(store: MessageStore) -> None:
-    batch = [msg(1), msg(1), msg(2, client_id="c1"), msg(3), msg(3, client_id="z")]
+    batch = [msg(1), msg(1), msg(2, client_id="c1"), msg(3)]
     assert await store.insert_many(batch) == 2
     assert ids(await store.history("r1")) == [3, 1]
+
+
+async def test_conflict_within_one_batch(store: MessageStore) -> None:
+    clash = msg(3, client_id="z")
+    with pytest.raises(StoreConflictError) as raised:
+        await store.insert_many([msg(3), msg(3), clash, msg(4)])
+    assert raised.value.stored == 2
+    assert raised.value.conflicts == (Conflict(clash, "r1", "alice", "c3"),)
+    assert ids(await store.history("r1")) == [4, 3]
 
 
 async def test_reinserting_a_batch_is_a_no_op(store: MessageStore) -> None:

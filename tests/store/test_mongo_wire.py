@@ -18,7 +18,7 @@ from bson import Int64
 from mockupdb import MockupDB
 from pymongo.errors import BulkWriteError
 
-from store import MongoStore, StoredMessage
+from store import Conflict, MongoStore, StoreConflictError, StoredMessage
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -145,9 +145,30 @@ async def test_duplicate_key_write_errors_are_a_partial_success(wire: Wire[Mongo
             {"index": 2, "code": 11000, "errmsg": "E11000 duplicate key error: sender_client_id"},
         ],
     }
-    stored, [request] = await wire.call(wire.store.insert_many(batch), reply)
+    # id 1 is stored as the same message (a redelivery); id 3 is not stored (a client retry)
+    found = cursor([{"_id": Int64(1), "room": "r1", "sender": "alice", "client_id": "a"}])
+    stored, [insert, find] = await wire.call(wire.store.insert_many(batch), reply, found)
     assert stored == 1
-    assert command(request)["ordered"] is False
+    assert command(insert)["ordered"] is False
+    assert command(find) == {
+        "find": "messages",
+        "filter": {"_id": {"$in": [Int64(1), Int64(3)]}},
+        "projection": {"room": 1, "sender": 1, "client_id": 1},
+    }
+
+
+async def test_an_id_stored_as_another_message_is_a_conflict(wire: Wire[MongoStore]) -> None:
+    batch = [message(1, "a"), message(2, "b")]
+    reply = {
+        "ok": 1,
+        "n": 1,
+        "writeErrors": [{"index": 0, "code": 11000, "errmsg": "E11000 duplicate key error: _id"}],
+    }
+    found = cursor([{"_id": Int64(1), "room": "r9", "sender": "bob", "client_id": "z"}])
+    with pytest.raises(StoreConflictError) as raised:
+        await wire.call(wire.store.insert_many(batch), reply, found)
+    assert raised.value.stored == 1
+    assert raised.value.conflicts == (Conflict(batch[0], "r9", "bob", "z"),)
 
 
 async def test_other_write_errors_are_raised(wire: Wire[MongoStore]) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.namespace import share_for_process
 from tests.support.ports import free_port
 from tests.support.process import ManagedProcess
 
@@ -64,6 +65,7 @@ class GatewayProcess(ManagedProcess):
             self.ws_impl,
             *self.extra_args,
         ]
+        share_for_process(self.env, args)
         self.spawn(
             args,
             self.env,

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support.gateway_proc import GatewayProcess
+from tests.support.namespace import share_default_namespace
 
 HS_SECRET = "stompgate-e2e-secret-0123456789abcdef"  # >= 32 bytes, as HS256 requires
 AUDIENCE = "stompgate-e2e"
@@ -141,6 +142,7 @@ def jwt_gateways(
 def redis_keys(redis_url: str) -> Iterator[tuple[redis.Redis, str]]:
     """A sync Redis client and a private key prefix; the prefix's keys are deleted afterwards."""
     prefix = f"stompgate-test:{uuid.uuid4().hex[:12]}:"
+    share_default_namespace(redis_url, prefix)
     client = redis.Redis.from_url(redis_url)
     try:
         yield client, prefix

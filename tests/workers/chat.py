@@ -40,9 +40,11 @@ async def publish_events(
     *,
     event_type: str = "message",
     window: int = 200,
+    exchange_name: str = "amq.topic",
 ) -> None:
-    """Publish (room, body) pairs to amq.topic room.<room>, persistent, confirmed in windows."""
-    exchange = await ch.get_exchange("amq.topic")
+    """Publish (room, body) pairs to `exchange_name` (amq.topic) room.<room>, persistent,
+    confirmed in windows."""
+    exchange = await ch.get_exchange(exchange_name)
     for start in range(0, len(events), window):
         await asyncio.gather(
             *(

@@ -84,7 +84,6 @@ async def test_duplicates_are_stored_once(
         ("r", chat_event(1, "r", client_id="a")),
         ("r", chat_event(1, "r", client_id="a")),  # redelivered/republished as is
         ("r", chat_event(2, "r", client_id="a")),  # client retry: new id, same client id
-        ("r", chat_event(1, "r", client_id="b")),  # same id again
         ("r", chat_event(3, "r", client_id="c")),
     ]
     async with channel(vhost_url) as ch:
@@ -93,9 +92,11 @@ async def test_duplicates_are_stored_once(
         await asyncio.sleep(0.2)
         await app.drain()
         assert await ready_count(ch, QUEUE) == 0
+        assert await ready_count(ch, QUEUE + ".dlq") == 0  # true duplicates: no conflict
     assert [m.id for m in await store.history("r")] == [3, 1]
     dupes = app.metrics.registry.get_sample_value("stompgate_persist_duplicates_total")
-    assert dupes == 3
+    assert dupes == 2
+    assert app.metrics.registry.get_sample_value("stompgate_persist_conflicts_total") == 0
 
 
 async def test_invalid_events_are_dead_lettered(

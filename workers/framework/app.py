@@ -25,9 +25,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aio_pika
+import redis.asyncio as aioredis
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from prometheus_client import CollectorRegistry
 
+from chatstate.deployment import DEFAULT_TOPIC_EXCHANGE, Namespace, claim_namespace
 from workers.framework.batch import BatchRuntime
 from workers.framework.health import HealthServer
 from workers.framework.idempotency import IdempotencyGuard
@@ -76,6 +78,8 @@ class WorkerApp:
         self.connection: AbstractRobustConnection | None = None
         self._publishing: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
+        self.topic_exchange = DEFAULT_TOPIC_EXCHANGE
+        self._namespace: tuple[Namespace, aioredis.Redis] | None = None
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._health: HealthServer | None = None
@@ -89,7 +93,7 @@ class WorkerApp:
         patterns: str | Sequence[str],
         *,
         queue: str | None = None,
-        exchange: str = "amq.topic",
+        exchange: str | None = None,
         schema: str | None = None,
         validator: Validator | None = None,
         max_attempts: int | None = 5,
@@ -101,7 +105,9 @@ class WorkerApp:
         idempotency: IdempotencyGuard | None = None,
         key: Callable[[Any], str] | None = None,
     ) -> Callable[[H], H]:
-        """Register `handler` for messages routed to `queue` by `patterns` on `exchange`.
+        """Register `handler` for messages routed to `queue` by `patterns` on `exchange`
+        (None: the deployment's topic exchange, `STOMPGATE_TOPIC_EXCHANGE`, so `amq.topic`
+        unless configured; "": none, the queue gets what is sent to it by name).
 
         The handler takes a `Delivery` (or, with `batch=BatchSpec(...)`, a list of them) and
         returns None; raising means "failed". See the package README for the semantics.
@@ -109,7 +115,7 @@ class WorkerApp:
         if schema is not None and validator is not None:
             raise ValueError("give schema= or validator=, not both")
         pattern_list = (patterns,) if isinstance(patterns, str) else tuple(patterns)
-        if exchange and not pattern_list:
+        if exchange != "" and not pattern_list:
             raise ValueError("a consumer bound to an exchange needs at least one pattern")
         retry = RetryPolicy(max_attempts=max_attempts, backoff=tuple(float(d) for d in backoff))
 
@@ -152,9 +158,16 @@ class WorkerApp:
         self._shutdown.append(hook)
         return hook
 
+    def check_namespace(self, namespace: Namespace, redis: aioredis.Redis) -> None:
+        """At start, before consuming: refuse to run (`NamespaceClashError`) unless the topic
+        exchange and deployment name of `namespace` belong to its Snowflake lease namespace
+        (`chatstate.deployment`). For workers that stamp or store message ids."""
+        self._namespace = (namespace, redis)
+
     def configure(self, settings: WorkerSettings) -> None:
         """Fill in whatever the code left unset from settings (values in code win)."""
         self.amqp_url = self.amqp_url or settings.broker_url
+        self.topic_exchange = settings.topic_exchange
         if self.prefetch is None:
             self.prefetch = settings.prefetch
         if self.concurrency is None:
@@ -208,6 +221,7 @@ class WorkerApp:
             await hook()
         self.connection = await aio_pika.connect_robust(self.amqp_url)
         self._publishing = await self.connection.channel(publisher_confirms=True)
+        await self._prepare_broker(self.connection)
         for runtime in runtimes:
             await runtime.start(self.connection)
             self.runtimes.append(runtime)
@@ -245,7 +259,7 @@ class WorkerApp:
         routing_key: str,
         body: bytes,
         *,
-        exchange: str = "amq.topic",
+        exchange: str | None = None,
         headers: Mapping[str, Any] | None = None,
         content_type: str | None = "application/json",
         persistent: bool = True,
@@ -257,6 +271,8 @@ class WorkerApp:
         channel = self._publishing
         if channel is None:
             raise RuntimeError(f"worker {self.name!r} is not running: nothing to publish on")
+        if exchange is None:
+            exchange = self.topic_exchange
         if not exchange:
             target = channel.default_exchange
         elif (target_or_none := self._exchanges.get(exchange)) is not None:
@@ -302,6 +318,8 @@ class WorkerApp:
     def _runtime(self, spec: ConsumerSpec) -> ConsumerRuntime:
         if spec.schema is not None:
             spec = dataclasses.replace(spec, validator=schema_validator(spec.schema))
+        if spec.exchange is None:
+            spec = dataclasses.replace(spec, exchange=self.topic_exchange)
         prefetch = spec.prefetch or self.prefetch or DEFAULT_PREFETCH
         if spec.batch is not None:
             if spec.prefetch is None:
@@ -318,6 +336,22 @@ class WorkerApp:
             concurrency=concurrency,
             metrics=self.metrics,
         )
+
+    async def _prepare_broker(self, connection: AbstractRobustConnection) -> None:
+        """The namespace check (if asked for) and the deployment's own topic exchange."""
+        if self._namespace is not None:
+            namespace, redis = self._namespace
+            assert self.amqp_url is not None  # checked by start()
+            await claim_namespace(self.amqp_url, redis, namespace)
+        channel = await connection.channel()
+        try:
+            if not self.topic_exchange.startswith("amq."):
+                await channel.declare_exchange(
+                    self.topic_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+                )
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def _close(self) -> None:
         connection, self.connection = self.connection, None

@@ -10,7 +10,8 @@ When the handler raises, the whole batch is kept (unacked) and handed again afte
 delay, as often as `max_attempts` allows (None: until it succeeds or the worker stops, e.g. a
 store outage: nothing is acked, the broker stops sending at the prefetch limit, and work
 resumes when the store is back). Past `max_attempts`, every message of the batch is copied to
-the DLQ and the batch is acked.
+the DLQ and the batch is acked. A handler raising `DeadLetter(only=[...])` did the rest of its
+batch: only the deliveries it names go to the DLQ, and the batch is acked.
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ class BatchRuntime(ConsumerRuntime):
                 metrics.failed.labels(**labels).inc()
                 failed += 1
                 rejected = isinstance(exc, failures.DeadLetter)
+                if isinstance(exc, failures.DeadLetter) and exc.only is not None:
+                    return await self._dead_letter_some(work, deliveries, exc.only)
                 if rejected or spec.retry.exhausted(failed):
                     for (message, _), delivery in zip(work, deliveries, strict=True):
                         moved = await self._try(
@@ -181,6 +184,28 @@ class BatchRuntime(ConsumerRuntime):
                 continue
             metrics.handler_seconds.labels(**labels).observe(time.perf_counter() - started)
             return True
+
+    async def _dead_letter_some(
+        self,
+        work: list[tuple[AbstractIncomingMessage, Delivery[Any]]],
+        deliveries: list[Delivery[Any]],
+        only: tuple[tuple[Any, str], ...],
+    ) -> bool:
+        """Dead-letter the deliveries a handler named (the rest of the batch is done);
+        False if one could not be moved (the batch is then given back whole)."""
+        errors = {id(delivery): text for delivery, text in only}
+        for (message, _), delivery in zip(work, deliveries, strict=True):
+            text = errors.get(id(delivery))
+            if text is None:
+                continue
+            moved = await self._try(
+                self.dead_letter(
+                    message, failures_count=delivery.attempt, error=text, reason="rejected"
+                )
+            )
+            if not moved:
+                return False
+        return True
 
     async def _settle(self, messages: list[AbstractIncomingMessage], *, ack: bool) -> bool:
         """One cumulative ack (or nack with requeue) per channel the messages came on: one,

@@ -9,6 +9,7 @@ headers, plus the framework's headers (see headers.py).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import aio_pika
@@ -19,7 +20,15 @@ from workers.framework import headers as h
 
 class DeadLetter(Exception):  # noqa: N818 - named for what the handler asks for
     """Raise from a handler when a message can never succeed (the service refused it for what
-    it is): it goes to the DLQ at once, `x-dead-letter-reason: rejected`, with no retry."""
+    it is): it goes to the DLQ at once, `x-dead-letter-reason: rejected`, with no retry.
+
+    A batch handler that did the rest of its batch passes `only=[(delivery, error text), ...]`:
+    just those deliveries are dead-lettered (each with its own `x-error`), the others count as
+    handled and the batch is acked."""
+
+    def __init__(self, *args: object, only: Sequence[tuple[Any, str]] | None = None) -> None:
+        super().__init__(*args)
+        self.only = None if only is None else tuple(only)
 
 
 def original_route(message: AbstractIncomingMessage) -> tuple[str, str]:

@@ -180,7 +180,7 @@ class ConsumerRuntime(ABC):
         message: AbstractIncomingMessage,
         *,
         failures_count: int,
-        error: BaseException,
+        error: BaseException | str,
         reason: str,
     ) -> None:
         assert self.channel is not None
@@ -199,5 +199,5 @@ class ConsumerRuntime(ABC):
             self.spec.queue,
             reason,
             failures_count,
-            h.describe_error(error),
+            error if isinstance(error, str) else h.describe_error(error),
         )

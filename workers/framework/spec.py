@@ -67,7 +67,8 @@ class ConsumerSpec:
     handler: Handler
     queue: str
     patterns: tuple[str, ...]
-    exchange: str
+    exchange: str | None
+    """None: the app's topic exchange (resolved when the worker starts)."""
     validator: Validator | None
     retry: RetryPolicy
     batch: BatchSpec | None

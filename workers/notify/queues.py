@@ -17,6 +17,8 @@ TTL. Publishes are persistent, mandatory and publisher-confirmed, on a connectio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import aio_pika
 import msgspec
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
@@ -29,8 +31,30 @@ SEND_QUEUE = "stompgate.notify.send"
 TARGET_HEADER = "stompgate-push-target"
 
 
+@dataclass(frozen=True, slots=True)
+class QueueNames:
+    """The notify worker's queues in a deployment (the constants above: `stompgate`'s)."""
+
+    deployment: str = "stompgate"
+
+    @property
+    def queue(self) -> str:
+        return f"{self.deployment}.notify"
+
+    @property
+    def due(self) -> str:
+        return f"{self.queue}.due"
+
+    @property
+    def send(self) -> str:
+        return f"{self.queue}.send"
+
+    def wait(self, window: float) -> str:
+        return f"{self.queue}.wait.{delay_label(window)}"
+
+
 def wait_queue(window: float) -> str:
-    return f"{QUEUE}.wait.{delay_label(window)}"
+    return QueueNames().wait(window)
 
 
 class DueJob(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -46,10 +70,11 @@ decode_due = msgspec.json.Decoder(DueJob).decode
 
 
 class NotifyQueues:
-    def __init__(self, amqp_url: str, window: float) -> None:
+    def __init__(self, amqp_url: str, window: float, names: QueueNames | None = None) -> None:
         self.amqp_url = amqp_url
         self.window = window
-        self.wait_queue = wait_queue(window)
+        self.names = names or QueueNames()
+        self.wait_queue = self.names.wait(window)
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
 
@@ -63,7 +88,7 @@ class NotifyQueues:
                 arguments={
                     "x-message-ttl": max(1, round(self.window * 1000)),
                     "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": DUE_QUEUE,
+                    "x-dead-letter-routing-key": self.names.due,
                 },
             )
         except BaseException:
@@ -77,12 +102,12 @@ class NotifyQueues:
             await connection.close()
 
     async def schedule(self, job: DueJob) -> None:
-        """The job reaches `stompgate.notify.due` one window from now."""
+        """The job reaches `<deployment>.notify.due` one window from now."""
         await self._publish(self.wait_queue, _encode(job), {})
 
     async def send(self, body: bytes, target: str, key: str) -> None:
         """One push.notification.v1 `body` for `target`; `key` is its idempotency key."""
-        await self._publish(SEND_QUEUE, body, {TARGET_HEADER: target}, message_id=key)
+        await self._publish(self.names.send, body, {TARGET_HEADER: target}, message_id=key)
 
     async def _publish(
         self, queue: str, body: bytes, headers: dict[str, str], message_id: str | None = None

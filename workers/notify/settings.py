@@ -47,6 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from chatstate.client import check_key_prefixes
+from chatstate.deployment import DEFAULT_DEPLOYMENT, default_redis_prefix
 from workers.env import EnvReader
 
 PREFIX = "STOMPGATE_NOTIFY_"
@@ -159,6 +160,7 @@ class NotifySettings:
             max_attempts=env.count(p + "MAX_ATTEMPTS", d.max_attempts),
             backoff=env.numbers(p + "BACKOFF") or d.backoff,
             redis_url=env.text("STOMPGATE_REDIS_URL") or d.redis_url,
-            redis_prefix=env.text("STOMPGATE_REDIS_PREFIX") or d.redis_prefix,
+            redis_prefix=env.text("STOMPGATE_REDIS_PREFIX")
+            or default_redis_prefix(env.text("STOMPGATE_DEPLOYMENT") or DEFAULT_DEPLOYMENT),
             membership_prefix=env.text("STOMPGATE_MEMBERSHIP_PREFIX") or d.membership_prefix,
         )

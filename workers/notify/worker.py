@@ -44,12 +44,10 @@ from workers.notify.notifier import Notifier, NotifyMetrics
 from workers.notify.ports import Members, Presence, Unread
 from workers.notify.providers import PushProvider
 from workers.notify.queues import (
-    DUE_QUEUE,
-    QUEUE,
-    SEND_QUEUE,
     TARGET_HEADER,
     DueJob,
     NotifyQueues,
+    QueueNames,
     decode_due,
 )
 from workers.notify.settings import NotifySettings
@@ -154,7 +152,8 @@ def build_app(
             rooms = own_rooms = open_room_store(settings.store_url)
         cache = MembershipCache(redis, keys, roster_prefix=config.membership_prefix)
         room_members = RoomMembers(cache, rooms)
-    queues = NotifyQueues(app.amqp_url or settings.broker_url, config.window)
+    names = QueueNames(settings.deployment)
+    queues = NotifyQueues(app.amqp_url or settings.broker_url, config.window, names)
     metrics = NotifyMetrics(app.metrics.registry)
     holder: list[Notifier] = []  # made at startup: the providers need a running loop
     opened: list[Clients] = []
@@ -201,7 +200,7 @@ def build_app(
     @app.consumer(
         (),
         exchange="",
-        queue=SEND_QUEUE,
+        queue=names.send,
         validator=lambda body: schemas.decode(PushNotification, body),
         idempotency=RedisIdempotency(
             redis, prefix=f"{config.redis_prefix}notify:sent:", ttl=SENT_TTL
@@ -217,7 +216,7 @@ def build_app(
     @app.consumer(
         (),
         exchange="",
-        queue=DUE_QUEUE,
+        queue=names.due,
         validator=decode_due,
         max_attempts=config.max_attempts,
         backoff=config.backoff,
@@ -227,8 +226,8 @@ def build_app(
 
     @app.consumer(
         "room.*",
-        exchange="amq.topic",
-        queue=QUEUE,
+        exchange=settings.topic_exchange,
+        queue=names.queue,
         validator=lambda body: schemas.decode(ChatMessage, body),
         only_headers={"event-type": "message"},
         max_attempts=config.max_attempts,

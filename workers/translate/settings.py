@@ -45,6 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from chatstate.client import check_key_prefixes
+from chatstate.deployment import DEFAULT_DEPLOYMENT, default_redis_prefix
 from workers.env import EnvReader
 from workers.translate import languages
 
@@ -155,7 +156,8 @@ class TranslateSettings:
             room_ttl=env.number(PREFIX + "ROOM_TTL", d.room_ttl),
             retry_for=env.number(PREFIX + "RETRY_FOR", d.retry_for, positive=True),
             redis_url=env.text("STOMPGATE_REDIS_URL") or d.redis_url,
-            redis_prefix=env.text("STOMPGATE_REDIS_PREFIX") or d.redis_prefix,
+            redis_prefix=env.text("STOMPGATE_REDIS_PREFIX")
+            or default_redis_prefix(env.text("STOMPGATE_DEPLOYMENT") or DEFAULT_DEPLOYMENT),
             limits={name: _limits(env, name) for name in PROVIDERS},
         )
 

@@ -70,8 +70,10 @@ __all__ = ["BACKOFF", "QUEUE", "TranslationDelayedError", "TranslationWorker", "
 log = logging.getLogger("stompgate.workers.translate")
 
 QUEUE = "stompgate.translate"
+"""The queue's name in the default deployment (`<deployment>.translate` in general)."""
 PATTERN = "room.*"
 EXCHANGE = "amq.topic"
+"""The default rooms' topic exchange (`STOMPGATE_TOPIC_EXCHANGE`)."""
 EVENT_TYPE = "translation"
 #: Seconds before retry 1, 2, 3, 4, then every retry (one retry queue each).
 BACKOFF = (1.0, 5.0, 30.0, 60.0, 300.0)
@@ -282,7 +284,8 @@ class _Service:
         log.info("translating with %s into what each room needs", provider.name)
 
     async def _publish(self, routing_key: str, body: bytes, headers: dict[str, Any]) -> None:
-        await self.app.publish(routing_key, body, exchange=EXCHANGE, headers=headers)
+        exchange = self.settings.topic_exchange
+        await self.app.publish(routing_key, body, exchange=exchange, headers=headers)
 
     async def close(self) -> None:
         closers, self.closers = self.closers, []
@@ -309,7 +312,7 @@ def build_app(
     detector: Detect | None = None,
     backoff: Sequence[float] = BACKOFF,
     name: str = "translate",
-    queue: str = QUEUE,
+    queue: str | None = None,
 ) -> WorkerApp:
     """The translation worker. ``translate`` defaults to `TranslateSettings.from_env()`;
     ``provider`` replaces the configured one (tests, benchmarks), ``detector`` the lingua
@@ -322,8 +325,8 @@ def build_app(
     app.on_shutdown(service.close)
     app.consumer(
         PATTERN,
-        exchange=EXCHANGE,
-        queue=queue,
+        exchange=settings.topic_exchange,
+        queue=queue or settings.queue("translate"),
         validator=_chat_message,
         only_headers={"event-type": "message"},
         max_attempts=attempts_for(t.retry_for, backoff),
