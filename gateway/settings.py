@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,25 @@ ENV_PREFIX = "STOMPGATE_"
 class ConfigurationError(Exception):
     """A setting (flag, environment variable or file it names) that cannot be used; the
     text says which one and why."""
+
+
+_URL_SEPARATOR = re.compile(r"\s*,\s*(?=amqps?://)", re.IGNORECASE)
+
+
+def split_amqp_urls(value: str) -> tuple[str, ...]:
+    """The AMQP URLs of ``value``: one URL, or several separated by commas (the nodes of a
+    cluster). A comma splits only where an ``amqp://`` or ``amqps://`` URL follows, so a
+    comma inside a password stays. Raises ValueError for an empty list or a URL that is
+    not ``amqp://host...`` or ``amqps://host...``."""
+    urls = tuple(u for u in _URL_SEPARATOR.split(value.strip()) if u)
+    if not urls:
+        raise ValueError("--amqp-url must name at least one AMQP URL")
+    for url in urls:
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() not in ("amqp", "amqps") or not rest.strip("/"):
+            shown = url if "@" not in url else f"{scheme}://...@{url.rpartition('@')[2]}"
+            raise ValueError(f"--amqp-url: not an amqp:// or amqps:// URL with a host: {shown!r}")
+    return urls
 
 
 def _default_node_id() -> str:
@@ -61,7 +81,11 @@ class Settings:
         default="1.2", metadata={"help": "lowest TLS version accepted: 1.2 or 1.3"}
     )
     amqp_url: str = field(
-        default="amqp://guest:guest@127.0.0.1:5672/", metadata={"help": "RabbitMQ AMQP URL"}
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        metadata={
+            "help": "RabbitMQ AMQP URL; for a cluster, one URL per node, comma-separated: the"
+            " node connects to the first that answers and moves to the next when it is lost"
+        },
     )
     redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"help": "Redis URL"})
     redis_prefix: str = field(default="stompgate:", metadata={"help": "prefix of Redis keys"})
@@ -254,6 +278,7 @@ class Settings:
     uvloop: bool = field(default=True, metadata={"help": "use uvloop when it is installed"})
 
     def __post_init__(self) -> None:
+        split_amqp_urls(self.amqp_url)
         if self.auth not in ("jwt", "dev"):
             raise ValueError(f"--auth must be 'jwt' or 'dev', got {self.auth!r}")
         if self.log_format not in ("json", "console"):

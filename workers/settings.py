@@ -2,7 +2,7 @@
 
 | variable | default | meaning |
 |---|---|---|
-| STOMPGATE_AMQP_URL | amqp://guest:guest@127.0.0.1:5672/ | the broker |
+| STOMPGATE_AMQP_URL | amqp://guest:guest@127.0.0.1:5672/ | broker; cluster: URLs, comma-separated |
 | STOMPGATE_STORE | sqlite:///var/stompgate.db | message store (sqlite:///path, mongodb://host/db) |
 | STOMPGATE_WORKER_METRICS_PORT | 9108 | /healthz and /metrics; "off" (or empty) for none |
 | STOMPGATE_WORKER_METRICS_HOST | 0.0.0.0 | address the health server listens on |
@@ -17,10 +17,31 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 PREFIX = "STOMPGATE_"
+
+_URL_SEPARATOR = re.compile(r"\s*,\s*(?=amqps?://)", re.IGNORECASE)
+
+
+def split_amqp_urls(value: str) -> tuple[str, ...]:
+    """The AMQP URLs of ``value``: one URL, or several separated by commas (the nodes of a
+    cluster). A comma splits only where an ``amqp://`` or ``amqps://`` URL follows, so a
+    comma inside a password stays. ValueError for none or for a URL that is not
+    ``amqp://host...`` or ``amqps://host...`` (the gateway's ``--amqp-url`` reads the same)."""
+    urls = tuple(u for u in _URL_SEPARATOR.split(value.strip()) if u)
+    if not urls:
+        raise ValueError(f"{PREFIX}AMQP_URL must name at least one AMQP URL")
+    for url in urls:
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() not in ("amqp", "amqps") or not rest.strip("/"):
+            shown = url if "@" not in url else f"{scheme}://...@{url.rpartition('@')[2]}"
+            raise ValueError(
+                f"{PREFIX}AMQP_URL: not an amqp:// or amqps:// URL with a host: {shown!r}"
+            )
+    return urls
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +56,9 @@ class WorkerSettings:
     persist_batch_size: int = 500
     persist_batch_wait: float = 0.05
     log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        split_amqp_urls(self.amqp_url)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:

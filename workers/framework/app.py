@@ -6,7 +6,8 @@
     async def translate(msg: Delivery[Any]) -> None: ...
 
 Lifecycle: `start()` serves /healthz and /metrics (when a port is set), runs the startup hooks,
-connects (a robust connection: it reconnects and restores its consumers), opens the channel
+connects (a robust connection: it reconnects and restores its consumers; given several URLs,
+the nodes of a cluster, it moves to the next when its node is lost), opens the channel
 `publish()` uses, declares each consumer's queues and starts consuming. `drain()` stops
 consuming, lets in-flight work finish and ack (up to `drain_timeout` s; whatever is still
 unacked then goes back to the queue), closes the connection, runs the shutdown hooks. `run()`
@@ -29,6 +30,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 from prometheus_client import CollectorRegistry
 
 from workers.framework.batch import BatchRuntime
+from workers.framework.connection import connect_cluster
 from workers.framework.health import HealthServer
 from workers.framework.idempotency import IdempotencyGuard
 from workers.framework.metrics import WorkerMetrics
@@ -36,7 +38,7 @@ from workers.framework.runtime import ConsumerRuntime
 from workers.framework.single import SingleRuntime
 from workers.framework.spec import BatchSpec, ConsumerSpec, Handler, RetryPolicy, Validator
 from workers.framework.validation import schema_validator
-from workers.settings import WorkerSettings
+from workers.settings import WorkerSettings, split_amqp_urls
 
 log = logging.getLogger("stompgate.workers")
 
@@ -206,7 +208,7 @@ class WorkerApp:
             await self._health.start()
         for hook in self._startup:
             await hook()
-        self.connection = await aio_pika.connect_robust(self.amqp_url)
+        self.connection = await connect_cluster(split_amqp_urls(self.amqp_url))
         self._publishing = await self.connection.channel(publisher_confirms=True)
         for runtime in runtimes:
             await runtime.start(self.connection)

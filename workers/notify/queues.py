@@ -21,7 +21,9 @@ import aio_pika
 import msgspec
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
+from workers.framework.connection import connect_cluster
 from workers.framework.spec import delay_label
+from workers.settings import split_amqp_urls
 
 QUEUE = "stompgate.notify"
 DUE_QUEUE = "stompgate.notify.due"
@@ -54,7 +56,7 @@ class NotifyQueues:
         self._channel: AbstractChannel | None = None
 
     async def open(self) -> None:
-        connection = await aio_pika.connect_robust(self.amqp_url)
+        connection = await connect_cluster(split_amqp_urls(self.amqp_url))
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             await channel.declare_queue(
