@@ -28,12 +28,12 @@ class ConfigurationError(Exception):
     text says which one and why."""
 
 
-_URL_SEPARATOR = re.compile(r"\s*,\s*(?=amqps?://)", re.IGNORECASE)
+_URL_SEPARATOR = re.compile(r"\s*,\s*(?=[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
 
 
 def split_amqp_urls(value: str) -> tuple[str, ...]:
     """The AMQP URLs of ``value``: one URL, or several separated by commas (the nodes of a
-    cluster). A comma splits only where an ``amqp://`` or ``amqps://`` URL follows, so a
+    cluster). A comma splits only where a URL (``scheme://``) follows, so a
     comma inside a password stays. Raises ValueError for an empty list or a URL that is
     not ``amqp://host...`` or ``amqps://host...``."""
     urls = tuple(u for u in _URL_SEPARATOR.split(value.strip()) if u)

@@ -92,6 +92,11 @@ class BrokerLink:
         )
 
     @property
+    def shown_url(self) -> str | None:
+        """:attr:`url` without its password (None while disconnected)."""
+        return None if self.url is None else _shown(self.url)
+
+    @property
     def closing(self) -> bool:
         return self._closing
 

@@ -1,0 +1,73 @@
+"""A worker given several AMQP URLs (the nodes of a cluster) connects to the first that
+answers and, when its connection is lost, reconnects to the next one and consumes again.
+
+One real broker plays two nodes (``127.0.0.1`` and ``localhost`` reach the same one) and a port
+nobody listens on plays a node that is down; tests/e2e/test_chaos_rabbit.py kills a real node
+of a real two-node cluster. This also pins how ClusterConnection hooks into aio-pika's
+reconnect loop (see workers/framework/connection.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.relay.helpers import close_connections, connections, eventually
+from tests.support import rabbit
+from tests.support.ports import free_port
+from workers.framework import Delivery, WorkerApp
+from workers.framework.connection import ClusterConnection
+from workers.settings import WorkerSettings
+
+from .amqp import channel, publish, wait_for
+
+FAST = "?reconnect_interval=0.2"  # aio-pika's pause between attempts (default 5 s)
+
+
+def _urls(vhost: str) -> tuple[str, str, str]:
+    """(a node that is down, node A, node B) of one vhost."""
+    path = "/" + rabbit.quote(vhost)
+    return (
+        f"amqp://guest:guest@127.0.0.1:{free_port()}{path}{FAST}",
+        rabbit.amqp_url(vhost) + FAST,
+        f"amqp://guest:guest@localhost:{rabbit.AMQP_PORT}{path}{FAST}",
+    )
+
+
+def test_settings_read_and_check_the_url_list() -> None:
+    env = {"STOMPGATE_AMQP_URL": "amqp://a/, amqp://b/"}
+    assert WorkerSettings.from_env(env).amqp_url == "amqp://a/, amqp://b/"
+    with pytest.raises(ValueError, match="STOMPGATE_AMQP_URL"):
+        WorkerSettings.from_env({"STOMPGATE_AMQP_URL": "amqp://a/,http://b/"})
+
+
+async def test_worker_skips_a_down_node_and_moves_on_when_its_node_is_lost(
+    fresh_vhost: str, apps: list[WorkerApp]
+) -> None:
+    down, node_a, node_b = _urls(fresh_vhost)
+    app = WorkerApp("cluster", amqp_url=f"{down},{node_a},{node_b}")
+    apps.append(app)
+    seen: list[bytes] = []
+
+    @app.consumer("room.*", queue="cluster.q")
+    async def handle(msg: Delivery[bytes]) -> None:
+        seen.append(msg.body)
+
+    await app.start()
+    connection = app.connection
+    assert isinstance(connection, ClusterConnection)
+    assert (connection.url.host, connection.url.port) == ("127.0.0.1", rabbit.AMQP_PORT)
+
+    hosts = []
+    for n in range(2):  # A -> B -> (down: skipped) -> A
+        await eventually(lambda: connections(fresh_vhost), lambda c: len(c) >= 1)
+        close_connections(fresh_vhost)
+        await wait_for(
+            lambda h=connection.url.host: connection.url.host != h and app.healthy,
+            within=15,
+            what=f"reconnect {n + 1} to another node",
+        )
+        hosts.append(connection.url.host)
+        async with channel(rabbit.amqp_url(fresh_vhost)) as ch:  # consuming again there
+            await publish(ch, "room.r", b"after %d" % n)
+        await wait_for(lambda n=n: b"after %d" % n in seen, within=15, what="consumed")
+    assert hosts == ["localhost", "127.0.0.1"]
