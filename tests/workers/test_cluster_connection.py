@@ -61,13 +61,19 @@ async def test_worker_skips_a_down_node_and_moves_on_when_its_node_is_lost(
     for n in range(2):  # A -> B -> (down: skipped) -> A
         await eventually(lambda: connections(fresh_vhost), lambda c: len(c) >= 1)
         close_connections(fresh_vhost)
-        await wait_for(
-            lambda h=connection.url.host: connection.url.host != h and app.healthy,
-            within=15,
-            what=f"reconnect {n + 1} to another node",
-        )
+        before = connection.url.host
+
+        def moved(before: str | None = before) -> bool:
+            return connection.url.host != before and app.healthy
+
+        await wait_for(moved, within=15, what=f"reconnect {n + 1} to another node")
         hosts.append(connection.url.host)
         async with channel(rabbit.amqp_url(fresh_vhost)) as ch:  # consuming again there
             await publish(ch, "room.r", b"after %d" % n)
-        await wait_for(lambda n=n: b"after %d" % n in seen, within=15, what="consumed")
+        expected = b"after %d" % n
+
+        def consumed(expected: bytes = expected) -> bool:
+            return expected in seen
+
+        await wait_for(consumed, within=15, what="consumed")
     assert hosts == ["localhost", "127.0.0.1"]
