@@ -11,6 +11,7 @@
 | STOMPGATE_WORKER_DRAIN_TIMEOUT | 30 | seconds a SIGTERM drain waits for in-flight work |
 | STOMPGATE_PERSIST_BATCH_SIZE | 500 | persist worker: messages per store write |
 | STOMPGATE_PERSIST_BATCH_WAIT_MS | 50 | persist worker: longest wait to fill a batch |
+| STOMPGATE_QUORUM_INITIAL_GROUP_SIZE | (every node) | members of each new quorum queue |
 | STOMPGATE_LOG_LEVEL | INFO | logging level |
 """
 
@@ -55,6 +56,7 @@ class WorkerSettings:
     drain_timeout: float = 30.0
     persist_batch_size: int = 500
     persist_batch_wait: float = 0.05
+    quorum_group_size: int | None = None
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -85,6 +87,9 @@ class WorkerSettings:
                 "PERSIST_BATCH_WAIT_MS", get("PERSIST_BATCH_WAIT_MS"), d.persist_batch_wait * 1000
             )
             / 1000,
+            quorum_group_size=_positive_int(
+                "QUORUM_INITIAL_GROUP_SIZE", get("QUORUM_INITIAL_GROUP_SIZE")
+            ),
             log_level=(get("LOG_LEVEL") or d.log_level).upper(),
         )
 

@@ -63,6 +63,7 @@ class WorkerApp:
         metrics_port: int | None = None,
         metrics_host: str | None = None,
         drain_timeout: float | None = None,
+        quorum_group_size: int | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.name = name
@@ -72,6 +73,7 @@ class WorkerApp:
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
         self.drain_timeout = drain_timeout
+        self.quorum_group_size = quorum_group_size
         self.metrics = WorkerMetrics(registry)
         self.consumers: list[ConsumerSpec] = []
         self.runtimes: list[ConsumerRuntime] = []
@@ -167,6 +169,8 @@ class WorkerApp:
             self.metrics_host = settings.metrics_host
         if self.drain_timeout is None:
             self.drain_timeout = settings.drain_timeout
+        if self.quorum_group_size is None:
+            self.quorum_group_size = settings.quorum_group_size
 
     # -- running ------------------------------------------------------------------------------
 
@@ -304,6 +308,8 @@ class WorkerApp:
     def _runtime(self, spec: ConsumerSpec) -> ConsumerRuntime:
         if spec.schema is not None:
             spec = dataclasses.replace(spec, validator=schema_validator(spec.schema))
+        if spec.quorum_group_size is None and self.quorum_group_size is not None:
+            spec = dataclasses.replace(spec, quorum_group_size=self.quorum_group_size)
         prefetch = spec.prefetch or self.prefetch or DEFAULT_PREFETCH
         if spec.batch is not None:
             if spec.prefetch is None:
