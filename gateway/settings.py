@@ -87,6 +87,13 @@ class Settings:
             " node connects to the first that answers and moves to the next when it is lost"
         },
     )
+    amqp_reconnect_max_delay: float = field(
+        default=3.0,
+        metadata={
+            "help": "longest wait, seconds, between attempts to reach RabbitMQ after it was"
+            " lost (the first wait is 0.5 s, doubling, jittered); at least 0.5"
+        },
+    )
     redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"help": "Redis URL"})
     redis_prefix: str = field(default="stompgate:", metadata={"help": "prefix of Redis keys"})
     redis_max_connections: int = field(
@@ -279,6 +286,13 @@ class Settings:
 
     def __post_init__(self) -> None:
         split_amqp_urls(self.amqp_url)
+        if not (
+            self.amqp_reconnect_max_delay >= 0.5 and math.isfinite(self.amqp_reconnect_max_delay)
+        ):
+            raise ValueError(
+                "--amqp-reconnect-max-delay must be a number >= 0.5 (seconds), got "
+                f"{self.amqp_reconnect_max_delay}"
+            )
         if self.auth not in ("jwt", "dev"):
             raise ValueError(f"--auth must be 'jwt' or 'dev', got {self.auth!r}")
         if self.log_format not in ("json", "console"):

@@ -9,6 +9,7 @@
 | STOMPGATE_WORKER_PREFETCH | (the code's, else 100) | unacked deliveries per consumer |
 | STOMPGATE_WORKER_CONCURRENCY | (the code's, else 10) | handler calls at once per consumer |
 | STOMPGATE_WORKER_DRAIN_TIMEOUT | 30 | seconds a SIGTERM drain waits for in-flight work |
+| STOMPGATE_WORKER_RECONNECT_INTERVAL | 1 | seconds between attempts to reach RabbitMQ |
 | STOMPGATE_PERSIST_BATCH_SIZE | 500 | persist worker: messages per store write |
 | STOMPGATE_PERSIST_BATCH_WAIT_MS | 50 | persist worker: longest wait to fill a batch |
 | STOMPGATE_QUORUM_INITIAL_GROUP_SIZE | (every node) | members of each new quorum queue |
@@ -54,6 +55,7 @@ class WorkerSettings:
     prefetch: int | None = None
     concurrency: int | None = None
     drain_timeout: float = 30.0
+    reconnect_interval: float = 1.0
     persist_batch_size: int = 500
     persist_batch_wait: float = 0.05
     quorum_group_size: int | None = None
@@ -80,6 +82,9 @@ class WorkerSettings:
             concurrency=_positive_int("WORKER_CONCURRENCY", get("WORKER_CONCURRENCY")),
             drain_timeout=_positive_float(
                 "WORKER_DRAIN_TIMEOUT", get("WORKER_DRAIN_TIMEOUT"), d.drain_timeout
+            ),
+            reconnect_interval=_positive_float(
+                "WORKER_RECONNECT_INTERVAL", get("WORKER_RECONNECT_INTERVAL"), d.reconnect_interval
             ),
             persist_batch_size=_positive_int("PERSIST_BATCH_SIZE", get("PERSIST_BATCH_SIZE"))
             or d.persist_batch_size,

@@ -32,7 +32,7 @@ class RelaySettings:
     publish_channels: int = 4
     confirm_timeout: float = 10.0
     reconnect_min_delay: float = 0.5
-    reconnect_max_delay: float = 10.0
+    reconnect_max_delay: float = 3.0
     default_prefetch: int = 100
     durable_queue_type: str = "quorum"
     user_exchange: str = "stompgate.user"

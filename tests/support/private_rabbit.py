@@ -244,6 +244,13 @@ class PrivateRabbit:
             raise RuntimeError(f"rabbitmqctl {' '.join(args)} on {self.node} failed:\n{out}")
         return out
 
+    def add_vhost(self, prefix: str = "chaos") -> str:
+        """A new vhost (cluster-wide) that guest may use fully; its name."""
+        vhost = f"{prefix}-{secrets.token_hex(4)}"
+        self.ctl("add_vhost", vhost)
+        self.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        return vhost
+
     def join(self, other: PrivateRabbit) -> None:
         """Make this (running, fresh) node a disc member of ``other``'s cluster."""
         self.ctl("stop_app")

@@ -48,6 +48,7 @@ Hook = Callable[[], Awaitable[None]]
 DEFAULT_PREFETCH = 100
 DEFAULT_CONCURRENCY = 10
 DEFAULT_DRAIN_TIMEOUT = 30.0
+DEFAULT_RECONNECT_INTERVAL = 1.0
 
 
 class WorkerApp:
@@ -64,6 +65,7 @@ class WorkerApp:
         metrics_host: str | None = None,
         drain_timeout: float | None = None,
         quorum_group_size: int | None = None,
+        reconnect_interval: float | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.name = name
@@ -74,6 +76,7 @@ class WorkerApp:
         self.metrics_host = metrics_host
         self.drain_timeout = drain_timeout
         self.quorum_group_size = quorum_group_size
+        self.reconnect_interval = reconnect_interval
         self.metrics = WorkerMetrics(registry)
         self.consumers: list[ConsumerSpec] = []
         self.runtimes: list[ConsumerRuntime] = []
@@ -171,6 +174,8 @@ class WorkerApp:
             self.drain_timeout = settings.drain_timeout
         if self.quorum_group_size is None:
             self.quorum_group_size = settings.quorum_group_size
+        if self.reconnect_interval is None:
+            self.reconnect_interval = settings.reconnect_interval
 
     # -- running ------------------------------------------------------------------------------
 
@@ -212,7 +217,10 @@ class WorkerApp:
             await self._health.start()
         for hook in self._startup:
             await hook()
-        self.connection = await connect_cluster(split_amqp_urls(self.amqp_url))
+        self.connection = await connect_cluster(
+            split_amqp_urls(self.amqp_url),
+            reconnect_interval=self.reconnect_interval or DEFAULT_RECONNECT_INTERVAL,
+        )
         self._publishing = await self.connection.channel(publisher_confirms=True)
         for runtime in runtimes:
             await runtime.start(self.connection)
