@@ -66,6 +66,7 @@ class BrokerLink:
         self._ready = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._closers: set[asyncio.Task[None]] = set()
         self._first_attempt = asyncio.Event()
         self._ready_event = asyncio.Event()
         self._urls = settings.amqp_urls
@@ -133,6 +134,8 @@ class BrokerLink:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await self._close_connections()
+        if self._closers:
+            await asyncio.gather(*self._closers, return_exceptions=True)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -170,7 +173,12 @@ class BrokerLink:
             self._ready_event.clear()
             self.generation += 1
             self.last_error = reason
-            await self._close_connections()
+            # Closed in the background: closing a connection the broker reset can take
+            # aiormq its whole timeout (5 s), and the node must hear of the loss and
+            # reconnect now, not after it.
+            closer = asyncio.create_task(_close_pair(*self._detach()), name="stompgate-link-close")
+            self._closers.add(closer)
+            closer.add_done_callback(self._closers.discard)
             self._next_url = (self._next_url + 1) % len(self._urls)
             if self.closing:
                 return
@@ -246,16 +254,24 @@ class BrokerLink:
         text = "connection closed" if exc is None else describe_amqp_error(exc)
         return f"{which} connection lost: {text}"
 
-    async def _close_connections(self) -> None:
+    def _detach(self) -> tuple[AmqpWire | None, AbstractConnection | None]:
+        """Forget both connections (to be closed by the caller)."""
         publish, consume = self._publish, self._consume
         self._publish = self._consume = None
         self.url = None
-        if publish is not None and not publish.is_closed:
-            with contextlib.suppress(Exception):
-                await publish.close(grace=5)
-        if consume is not None and not consume.is_closed:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(consume.close(), timeout=5)
+        return publish, consume
+
+    async def _close_connections(self) -> None:
+        await _close_pair(*self._detach())
+
+
+async def _close_pair(publish: AmqpWire | None, consume: AbstractConnection | None) -> None:
+    if publish is not None and not publish.is_closed:
+        with contextlib.suppress(Exception):
+            await publish.close(grace=5)
+    if consume is not None and not consume.is_closed:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(consume.close(), timeout=5)
 
 
 def _shown(url: str | None) -> str:

@@ -168,6 +168,7 @@ def _traffic(
     down_at = timings["broker_down_at"]
     up_at = timings["broker_up_at"]
     first_after = min((t for p in posters for t in p.receipt_times if t > up_at), default=up_at)
+    since = "it was back" if up_at > down_at else "the kill"
     print(
         f"\n{what}: sent {total} posts ({sum(p.sends for p in posters)} SEND frames,"
         f" {sum(p.reconnects for p in posters)} poster reconnects); receipted {len(receipted)};"
@@ -176,7 +177,7 @@ def _traffic(
         f" {sum(r.replayed for r in readers)} caught up; {resent} second publishes of a"
         f" re-sent post; {sum(r.sessions for r in readers)} reader sessions,"
         f" {sum(r.refused for r in readers)} refused tries); broker out"
-        f" {up_at - down_at:.1f} s; after it was back: gateway ready"
+        f" {up_at - down_at:.1f} s; after {since}: gateway ready"
         f" {timings['gateway_ready_at'] - up_at:.1f} s, worker consuming"
         f" {timings['worker_ready_at'] - up_at:.1f} s, first receipt"
         f" {first_after - up_at:.1f} s; traffic {posted - started:.1f} s"
@@ -285,6 +286,9 @@ def test_cluster_node_killed(
             }
 
         _traffic(gateway, worker, store_path, kill_a, "cluster node killed (-9)")
+        # The persist queue's one member was on the node that survived (see the docstring).
+        queues = node_b.ctl("list_queues", "-p", vhost, "name", "leader", "--quiet")
+        assert f"stompgate.persist\t{node_b.node}" in queues, queues
         assert (
             "connected to RabbitMQ at amqp://guest:***@127.0.0.1:" + str(node_b.amqp_port)
             in gateway.logs()
