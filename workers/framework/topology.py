@@ -53,20 +53,39 @@ async def declare_topology(
         for pattern in spec.patterns:
             await queue.bind(spec.exchange, routing_key=pattern)
     for delay, name in spec.retry_queue_names.items():
-        arguments = quorum(
-            spec,
-            **{
-                "x-message-ttl": max(1, round(delay * 1000)),
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": spec.queue,
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
-            },
-        )
-        if await _declarable(connection, name, arguments):
-            await channel.declare_queue(name, durable=True, arguments=arguments)
+        arguments = delay_arguments(delay, spec.queue, spec.quorum_group_size)
+        await declare_delay_queue(connection, channel, name, arguments)
     await channel.declare_queue(spec.dead_letter_queue, durable=True, arguments=quorum(spec))
     return queue
+
+
+def delay_arguments(delay: float, target: str, group_size: int | None) -> dict[str, Any]:
+    """A delay queue's arguments: quorum, messages expire after ``delay`` seconds and are
+    dead-lettered, at least once, to queue ``target`` through the default exchange."""
+    arguments: dict[str, Any] = {
+        **QUORUM,
+        "x-message-ttl": max(1, round(delay * 1000)),
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": target,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+    if group_size is not None:
+        arguments["x-quorum-initial-group-size"] = group_size
+    return arguments
+
+
+async def declare_delay_queue(
+    connection: AbstractConnection,
+    channel: AbstractChannel,
+    name: str,
+    arguments: dict[str, Any],
+) -> None:
+    """Declare delay queue ``name`` on ``channel`` (so a robust channel declares it again
+    after a reconnect), unless a queue of that name exists with other arguments (an older
+    version's classic one): then it is used as it is, with a warning."""
+    if await _declarable(connection, name, arguments):
+        await channel.declare_queue(name, durable=True, arguments=arguments)
 
 
 async def _declarable(connection: AbstractConnection, name: str, arguments: dict[str, Any]) -> bool:
@@ -77,7 +96,7 @@ async def _declarable(connection: AbstractConnection, name: str, arguments: dict
         await scratch.declare_queue(name, durable=True, arguments=arguments)
     except aiormq.exceptions.ChannelPreconditionFailed as exc:
         log.warning(
-            "retry queue %s exists with other arguments (%s): using it as it is; delete it "
+            "delay queue %s exists with other arguments (%s): using it as it is; delete it "
             "once empty and restart the worker to have it declared as a quorum queue",
             name,
             exc,

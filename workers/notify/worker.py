@@ -154,7 +154,12 @@ def build_app(
             rooms = own_rooms = open_room_store(settings.store_url)
         cache = MembershipCache(redis, keys, roster_prefix=config.membership_prefix)
         room_members = RoomMembers(cache, rooms)
-    queues = NotifyQueues(app.amqp_url or settings.amqp_url, config.window)
+    queues = NotifyQueues(
+        app.amqp_url or settings.amqp_url,
+        config.window,
+        quorum_group_size=app.quorum_group_size,
+        reconnect_interval=app.reconnect_interval or settings.reconnect_interval,
+    )
     metrics = NotifyMetrics(app.metrics.registry)
     holder: list[Notifier] = []  # made at startup: the providers need a running loop
     opened: list[Clients] = []
