@@ -156,8 +156,12 @@ class Reader:
         try:
             client.connect()
             headers = {"cur-max-message-id": str(self.max_id)} if self.seen else {}
-            client.subscribe(f"/topic/room.{self.room}", "r", headers=headers)
-        except (stomp.exception.StompException, OSError, TimeoutError):
+            headers["receipt"] = receipt = f"sub-{self.sessions}-{self.refused}"
+            # An ERROR (catch-up refused: the store is behind, the broker is down) ends the
+            # wait at once; StompClient.subscribe would wait out its receipt timeout.
+            client.subscribe(f"/topic/room.{self.room}", "r", receipt=False, headers=headers)
+            _wait_receipt(client, receipt)
+        except (stomp.exception.StompException, OSError, TimeoutError, ConnectionLostError):
             self.refused += 1
             _quietly_disconnect(client)
             time.sleep(0.3)

@@ -39,7 +39,7 @@ import pytest
 import redis
 
 from tests.e2e.chaos import Poster, Reader, stored_per_post
-from tests.e2e.procs import WorkerProcess, room_name
+from tests.e2e.procs import WorkerProcess, http_get, room_name
 from tests.support.gateway_proc import GatewayProcess
 from tests.support.private_rabbit import PrivateRabbit, RabbitHome
 
@@ -63,6 +63,7 @@ def rabbit_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitHome
         yield home
     finally:
         home.close()
+    assert home.processes() == []  # no beam (nor helper) of ours left behind
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +159,12 @@ def _traffic(
     assert [(r.room, r.error) for r in readers if r.error is not None] == []
     for r in readers:
         missing = ids_by_room[r.room] - set(r.seen)
-        assert not missing, f"reader of {r.room} never got {len(missing)}: {sorted(missing)[:5]}"
+        assert not missing, (
+            f"reader of {r.room} never got {len(missing)} (below its highest id"
+            f" {r.max_id}: {sum(1 for i in missing if i < r.max_id)}; sessions {r.sessions},"
+            f" refused {r.refused}; history now:"
+            f" {http_get(f'{gateway.http_url}/api/rooms/{r.room}/messages?after={r.max_id}')[:2]})"
+        )
         # Beyond the store: only second publishes of receipted posts of this room.
         extra = {i: cid for i, cid in r.seen.items() if i not in ids_by_room[r.room]}
         room_posts = {cid for (sender, cid) in receipted if room_of[sender] == r.room}
@@ -234,6 +240,7 @@ def test_broker_stopped_and_restarted(
             return {"broker_down_at": down, "broker_up_at": up, **_wait_recovered(gateway, worker)}
 
         _traffic(gateway, worker, store_path, restart, "RabbitMQ stopped and restarted")
+        print(f"private node boots: {', '.join(f'{b:.1f} s' for b in node_a.boots)}")
     finally:
         gateway.stop()
         worker.stop()
@@ -289,6 +296,8 @@ def test_cluster_node_killed(
         # The persist queue's one member was on the node that survived (see the docstring).
         queues = node_b.ctl("list_queues", "-p", vhost, "name", "leader", "--quiet")
         assert f"stompgate.persist\t{node_b.node}" in queues, queues
+        boots = [*node_a.boots, *node_b.boots]
+        print(f"private node boots: {', '.join(f'{b:.1f} s' for b in boots)}")
         assert (
             "connected to RabbitMQ at amqp://guest:***@127.0.0.1:" + str(node_b.amqp_port)
             in gateway.logs()

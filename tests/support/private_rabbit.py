@@ -99,6 +99,23 @@ class RabbitHome:
         for node in self.nodes:
             node.kill()
 
+    def processes(self) -> list[str]:
+        """Command lines of running processes that belong to this home's nodes (their data
+        directories are on the beam's command line): none after :meth:`close`."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                raw = (entry / "cmdline").read_bytes()
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            text = raw.replace(b"\0", b" ").decode(errors="replace")
+            if str(self.root) in text and state != "Z":
+                found.append(f"{entry.name}: {text[:200]}")
+        return found
+
 
 @dataclass
 class PrivateRabbit:
