@@ -12,7 +12,7 @@ import pytest
 from yarl import URL
 
 from gateway.relay import RelaySettings
-from gateway.settings import Settings, split_amqp_urls
+from gateway.settings import ConfigurationError, Settings, settings_from, split_amqp_urls
 from tests.relay.conftest import RelayFactory
 from tests.relay.helpers import RecordingSink, close_connections, connections, eventually
 from tests.support import rabbit
@@ -41,6 +41,16 @@ def test_split_amqp_urls() -> None:
     with pytest.raises(ValueError, match="not an amqp"):
         RelaySettings(amqp_url="nonsense")
     assert RelaySettings(amqp_url="amqp://a/, amqp://b/").amqp_urls == ("amqp://a/", "amqp://b/")
+
+
+def test_reconnect_max_delay_setting() -> None:
+    env = {"STOMPGATE_AMQP_RECONNECT_MAX_DELAY": "1.5", "STOMPGATE_AMQP_URL": "amqp://a/,amqp://b/"}
+    settings = settings_from({}, env)
+    assert settings.amqp_reconnect_max_delay == 1.5
+    assert settings_from({}, {}).amqp_reconnect_max_delay == 3.0
+    for bad in ("0.4", "nan", "soon"):
+        with pytest.raises((ConfigurationError, ValueError), match=r"(?i)amqp.reconnect.max.delay"):
+            settings_from({}, {"STOMPGATE_AMQP_RECONNECT_MAX_DELAY": bad})
 
 
 async def test_relay_skips_a_down_node_and_moves_on_when_its_node_is_lost(

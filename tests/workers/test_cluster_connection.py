@@ -20,16 +20,14 @@ from workers.settings import WorkerSettings
 
 from .amqp import channel, publish, wait_for
 
-FAST = "?reconnect_interval=0.2"  # aio-pika's pause between attempts (default 5 s)
-
 
 def _urls(vhost: str) -> tuple[str, str, str]:
     """(a node that is down, node A, node B) of one vhost."""
     path = "/" + rabbit.quote(vhost)
     return (
-        f"amqp://guest:guest@127.0.0.1:{free_port()}{path}{FAST}",
-        rabbit.amqp_url(vhost) + FAST,
-        f"amqp://guest:guest@localhost:{rabbit.AMQP_PORT}{path}{FAST}",
+        f"amqp://guest:guest@127.0.0.1:{free_port()}{path}",
+        rabbit.amqp_url(vhost),
+        f"amqp://guest:guest@localhost:{rabbit.AMQP_PORT}{path}",
     )
 
 
@@ -38,6 +36,11 @@ def test_settings_read_and_check_the_url_list() -> None:
     assert WorkerSettings.from_env(env).amqp_url == "amqp://a/, amqp://b/"
     with pytest.raises(ValueError, match="STOMPGATE_AMQP_URL"):
         WorkerSettings.from_env({"STOMPGATE_AMQP_URL": "amqp://a/,http://b/"})
+    assert WorkerSettings.from_env({}).reconnect_interval == 1.0
+    env = {"STOMPGATE_WORKER_RECONNECT_INTERVAL": "0.25"}
+    assert WorkerSettings.from_env(env).reconnect_interval == 0.25
+    with pytest.raises(ValueError, match="STOMPGATE_WORKER_RECONNECT_INTERVAL"):
+        WorkerSettings.from_env({"STOMPGATE_WORKER_RECONNECT_INTERVAL": "0"})
 
 
 async def test_worker_skips_a_down_node_and_moves_on_when_its_node_is_lost(
@@ -45,6 +48,7 @@ async def test_worker_skips_a_down_node_and_moves_on_when_its_node_is_lost(
 ) -> None:
     down, node_a, node_b = _urls(fresh_vhost)
     app = WorkerApp("cluster", amqp_url=f"{down},{node_a},{node_b}")
+    app.configure(WorkerSettings.from_env({"STOMPGATE_WORKER_RECONNECT_INTERVAL": "0.2"}))
     apps.append(app)
     seen: list[bytes] = []
 
@@ -56,6 +60,7 @@ async def test_worker_skips_a_down_node_and_moves_on_when_its_node_is_lost(
     connection = app.connection
     assert isinstance(connection, ClusterConnection)
     assert (connection.url.host, connection.url.port) == ("127.0.0.1", rabbit.AMQP_PORT)
+    assert connection.reconnect_interval == 0.2
 
     hosts = []
     for n in range(2):  # A -> B -> (down: skipped) -> A
