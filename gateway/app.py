@@ -115,6 +115,7 @@ class Gateway:
         self.relay = Relay(
             RelaySettings(
                 amqp_url=settings.broker_url,
+                reconnect_max_delay=settings.amqp_reconnect_max_delay,
                 node_id=settings.node_id,
                 order_hold=settings.order_hold_ms / 1000,
                 deployment=settings.deployment,

@@ -27,11 +27,12 @@ import sys
 from typing import TextIO
 
 import aiormq
+import aiormq.abc
 
 from chatstate.client import client_name, redis_client
 from gateway.relay.durable import DurableInfo, DurableRegistry, DurableSubscriptions
 from gateway.relay.topology import Topology
-from gateway.settings import ConfigurationError, settings_from
+from gateway.settings import ConfigurationError, settings_from, split_amqp_urls
 
 __all__ = ["COMMAND", "build_parser", "run"]
 
@@ -74,7 +75,7 @@ async def _run(
     args: argparse.Namespace, amqp_url: str, redis_url: str, prefix: str, out: TextIO
 ) -> int:
     redis = redis_client(redis_url, name=client_name("durable-cli"))
-    connection = await aiormq.connect(amqp_url)
+    connection = await _connect_any(split_amqp_urls(amqp_url))
     try:
         topology = Topology(lambda: connection)
 
@@ -102,6 +103,16 @@ async def _run(
     finally:
         await connection.close()
         await redis.aclose()
+
+
+async def _connect_any(urls: tuple[str, ...]) -> aiormq.abc.AbstractConnection:
+    """A connection to the first of a cluster's nodes that answers (the last error else)."""
+    for url in urls[:-1]:
+        try:
+            return await aiormq.connect(url)
+        except (OSError, aiormq.exceptions.AMQPError):
+            continue
+    return await aiormq.connect(urls[-1])
 
 
 def _print(found: list[tuple[str, DurableInfo]], *, as_json: bool, out: TextIO) -> None:

@@ -89,6 +89,9 @@ class ClientError(Exception):
     """
 
     reason: str = "error"
+    maybe_done: bool = False
+    """True when what failed may still have taken effect: a publish whose confirm was lost
+    with the connection, or timed out (the broker may hold the message)."""
 
     def __init__(self, message: str, detail: str = "", *, reason: str | None = None) -> None:
         super().__init__(message)

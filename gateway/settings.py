@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,25 @@ ENV_PREFIX = "STOMPGATE_"
 class ConfigurationError(Exception):
     """A setting (flag, environment variable or file it names) that cannot be used; the
     text says which one and why."""
+
+
+_URL_SEPARATOR = re.compile(r"\s*,\s*(?=[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
+
+
+def split_amqp_urls(value: str) -> tuple[str, ...]:
+    """The AMQP URLs of ``value``: one URL, or several separated by commas (the nodes of a
+    cluster). A comma splits only where a URL (``scheme://``) follows, so a
+    comma inside a password stays. Raises ValueError for an empty list or a URL that is
+    not ``amqp://host...`` or ``amqps://host...``."""
+    urls = tuple(u for u in _URL_SEPARATOR.split(value.strip()) if u)
+    if not urls:
+        raise ValueError("--amqp-url must name at least one AMQP URL")
+    for url in urls:
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() not in ("amqp", "amqps") or not rest.strip("/"):
+            shown = url if "@" not in url else f"{scheme}://...@{url.rpartition('@')[2]}"
+            raise ValueError(f"--amqp-url: not an amqp:// or amqps:// URL with a host: {shown!r}")
+    return urls
 
 
 def _default_node_id() -> str:
@@ -72,7 +92,18 @@ class Settings:
         default="1.2", metadata={"help": "lowest TLS version accepted: 1.2 or 1.3"}
     )
     amqp_url: str = field(
-        default="amqp://guest:guest@127.0.0.1:5672/", metadata={"help": "RabbitMQ AMQP URL"}
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        metadata={
+            "help": "RabbitMQ AMQP URL; for a cluster, one URL per node, comma-separated: the"
+            " node connects to the first that answers and moves to the next when it is lost"
+        },
+    )
+    amqp_reconnect_max_delay: float = field(
+        default=3.0,
+        metadata={
+            "help": "longest wait, seconds, between attempts to reach RabbitMQ after it was"
+            " lost (the first wait is 0.5 s, doubling, jittered); at least 0.5"
+        },
     )
     amqp_heartbeat: int = field(
         default=60,
@@ -318,6 +349,14 @@ class Settings:
         check_topic_exchange(self.topic_exchange, source="--topic-exchange")
         if not self.redis_prefix:
             object.__setattr__(self, "redis_prefix", default_redis_prefix(self.deployment))
+        split_amqp_urls(self.amqp_url)
+        if not (
+            self.amqp_reconnect_max_delay >= 0.5 and math.isfinite(self.amqp_reconnect_max_delay)
+        ):
+            raise ValueError(
+                "--amqp-reconnect-max-delay must be a number >= 0.5 (seconds), got "
+                f"{self.amqp_reconnect_max_delay}"
+            )
         if self.auth not in ("jwt", "dev"):
             raise ValueError(f"--auth must be 'jwt' or 'dev', got {self.auth!r}")
         if self.log_format not in ("json", "console"):
@@ -413,9 +452,14 @@ class Settings:
 
 
 def amqp_url_with_heartbeat(url: str, seconds: int) -> str:
-    """``url`` with ``heartbeat=seconds`` in its query (aiormq and the node's wire both read
-    it there). A URL that already says ``heartbeat=`` something else is a ValueError: the
-    interval is given once."""
+    """``url`` (one AMQP URL, or several comma-separated: the nodes of a cluster) with
+    ``heartbeat=seconds`` in each URL's query (aiormq and the node's wire both read it there).
+    A URL that already says ``heartbeat=`` something else is a ValueError: the interval is
+    given once."""
+    return ",".join(_one_with_heartbeat(one, seconds) for one in split_amqp_urls(url))
+
+
+def _one_with_heartbeat(url: str, seconds: int) -> str:
     parsed = URL(url)
     given = parsed.query.get("heartbeat")
     if given is not None:

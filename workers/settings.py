@@ -2,7 +2,7 @@
 
 | variable | default | meaning |
 |---|---|---|
-| STOMPGATE_AMQP_URL | amqp://guest:guest@127.0.0.1:5672/ | the broker |
+| STOMPGATE_AMQP_URL | amqp://guest:guest@127.0.0.1:5672/ | broker; cluster: URLs, comma-separated |
 | STOMPGATE_AMQP_HEARTBEAT | 60 | AMQP heart-beat, s: ~3 silent ones drop a connection; 0 = none |
 | STOMPGATE_DEPLOYMENT | stompgate | deployment name: first word of the workers' queues |
 | STOMPGATE_TOPIC_EXCHANGE | amq.topic | the rooms' topic exchange (declared if not amq.) |
@@ -15,14 +15,17 @@
 | STOMPGATE_WORKER_PREFETCH | (the code's, else 100) | unacked deliveries per consumer |
 | STOMPGATE_WORKER_CONCURRENCY | (the code's, else 10) | handler calls at once per consumer |
 | STOMPGATE_WORKER_DRAIN_TIMEOUT | 30 | seconds a SIGTERM drain waits for in-flight work |
+| STOMPGATE_WORKER_RECONNECT_INTERVAL | 1 | seconds between attempts to reach RabbitMQ |
 | STOMPGATE_PERSIST_BATCH_SIZE | 500 | persist worker: messages per store write |
 | STOMPGATE_PERSIST_BATCH_WAIT_MS | 50 | persist worker: longest wait to fill a batch |
+| STOMPGATE_QUORUM_INITIAL_GROUP_SIZE | (every node) | members of each new quorum queue |
 | STOMPGATE_LOG_LEVEL | INFO | logging level |
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -37,6 +40,26 @@ from chatstate.deployment import (
 )
 
 PREFIX = "STOMPGATE_"
+
+_URL_SEPARATOR = re.compile(r"\s*,\s*(?=[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
+
+
+def split_amqp_urls(value: str) -> tuple[str, ...]:
+    """The AMQP URLs of ``value``: one URL, or several separated by commas (the nodes of a
+    cluster). A comma splits only where a URL (``scheme://``) follows, so a
+    comma inside a password stays. ValueError for none or for a URL that is not
+    ``amqp://host...`` or ``amqps://host...`` (the gateway's ``--amqp-url`` reads the same)."""
+    urls = tuple(u for u in _URL_SEPARATOR.split(value.strip()) if u)
+    if not urls:
+        raise ValueError(f"{PREFIX}AMQP_URL must name at least one AMQP URL")
+    for url in urls:
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() not in ("amqp", "amqps") or not rest.strip("/"):
+            shown = url if "@" not in url else f"{scheme}://...@{url.rpartition('@')[2]}"
+            raise ValueError(
+                f"{PREFIX}AMQP_URL: not an amqp:// or amqps:// URL with a host: {shown!r}"
+            )
+    return urls
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +77,14 @@ class WorkerSettings:
     prefetch: int | None = None
     concurrency: int | None = None
     drain_timeout: float = 30.0
+    reconnect_interval: float = 1.0
     persist_batch_size: int = 500
     persist_batch_wait: float = 0.05
+    quorum_group_size: int | None = None
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
+        split_amqp_urls(self.amqp_url)
         if not 0 <= self.amqp_heartbeat <= 65535:
             raise ValueError(f"{PREFIX}AMQP_HEARTBEAT must be 0..65535, got {self.amqp_heartbeat}")
         _with_heartbeat(self.amqp_url, self.amqp_heartbeat)  # a conflict raises
@@ -109,12 +135,18 @@ class WorkerSettings:
             drain_timeout=_positive_float(
                 "WORKER_DRAIN_TIMEOUT", get("WORKER_DRAIN_TIMEOUT"), d.drain_timeout
             ),
+            reconnect_interval=_positive_float(
+                "WORKER_RECONNECT_INTERVAL", get("WORKER_RECONNECT_INTERVAL"), d.reconnect_interval
+            ),
             persist_batch_size=_positive_int("PERSIST_BATCH_SIZE", get("PERSIST_BATCH_SIZE"))
             or d.persist_batch_size,
             persist_batch_wait=_positive_float(
                 "PERSIST_BATCH_WAIT_MS", get("PERSIST_BATCH_WAIT_MS"), d.persist_batch_wait * 1000
             )
             / 1000,
+            quorum_group_size=_positive_int(
+                "QUORUM_INITIAL_GROUP_SIZE", get("QUORUM_INITIAL_GROUP_SIZE")
+            ),
             log_level=(get("LOG_LEVEL") or d.log_level).upper(),
         )
 
@@ -126,6 +158,11 @@ def _heartbeat(raw: str | None, default: int) -> int:
 
 
 def _with_heartbeat(url: str, seconds: int) -> str:
+    """Each of the comma-separated AMQP URLs with ``heartbeat=seconds`` in its query."""
+    return ",".join(_one_with_heartbeat(one, seconds) for one in split_amqp_urls(url))
+
+
+def _one_with_heartbeat(url: str, seconds: int) -> str:
     parsed = URL(url)
     given = parsed.query.get("heartbeat")
     if given is not None:

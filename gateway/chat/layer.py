@@ -54,7 +54,7 @@ from gateway.chat.destinations import (
 )
 from gateway.chat.errors import ChatError
 from gateway.chat.history import HistoryReader
-from gateway.chat.post_ledger import Existing, PostLedger
+from gateway.chat.post_ledger import Existing, PostLedger, Reserved
 from gateway.chat.read_state import ReadState
 from gateway.chat.recent import RecentCache, decode_member
 from gateway.chat.snowflake import MAX_ID, parse
@@ -62,7 +62,7 @@ from gateway.chat.store_api import HistoryStore, ReadPointerStore
 from gateway.chat.typing import TypingGate, TypingSettings
 from gateway.chat.unread import RoomsOf, UnreadCounts
 from gateway.chat.unstored import UnstoredSet
-from gateway.errors import ErrorMessage
+from gateway.errors import ClientError, ErrorMessage
 from schemas import SchemaError, decode
 from schemas.models import ChatPost, ChatRead, TypingState
 
@@ -232,13 +232,16 @@ class ChatLayer:
             if message_id != candidate:
                 await self._follow(room, candidate, message_id)
             await self._publish(room_topic(room), headers, reservation.event)
+        except ClientError as exc:
+            if not exc.maybe_done:
+                await self._abort(user, room, post, reservation)
+            # Else the broker may hold the message (its confirm was lost with the connection):
+            # the reservation stays pending, so the client's retry with the same client id
+            # takes the post over (same id, same bytes) instead of posting it again under a
+            # second id that the store, idempotent on the client id, would never keep.
+            raise
         except BaseException:
-            try:
-                await self._ledger.abort(
-                    user=user, client_id=post.client_id, room=room, reserved=reservation
-                )
-            except Exception:
-                log.exception("could not uncache unpublished message %d", message_id)
+            await self._abort(user, room, post, reservation)
             raise
         if self._on_post_confirmed is not None:
             self._on_post_confirmed(time.perf_counter() - started)
@@ -260,6 +263,15 @@ class ChatLayer:
         if self.typing.end(user, room, now / 1000):
             await self._typing_stopped(user, room, now)
         return ChatResult("messages", room, message_id)
+
+    async def _abort(self, user: str, room: str, post: ChatPost, reservation: Reserved) -> None:
+        """The publish failed and the broker does not hold the message: undo the reserve."""
+        try:
+            await self._ledger.abort(
+                user=user, client_id=post.client_id, room=room, reserved=reservation
+            )
+        except Exception:
+            log.exception("could not uncache unpublished message %d", reservation.message_id)
 
     async def _follow(self, room: str, candidate: int, message_id: int) -> None:
         """The reserve step gave the post an id above ``candidate`` (the room, or this node

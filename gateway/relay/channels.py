@@ -317,10 +317,14 @@ class ConsumerPool:
     async def _open_connection(self) -> AbstractConnection:
         settings = self._settings
         name = f"stompgate {settings.node_id} consume-{next(self._names)}"
+        primary = self._primary
+        if primary is None or primary.is_closed:
+            raise BrokerUnavailableError("broker unavailable")
         try:
             async with asyncio.timeout(settings.connect_timeout):
+                # The node the consume connection is on (of a cluster's several URLs).
                 connection = await aiormq.connect(
-                    settings.amqp_url, client_properties={"connection_name": name}
+                    primary.url, client_properties={"connection_name": name}
                 )
         except Exception as exc:
             raise BrokerUnavailableError(f"broker unavailable ({exc})") from exc

@@ -11,6 +11,13 @@ runs once, and the loop reconnects with jittered exponential backoff
 (``reconnect_min_delay`` doubling up to ``reconnect_max_delay``). After each successful
 connect ``on_up(publish, consume)`` restores what the relay needs; if it fails, the attempt
 counts as failed and the loop tries again.
+
+Clusters: ``settings.amqp_urls`` may name several nodes of one RabbitMQ cluster. An attempt
+tries them in turn, starting with the one the last attempt reached, and takes the first that
+answers (both connections always go to the same node); only when every node failed does the
+loop wait out its backoff. A lost connection moves the next attempt on to the following node,
+so a node that died is tried last. Everything the relay restores in ``on_up`` (exchanges, the
+node's exclusive fan-out queue, consumers) is declared again on whichever node it reached.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from collections.abc import Awaitable, Callable
 
 import aiormq
 from aiormq.abc import AbstractConnection
+from yarl import URL
 
 from .errors import BrokerUnavailableError, describe_amqp_error
 from .settings import RelaySettings
@@ -58,8 +66,13 @@ class BrokerLink:
         self._ready = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._closers: set[asyncio.Task[None]] = set()
         self._first_attempt = asyncio.Event()
         self._ready_event = asyncio.Event()
+        self._urls = settings.amqp_urls
+        self._next_url = 0  # index of the URL the next attempt starts with
+        self.url: str | None = None
+        """The URL of the node both connections are open to (None while there are none)."""
         self.generation = 0
         self.last_error: str | None = None
 
@@ -78,6 +91,11 @@ class BrokerLink:
             and not self._publish.is_closed
             and not self._consume.is_closed
         )
+
+    @property
+    def shown_url(self) -> str | None:
+        """:attr:`url` without its password (None while disconnected)."""
+        return None if self.url is None else _shown(self.url)
 
     @property
     def closing(self) -> bool:
@@ -116,6 +134,8 @@ class BrokerLink:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await self._close_connections()
+        if self._closers:
+            await asyncio.gather(*self._closers, return_exceptions=True)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -131,6 +151,7 @@ class BrokerLink:
             except Exception as exc:
                 self.last_error = describe_amqp_error(exc)
                 await self._close_connections()
+                self._next_url = (self._next_url + 1) % len(self._urls)
                 self._first_attempt.set()
                 wait = delay * (0.5 + random.random() / 2)
                 log.warning(
@@ -144,13 +165,21 @@ class BrokerLink:
             self._ready = True
             self._ready_event.set()
             self._first_attempt.set()
-            log.info("connected to RabbitMQ (generation %d)", self.generation)
+            log.info(
+                "connected to RabbitMQ at %s (generation %d)", _shown(self.url), self.generation
+            )
             reason = await self._wait_for_loss()
             self._ready = False
             self._ready_event.clear()
             self.generation += 1
             self.last_error = reason
-            await self._close_connections()
+            # Closed in the background: closing a connection the broker reset can take
+            # aiormq its whole timeout (5 s), and the node must hear of the loss and
+            # reconnect now, not after it.
+            closer = asyncio.create_task(_close_pair(*self._detach()), name="stompgate-link-close")
+            self._closers.add(closer)
+            closer.add_done_callback(self._closers.discard)
+            self._next_url = (self._next_url + 1) % len(self._urls)
             if self.closing:
                 return
             log.warning("lost RabbitMQ: %s; reconnecting", reason)
@@ -170,16 +199,41 @@ class BrokerLink:
         return self._consume
 
     async def _connect(self) -> None:
+        """Connect to the first node that answers, from ``_next_url`` on; raise the last
+        node's error when none does."""
+        count = len(self._urls)
+        for step in range(count):
+            index = (self._next_url + step) % count
+            url = self._urls[index]
+            try:
+                await self._connect_to(url)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._close_connections()
+                if step == count - 1:
+                    raise
+                log.warning(
+                    "cannot connect to RabbitMQ at %s (%s); trying the next node",
+                    _shown(url),
+                    describe_amqp_error(exc),
+                )
+                continue
+            self._next_url = index
+            self.url = url
+            return
+
+    async def _connect_to(self, url: str) -> None:
         settings = self._settings
         async with asyncio.timeout(settings.connect_timeout):
             self._publish = await AmqpWire.connect(
-                settings.amqp_url,
+                url,
                 name=f"stompgate {settings.node_id} wire",
                 connect_timeout=settings.connect_timeout,
                 read_hooks=self._read_hooks,
             )
             self._consume = await aiormq.connect(
-                settings.amqp_url,
+                url,
                 client_properties={"connection_name": f"stompgate {settings.node_id} consume"},
             )
 
@@ -200,12 +254,29 @@ class BrokerLink:
         text = "connection closed" if exc is None else describe_amqp_error(exc)
         return f"{which} connection lost: {text}"
 
-    async def _close_connections(self) -> None:
+    def _detach(self) -> tuple[AmqpWire | None, AbstractConnection | None]:
+        """Forget both connections (to be closed by the caller)."""
         publish, consume = self._publish, self._consume
         self._publish = self._consume = None
-        if publish is not None and not publish.is_closed:
-            with contextlib.suppress(Exception):
-                await publish.close(grace=5)
-        if consume is not None and not consume.is_closed:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(consume.close(), timeout=5)
+        self.url = None
+        return publish, consume
+
+    async def _close_connections(self) -> None:
+        await _close_pair(*self._detach())
+
+
+async def _close_pair(publish: AmqpWire | None, consume: AbstractConnection | None) -> None:
+    if publish is not None and not publish.is_closed:
+        with contextlib.suppress(Exception):
+            await publish.close(grace=5)
+    if consume is not None and not consume.is_closed:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(consume.close(), timeout=5)
+
+
+def _shown(url: str | None) -> str:
+    """``url`` for a log line: host, port and vhost, never the password."""
+    if url is None:
+        return "-"
+    parsed = URL(url)
+    return str(parsed.with_password("***")) if parsed.password else str(parsed)

@@ -310,16 +310,22 @@ class ConfirmPublisher:
             and self._on_not_found is not None
         ):
             self._on_not_found(exchange, routing_key)
+        maybe_done = False
         if isinstance(exc, ConfirmTimeoutError):
             text = f"broker did not confirm within {self._settings.confirm_timeout:g} s"
+            maybe_done = True
         elif isinstance(exc, NackedError):
             text = "broker refused the message (nack): a queue may be full or unavailable"
         elif isinstance(exc, ChannelClosedError):
             text = f"broker refused the message: {exc}"
         elif isinstance(exc, WireError):
+            # The connection went while the publish was written or awaited its confirm:
+            # the broker may have taken it.
             text = f"broker unavailable ({exc})"
+            maybe_done = True
         else:  # ValueError: a name that does not fit AMQP (checked earlier, normally)
             text = str(exc)
         error = PublishError(text)
+        error.maybe_done = maybe_done
         error.__cause__ = exc
         return error

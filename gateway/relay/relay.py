@@ -158,6 +158,12 @@ class Relay:
         return self._link.ready and not self._closing
 
     @property
+    def broker_url(self) -> str | None:
+        """The AMQP URL (password hidden) of the broker node the relay is connected to, one
+        of ``settings.amqp_urls``; None while disconnected."""
+        return self._link.shown_url
+
+    @property
     def node_queue(self) -> str | None:
         """Name of the node's current fan-out queue (None while disconnected)."""
         return self._fanout.queue

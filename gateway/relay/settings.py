@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.settings import split_amqp_urls
+
 __all__ = ["RelaySettings"]
 
 
 @dataclass(frozen=True, slots=True)
 class RelaySettings:
     """How one gateway node talks to RabbitMQ.
+
+    ``amqp_url``: one AMQP URL, or the URLs of a cluster's nodes separated by commas
+    (:attr:`amqp_urls`); the link connects to one at a time and moves to the next when it is
+    lost (see :mod:`gateway.relay.link`).
 
     ``publish_channels`` channels with publisher confirms share the publishing connection
     for publishes to the default exchange (one lane per session). Each client's own
@@ -26,7 +32,7 @@ class RelaySettings:
     publish_channels: int = 4
     confirm_timeout: float = 10.0
     reconnect_min_delay: float = 0.5
-    reconnect_max_delay: float = 10.0
+    reconnect_max_delay: float = 3.0
     default_prefetch: int = 100
     durable_queue_type: str = "quorum"
     user_exchange: str = ""
@@ -41,7 +47,13 @@ class RelaySettings:
     order_hold: float = 0.25
     """Seconds a room message waits at most for an earlier one (`ordering`); 0 = no order."""
 
+    @property
+    def amqp_urls(self) -> tuple[str, ...]:
+        """The URLs of ``amqp_url``, in the order the link tries them."""
+        return split_amqp_urls(self.amqp_url)
+
     def __post_init__(self) -> None:
+        split_amqp_urls(self.amqp_url)
         if self.publish_channels < 1:
             raise ValueError("publish_channels must be at least 1")
         if self.client_channels_per_connection < 0:

@@ -15,6 +15,7 @@ from gateway.chat.layer import ChatLayer, ChatResult
 from gateway.chat.node_lease import LeaseLostError
 from gateway.chat.recent import decode_member
 from gateway.chat.snowflake import SnowflakeGenerator, parse
+from gateway.relay.errors import PublishError
 from schemas import decode
 from schemas.models import ChatPost
 from tests.chat.fakes import InMemoryReader, ManualClock, RecordingPublisher
@@ -310,3 +311,50 @@ async def test_works_with_a_decoding_redis_client(
         assert (result.message_id, result.unread) == (first.message_id, 0)
     finally:
         await text_redis.aclose()
+
+
+@pytest.mark.parametrize("maybe_done", [True, False])
+async def test_a_publish_whose_confirm_was_lost_stays_pending_for_the_retry(
+    redis: aioredis.Redis, redis_prefix: str, clock: ManualClock, maybe_done: bool
+) -> None:
+    """The connection went while the publish awaited its confirm (``maybe_done``): the broker
+    may hold the message, so the retry must take it over under the same id. A second id
+    would be published too and never stored (the store keeps one row per client id), and
+    the history API would call that room's store behind for as long as the id is unstored.
+    A publish the broker refused (not ``maybe_done``) is undone: the retry posts anew."""
+    published: list[bytes] = []
+
+    async def publish(destination: str, headers: Sequence[tuple[str, str]], body: bytes) -> None:
+        published.append(body)
+        if len(published) == 1:
+            error = PublishError("broker unavailable (connection reset)")
+            error.maybe_done = maybe_done
+            raise error
+
+    layer = ChatLayer(
+        redis=redis,
+        key_prefix=redis_prefix,
+        ids=SnowflakeGenerator(1),
+        clock=clock,
+        publish=publish,
+        store=None,
+    )
+    with pytest.raises(PublishError):
+        await layer.handle_send("alice", DEST, [], post("lost"))
+    cached = await cached_ids(redis, redis_prefix)
+    clock.now_ms += 5
+    retry = await layer.handle_send("alice", DEST, [], post("lost"))
+    if maybe_done:
+        assert cached == [parse_id(published[0])]
+        assert retry.duplicate
+        assert retry.message_id == cached[0]
+        assert published[0] == published[1]  # the same message again, same id
+    else:
+        assert cached == []  # undone
+        assert not retry.duplicate
+        assert retry.message_id != parse_id(published[0])
+    assert await cached_ids(redis, redis_prefix) == [retry.message_id]
+
+
+def parse_id(event: bytes) -> int:
+    return int(orjson.loads(event)["id"])

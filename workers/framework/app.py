@@ -6,7 +6,8 @@
     async def translate(msg: Delivery[Any]) -> None: ...
 
 Lifecycle: `start()` serves /healthz and /metrics (when a port is set), runs the startup hooks,
-connects (a robust connection: it reconnects and restores its consumers), opens the channel
+connects (a robust connection: it reconnects and restores its consumers; given several URLs,
+the nodes of a cluster, it moves to the next when its node is lost), opens the channel
 `publish()` uses, declares each consumer's queues and starts consuming. `drain()` stops
 consuming, lets in-flight work finish and ack (up to `drain_timeout` s; whatever is still
 unacked then goes back to the queue), closes the connection, runs the shutdown hooks. `run()`
@@ -31,6 +32,7 @@ from prometheus_client import CollectorRegistry
 
 from chatstate.deployment import DEFAULT_TOPIC_EXCHANGE, Namespace, claim_namespace
 from workers.framework.batch import BatchRuntime
+from workers.framework.connection import connect_cluster
 from workers.framework.health import HealthServer
 from workers.framework.idempotency import IdempotencyGuard
 from workers.framework.metrics import WorkerMetrics
@@ -38,7 +40,7 @@ from workers.framework.runtime import ConsumerRuntime
 from workers.framework.single import SingleRuntime
 from workers.framework.spec import BatchSpec, ConsumerSpec, Handler, RetryPolicy, Validator
 from workers.framework.validation import schema_validator
-from workers.settings import WorkerSettings
+from workers.settings import WorkerSettings, split_amqp_urls
 
 log = logging.getLogger("stompgate.workers")
 
@@ -48,6 +50,7 @@ Hook = Callable[[], Awaitable[None]]
 DEFAULT_PREFETCH = 100
 DEFAULT_CONCURRENCY = 10
 DEFAULT_DRAIN_TIMEOUT = 30.0
+DEFAULT_RECONNECT_INTERVAL = 1.0
 
 
 class WorkerApp:
@@ -63,6 +66,8 @@ class WorkerApp:
         metrics_port: int | None = None,
         metrics_host: str | None = None,
         drain_timeout: float | None = None,
+        quorum_group_size: int | None = None,
+        reconnect_interval: float | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.name = name
@@ -72,6 +77,8 @@ class WorkerApp:
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
         self.drain_timeout = drain_timeout
+        self.quorum_group_size = quorum_group_size
+        self.reconnect_interval = reconnect_interval
         self.metrics = WorkerMetrics(registry)
         self.consumers: list[ConsumerSpec] = []
         self.runtimes: list[ConsumerRuntime] = []
@@ -178,6 +185,10 @@ class WorkerApp:
             self.metrics_host = settings.metrics_host
         if self.drain_timeout is None:
             self.drain_timeout = settings.drain_timeout
+        if self.quorum_group_size is None:
+            self.quorum_group_size = settings.quorum_group_size
+        if self.reconnect_interval is None:
+            self.reconnect_interval = settings.reconnect_interval
 
     # -- running ------------------------------------------------------------------------------
 
@@ -219,7 +230,10 @@ class WorkerApp:
             await self._health.start()
         for hook in self._startup:
             await hook()
-        self.connection = await aio_pika.connect_robust(self.amqp_url)
+        self.connection = await connect_cluster(
+            split_amqp_urls(self.amqp_url),
+            reconnect_interval=self.reconnect_interval or DEFAULT_RECONNECT_INTERVAL,
+        )
         self._publishing = await self.connection.channel(publisher_confirms=True)
         await self._prepare_broker(self.connection)
         for runtime in runtimes:
@@ -320,6 +334,8 @@ class WorkerApp:
             spec = dataclasses.replace(spec, validator=schema_validator(spec.schema))
         if spec.exchange is None:
             spec = dataclasses.replace(spec, exchange=self.topic_exchange)
+        if spec.quorum_group_size is None and self.quorum_group_size is not None:
+            spec = dataclasses.replace(spec, quorum_group_size=self.quorum_group_size)
         prefetch = spec.prefetch or self.prefetch or DEFAULT_PREFETCH
         if spec.batch is not None:
             if spec.prefetch is None:

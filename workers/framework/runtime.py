@@ -72,7 +72,7 @@ class ConsumerRuntime(ABC):
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         await channel.set_qos(prefetch_count=self.prefetch)
         self.channel = channel
-        self.queue = await declare_topology(channel, self.spec)
+        self.queue = await declare_topology(connection, channel, self.spec)
         self._consumer_tag = await self.queue.consume(self._on_message)
         log.info(
             "consuming %s (patterns %s on %r, prefetch %d)",

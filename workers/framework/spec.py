@@ -78,6 +78,9 @@ class ConsumerSpec:
     only_headers: Mapping[str, str] = field(default_factory=dict)
     idempotency: IdempotencyGuard | None = None
     key: Callable[[Any], str] | None = None
+    quorum_group_size: int | None = None
+    """``x-quorum-initial-group-size`` of the consumer's quorum queues (None: every node of
+    the cluster, the broker's default)."""
 
     @property
     def retry_queue_names(self) -> dict[float, str]:

@@ -2,9 +2,9 @@
 
 - `stompgate.notify` (quorum, bound to `amq.topic` with `room.*`): chat messages; who should
   hear of each.
-- `stompgate.notify.wait.<window>` (e.g. `stompgate.notify.wait.10s`; durable, its
-  `x-message-ttl` the window, dead-lettering to `stompgate.notify.due`): collapse windows
-  running.
+- `stompgate.notify.wait.<window>` (e.g. `stompgate.notify.wait.10s`; a quorum queue, its
+  `x-message-ttl` the window, dead-lettering at least once to `stompgate.notify.due`; an
+  older version's classic one is used as it is): collapse windows running.
 - `stompgate.notify.due` (quorum): a window closed; decide and build the notification.
 - `stompgate.notify.send` (quorum): one notification for one target, named by the header
   `stompgate-push-target` (a subscription id, or `webhook`).
@@ -23,7 +23,10 @@ import aio_pika
 import msgspec
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
+from workers.framework.connection import connect_cluster
 from workers.framework.spec import delay_label
+from workers.framework.topology import declare_delay_queue, delay_arguments
+from workers.settings import split_amqp_urls
 
 QUEUE = "stompgate.notify"
 DUE_QUEUE = "stompgate.notify.due"
@@ -70,27 +73,32 @@ decode_due = msgspec.json.Decoder(DueJob).decode
 
 
 class NotifyQueues:
-    def __init__(self, amqp_url: str, window: float, names: QueueNames | None = None) -> None:
+    def __init__(
+        self,
+        amqp_url: str,
+        window: float,
+        names: QueueNames | None = None,
+        *,
+        quorum_group_size: int | None = None,
+        reconnect_interval: float = 1.0,
+    ) -> None:
         self.amqp_url = amqp_url
         self.window = window
         self.names = names or QueueNames()
+        self.quorum_group_size = quorum_group_size
+        self.reconnect_interval = reconnect_interval
         self.wait_queue = self.names.wait(window)
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
 
     async def open(self) -> None:
-        connection = await aio_pika.connect_robust(self.amqp_url)
+        connection = await connect_cluster(
+            split_amqp_urls(self.amqp_url), reconnect_interval=self.reconnect_interval
+        )
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            await channel.declare_queue(
-                self.wait_queue,
-                durable=True,
-                arguments={
-                    "x-message-ttl": max(1, round(self.window * 1000)),
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": self.names.due,
-                },
-            )
+            arguments = delay_arguments(self.window, self.names.due, self.quorum_group_size)
+            await declare_delay_queue(connection, channel, self.wait_queue, arguments)
         except BaseException:
             await connection.close()
             raise

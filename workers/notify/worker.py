@@ -153,7 +153,13 @@ def build_app(
         cache = MembershipCache(redis, keys, roster_prefix=config.membership_prefix)
         room_members = RoomMembers(cache, rooms)
     names = QueueNames(settings.deployment)
-    queues = NotifyQueues(app.amqp_url or settings.broker_url, config.window, names)
+    queues = NotifyQueues(
+        app.amqp_url or settings.broker_url,
+        config.window,
+        names,
+        quorum_group_size=app.quorum_group_size,
+        reconnect_interval=app.reconnect_interval or settings.reconnect_interval,
+    )
     metrics = NotifyMetrics(app.metrics.registry)
     holder: list[Notifier] = []  # made at startup: the providers need a running loop
     opened: list[Clients] = []
