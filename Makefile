@@ -111,11 +111,13 @@ SOAK_MINUTES ?= 30
 soak: install test-services
 	$(PY) -m benchmarks.soak --minutes $(SOAK_MINUTES)
 
-# The STOMP fuzzer: the codec's property tests (tests/stomp/test_fuzz.py) and raw bytes, for
+# The STOMP fuzzer: the codec's property tests (tests/stomp/test_fuzz.py) and raw bytes, and
+# for FUZZ_NODE_SHARE of the time the same kind of bytes through a live gateway node, for
 # FUZZ_SECONDS; prints executions and findings (inputs kept under var/fuzz/).
 FUZZ_SECONDS ?= 300
-fuzz: install
-	$(PY) -m benchmarks.fuzz_stomp --seconds $(FUZZ_SECONDS)
+FUZZ_NODE_SHARE ?= 0.2
+fuzz: install services
+	$(PY) -m benchmarks.fuzz_stomp --seconds $(FUZZ_SECONDS) --node-share $(FUZZ_NODE_SHARE)
 
 bench: install test-services
 	$(PY) -m benchmarks.bench_gateway

@@ -12,8 +12,15 @@ fresh session, cut into chunks at random places.
 Each input runs under a watchdog (``--hang-seconds``): an input still running after it is a
 hang. A failing input is run once more to tell a real finding from a slow machine (the
 property tests bound each input to a time budget). Findings are written under
-``var/fuzz/`` (input bytes and traceback) and printed; the exit status is 1 if any
-reproduced.
+``var/fuzz/`` (input bytes and traceback) and printed, and a failing property test's case
+goes to Hypothesis' example database (``.hypothesis/``), so ``pytest tests/stomp`` replays
+and shrinks it; the exit status is 1 if any reproduced.
+
+With ``--node-share F`` a part F of the time goes to a live gateway node (``python -m
+gateway`` on a fresh vhost of the local RabbitMQ): sessions that CONNECT and then send mutated
+streams, 16 at a time; what comes back must parse into frames with at most one ERROR, the
+last, after which the node closes the socket; a canary session every 2 s must still get
+through.
 
 Prints, per target: executions, executions per second, corpus size and findings.
 """
@@ -37,14 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from hypothesis import settings
-
-# Before the property tests are imported: their @settings inherit from the loaded profile,
-# and a fuzz run must not write Hypothesis' example database into the checkout.
-settings.register_profile("stompgate-fuzz", database=None, deadline=None)
-settings.load_profile("stompgate-fuzz")
-
-from gateway.stomp import (  # noqa: E402
+from gateway.stomp import (
     Frame,
     HeartBeat,
     Limits,
@@ -56,7 +56,7 @@ from gateway.stomp import (  # noqa: E402
     events,
     serialize,
 )
-from tests.stomp import test_fuzz  # noqa: E402
+from tests.stomp import test_fuzz
 
 __all__ = ["Finding", "HangError", "Target", "TargetStats", "fuzz", "main", "targets"]
 
@@ -331,7 +331,7 @@ def summary(stats: dict[str, TargetStats], seconds: float) -> str:
 CONNECT_GUEST = b"CONNECT\naccept-version:1.0,1.1,1.2\nlogin:guest\npasscode:guest\n\n\x00"
 
 
-async def node_case(port: int, data: bytes, idle: float = 0.3) -> str:
+async def node_case(port: int, data: bytes, idle: float = 0.3, close_wait: float = 10.0) -> str:
     """A session that CONNECTs and then sends ``data``: what comes back must parse into
     frames with at most one ERROR, the last one, after which the node closes the socket."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -341,7 +341,7 @@ async def node_case(port: int, data: bytes, idle: float = 0.3) -> str:
     try:
         writer.write(CONNECT_GUEST + data)
         while True:
-            wait = 10.0 if any(f.command == "ERROR" for f in frames) else idle
+            wait = close_wait if any(f.command == "ERROR" for f in frames) else idle
             try:
                 chunk = await asyncio.wait_for(reader.read(65536), wait)
             except TimeoutError:

@@ -26,11 +26,18 @@ async def test_two_minutes_of_mixed_traffic_lose_nothing_and_leak_nothing(tmp_pa
     result = await run(config)
     report = verdict(result)
     print(report)
-    assert result.sent > 0 and result.reconnects > 0 and result.churn_cycles > 0, report
+    assert result.sent > 0, report
+    assert result.reconnects > 0, report
+    assert result.churn_cycles > 0, report
     assert result.errors == 0, report
     assert result.receipted == result.sent, report
     assert result.stored == result.receipted, report
     assert result.correct, report
+    # No post failed, so the room order has no hole to give up on: numbers posted while a
+    # node was not bound to the room (churn, reconnects) must not count as skipped (they did
+    # by the hundred before the order restarted on bind/unbind). A little slack for a post
+    # that a loaded machine delays past the hold.
+    assert result.room_order["skipped"] < 20, report
     assert result.delivered == result.receipted * config.readers_per_room, report
     first, last = result.samples[0], result.samples[-1]
     for node, (before, after) in enumerate(zip(first.rss_mib, last.rss_mib, strict=True)):
