@@ -76,6 +76,7 @@ class SoakConfig:
     rss_slack_mib: float = 8.0
     fd_slack: int = 16
     redis_slack_mib: float = 2.0
+    redis_key_slack: int = 20
     log_dir: Path | None = None
 
 
@@ -85,6 +86,9 @@ class Sample:
     rss_mib: list[float]
     fds: list[int]
     redis_mib: float
+    redis_lasting_keys: int
+    """Redis keys without a TTL: what no expiry bounds (the posts' idempotency keys live
+    24 h by design, so ``used_memory`` grows with the posts for a day)."""
 
 
 @dataclass
@@ -326,16 +330,20 @@ class Traffic:
         if client is not None:
             await client.close()
 
-    async def sampler(self, pids: Callable[[], list[int]], redis_memory: Callable[[], int]) -> None:
+    async def sampler(
+        self, pids: Callable[[], list[int]], redis_memory: Callable[[], tuple[int, int]]
+    ) -> None:
         started = time.monotonic()
         next_report = started + self.config.report_seconds
         while not self.stop.is_set():
             await self.pause(self.config.sample_seconds)
+            used, lasting = await asyncio.to_thread(redis_memory)
             sample = Sample(
                 time.monotonic() - started,
                 [_rss_mib(pid) for pid in pids()],
                 [_fds(pid) for pid in pids()],
-                await asyncio.to_thread(redis_memory) / 2**20,
+                used / 2**20,
+                lasting,
             )
             self.result.samples.append(sample)
             if time.monotonic() >= next_report or self.stop.is_set():
@@ -355,7 +363,8 @@ class Traffic:
         rss = "/".join(f"{v:.0f}" for v in sample.rss_mib)
         fds = "/".join(str(v) for v in sample.fds)
         print(
-            f"{sample.at / 60:5.1f} {rss:>9} {fds:>7} {sample.redis_mib:7.2f}  {latency}  "
+            f"{sample.at / 60:5.1f} {rss:>9} {fds:>7} {sample.redis_mib:7.2f} "
+            f"{sample.redis_lasting_keys:>6}  {latency}  "
             f"{r.sent:>7} {r.receipted:>7} {r.delivered:>8} {stored:>7} {r.errors:>5}",
             flush=True,
         )
@@ -547,6 +556,10 @@ def check(traffic: Traffic, stored_rows: list[tuple[int, str, str, str]]) -> Non
         [s.redis_mib for s in result.samples],
         config.redis_slack_mib,
     )
+    series["Redis keys without a TTL"] = (
+        [float(s.redis_lasting_keys) for s in result.samples],
+        config.redis_key_slack,
+    )
     for name, (values, slack) in series.items():
         result.verdicts[name] = trend(values, config.warmup_fraction, config.growth_limit, slack)
 
@@ -590,8 +603,8 @@ async def run(config: SoakConfig) -> SoakResult:
             flush=True,
         )
         print(
-            "  min  RSS MiB     fds  Redis MiB  lat ms p50    p99     max     sent"
-            " receipted delivered  stored errors",
+            "  min  RSS MiB     fds Redis: MiB keys*  lat ms p50    p99     max     sent"
+            " receipted delivered  stored errors   (*without a TTL)",
             flush=True,
         )
         for room in rooms:
@@ -601,8 +614,10 @@ async def run(config: SoakConfig) -> SoakResult:
         def pids() -> list[int]:
             return [n.process.pid if n.process is not None else 0 for n in nodes]
 
-        def redis_memory() -> int:
-            return int(redis.client.info("memory")["used_memory"])
+        def redis_memory() -> tuple[int, int]:
+            used = int(redis.client.info("memory")["used_memory"])
+            space = redis.client.info("keyspace").get("db0", {})
+            return used, int(space.get("keys", 0)) - int(space.get("expires", 0))
 
         base_urls = [n.http_url for n in nodes]
         tasks = [asyncio.create_task(r.run(base_urls)) for r in traffic.readers]
