@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install web apertium chromium services test-services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-presence bench-persist config-doc bench-unread bench-translate clean
+.PHONY: install web apertium chromium services test-services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-presence bench-persist config-doc bench-unread bench-translate soak fuzz clean
 
 install: $(STAMP) tests/js/node_modules/.installed web apertium chromium
 
@@ -103,6 +103,21 @@ bench-unread: install services
 # latency with and without the worker running
 bench-translate: install services
 	$(PY) -m benchmarks.bench_translate
+
+# The soak: two gateway nodes, the persist worker, RabbitMQ and a private Redis under mixed
+# chat traffic; prints RSS, fds, Redis memory, latency and counts per minute, then checks that
+# nothing receipted was lost or duplicated and that nothing keeps growing (benchmarks/soak.py).
+SOAK_MINUTES ?= 30
+soak: install test-services
+	$(PY) -m benchmarks.soak --minutes $(SOAK_MINUTES)
+
+# The STOMP fuzzer: the codec's property tests (tests/stomp/test_fuzz.py) and raw bytes, and
+# for FUZZ_NODE_SHARE of the time the same kind of bytes through a live gateway node, for
+# FUZZ_SECONDS; prints executions and findings (inputs kept under var/fuzz/).
+FUZZ_SECONDS ?= 300
+FUZZ_NODE_SHARE ?= 0.2
+fuzz: install services
+	$(PY) -m benchmarks.fuzz_stomp --seconds $(FUZZ_SECONDS) --node-share $(FUZZ_NODE_SHARE)
 
 bench: install test-services
 	$(PY) -m benchmarks.bench_gateway

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 
 from .destinations import TOPIC_PREFIX, escape_name
 from .errors import BrokerUnavailableError, SubscribeError, describe_amqp_error
-from .matcher import TopicTrie
+from .matcher import TopicTrie, split_words, topic_matches
 from .ordering import KeyOrderer, sequence_of
 from .settings import RelaySettings
 from .subscription import DeliverySink, OnClosed, RelaySubscription, prepare_delivery
@@ -69,6 +69,11 @@ class FanoutSubscription(RelaySubscription):
             await self._fanout.remove(self)
 
 
+def _is_wild(pattern: str) -> bool:
+    words = split_words(pattern)
+    return "*" in words or "#" in words
+
+
 class _KeyLock:
     """Serializes bind/unbind of one (exchange, key); dropped when nobody uses it."""
 
@@ -94,6 +99,7 @@ class NodeFanout:
         self._binder: WireChannel | None = None  # binds and unbinds (a refusal closes it)
         self._queue: str | None = None
         self._bound: set[tuple[str, str]] = set()
+        self._bound_wild: set[str] = set()  # the bound topic patterns with a wildcard
         self._locks: dict[tuple[str, str], _KeyLock] = {}
         self.deliveries = 0  # broker deliveries taken from the node queue
         self._orderer: KeyOrderer[Delivery] | None = None
@@ -128,6 +134,7 @@ class NodeFanout:
         await channel.basic_consume(name, self._on_message)
         self._wire, self._channel, self._binder, self._queue = wire, channel, binder, name
         self._bound = set(wanted)
+        self._bound_wild = {key for exchange, key in wanted if self._wild_topic(exchange, key)}
         log.info("node fan-out queue %s with %d bindings", name, len(wanted))
 
     def reset(self) -> None:
@@ -135,6 +142,7 @@ class NodeFanout:
         self._wire = self._channel = self._binder = None
         self._queue = None
         self._bound.clear()
+        self._bound_wild.clear()
         if self._orderer is not None:
             self._orderer.reset()
 
@@ -203,10 +211,15 @@ class NodeFanout:
                     return
                 try:
                     if want:
+                        self._restart_order(exchange, key)
                         await binder.queue_bind(queue, exchange, key)
                         self._bound.add(ident)
+                        if self._wild_topic(exchange, key):
+                            self._bound_wild.add(key)
                     else:
                         self._bound.discard(ident)
+                        self._bound_wild.discard(key)
+                        self._restart_order(exchange, key)
                         await binder.queue_unbind(queue, exchange, key)
                 except Exception as exc:
                     if strict:
@@ -218,6 +231,31 @@ class NodeFanout:
             entry.users -= 1
             if not entry.users:
                 del self._locks[ident]
+
+    def _wild_topic(self, exchange: str, key: str) -> bool:
+        return exchange == self._topic_exchange and _is_wild(key)
+
+    def _restart_order(self, exchange: str, pattern: str) -> None:
+        """The room order forgets the keys ``pattern`` covers that no other binding of the
+        node covers: the node does not hear them from here on (an unbind), or did not hear
+        them until now (a bind). Either way the posts published meanwhile never reach it, so
+        the next one must not wait for them nor count them as skipped (`ordering`). Called
+        before the broker is asked, so a message the new binding routes comes after it."""
+        orderer = self._orderer
+        if exchange != self._topic_exchange or orderer is None or not len(orderer):
+            return
+        # A key is covered by its own binding or by a pattern with a wildcard.
+        others = [p for p in self._bound_wild if p != pattern]
+
+        def unheard(key: str) -> bool:
+            if key != pattern and (self._topic_exchange, key) in self._bound:
+                return False
+            return not any(topic_matches(p, key) for p in others)
+
+        if _is_wild(pattern):
+            orderer.forget(lambda key: topic_matches(pattern, key) and unheard(key))
+        elif orderer.follows(pattern) and unheard(pattern):
+            orderer.forget(lambda key: key == pattern)
 
     async def _binder_channel(self) -> WireChannel:
         """The channel for binds; reopened if the broker closed it (a refused bind)."""

@@ -24,8 +24,11 @@ Per routing key the node keeps the next number it expects:
   started again (Redis lost it), and so does the key.
 
 The first message of a key sets the expectation, as does the first after the key was idle
-for ``idle_evict`` seconds (its state is dropped), unless a catch-up seeded the key first
-with the room's counter (`seed`). A number more than ``max_gap`` ahead
+for ``idle_evict`` seconds (its state is dropped) or after the node stopped listening to it
+(`forget`: the fan-out forgets a key when no binding of the node covers it any more, and
+again when one is made, so numbers published while the node was not bound are never waited
+for nor counted as skipped), unless a catch-up seeded the key first with the room's counter
+(`seed`). A number more than ``max_gap`` ahead
 releases what is held and starts the key again from it. Messages without both headers
 (typing, read receipts, anything not from the chat layer) pass straight through.
 """
@@ -163,6 +166,25 @@ class KeyOrderer(Generic[T]):
             return
         stream = self._streams[key] = _Stream(next_seq, self._clock())
         stream.top_id = top_id
+
+    def follows(self, key: str) -> bool:
+        """Does the node keep an expectation for ``key``?"""
+        return key in self._streams
+
+    def forget(self, matching: Callable[[str], bool]) -> int:
+        """Forget every key for which ``matching(key)`` is true; return how many.
+
+        For keys the node stops (or starts again) listening to: the numbers published while
+        it did not listen never reach it, so the key's next message must start the
+        expectation again rather than wait for them (and count them as skipped). What such a
+        key still holds is handed on first, in order, without counting its gaps as skipped.
+        """
+        keys = [key for key in self._streams if matching(key)]
+        for key in keys:
+            stream = self._streams[key]
+            self._flush(key, stream, remember=False)
+            del self._streams[key]
+        return len(keys)
 
     def reset(self) -> None:
         """Forget every key (the broker connection is gone; held items with it)."""

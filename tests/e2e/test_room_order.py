@@ -172,3 +172,57 @@ async def test_a_catch_up_subscription_gets_an_overtaken_post_first(
         await _overtaken(a, b, room)
         assert _texts(device.messages(2)) == ["first", "second"]
         assert device.no_message(0.3)
+
+
+CHURN_HOLD_MS = 4000
+"""Long enough that "not held" is plain without measuring the machine: a message the node
+held would come after this; one it did not hold comes well within half of it."""
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
+async def test_a_re_subscribe_after_an_unbind_waits_for_nothing_and_skips_nothing(
+    start_gateway: GatewayFactory, nodes: tuple[ChatNode, ChatNode]
+) -> None:
+    """The node unbinds the room when its last subscriber leaves; posts made meanwhile never
+    reach it. When a session subscribes again, the first live post must not wait for them
+    (the full hold) nor count them as skipped. A real hole (a post that took a number while
+    the node was bound and was never published) still waits the hold and counts once."""
+    gw = start_gateway("gw-churn", STOMPGATE_ORDER_HOLD_MS=str(CHURN_HOLD_MS))
+    room = room_name()
+    destination = f"/topic/room.{room}"
+    a, b = nodes
+    not_held = CHURN_HOLD_MS / 1000 / 2
+    with stomp_client(gw.stomp_port, login="bob", passcode="bob") as watcher:
+        for cycle in range(3):
+            watcher.subscribe(destination, f"w{cycle}")  # bound again (receipted after it)
+            await b.post(room, f"live-{cycle}")
+            await a.post(room, f"live-{cycle}b")
+            got = _texts(watcher.messages(2, timeout=not_held))
+            assert got == [f"live-{cycle}", f"live-{cycle}b"]
+            watcher.unsubscribe(f"w{cycle}")  # the last local subscriber: unbound
+            for i in range(3):  # numbers the node cannot see
+                await b.post(room, f"unheard-{cycle}-{i}")
+        assert watcher.no_message(0.3)
+        metrics = await asyncio.to_thread(_scrape, f"{gw.http_url}/metrics")
+        assert _metric(metrics, "stompgate_room_order_skipped_total") == 0
+        assert _metric(metrics, "stompgate_room_order_held_total") == 0
+
+        watcher.subscribe(destination, "w-hole")
+        await b.post(room, "one")
+        a.fail = True
+        with pytest.raises(ConnectionError):
+            await a.post(room, "lost")  # took a number while the node was bound: a hole
+        await b.post(room, "two")
+        assert _texts(watcher.messages(1, timeout=not_held)) == ["one"]
+        assert watcher.no_message(not_held)  # "two" waits for the hole ...
+        got = _texts(watcher.messages(1, timeout=CHURN_HOLD_MS / 1000 + 10))
+        assert got == ["two"]  # ... and comes once the hold gives up on it
+    metrics = await asyncio.to_thread(_scrape, f"{gw.http_url}/metrics")
+    assert _metric(metrics, "stompgate_room_order_skipped_total") == 1
+    assert _metric(metrics, "stompgate_room_order_held_total") == 1

@@ -128,3 +128,61 @@ async def test_concurrent_subscribe_and_cancel_same_key(
         subs[-1].cancel(), relay.subscribe(sinks[0], "y", "/topic/busy", "auto", {})
     )
     assert binding_keys(fresh_vhost, queue) == {"busy"}
+
+
+HOLD = 5.0
+"""A hold long enough that "not held" needs no clock: a held message would come after it."""
+
+
+async def _post(relay: Relay, key: str, seq: int) -> None:
+    headers = [("stompgate-room-seq", str(seq)), ("stompgate-message-id", str(1000 + seq))]
+    await relay.publish(RecordingSink("poster"), f"/topic/{key}", headers, f"m{seq}".encode())
+
+
+async def test_room_order_survives_the_unbind_of_a_key_another_binding_still_covers(
+    make_relay: RelayFactory,
+) -> None:
+    """The node forgets a room's order only when no binding covers the room any more: while
+    ``room.*`` still covers ``room.k``, the exact binding's unbind keeps the expectation, so
+    an overtaken post is still put back in order (forgotten, 3 would start the room afresh
+    and 2 would come after it)."""
+    relay = await make_relay(order_hold=HOLD)
+    wild, exact = RecordingSink("wild"), RecordingSink("exact")
+    await relay.subscribe(wild, "w", "/topic/room.*", "auto", {})
+    sub = await relay.subscribe(exact, "e", "/topic/room.k", "auto", {})
+    await _post(relay, "room.k", 1)
+    await exact.wait_for(1)
+    await sub.cancel()  # unbinds room.k; room.* still covers it
+    await _post(relay, "room.k", 3)  # overtook 2
+    await _post(relay, "room.k", 2)
+    await wild.wait_for(3, within=HOLD / 2)
+    assert wild.bodies() == [b"m1", b"m2", b"m3"]
+    assert relay.room_order == (1, 0, 0)  # (held, skipped, dropped): 3 waited for 2
+
+
+async def test_room_order_starts_afresh_after_the_last_covering_binding_went(
+    make_relay: RelayFactory,
+) -> None:
+    """A wildcard's unbind keeps the order of a key an exact binding still covers; once no
+    binding covers the key, the posts made meanwhile never reach the node, and the first
+    one after a new binding goes out at once: not held, nothing counted as skipped."""
+    relay = await make_relay(order_hold=HOLD)
+    exact, wild = RecordingSink("exact"), RecordingSink("wild")
+    sub_exact = await relay.subscribe(exact, "e", "/topic/room.k", "auto", {})
+    sub_wild = await relay.subscribe(wild, "w", "/topic/room.*", "auto", {})
+    await _post(relay, "room.k", 1)
+    await wild.wait_for(1)
+    await sub_wild.cancel()  # room.k is still bound exactly: followed on
+    await _post(relay, "room.k", 3)
+    await _post(relay, "room.k", 2)
+    await exact.wait_for(3, within=HOLD / 2)
+    assert exact.bodies() == [b"m1", b"m2", b"m3"]
+    await sub_exact.cancel()  # nothing covers room.k now
+    for seq in (4, 5, 6):
+        await _post(relay, "room.k", seq)  # the node cannot see these
+    again = RecordingSink("again")
+    await relay.subscribe(again, "a", "/topic/room.*", "auto", {})
+    await _post(relay, "room.k", 10)
+    await again.wait_for(1, within=HOLD / 2)
+    assert again.bodies() == [b"m10"]
+    assert relay.room_order == (1, 0, 0)  # (held, skipped, dropped): 3 waited for 2

@@ -170,3 +170,35 @@ async def test_seeding_a_followed_key_changes_nothing() -> None:
     orderer.seed("room.a", 9, 1008)
     offer(orderer, 2)
     assert out.of() == ["m1", "m2"]
+
+
+async def test_a_forgotten_key_starts_again_without_waiting_or_skipping() -> None:
+    """The node stopped listening to the room (unbind) and later listens again: the numbers
+    published meanwhile never reach it, so its next number is a new start, not a hole."""
+    orderer, out = make()
+    offer(orderer, 1)
+    offer(orderer, 3)  # held: 2 is late
+    offer(orderer, 1, key="room.b")
+    assert orderer.forget(lambda key: key == "room.a") == 1
+    assert out.of() == ["m1", "m3"]  # what was held is handed on, its gap not counted
+    assert not orderer.follows("room.a")
+    assert orderer.follows("room.b")
+    offer(orderer, 40)  # 4..39 went by while the node was not bound
+    offer(orderer, 41)
+    assert out.of() == ["m1", "m3", "m40", "m41"]
+    await asyncio.sleep(HOLD * 3)  # no timer left behind
+    assert out.of() == ["m1", "m3", "m40", "m41"]
+    assert orderer.skipped_total == 0
+    assert orderer.held_total == 1
+
+
+async def test_a_forgotten_key_can_be_seeded_again() -> None:
+    orderer, out = make()
+    offer(orderer, 1)
+    orderer.seed("room.a", 30, 1028)  # followed: no effect
+    orderer.forget(lambda key: True)
+    orderer.seed("room.a", 30, 1028)  # a catch-up after the re-subscribe read up to 29
+    offer(orderer, 31)
+    assert out.of() == ["m1"]
+    offer(orderer, 30)
+    assert out.of() == ["m1", "m30", "m31"]
