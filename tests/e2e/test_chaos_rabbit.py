@@ -22,7 +22,7 @@ for the worker's declare to match), while the gateway's and the worker's connect
 gateway's exclusive fan-out queue and the worker's consumer are on the node that dies. The
 test shows that clients move to another node of the cluster, redeclare and resume, and lose
 nothing receipted; it does not show a quorum queue surviving the loss of one of its members
-(that takes three nodes: docs/reliability-rabbitmq.md).
+(that takes three nodes: docs/reliability.md).
 """
 
 from __future__ import annotations

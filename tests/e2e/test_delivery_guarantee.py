@@ -161,6 +161,7 @@ def _catch_up(node: GatewayProcess, room: str, after: int) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.chaos
 @pytest.mark.timeout(240)
 def test_10k_messages_50_clients_two_nodes_worker_and_gateway_killed(
     start_gateway: GatewayFactory,
