@@ -47,6 +47,7 @@ import os
 import resource
 import select
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,17 +145,28 @@ def raise_nofile(wanted: int) -> tuple[int, int]:
 # -- the load generator ---------------------------------------------------------------------------
 
 
-class LoadGen:
-    """One ``node benchmarks/loadgen.cjs`` process, driven line by line."""
+CLIENTS = ("node", "python")
 
-    def __init__(self, config: dict[str, Any], log_dir: Path) -> None:
-        node = shutil.which("node")
-        if node is None:
-            raise SystemExit("node not found: install Node 20 (and `make install` for ws)")
+
+def loadgen_command(client: str) -> list[str]:
+    """The load generator's command line: ``node`` (loadgen.cjs, the ``ws`` package) or
+    ``python`` (loadgen_py.py: aiohttp's client on uvloop); both speak the same protocol."""
+    if client == "python":
+        return [sys.executable, "-m", "benchmarks.loadgen_py"]
+    node = shutil.which("node")
+    if node is None:
+        raise SystemExit("node not found: install Node 20 (and `make install` for ws)")
+    return [node, str(LOADGEN)]
+
+
+class LoadGen:
+    """One load generator process (``--client``), driven line by line."""
+
+    def __init__(self, config: dict[str, Any], log_dir: Path, client: str = "node") -> None:
         self.stderr_path = log_dir / "loadgen.stderr"
         with self.stderr_path.open("ab") as stderr:
             self.proc = subprocess.Popen(
-                [node, str(LOADGEN), json.dumps(config)],
+                [*loadgen_command(client), json.dumps(config)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
@@ -232,12 +244,15 @@ class Broker:
     vhost: str
 
 
-def start_gateway(amqp_url: str, log_dir: Path, name: str = "bench") -> GatewayProcess:
-    """A fresh gateway process on free ports, limits off, logging warnings only."""
+def start_gateway(
+    amqp_url: str, log_dir: Path, name: str = "bench", extra_args: Sequence[str] = ()
+) -> GatewayProcess:
+    """A fresh gateway process on free ports, limits off, logging warnings only;
+    ``extra_args`` go on its command line (say, which WebSocket path to serve)."""
     gateway = GatewayProcess(
         amqp_url=amqp_url,
         node_id=f"{name}-{os.getpid()}-{time.monotonic_ns() % 1_000_000}",
-        extra_args=("--log-level", "WARNING"),
+        extra_args=("--log-level", "WARNING", *extra_args),
         env=GATEWAY_ENV,
     )
     gateway.start(log_dir)
@@ -245,10 +260,12 @@ def start_gateway(amqp_url: str, log_dir: Path, name: str = "bench") -> GatewayP
     return gateway
 
 
-def start_server(name: str, broker: Broker, log_dir: Path) -> Server:
+def start_server(
+    name: str, broker: Broker, log_dir: Path, gateway_args: Sequence[str] = ()
+) -> Server:
     if name == "web-stomp":
         return Server(name, broker.web_stomp_url, {"beam.smp": broker.beam})
-    gateway = start_gateway(broker.amqp_url, log_dir)
+    gateway = start_gateway(broker.amqp_url, log_dir, extra_args=gateway_args)
     assert gateway.process is not None
     return Server(
         name,
@@ -298,6 +315,8 @@ class Scenario:
     results: dict[str, Any] = field(default_factory=dict)  # "<target>" / "<target>/max"
     #: every round's results (traffic scenarios run --rounds times, targets alternating)
     rounds: list[dict[str, Any]] = field(default_factory=list)
+    #: every round's offered load of the fixed-rate runs, deliveries/s
+    rates: list[float] = field(default_factory=list)
 
 
 def run_traffic(
@@ -308,10 +327,12 @@ def run_traffic(
     log_dir: Path,
     *,
     mode: str,
+    rate: float = 0.0,
 ) -> TrafficResult:
+    """One run of ``scenario``: ``mode`` "fixed" (``rate`` deliveries/s in all) or "max"."""
     publishers = scenario.rooms * scenario.pubs
     deliveries_per_publish = scenario.subs
-    rate_per_pub = args.rate / deliveries_per_publish / publishers
+    rate_per_pub = rate / deliveries_per_publish / publishers
     config = {
         "url": server.url,
         "vhost": vhost,
@@ -326,7 +347,7 @@ def run_traffic(
         "inflight": args.inflight,
         "concurrency": args.concurrency,
     }
-    gen = LoadGen(config, log_dir)
+    gen = LoadGen(config, log_dir, args.client)
     spy: subprocess.Popen[bytes] | None = None
     try:
         ready = gen.call("setup", timeout=300)
@@ -417,10 +438,11 @@ def run_idle(
         "passcode": PASSWORD,
         "idle": scenario.idle,
         "concurrency": args.concurrency,
+        "heartbeat": args.heartbeat,
     }
     time.sleep(args.settle)
     before = {label: rss_bytes(pid) for label, pid in server.pids.items()}
-    gen = LoadGen(config, log_dir)
+    gen = LoadGen(config, log_dir, args.client)
     try:
         ready = gen.call("setup", timeout=600)
         time.sleep(1.0)
@@ -608,12 +630,177 @@ def print_table(scenarios: list[Scenario], targets: Sequence[str]) -> None:
     del targets
 
 
+# -- the targets (issue 19) ----------------------------------------------------------------------
+
+#: idle WebSocket session, gateway process RSS, bytes
+TARGET_RSS = 10 * 1024
+
+
+def full_speed_limit(subs: int) -> float | None:
+    """Gateway (+ broker) CPU per delivered message at full speed, as a fraction of
+    Web-STOMP's: rooms of 10 or more 0.25, pairs 0.5; no target for other sizes."""
+    return 0.25 if subs >= 10 else 0.5 if subs == 2 else None
+
+
+def moderate_limit(subs: int) -> float | None:
+    """The same at moderate load (a fifth of Web-STOMP's maximum): rooms of 10 (or more)
+    0.5, pairs 0.8."""
+    return 0.5 if subs >= 10 else 0.8 if subs == 2 else None
+
+
+def median(values: Sequence[float]) -> float | None:
+    clean = [v for v in values if v == v]
+    return statistics.median(clean) if clean else None
+
+
+def per_round(sc: Scenario, key: str, metric: Any) -> list[float]:
+    """``metric(result)`` for ``key`` ("gateway", "web-stomp/max", ...) in every round."""
+    out = []
+    for results in sc.rounds:
+        r = results.get(key)
+        if isinstance(r, TrafficResult):
+            value = metric(r)
+            out.append(float("nan") if value is None else float(value))
+    return out
+
+
+def ratios(sc: Scenario, suffix: str, metric: Any) -> list[float]:
+    out = []
+    for results in sc.rounds:
+        g, w = results.get("gateway" + suffix), results.get("web-stomp" + suffix)
+        if isinstance(g, TrafficResult) and isinstance(w, TrafficResult):
+            a, b = metric(g), metric(w)
+            out.append(a / b if a is not None and b else float("nan"))
+    return out
+
+
+def verdict(value: float | None, limit: float | None) -> str:
+    if limit is None:
+        return "info"
+    if value is None:
+        return "-"
+    return "pass" if value <= limit else "FAIL"
+
+
+def print_targets(scenarios: list[Scenario]) -> None:
+    """Every target of issue 19 with its figure (the median over the rounds; for a ratio,
+    the median of the rounds' ratios, each round's two runs compared with each other)."""
+    rows: list[tuple[str, ...]] = []
+    for sc in scenarios:
+        if sc.idle:
+            g = sc.results.get("gateway")
+            w = sc.results.get("web-stomp")
+            per = g.rss_per_conn.get("gateway") if isinstance(g, IdleResult) else None
+            theirs = w.rss_per_conn.get("beam.smp") if isinstance(w, IdleResult) else None
+            rows.append(
+                (
+                    "RSS per idle WS session",
+                    f"{sc.idle:,} sessions",
+                    f"{fmt(per)} B",
+                    f"{fmt(theirs)} B",
+                    "",
+                    "<= 10,240 B",
+                    verdict(per, TARGET_RSS),
+                )
+            )
+            continue
+        size = f"{sc.rooms}x{sc.subs}"
+        for suffix, what, limit in (
+            ("/max", "CPU/msg, full speed", full_speed_limit(sc.subs)),
+            ("", "CPU/msg, moderate load", moderate_limit(sc.subs)),
+        ):
+            rs = ratios(sc, suffix, lambda r: r.cpu_us_per_msg)
+            if not rs:
+                continue
+            g_us = median(per_round(sc, "gateway" + suffix, lambda r: r.cpu_us_per_msg))
+            w_us = median(per_round(sc, "web-stomp" + suffix, lambda r: r.cpu_us_per_msg))
+            m = median(rs)
+            load = ""
+            if suffix == "/max":
+                g_rate = median(per_round(sc, "gateway/max", lambda r: r.delivered_per_s))
+                w_rate = median(per_round(sc, "web-stomp/max", lambda r: r.delivered_per_s))
+                load = f" ({fmt(g_rate)} vs {fmt(w_rate)} msg/s)"
+            elif sc.rates:
+                load = f" at {fmt(median(sc.rates))} msg/s"
+            rows.append(
+                (
+                    what + load,
+                    size,
+                    f"{fmt(g_us, 1)} us",
+                    f"{fmt(w_us, 1)} us",
+                    f"{fmt(m, 2)} ({', '.join(fmt(x, 2) for x in rs)})",
+                    f"<= {limit:.2f}x" if limit is not None else "-",
+                    verdict(m, limit),
+                )
+            )
+            if suffix == "":
+                p99 = ratios(sc, "", lambda r: r.p99_ms)
+                m99 = median(p99)
+                g99 = median(per_round(sc, "gateway", lambda r: r.p99_ms))
+                w99 = median(per_round(sc, "web-stomp", lambda r: r.p99_ms))
+                rows.append(
+                    (
+                        "p99 latency, moderate load",
+                        size,
+                        f"{fmt(g99, 2)} ms",
+                        f"{fmt(w99, 2)} ms",
+                        f"{fmt(m99, 2)} ({', '.join(fmt(x, 2) for x in p99)})",
+                        "<= 1.00x",
+                        verdict(m99, 1.0),
+                    )
+                )
+        for suffix, what in (("/max", "full speed"), ("", "moderate")):
+            beam = median(
+                per_round(sc, "gateway" + suffix, lambda r: r.cpu_us_by_proc.get("beam.smp"))
+            )
+            total = median(per_round(sc, "gateway" + suffix, lambda r: r.cpu_us_per_msg))
+            if beam is None or total is None:
+                continue
+            rows.append(
+                (
+                    f"broker CPU via gateway, {what}",
+                    size,
+                    f"{fmt(beam, 1)} of {fmt(total, 1)} us",
+                    "",
+                    f"{beam / total * 100:.0f} % of total" if total else "-",
+                    "-",
+                    "info",
+                )
+            )
+    rows.append(
+        (
+            "100,000 idle sessions, one node",
+            "",
+            "make bench-sessions",
+            "",
+            "",
+            "<5 % core",
+            "see there",
+        )
+    )
+    header = ("target", "room", "gateway", "web-stomp", "ratio: median (rounds)", "limit", "")
+    widths = [46, 14, 22, 13, 28, 13, 6]
+    print("\nTargets of issue 19 (median of the rounds):")
+    print("".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    print("-" * sum(widths))
+    for row in rows:
+        print("".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
 # -- main -----------------------------------------------------------------------------------------
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    rooms, subs = text.lower().split("x")
-    return int(rooms), int(subs)
+    try:
+        rooms, subs = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"a room size is ROOMSxSUBSCRIBERS, like 100x10: not {text!r}") from None
+    if rooms < 1 or subs < 1:
+        raise SystemExit(f"rooms and subscribers must be at least 1: {text!r}")
+    return rooms, subs
+
+
+SCENARIOS = ("idle", "rooms100", "rooms10", "pairs")
 
 
 def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
@@ -624,26 +811,54 @@ def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
             rooms, subs = parse_size(args.s1)
         elif key == "rooms10":
             rooms, subs = parse_size(args.s2)
+        elif key == "pairs":
+            rooms, subs = parse_size(args.s3)
         elif key == "idle":
             n = args.idle_connections
             out.append(Scenario("idle", f"idle connections ({n})", idle=n))
             continue
         else:
-            raise SystemExit(f"unknown scenario {key!r} (rooms100, rooms10, idle)")
+            raise SystemExit(f"unknown scenario {key!r} ({', '.join(SCENARIOS)})")
         title = f"{rooms} rooms x {subs} subs x {args.pubs} pub"
         out.append(Scenario(key, title, rooms=rooms, subs=subs, pubs=args.pubs))
     return out
 
 
+#: offered load of the fixed-rate runs when neither --rate nor a Web-STOMP maximum is known
+FALLBACK_RATE = 4000.0
+
+
+def moderate_rate(sc: Scenario, args: argparse.Namespace) -> float:
+    """The fixed-rate runs' load: ``--rate``, else a ``--moderate`` fraction of this round's
+    Web-STOMP maximum (else the last round's, else FALLBACK_RATE)."""
+    if args.rate:
+        return float(args.rate)
+    theirs = sc.results.get("web-stomp/max")
+    if isinstance(theirs, TrafficResult) and theirs.delivered_per_s > 0:
+        return theirs.delivered_per_s * float(args.moderate)
+    return float(sc.rates[-1]) if sc.rates else FALLBACK_RATE
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--scenarios", default="idle,rooms100,rooms10", help="comma list")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list")
     p.add_argument("--targets", default="gateway,web-stomp", help="gateway,web-stomp")
     p.add_argument("--s1", default="100x10", help="rooms x subscribers of scenario rooms100")
     p.add_argument("--s2", default="10x100", help="rooms x subscribers of scenario rooms10")
+    p.add_argument("--s3", default="200x2", help="rooms x subscribers of scenario pairs")
     p.add_argument("--pubs", type=int, default=1, help="publishers per room")
     p.add_argument(
-        "--rate", type=float, default=4000.0, help="offered deliveries/s per scenario (total)"
+        "--rate",
+        type=float,
+        default=0.0,
+        help="offered deliveries/s per scenario (total) of the fixed-rate runs; default:"
+        " --moderate times Web-STOMP's maximum in the same round",
+    )
+    p.add_argument(
+        "--moderate",
+        type=float,
+        default=0.2,
+        help="the moderate load as a fraction of Web-STOMP's maximum (default 0.2: a fifth)",
     )
     p.add_argument(
         "--max",
@@ -662,8 +877,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
     p.add_argument("--settle", type=float, default=3.0, help="idle: seconds idle before RSS sample")
     p.add_argument("--idle-connections", type=int, default=5000)
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=10000,
+        help="idle: heart-beat ms both ways in CONNECT (the clients send theirs); 0 = none",
+    )
     p.add_argument("--body-size", type=int, default=256, help="SEND body bytes")
     p.add_argument("--concurrency", type=int, default=64, help="connections opened at once")
+    p.add_argument(
+        "--client",
+        choices=CLIENTS,
+        default="node",
+        help="load generator: node (loadgen.cjs, the ws package) or python (aiohttp, uvloop)",
+    )
+    p.add_argument(
+        "--gateway-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="passed on to `python -m gateway` (repeat; e.g. --gateway-arg=--ws-impl=lean)",
+    )
     p.add_argument("--py-spy", metavar="DIR", help="py-spy raw profiles of the gateway here")
     p.add_argument("--keep-logs", action="store_true", help="keep the gateway logs")
     p.add_argument(
@@ -674,11 +908,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         " shared: the one on 5672/15674 (a vhost of its own)",
     )
     args = p.parse_args(argv)
+    if args.rate < 0 or not 0 < args.moderate <= 1:
+        raise SystemExit("--rate must be >= 0 and --moderate in (0, 1]")
+    if args.rounds < 1 or args.duration <= 0:
+        raise SystemExit("--rounds must be at least 1 and --duration above 0")
 
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     for t in targets:
         if t not in TARGETS:
             raise SystemExit(f"unknown target {t!r}")
+    # Web-STOMP's maximum sets the moderate load: measure it first in each round
+    max_order = sorted(targets, key=lambda t: t != "web-stomp")
     scenarios = build_scenarios(args)
     most = max([s.idle or s.rooms * (s.subs + s.pubs) for s in scenarios] + [0])
     soft, hard = raise_nofile(most + 1024)
@@ -716,10 +956,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                 " `ulimit -n`); Web-STOMP runs that need more are skipped. Restart it with a"
                 " higher limit, or use --broker private"
             )
+        load = (
+            f"{args.rate:,.0f} deliveries/s"
+            if args.rate
+            else f"{args.moderate:g} x Web-STOMP's maximum in the round"
+        )
         print(
-            f"offered load: {args.rate:,.0f} deliveries/s per traffic scenario, {args.body_size}"
-            f" B bodies; window {args.duration:g} s after {args.warmup:g} s warm-up; CPU from"
-            f" /proc at {CLK_TCK} Hz; {os.cpu_count()} cores shared with the load generator"
+            f"offered load (fixed-rate runs): {load}, {args.body_size} B bodies; window"
+            f" {args.duration:g} s after {args.warmup:g} s warm-up; CPU from /proc at"
+            f" {CLK_TCK} Hz; {os.cpu_count()} cores shared with the load generator"
+            f" ({args.client}); gateway args: {' '.join(args.gateway_arg) or '(none)'}"
         )
         idle_cpu0, busy0 = cpu_seconds(broker.beam), busy_cpu_seconds()
         time.sleep(2.0)
@@ -727,15 +973,31 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"before: beam.smp idle CPU {(cpu_seconds(broker.beam) - idle_cpu0) * 50:.1f}% of a"
             f" core, whole machine {(busy_cpu_seconds() - busy0) * 50:.0f}% of a core"
         )
+        first = True
         for sc in scenarios:
+            needed = sc.idle or sc.rooms * (sc.subs + sc.pubs)
+            skip_ws = socket_limit is not None and needed > socket_limit
+            if skip_ws:
+                print(f"[{sc.key}] web-stomp: skipped ({needed} > {socket_limit} sockets)")
+            runnable = [t for t in targets if not (t == "web-stomp" and skip_ws)]
             for _ in range(1 if sc.idle else args.rounds):
                 sc.results = {}
-                for target in targets:
-                    needed = sc.idle or sc.rooms * (sc.subs + sc.pubs)
-                    if target == "web-stomp" and socket_limit is not None and needed > socket_limit:
-                        print(f"[{sc.key}] web-stomp: skipped ({needed} > {socket_limit} sockets)")
-                        continue
-                    run_one(sc, target, broker, args, log_dir, first=sc is scenarios[0])
+                if sc.idle:
+                    for target in runnable:
+                        run_one(sc, target, broker, args, log_dir, first=first)
+                        first = False
+                else:
+                    if args.max:
+                        for target in [t for t in max_order if t in runnable]:
+                            run_one(sc, target, broker, args, log_dir, first=first, mode="max")
+                            first = False
+                    rate = moderate_rate(sc, args)
+                    sc.rates.append(rate)
+                    for target in runnable:
+                        run_one(
+                            sc, target, broker, args, log_dir, first=first, mode="fixed", rate=rate
+                        )
+                        first = False
                 sc.rounds.append(sc.results)
             sc.results = median_round(sc)
     finally:
@@ -748,11 +1010,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             shutil.rmtree(log_dir, ignore_errors=True)
     print_table(scenarios, targets)
-    print(
-        "\ntargets: CPU/msg ratio <= 0.50 (at the offered load and at full speed);"
-        " p99 ratio <= 1.00 at the same load; gateway RSS/conn <= 16,384 B"
-        " (Web-STOMP ~90-110 KiB, bare aiohttp WS ~14 KiB)"
-    )
+    print_targets(scenarios)
 
 
 def run_one(
@@ -763,8 +1021,11 @@ def run_one(
     log_dir: Path,
     *,
     first: bool,
+    mode: str = "fixed",
+    rate: float = 0.0,
 ) -> None:
-    server = start_server(target, broker, log_dir)
+    """One run on a fresh server: the idle scenario, or one traffic ``mode``."""
+    server = start_server(target, broker, log_dir, args.gateway_arg)
     try:
         if server.gateway is not None and first:
             print(f"gateway RLIMIT_NOFILE: {nofile_limit(server.pids['gateway'])}")
@@ -780,20 +1041,20 @@ def run_one(
                 flush=True,
             )
             return
-        for mode in ["fixed", "max"] if args.max else ["fixed"]:
-            r = run_traffic(server, sc, args, broker.vhost, log_dir, mode=mode)
-            sc.results[target + ("/max" if mode == "max" else "")] = r
-            split = ", ".join(
-                f"{k} {r.cpu_us_by_proc[k]:.1f} us = {v:.0f}%" for k, v in r.cpu_by_proc.items()
-            )
-            print(
-                f"[{sc.key}/{mode}] {target}: {r.delivered_per_s:,.0f} msg/s"
-                f" (published {r.published_per_s:,.0f}/s), {r.cpu_us_per_msg:.1f}"
-                f" us/msg ({split}), p50 {fmt(r.p50_ms, 2)} p99 {fmt(r.p99_ms, 2)}"
-                f" p99.9 {fmt(r.p999_ms, 2)} ms, loadgen {r.loadgen_cpu_pct:.0f}%,"
-                f" other {r.other_cpu_pct:.0f}%, errors {r.errors}",
-                flush=True,
-            )
+        r = run_traffic(server, sc, args, broker.vhost, log_dir, mode=mode, rate=rate)
+        sc.results[target + ("/max" if mode == "max" else "")] = r
+        split = ", ".join(
+            f"{k} {r.cpu_us_by_proc[k]:.1f} us = {v:.0f}%" for k, v in r.cpu_by_proc.items()
+        )
+        offered = f" at {rate:,.0f}/s offered" if mode == "fixed" else ""
+        print(
+            f"[{sc.key}/{mode}] {target}: {r.delivered_per_s:,.0f} msg/s{offered}"
+            f" (published {r.published_per_s:,.0f}/s), {r.cpu_us_per_msg:.1f}"
+            f" us/msg ({split}), p50 {fmt(r.p50_ms, 2)} p99 {fmt(r.p99_ms, 2)}"
+            f" p99.9 {fmt(r.p999_ms, 2)} ms, loadgen {r.loadgen_cpu_pct:.0f}%,"
+            f" other {r.other_cpu_pct:.0f}%, errors {r.errors}",
+            flush=True,
+        )
     finally:
         server.stop()
         time.sleep(1.0)
