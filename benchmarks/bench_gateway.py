@@ -1,21 +1,41 @@
 """The gateway against RabbitMQ's Web-STOMP plugin, same clients, same load: ``make bench``.
 
-``python -m benchmarks.bench_gateway [--scenarios rooms100,rooms10,idle] [--duration 10] ...``
+``python -m benchmarks.bench_gateway [--scenarios idle,rooms100,rooms10,pairs] [--rounds 3]
+[--client node|python] [--gateway-arg=ARG ...] ...``
 
-Every scenario runs once against a fresh gateway process (``python -m gateway --auth dev``,
-on free ports, per-session rate limits and connection caps off, ``--log-level WARNING``) and
-once against Web-STOMP (``ws://127.0.0.1:15674/ws``), both on the same private vhost (the
-gateway through its AMQP URL, Web-STOMP through the CONNECT ``host`` header). The clients
-are identical: STOMP 1.2 over WebSocket from one Node process (``benchmarks/loadgen.cjs``,
-the ``ws`` package from ``tests/js/node_modules``), ``SUBSCRIBE /topic/room.N`` with
-``ack:auto`` and ``SEND /topic/room.N``.
+Every run starts a fresh gateway process (``python -m gateway --auth dev``, on free ports,
+per-session rate limits and connection caps off, ``--log-level WARNING``, plus every
+``--gateway-arg``, e.g. the WebSocket path to serve) or uses Web-STOMP
+(``ws://127.0.0.1:<port>/ws``), both on the same vhost of the same RabbitMQ node (the gateway
+through its AMQP URL, Web-STOMP through the CONNECT ``host`` header). The clients are
+identical: STOMP 1.2 over WebSocket from one load process, ``SUBSCRIBE /topic/room.N`` with
+``ack:auto`` and ``SEND /topic/room.N``; ``--client node`` (default) is
+``benchmarks/loadgen.cjs`` (the ``ws`` package from ``tests/js/node_modules``), ``--client
+python`` its twin ``benchmarks/loadgen_py.py`` (aiohttp's client on uvloop), to tell what
+the client contributes to a figure from what the server does.
 
-Each traffic scenario runs ``--rounds`` times (default 3), the gateway and then Web-STOMP in
-each round; the table shows the round with the median CPU ratio and lists every round's CPU
-and p99 ratios (this machine drifts by tens of per cent within minutes, so only the two runs
-of one round are compared with each other).
+Scenarios: ``idle`` (``--idle-connections`` sessions that finished CONNECT, heart-beats on:
+``--heartbeat`` ms both ways), ``rooms100`` (``--s1``, 100 rooms x 10 subscribers),
+``rooms10`` (``--s2``, 10 x 100), ``pairs`` (``--s3``, 200 x 2). Each traffic scenario runs
+``--rounds`` times (default 3); in each round first as fast as each server can (closed loop:
+each publisher keeps ``--inflight`` batches of ``--receipt-every`` SENDs (10), the last with
+a receipt, unconfirmed; Web-STOMP first), then both at a fixed offered load, ``--moderate`` (a fifth)
+of Web-STOMP's maximum in that round (``--rate`` fixes it instead). The detailed table shows
+the round with the median CPU ratio; the targets table (issue 19) takes, for each target,
+the median over the rounds of the ratio of the round's two runs (this machine drifts by tens
+of per cent within minutes, so only the two runs of one round are compared), every round's
+ratio beside it, and says pass or FAIL:
 
-Measured per traffic scenario, over a window after a warm-up:
+* RSS per idle WebSocket session (the gateway process) <= 10 KiB;
+* CPU per delivered message at full speed <= 0.25 x Web-STOMP's for rooms of 10 or more,
+  <= 0.5 x for pairs;
+* CPU per delivered message at moderate load <= 0.5 x for rooms of 10 (or more), <= 0.8 x
+  for pairs; p99 latency there <= Web-STOMP's;
+* the broker's own CPU per delivered message through the gateway beside the total, for
+  every room size (the part that does not scale out with more gateway nodes);
+* 100,000 idle sessions on one node: ``make bench-sessions`` (benchmarks/bench_sessions.py).
+
+Measured per traffic run, over a window after a warm-up:
 
 * delivered messages/s, counted at the subscribers;
 * server CPU per delivered message: utime+stime from ``/proc/<pid>/stat`` of the gateway
@@ -23,15 +43,11 @@ Measured per traffic scenario, over a window after a warm-up:
   also split into the two processes (us per delivered message and % of a core each);
 * end-to-end latency p50/p99: the publisher writes ``t=<ms>;`` at the start of the body,
   the subscriber (same process, same clock) subtracts it on receipt;
-* the load generator's own CPU, so a reader can judge the noise on a 2-core machine.
+* the load generator's own CPU, and everything else on the machine ("other"), so a reader
+  can judge the noise on a 2-core machine.
 
-Publishers send at a fixed offered rate (``--rate``, total deliveries/s per scenario) so
-latencies are compared at the same load; then a closed-loop run (each publisher keeps
-``--inflight`` batches of 10 SENDs, the last with a receipt, unconfirmed) measures maximum
-throughput and the CPU per message at full speed (``--no-max`` skips it). The idle scenario
-opens N connections that finished CONNECT and reports the RSS delta (``VmRSS``) per
-connection of the gateway process (and of ``beam.smp``, which should not move) and of
-``beam.smp`` for Web-STOMP.
+The idle scenario reports the RSS delta (``VmRSS``) per connection of the gateway process
+(and of ``beam.smp``, which should not move) and of ``beam.smp`` for Web-STOMP.
 
 ``--py-spy DIR`` records a py-spy profile of the gateway during each measured window (the
 CPU numbers of such a run include py-spy's sampling stalls: profile and measure separately).
@@ -345,6 +361,7 @@ def run_traffic(
         "bodySize": args.body_size,
         "mode": mode,
         "inflight": args.inflight,
+        "receiptEvery": args.receipt_every,
         "concurrency": args.concurrency,
     }
     gen = LoadGen(config, log_dir, args.client)
@@ -866,7 +883,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=True,
         help="also run closed-loop max throughput (default; --no-max skips it)",
     )
+    p.add_argument(
+        "--fixed",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the fixed-rate (moderate load) runs (default; --no-fixed: full speed only)",
+    )
     p.add_argument("--inflight", type=int, default=5, help="--max: receipt batches in flight")
+    p.add_argument(
+        "--receipt-every",
+        type=int,
+        default=10,
+        help="--max: SENDs per batch, the last with a receipt (1: a receipt on every SEND)",
+    )
     p.add_argument("--duration", type=float, default=10.0, help="measured window, seconds")
     p.add_argument(
         "--rounds",
@@ -912,6 +941,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit("--rate must be >= 0 and --moderate in (0, 1]")
     if args.rounds < 1 or args.duration <= 0:
         raise SystemExit("--rounds must be at least 1 and --duration above 0")
+    if not args.max and not args.fixed:
+        raise SystemExit("--no-max and --no-fixed leave nothing to run")
 
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     for t in targets:
@@ -993,7 +1024,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                             first = False
                     rate = moderate_rate(sc, args)
                     sc.rates.append(rate)
-                    for target in runnable:
+                    for target in runnable if args.fixed else []:
                         run_one(
                             sc, target, broker, args, log_dir, first=first, mode="fixed", rate=rate
                         )

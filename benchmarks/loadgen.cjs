@@ -2,7 +2,8 @@
 //
 // Driven over stdin/stdout, one JSON object per line. argv[2] is the JSON config:
 //   {url, vhost, login, passcode, rooms, subs, pubs, rate, bodySize, idle, concurrency, mode,
-//    window, inflight, heartbeat}
+//    window, inflight, heartbeat, receiptEvery}
+//   receiptEvery: mode "max" sends batches of this many SENDs, the last with a receipt (10).
 //   heartbeat: ms, both ways, in CONNECT's heart-beat header (0 or absent: none); every
 //   connected client then sends an EOL every `heartbeat` ms (the server's are ignored).
 //   rate: messages/s per publisher (mode "fixed"); mode "max": as fast as receipts allow.
@@ -225,7 +226,7 @@ async function openAll(specs) {
 let pubTimer = null;
 let pubStart = 0;
 const TICK_MS = 2;
-const RECEIPT_EVERY = 10;
+const RECEIPT_EVERY = Math.max(1, cfg.receiptEvery || 10);
 
 function tickFixed() {
   const elapsed = (performance.now() - pubStart) / 1000;

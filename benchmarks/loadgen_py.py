@@ -21,7 +21,6 @@ import aiohttp
 import uvloop
 
 BUCKETS_PER_E = 200  # ~0.5 % wide buckets, as loadgen.cjs
-RECEIPT_EVERY = 10
 TICK = 0.002
 
 
@@ -219,15 +218,16 @@ async def tick_fixed(run: Run) -> None:
 
 async def tick_max(run: Run) -> None:
     window = int(run.cfg.get("inflight") or 5)
+    every = max(1, int(run.cfg.get("receiptEvery") or 10))
     while True:
         await asyncio.sleep(TICK)
         for p in run.publishers:
             ws = p.ws
             assert ws is not None
             while p.outstanding < window:
-                for i in range(1, RECEIPT_EVERY + 1):
+                for i in range(1, every + 1):
                     receipt = None
-                    if i == RECEIPT_EVERY:
+                    if i == every:
                         p.receipt_seq += 1
                         receipt = f"r{p.receipt_seq}"
                     await ws.send_str(run.send_frame(p.room, receipt))
@@ -244,7 +244,8 @@ async def handle(run: Run, cmd: str) -> bool:
     cfg = run.cfg
     if cmd == "setup":
         started = now_ms()
-        run.session = aiohttp.ClientSession()
+        # no cap on connections (aiohttp's default of 100 would hold the 101st socket back)
+        run.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         if cfg.get("idle"):
             specs = [("idle", 0)] * int(cfg["idle"])
             pub_specs: list[tuple[str, int]] = []
