@@ -19,8 +19,8 @@ Scenarios: ``idle`` (``--idle-connections`` sessions that finished CONNECT, hear
 ``rooms10`` (``--s2``, 10 x 100), ``pairs`` (``--s3``, 200 x 2). Each traffic scenario runs
 ``--rounds`` times (default 3); in each round first as fast as each server can (closed loop:
 each publisher keeps ``--inflight`` batches of ``--receipt-every`` SENDs (10), the last with
-a receipt, unconfirmed; Web-STOMP first), then both at a fixed offered load, ``--moderate`` (a fifth)
-of Web-STOMP's maximum in that round (``--rate`` fixes it instead). The detailed table shows
+a receipt, unconfirmed; Web-STOMP first), then both at a fixed offered load, ``--moderate``
+(a fifth) of Web-STOMP's maximum in that round (``--rate`` fixes it instead). The detailed table shows
 the round with the median CPU ratio; the targets table (issue 19) takes, for each target,
 the median over the rounds of the ratio of the round's two runs (this machine drifts by tens
 of per cent within minutes, so only the two runs of one round are compared), every round's
