@@ -17,14 +17,14 @@ the client contributes to a figure from what the server does.
 Scenarios: ``idle`` (``--idle-connections`` sessions that finished CONNECT, heart-beats on:
 ``--heartbeat`` ms both ways), ``rooms100`` (``--s1``, 100 rooms x 10 subscribers),
 ``rooms10`` (``--s2``, 10 x 100), ``pairs`` (``--s3``, 200 x 2). Each traffic scenario runs
-``--rounds`` times (default 3); in each round first as fast as each server can (closed loop:
-each publisher keeps ``--inflight`` batches of ``--receipt-every`` SENDs (10), the last with
-a receipt, unconfirmed; Web-STOMP first), then both at a fixed offered load, ``--moderate``
-(a fifth) of Web-STOMP's maximum in that round (``--rate`` fixes it instead). The detailed table shows
-the round with the median CPU ratio; the targets table (issue 19) takes, for each target,
-the median over the rounds of the ratio of the round's two runs (this machine drifts by tens
-of per cent within minutes, so only the two runs of one round are compared), every round's
-ratio beside it, and says pass or FAIL:
+``--rounds`` times (default 3). In each round it runs first as fast as each server can
+(closed loop: each publisher keeps ``--inflight`` batches of ``--receipt-every`` SENDs, 10,
+the last with a receipt, unconfirmed; Web-STOMP first), then both at one fixed offered load:
+``--moderate`` (a fifth) of Web-STOMP's maximum in that round (``--rate`` fixes it instead).
+The detailed table shows the round with the median CPU ratio. The targets table (issue 19)
+takes, for each target, the median over the rounds of the ratio of the round's two runs
+(this machine drifts by tens of per cent within minutes, so only the two runs of one round
+are compared), every round's ratio beside it, and says pass or FAIL:
 
 * RSS per idle WebSocket session (the gateway process) <= 10 KiB;
 * CPU per delivered message at full speed <= 0.25 x Web-STOMP's for rooms of 10 or more,
