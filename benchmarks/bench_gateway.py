@@ -796,7 +796,7 @@ def print_targets(scenarios: list[Scenario]) -> None:
         )
     )
     header = ("target", "room", "gateway", "web-stomp", "ratio: median (rounds)", "limit", "")
-    widths = [46, 14, 22, 13, 28, 13, 6]
+    widths = [46, 16, 22, 13, 28, 13, 6]
     print("\nTargets of issue 19 (median of the rounds):")
     print("".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     print("-" * sum(widths))
