@@ -210,15 +210,15 @@ async def beat_forever(sessions: list[IdleSession], heartbeat_ms: int, tick: flo
             session.beat(frame)
 
 
-async def client_main(cfg: dict[str, Any]) -> None:
-    """One load process: say ``ready`` with the counts once all sessions are open, then a
-    ``report`` line per ``report`` line on stdin; exit at ``close`` or end of input."""
+async def open_all(
+    cfg: dict[str, Any], stats: Stats, sessions: list[IdleSession]
+) -> asyncio.Task[None]:
+    """Open ``cfg["count"]`` sessions into ``sessions``, ``cfg["concurrency"]`` at a time
+    (failures counted in ``stats``); returns the task that heart-beats them. Heart-beats
+    start with the first session: one opened early must not time out while the others
+    connect."""
     loop = asyncio.get_running_loop()
-    stats = Stats()
-    sessions: list[IdleSession] = []
-    started = time.monotonic()
     todo = iter(range(int(cfg["count"])))
-    beater: asyncio.Task[None] | None = None
 
     async def worker() -> None:
         for _ in todo:
@@ -229,10 +229,19 @@ async def client_main(cfg: dict[str, Any]) -> None:
                 stats.failed += 1
                 stats.first_error = stats.first_error or f"{type(exc).__name__}: {exc}"
 
-    # heart-beats start with the first session: a session opened early must not time out
-    # while the others connect
     beater = loop.create_task(beat_forever(sessions, int(cfg["heartbeat"]), 0.05))
     await asyncio.gather(*(worker() for _ in range(int(cfg["concurrency"]))))
+    return beater
+
+
+async def client_main(cfg: dict[str, Any]) -> None:
+    """One load process: say ``ready`` with the counts once all sessions are open, then a
+    ``report`` line per ``report`` line on stdin; exit at ``close`` or end of input."""
+    loop = asyncio.get_running_loop()
+    stats = Stats()
+    sessions: list[IdleSession] = []
+    started = time.monotonic()
+    beater = await open_all(cfg, stats, sessions)
     emit(
         {
             "event": "ready",
