@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install web apertium chromium services test-services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-presence bench-persist config-doc bench-unread bench-translate soak fuzz clean
+.PHONY: install web apertium chromium services test-services up test check lint types format bench bench-codec bench-hotpath bench-wake bench-presence bench-persist config-doc bench-unread bench-translate bench-sessions soak fuzz clean
 
 install: $(STAMP) tests/js/node_modules/.installed web apertium chromium
 
@@ -119,8 +119,16 @@ FUZZ_NODE_SHARE ?= 0.2
 fuzz: install services
 	$(PY) -m benchmarks.fuzz_stomp --seconds $(FUZZ_SECONDS) --node-share $(FUZZ_NODE_SHARE)
 
+# Every target of issue 19 against Web-STOMP (memory, CPU at full speed and at a fifth of
+# Web-STOMP's maximum, p99, the broker's share; rooms of 100, 10 and 2), 3 rounds, with a
+# pass/fail column. ARGS passes flags on: make bench ARGS="--client python --rounds 1"
 bench: install test-services
-	$(PY) -m benchmarks.bench_gateway
+	$(PY) -m benchmarks.bench_gateway $(ARGS)
+
+# Idle WebSocket sessions with heart-beats on one node (default 100,000: needs an open-files
+# hard limit above that): RSS per session and idle CPU. make bench-sessions ARGS="--sessions 10000"
+bench-sessions: install services
+	$(PY) -m benchmarks.bench_sessions $(ARGS)
 
 clean:
 	rm -rf $(VENV) tests/js/node_modules web/node_modules gateway/static/app .mypy_cache .ruff_cache .pytest_cache

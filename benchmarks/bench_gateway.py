@@ -1,21 +1,41 @@
 """The gateway against RabbitMQ's Web-STOMP plugin, same clients, same load: ``make bench``.
 
-``python -m benchmarks.bench_gateway [--scenarios rooms100,rooms10,idle] [--duration 10] ...``
+``python -m benchmarks.bench_gateway [--scenarios idle,rooms100,rooms10,pairs] [--rounds 3]
+[--client node|python] [--gateway-arg=ARG ...] ...``
 
-Every scenario runs once against a fresh gateway process (``python -m gateway --auth dev``,
-on free ports, per-session rate limits and connection caps off, ``--log-level WARNING``) and
-once against Web-STOMP (``ws://127.0.0.1:15674/ws``), both on the same private vhost (the
-gateway through its AMQP URL, Web-STOMP through the CONNECT ``host`` header). The clients
-are identical: STOMP 1.2 over WebSocket from one Node process (``benchmarks/loadgen.cjs``,
-the ``ws`` package from ``tests/js/node_modules``), ``SUBSCRIBE /topic/room.N`` with
-``ack:auto`` and ``SEND /topic/room.N``.
+Every run starts a fresh gateway process (``python -m gateway --auth dev``, on free ports,
+per-session rate limits and connection caps off, ``--log-level WARNING``, plus every
+``--gateway-arg``, e.g. the WebSocket path to serve) or uses Web-STOMP
+(``ws://127.0.0.1:<port>/ws``), both on the same vhost of the same RabbitMQ node (the gateway
+through its AMQP URL, Web-STOMP through the CONNECT ``host`` header). The clients are
+identical: STOMP 1.2 over WebSocket from one load process, ``SUBSCRIBE /topic/room.N`` with
+``ack:auto`` and ``SEND /topic/room.N``; ``--client node`` (default) is
+``benchmarks/loadgen.cjs`` (the ``ws`` package from ``tests/js/node_modules``), ``--client
+python`` its twin ``benchmarks/loadgen_py.py`` (aiohttp's client on uvloop), to tell what
+the client contributes to a figure from what the server does.
 
-Each traffic scenario runs ``--rounds`` times (default 3), the gateway and then Web-STOMP in
-each round; the table shows the round with the median CPU ratio and lists every round's CPU
-and p99 ratios (this machine drifts by tens of per cent within minutes, so only the two runs
-of one round are compared with each other).
+Scenarios: ``idle`` (``--idle-connections`` sessions that finished CONNECT, heart-beats on:
+``--heartbeat`` ms both ways), ``rooms100`` (``--s1``, 100 rooms x 10 subscribers),
+``rooms10`` (``--s2``, 10 x 100), ``pairs`` (``--s3``, 200 x 2). Each traffic scenario runs
+``--rounds`` times (default 3). In each round it runs first as fast as each server can
+(closed loop: each publisher keeps ``--inflight`` batches of ``--receipt-every`` SENDs, 10,
+the last with a receipt, unconfirmed; Web-STOMP first), then both at one fixed offered load:
+``--moderate`` (a fifth) of Web-STOMP's maximum in that round (``--rate`` fixes it instead).
+The detailed table shows the round with the median CPU ratio. The targets table (issue 19)
+takes, for each target, the median over the rounds of the ratio of the round's two runs
+(this machine drifts by tens of per cent within minutes, so only the two runs of one round
+are compared), every round's ratio beside it, and says pass or FAIL:
 
-Measured per traffic scenario, over a window after a warm-up:
+* RSS per idle WebSocket session (the gateway process) <= 10 KiB;
+* CPU per delivered message at full speed <= 0.25 x Web-STOMP's for rooms of 10 or more,
+  <= 0.5 x for pairs;
+* CPU per delivered message at moderate load <= 0.5 x for rooms of 10 (or more), <= 0.8 x
+  for pairs; p99 latency there <= Web-STOMP's;
+* the broker's own CPU per delivered message through the gateway beside the total, for
+  every room size (the part that does not scale out with more gateway nodes);
+* 100,000 idle sessions on one node: ``make bench-sessions`` (benchmarks/bench_sessions.py).
+
+Measured per traffic run, over a window after a warm-up:
 
 * delivered messages/s, counted at the subscribers;
 * server CPU per delivered message: utime+stime from ``/proc/<pid>/stat`` of the gateway
@@ -23,15 +43,11 @@ Measured per traffic scenario, over a window after a warm-up:
   also split into the two processes (us per delivered message and % of a core each);
 * end-to-end latency p50/p99: the publisher writes ``t=<ms>;`` at the start of the body,
   the subscriber (same process, same clock) subtracts it on receipt;
-* the load generator's own CPU, so a reader can judge the noise on a 2-core machine.
+* the load generator's own CPU, and everything else on the machine ("other"), so a reader
+  can judge the noise on a 2-core machine.
 
-Publishers send at a fixed offered rate (``--rate``, total deliveries/s per scenario) so
-latencies are compared at the same load; then a closed-loop run (each publisher keeps
-``--inflight`` batches of 10 SENDs, the last with a receipt, unconfirmed) measures maximum
-throughput and the CPU per message at full speed (``--no-max`` skips it). The idle scenario
-opens N connections that finished CONNECT and reports the RSS delta (``VmRSS``) per
-connection of the gateway process (and of ``beam.smp``, which should not move) and of
-``beam.smp`` for Web-STOMP.
+The idle scenario reports the RSS delta (``VmRSS``) per connection of the gateway process
+(and of ``beam.smp``, which should not move) and of ``beam.smp`` for Web-STOMP.
 
 ``--py-spy DIR`` records a py-spy profile of the gateway during each measured window (the
 CPU numbers of such a run include py-spy's sampling stalls: profile and measure separately).
@@ -47,6 +63,7 @@ import os
 import resource
 import select
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,17 +161,28 @@ def raise_nofile(wanted: int) -> tuple[int, int]:
 # -- the load generator ---------------------------------------------------------------------------
 
 
-class LoadGen:
-    """One ``node benchmarks/loadgen.cjs`` process, driven line by line."""
+CLIENTS = ("node", "python")
 
-    def __init__(self, config: dict[str, Any], log_dir: Path) -> None:
-        node = shutil.which("node")
-        if node is None:
-            raise SystemExit("node not found: install Node 20 (and `make install` for ws)")
+
+def loadgen_command(client: str) -> list[str]:
+    """The load generator's command line: ``node`` (loadgen.cjs, the ``ws`` package) or
+    ``python`` (loadgen_py.py: aiohttp's client on uvloop); both speak the same protocol."""
+    if client == "python":
+        return [sys.executable, "-m", "benchmarks.loadgen_py"]
+    node = shutil.which("node")
+    if node is None:
+        raise SystemExit("node not found: install Node 20 (and `make install` for ws)")
+    return [node, str(LOADGEN)]
+
+
+class LoadGen:
+    """One load generator process (``--client``), driven line by line."""
+
+    def __init__(self, config: dict[str, Any], log_dir: Path, client: str = "node") -> None:
         self.stderr_path = log_dir / "loadgen.stderr"
         with self.stderr_path.open("ab") as stderr:
             self.proc = subprocess.Popen(
-                [node, str(LOADGEN), json.dumps(config)],
+                [*loadgen_command(client), json.dumps(config)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
@@ -232,12 +260,15 @@ class Broker:
     vhost: str
 
 
-def start_gateway(amqp_url: str, log_dir: Path, name: str = "bench") -> GatewayProcess:
-    """A fresh gateway process on free ports, limits off, logging warnings only."""
+def start_gateway(
+    amqp_url: str, log_dir: Path, name: str = "bench", extra_args: Sequence[str] = ()
+) -> GatewayProcess:
+    """A fresh gateway process on free ports, limits off, logging warnings only;
+    ``extra_args`` go on its command line (say, which WebSocket path to serve)."""
     gateway = GatewayProcess(
         amqp_url=amqp_url,
         node_id=f"{name}-{os.getpid()}-{time.monotonic_ns() % 1_000_000}",
-        extra_args=("--log-level", "WARNING"),
+        extra_args=("--log-level", "WARNING", *extra_args),
         env=GATEWAY_ENV,
     )
     gateway.start(log_dir)
@@ -245,10 +276,12 @@ def start_gateway(amqp_url: str, log_dir: Path, name: str = "bench") -> GatewayP
     return gateway
 
 
-def start_server(name: str, broker: Broker, log_dir: Path) -> Server:
+def start_server(
+    name: str, broker: Broker, log_dir: Path, gateway_args: Sequence[str] = ()
+) -> Server:
     if name == "web-stomp":
         return Server(name, broker.web_stomp_url, {"beam.smp": broker.beam})
-    gateway = start_gateway(broker.amqp_url, log_dir)
+    gateway = start_gateway(broker.amqp_url, log_dir, extra_args=gateway_args)
     assert gateway.process is not None
     return Server(
         name,
@@ -298,6 +331,8 @@ class Scenario:
     results: dict[str, Any] = field(default_factory=dict)  # "<target>" / "<target>/max"
     #: every round's results (traffic scenarios run --rounds times, targets alternating)
     rounds: list[dict[str, Any]] = field(default_factory=list)
+    #: every round's offered load of the fixed-rate runs, deliveries/s
+    rates: list[float] = field(default_factory=list)
 
 
 def run_traffic(
@@ -308,10 +343,12 @@ def run_traffic(
     log_dir: Path,
     *,
     mode: str,
+    rate: float = 0.0,
 ) -> TrafficResult:
+    """One run of ``scenario``: ``mode`` "fixed" (``rate`` deliveries/s in all) or "max"."""
     publishers = scenario.rooms * scenario.pubs
     deliveries_per_publish = scenario.subs
-    rate_per_pub = args.rate / deliveries_per_publish / publishers
+    rate_per_pub = rate / deliveries_per_publish / publishers
     config = {
         "url": server.url,
         "vhost": vhost,
@@ -324,9 +361,10 @@ def run_traffic(
         "bodySize": args.body_size,
         "mode": mode,
         "inflight": args.inflight,
+        "receiptEvery": args.receipt_every,
         "concurrency": args.concurrency,
     }
-    gen = LoadGen(config, log_dir)
+    gen = LoadGen(config, log_dir, args.client)
     spy: subprocess.Popen[bytes] | None = None
     try:
         ready = gen.call("setup", timeout=300)
@@ -417,10 +455,11 @@ def run_idle(
         "passcode": PASSWORD,
         "idle": scenario.idle,
         "concurrency": args.concurrency,
+        "heartbeat": args.heartbeat,
     }
     time.sleep(args.settle)
     before = {label: rss_bytes(pid) for label, pid in server.pids.items()}
-    gen = LoadGen(config, log_dir)
+    gen = LoadGen(config, log_dir, args.client)
     try:
         ready = gen.call("setup", timeout=600)
         time.sleep(1.0)
@@ -608,12 +647,177 @@ def print_table(scenarios: list[Scenario], targets: Sequence[str]) -> None:
     del targets
 
 
+# -- the targets (issue 19) ----------------------------------------------------------------------
+
+#: idle WebSocket session, gateway process RSS, bytes
+TARGET_RSS = 10 * 1024
+
+
+def full_speed_limit(subs: int) -> float | None:
+    """Gateway (+ broker) CPU per delivered message at full speed, as a fraction of
+    Web-STOMP's: rooms of 10 or more 0.25, pairs 0.5; no target for other sizes."""
+    return 0.25 if subs >= 10 else 0.5 if subs == 2 else None
+
+
+def moderate_limit(subs: int) -> float | None:
+    """The same at moderate load (a fifth of Web-STOMP's maximum): rooms of 10 (or more)
+    0.5, pairs 0.8."""
+    return 0.5 if subs >= 10 else 0.8 if subs == 2 else None
+
+
+def median(values: Sequence[float]) -> float | None:
+    clean = [v for v in values if v == v]
+    return statistics.median(clean) if clean else None
+
+
+def per_round(sc: Scenario, key: str, metric: Any) -> list[float]:
+    """``metric(result)`` for ``key`` ("gateway", "web-stomp/max", ...) in every round."""
+    out = []
+    for results in sc.rounds:
+        r = results.get(key)
+        if isinstance(r, TrafficResult):
+            value = metric(r)
+            out.append(float("nan") if value is None else float(value))
+    return out
+
+
+def ratios(sc: Scenario, suffix: str, metric: Any) -> list[float]:
+    out = []
+    for results in sc.rounds:
+        g, w = results.get("gateway" + suffix), results.get("web-stomp" + suffix)
+        if isinstance(g, TrafficResult) and isinstance(w, TrafficResult):
+            a, b = metric(g), metric(w)
+            out.append(a / b if a is not None and b else float("nan"))
+    return out
+
+
+def verdict(value: float | None, limit: float | None) -> str:
+    if limit is None:
+        return "info"
+    if value is None:
+        return "-"
+    return "pass" if value <= limit else "FAIL"
+
+
+def print_targets(scenarios: list[Scenario]) -> None:
+    """Every target of issue 19 with its figure (the median over the rounds; for a ratio,
+    the median of the rounds' ratios, each round's two runs compared with each other)."""
+    rows: list[tuple[str, ...]] = []
+    for sc in scenarios:
+        if sc.idle:
+            g = sc.results.get("gateway")
+            w = sc.results.get("web-stomp")
+            per = g.rss_per_conn.get("gateway") if isinstance(g, IdleResult) else None
+            theirs = w.rss_per_conn.get("beam.smp") if isinstance(w, IdleResult) else None
+            rows.append(
+                (
+                    "RSS per idle WS session",
+                    f"{sc.idle:,} sessions",
+                    f"{fmt(per)} B",
+                    f"{fmt(theirs)} B",
+                    "",
+                    "<= 10,240 B",
+                    verdict(per, TARGET_RSS),
+                )
+            )
+            continue
+        size = f"{sc.rooms}x{sc.subs}"
+        for suffix, what, limit in (
+            ("/max", "CPU/msg, full speed", full_speed_limit(sc.subs)),
+            ("", "CPU/msg, moderate load", moderate_limit(sc.subs)),
+        ):
+            rs = ratios(sc, suffix, lambda r: r.cpu_us_per_msg)
+            if not rs:
+                continue
+            g_us = median(per_round(sc, "gateway" + suffix, lambda r: r.cpu_us_per_msg))
+            w_us = median(per_round(sc, "web-stomp" + suffix, lambda r: r.cpu_us_per_msg))
+            m = median(rs)
+            load = ""
+            if suffix == "/max":
+                g_rate = median(per_round(sc, "gateway/max", lambda r: r.delivered_per_s))
+                w_rate = median(per_round(sc, "web-stomp/max", lambda r: r.delivered_per_s))
+                load = f" ({fmt(g_rate)} vs {fmt(w_rate)} msg/s)"
+            elif sc.rates:
+                load = f" at {fmt(median(sc.rates))} msg/s"
+            rows.append(
+                (
+                    what + load,
+                    size,
+                    f"{fmt(g_us, 1)} us",
+                    f"{fmt(w_us, 1)} us",
+                    f"{fmt(m, 2)} ({', '.join(fmt(x, 2) for x in rs)})",
+                    f"<= {limit:.2f}x" if limit is not None else "-",
+                    verdict(m, limit),
+                )
+            )
+            if suffix == "":
+                p99 = ratios(sc, "", lambda r: r.p99_ms)
+                m99 = median(p99)
+                g99 = median(per_round(sc, "gateway", lambda r: r.p99_ms))
+                w99 = median(per_round(sc, "web-stomp", lambda r: r.p99_ms))
+                rows.append(
+                    (
+                        "p99 latency, moderate load",
+                        size,
+                        f"{fmt(g99, 2)} ms",
+                        f"{fmt(w99, 2)} ms",
+                        f"{fmt(m99, 2)} ({', '.join(fmt(x, 2) for x in p99)})",
+                        "<= 1.00x",
+                        verdict(m99, 1.0),
+                    )
+                )
+        for suffix, what in (("/max", "full speed"), ("", "moderate")):
+            beam = median(
+                per_round(sc, "gateway" + suffix, lambda r: r.cpu_us_by_proc.get("beam.smp"))
+            )
+            total = median(per_round(sc, "gateway" + suffix, lambda r: r.cpu_us_per_msg))
+            if beam is None or total is None:
+                continue
+            rows.append(
+                (
+                    f"broker CPU via gateway, {what}",
+                    size,
+                    f"{fmt(beam, 1)} of {fmt(total, 1)} us",
+                    "",
+                    f"{beam / total * 100:.0f} % of total" if total else "-",
+                    "-",
+                    "info",
+                )
+            )
+    rows.append(
+        (
+            "100,000 idle sessions, one node",
+            "",
+            "make bench-sessions",
+            "",
+            "",
+            "<5 % core",
+            "see there",
+        )
+    )
+    header = ("target", "room", "gateway", "web-stomp", "ratio: median (rounds)", "limit", "")
+    widths = [46, 16, 22, 13, 28, 13, 6]
+    print("\nTargets of issue 19 (median of the rounds):")
+    print("".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    print("-" * sum(widths))
+    for row in rows:
+        print("".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
 # -- main -----------------------------------------------------------------------------------------
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    rooms, subs = text.lower().split("x")
-    return int(rooms), int(subs)
+    try:
+        rooms, subs = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"a room size is ROOMSxSUBSCRIBERS, like 100x10: not {text!r}") from None
+    if rooms < 1 or subs < 1:
+        raise SystemExit(f"rooms and subscribers must be at least 1: {text!r}")
+    return rooms, subs
+
+
+SCENARIOS = ("idle", "rooms100", "rooms10", "pairs")
 
 
 def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
@@ -624,26 +828,54 @@ def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
             rooms, subs = parse_size(args.s1)
         elif key == "rooms10":
             rooms, subs = parse_size(args.s2)
+        elif key == "pairs":
+            rooms, subs = parse_size(args.s3)
         elif key == "idle":
             n = args.idle_connections
             out.append(Scenario("idle", f"idle connections ({n})", idle=n))
             continue
         else:
-            raise SystemExit(f"unknown scenario {key!r} (rooms100, rooms10, idle)")
+            raise SystemExit(f"unknown scenario {key!r} ({', '.join(SCENARIOS)})")
         title = f"{rooms} rooms x {subs} subs x {args.pubs} pub"
         out.append(Scenario(key, title, rooms=rooms, subs=subs, pubs=args.pubs))
     return out
 
 
+#: offered load of the fixed-rate runs when neither --rate nor a Web-STOMP maximum is known
+FALLBACK_RATE = 4000.0
+
+
+def moderate_rate(sc: Scenario, args: argparse.Namespace) -> float:
+    """The fixed-rate runs' load: ``--rate``, else a ``--moderate`` fraction of this round's
+    Web-STOMP maximum (else the last round's, else FALLBACK_RATE)."""
+    if args.rate:
+        return float(args.rate)
+    theirs = sc.results.get("web-stomp/max")
+    if isinstance(theirs, TrafficResult) and theirs.delivered_per_s > 0:
+        return theirs.delivered_per_s * float(args.moderate)
+    return float(sc.rates[-1]) if sc.rates else FALLBACK_RATE
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--scenarios", default="idle,rooms100,rooms10", help="comma list")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list")
     p.add_argument("--targets", default="gateway,web-stomp", help="gateway,web-stomp")
     p.add_argument("--s1", default="100x10", help="rooms x subscribers of scenario rooms100")
     p.add_argument("--s2", default="10x100", help="rooms x subscribers of scenario rooms10")
+    p.add_argument("--s3", default="200x2", help="rooms x subscribers of scenario pairs")
     p.add_argument("--pubs", type=int, default=1, help="publishers per room")
     p.add_argument(
-        "--rate", type=float, default=4000.0, help="offered deliveries/s per scenario (total)"
+        "--rate",
+        type=float,
+        default=0.0,
+        help="offered deliveries/s per scenario (total) of the fixed-rate runs; default:"
+        " --moderate times Web-STOMP's maximum in the same round",
+    )
+    p.add_argument(
+        "--moderate",
+        type=float,
+        default=0.2,
+        help="the moderate load as a fraction of Web-STOMP's maximum (default 0.2: a fifth)",
     )
     p.add_argument(
         "--max",
@@ -651,7 +883,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=True,
         help="also run closed-loop max throughput (default; --no-max skips it)",
     )
+    p.add_argument(
+        "--fixed",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the fixed-rate (moderate load) runs (default; --no-fixed: full speed only)",
+    )
     p.add_argument("--inflight", type=int, default=5, help="--max: receipt batches in flight")
+    p.add_argument(
+        "--receipt-every",
+        type=int,
+        default=10,
+        help="--max: SENDs per batch, the last with a receipt (1: a receipt on every SEND)",
+    )
     p.add_argument("--duration", type=float, default=10.0, help="measured window, seconds")
     p.add_argument(
         "--rounds",
@@ -662,8 +906,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
     p.add_argument("--settle", type=float, default=3.0, help="idle: seconds idle before RSS sample")
     p.add_argument("--idle-connections", type=int, default=5000)
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=10000,
+        help="idle: heart-beat ms both ways in CONNECT (the clients send theirs); 0 = none",
+    )
     p.add_argument("--body-size", type=int, default=256, help="SEND body bytes")
     p.add_argument("--concurrency", type=int, default=64, help="connections opened at once")
+    p.add_argument(
+        "--client",
+        choices=CLIENTS,
+        default="node",
+        help="load generator: node (loadgen.cjs, the ws package) or python (aiohttp, uvloop)",
+    )
+    p.add_argument(
+        "--gateway-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="passed on to `python -m gateway` (repeat; e.g. --gateway-arg=--ws-impl=lean)",
+    )
     p.add_argument("--py-spy", metavar="DIR", help="py-spy raw profiles of the gateway here")
     p.add_argument("--keep-logs", action="store_true", help="keep the gateway logs")
     p.add_argument(
@@ -674,11 +937,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         " shared: the one on 5672/15674 (a vhost of its own)",
     )
     args = p.parse_args(argv)
+    if args.rate < 0 or not 0 < args.moderate <= 1:
+        raise SystemExit("--rate must be >= 0 and --moderate in (0, 1]")
+    if args.rounds < 1 or args.duration <= 0:
+        raise SystemExit("--rounds must be at least 1 and --duration above 0")
+    if not args.max and not args.fixed:
+        raise SystemExit("--no-max and --no-fixed leave nothing to run")
 
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     for t in targets:
         if t not in TARGETS:
             raise SystemExit(f"unknown target {t!r}")
+    # Web-STOMP's maximum sets the moderate load: measure it first in each round
+    max_order = sorted(targets, key=lambda t: t != "web-stomp")
     scenarios = build_scenarios(args)
     most = max([s.idle or s.rooms * (s.subs + s.pubs) for s in scenarios] + [0])
     soft, hard = raise_nofile(most + 1024)
@@ -716,10 +987,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                 " `ulimit -n`); Web-STOMP runs that need more are skipped. Restart it with a"
                 " higher limit, or use --broker private"
             )
+        load = (
+            f"{args.rate:,.0f} deliveries/s"
+            if args.rate
+            else f"{args.moderate:g} x Web-STOMP's maximum in the round"
+        )
         print(
-            f"offered load: {args.rate:,.0f} deliveries/s per traffic scenario, {args.body_size}"
-            f" B bodies; window {args.duration:g} s after {args.warmup:g} s warm-up; CPU from"
-            f" /proc at {CLK_TCK} Hz; {os.cpu_count()} cores shared with the load generator"
+            f"offered load (fixed-rate runs): {load}, {args.body_size} B bodies; window"
+            f" {args.duration:g} s after {args.warmup:g} s warm-up; CPU from /proc at"
+            f" {CLK_TCK} Hz; {os.cpu_count()} cores shared with the load generator"
+            f" ({args.client}); gateway args: {' '.join(args.gateway_arg) or '(none)'}"
         )
         idle_cpu0, busy0 = cpu_seconds(broker.beam), busy_cpu_seconds()
         time.sleep(2.0)
@@ -727,15 +1004,31 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"before: beam.smp idle CPU {(cpu_seconds(broker.beam) - idle_cpu0) * 50:.1f}% of a"
             f" core, whole machine {(busy_cpu_seconds() - busy0) * 50:.0f}% of a core"
         )
+        first = True
         for sc in scenarios:
+            needed = sc.idle or sc.rooms * (sc.subs + sc.pubs)
+            skip_ws = socket_limit is not None and needed > socket_limit
+            if skip_ws:
+                print(f"[{sc.key}] web-stomp: skipped ({needed} > {socket_limit} sockets)")
+            runnable = [t for t in targets if not (t == "web-stomp" and skip_ws)]
             for _ in range(1 if sc.idle else args.rounds):
                 sc.results = {}
-                for target in targets:
-                    needed = sc.idle or sc.rooms * (sc.subs + sc.pubs)
-                    if target == "web-stomp" and socket_limit is not None and needed > socket_limit:
-                        print(f"[{sc.key}] web-stomp: skipped ({needed} > {socket_limit} sockets)")
-                        continue
-                    run_one(sc, target, broker, args, log_dir, first=sc is scenarios[0])
+                if sc.idle:
+                    for target in runnable:
+                        run_one(sc, target, broker, args, log_dir, first=first)
+                        first = False
+                else:
+                    if args.max:
+                        for target in [t for t in max_order if t in runnable]:
+                            run_one(sc, target, broker, args, log_dir, first=first, mode="max")
+                            first = False
+                    rate = moderate_rate(sc, args)
+                    sc.rates.append(rate)
+                    for target in runnable if args.fixed else []:
+                        run_one(
+                            sc, target, broker, args, log_dir, first=first, mode="fixed", rate=rate
+                        )
+                        first = False
                 sc.rounds.append(sc.results)
             sc.results = median_round(sc)
     finally:
@@ -748,11 +1041,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             shutil.rmtree(log_dir, ignore_errors=True)
     print_table(scenarios, targets)
-    print(
-        "\ntargets: CPU/msg ratio <= 0.50 (at the offered load and at full speed);"
-        " p99 ratio <= 1.00 at the same load; gateway RSS/conn <= 16,384 B"
-        " (Web-STOMP ~90-110 KiB, bare aiohttp WS ~14 KiB)"
-    )
+    print_targets(scenarios)
 
 
 def run_one(
@@ -763,8 +1052,11 @@ def run_one(
     log_dir: Path,
     *,
     first: bool,
+    mode: str = "fixed",
+    rate: float = 0.0,
 ) -> None:
-    server = start_server(target, broker, log_dir)
+    """One run on a fresh server: the idle scenario, or one traffic ``mode``."""
+    server = start_server(target, broker, log_dir, args.gateway_arg)
     try:
         if server.gateway is not None and first:
             print(f"gateway RLIMIT_NOFILE: {nofile_limit(server.pids['gateway'])}")
@@ -780,20 +1072,20 @@ def run_one(
                 flush=True,
             )
             return
-        for mode in ["fixed", "max"] if args.max else ["fixed"]:
-            r = run_traffic(server, sc, args, broker.vhost, log_dir, mode=mode)
-            sc.results[target + ("/max" if mode == "max" else "")] = r
-            split = ", ".join(
-                f"{k} {r.cpu_us_by_proc[k]:.1f} us = {v:.0f}%" for k, v in r.cpu_by_proc.items()
-            )
-            print(
-                f"[{sc.key}/{mode}] {target}: {r.delivered_per_s:,.0f} msg/s"
-                f" (published {r.published_per_s:,.0f}/s), {r.cpu_us_per_msg:.1f}"
-                f" us/msg ({split}), p50 {fmt(r.p50_ms, 2)} p99 {fmt(r.p99_ms, 2)}"
-                f" p99.9 {fmt(r.p999_ms, 2)} ms, loadgen {r.loadgen_cpu_pct:.0f}%,"
-                f" other {r.other_cpu_pct:.0f}%, errors {r.errors}",
-                flush=True,
-            )
+        r = run_traffic(server, sc, args, broker.vhost, log_dir, mode=mode, rate=rate)
+        sc.results[target + ("/max" if mode == "max" else "")] = r
+        split = ", ".join(
+            f"{k} {r.cpu_us_by_proc[k]:.1f} us = {v:.0f}%" for k, v in r.cpu_by_proc.items()
+        )
+        offered = f" at {rate:,.0f}/s offered" if mode == "fixed" else ""
+        print(
+            f"[{sc.key}/{mode}] {target}: {r.delivered_per_s:,.0f} msg/s{offered}"
+            f" (published {r.published_per_s:,.0f}/s), {r.cpu_us_per_msg:.1f}"
+            f" us/msg ({split}), p50 {fmt(r.p50_ms, 2)} p99 {fmt(r.p99_ms, 2)}"
+            f" p99.9 {fmt(r.p999_ms, 2)} ms, loadgen {r.loadgen_cpu_pct:.0f}%,"
+            f" other {r.other_cpu_pct:.0f}%, errors {r.errors}",
+            flush=True,
+        )
     finally:
         server.stop()
         time.sleep(1.0)

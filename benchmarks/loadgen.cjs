@@ -2,7 +2,10 @@
 //
 // Driven over stdin/stdout, one JSON object per line. argv[2] is the JSON config:
 //   {url, vhost, login, passcode, rooms, subs, pubs, rate, bodySize, idle, concurrency, mode,
-//    window, inflight}
+//    window, inflight, heartbeat, receiptEvery}
+//   receiptEvery: mode "max" sends batches of this many SENDs, the last with a receipt (10).
+//   heartbeat: ms, both ways, in CONNECT's heart-beat header (0 or absent: none); every
+//   connected client then sends an EOL every `heartbeat` ms (the server's are ignored).
 //   rate: messages/s per publisher (mode "fixed"); mode "max": as fast as receipts allow.
 // Commands (stdin):   setup | start | mark | report | stop | close
 // Replies (stdout):   {"event": "ready"|"started"|"marked"|"report"|"stopped"|"closed", ...}
@@ -54,10 +57,13 @@ function percentile(p) {
 }
 
 // -- frames ------------------------------------------------------------------------------------
+const HEARTBEAT = cfg.heartbeat || 0;
+
 function connectFrame() {
   return (
     "CONNECT\naccept-version:1.2\n" +
-    `host:${cfg.vhost}\nlogin:${cfg.login}\npasscode:${cfg.passcode}\nheart-beat:0,0\n\n\0`
+    `host:${cfg.vhost}\nlogin:${cfg.login}\npasscode:${cfg.passcode}\n` +
+    `heart-beat:${HEARTBEAT},${HEARTBEAT}\n\n\0`
   );
 }
 
@@ -181,6 +187,18 @@ let closing = false;
 const clients = [];
 const publishers = [];
 
+// Heart-beats: the clients spread over the interval, a slice every 50 ms.
+if (HEARTBEAT) {
+  const slots = Math.max(1, Math.round(HEARTBEAT / 50));
+  let slot = 0;
+  setInterval(() => {
+    slot = (slot + 1) % slots;
+    for (let i = slot; i < clients.length; i += slots) {
+      if (clients[i].connected && clients[i].ws.readyState === WebSocket.OPEN) clients[i].ws.send("\n");
+    }
+  }, 50);
+}
+
 async function openAll(specs) {
   const conc = cfg.concurrency || 100;
   let next = 0;
@@ -208,7 +226,7 @@ async function openAll(specs) {
 let pubTimer = null;
 let pubStart = 0;
 const TICK_MS = 2;
-const RECEIPT_EVERY = 10;
+const RECEIPT_EVERY = Math.max(1, cfg.receiptEvery || 10);
 
 function tickFixed() {
   const elapsed = (performance.now() - pubStart) / 1000;
