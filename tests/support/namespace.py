@@ -11,12 +11,15 @@ and never call this.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import secrets
 from collections.abc import Mapping, Sequence
 
 import redis
 
+from chatstate.client import redis_client
 from chatstate.deployment import DEFAULT_DEPLOYMENT, default_redis_prefix, namespace_key
 
 __all__ = ["share_default_namespace", "share_for_process"]
@@ -25,19 +28,32 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def share_default_namespace(redis_url: str, prefix: str) -> None:
-    """Give `prefix` the default deployment's lease-namespace token in `redis_url`."""
+    """Give `prefix` in `redis_url` (any URL form the gateway takes: a private server, a
+    Sentinel set, a cluster) the default deployment's lease-namespace token, which lives in
+    the shared Redis of the run (`DEFAULT_REDIS_URL`)."""
     default = default_redis_prefix(DEFAULT_DEPLOYMENT)
-    if prefix == default:
+    if prefix == default and redis_url == DEFAULT_REDIS_URL:
         return
-    client = redis.Redis.from_url(redis_url)
+    shared = redis.Redis.from_url(DEFAULT_REDIS_URL)
     try:
         key = namespace_key(default)
-        client.set(key, secrets.token_hex(16), nx=True)
-        token = client.get(key)
+        shared.set(key, secrets.token_hex(16), nx=True)
+        token = shared.get(key)
         assert isinstance(token, bytes)
-        client.set(namespace_key(prefix), token, ex=3600)
     finally:
-        client.close()
+        shared.close()
+    # The project's own client reads every URL form; it is asyncio's, and a test may call
+    # this from inside a running loop: so on a thread of its own.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _put(redis_url, namespace_key(prefix), token)).result()
+
+
+async def _put(redis_url: str, key: str, token: bytes) -> None:
+    client = redis_client(redis_url, name="stompgate-test-namespace", max_connections=0)
+    try:
+        await client.set(key, token, ex=3600)
+    finally:
+        await client.aclose()
 
 
 def share_for_process(env: Mapping[str, str], args: Sequence[str] = ()) -> None:
