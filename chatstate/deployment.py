@@ -50,7 +50,7 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -179,7 +179,7 @@ async def namespace_token(
 
 
 async def claim_namespace(
-    amqp_url: str,
+    amqp_urls: Sequence[str],
     redis: aioredis.Redis,
     me: Namespace,
     *,
@@ -190,7 +190,8 @@ async def claim_namespace(
 ) -> str:
     """Check (and on first use record) that the topic exchange and the deployment name of
     `me` belong to its lease namespace; returns the token. Uses a connection of its own to
-    the broker at `amqp_url`, closed before it returns. Raises `NamespaceClashError`.
+    the broker at the first of `amqp_urls` (the nodes of a cluster) that answers, closed
+    before it returns. Raises `NamespaceClashError`.
 
     RabbitMQ can refuse a stream declared or read a moment after another client declared it
     (a channel or even a connection error while the stream starts): the check is then made
@@ -201,7 +202,7 @@ async def claim_namespace(
     token (too short would refuse a deployment whose Redis lost its data); `read_back` for
     the first record once one is surely there."""
     for attempt in range(1, attempts + 1):
-        connection = await aio_pika.connect(amqp_url)
+        connection = await _connect_first(amqp_urls)
         try:
             return await _claim(connection, redis, me, empty_wait, lost_wait, read_back)
         except aiormq.exceptions.AMQPError as exc:
@@ -213,6 +214,18 @@ async def claim_namespace(
             with contextlib.suppress(Exception):
                 await connection.close()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _connect_first(amqp_urls: Sequence[str]) -> AbstractConnection:
+    """A connection to the first of `amqp_urls` that answers (the last one's error else)."""
+    if not amqp_urls:
+        raise ValueError("no AMQP URL to check the lease namespace on")
+    for url in amqp_urls[:-1]:
+        try:
+            return await aio_pika.connect(url)
+        except (OSError, aiormq.exceptions.AMQPError) as exc:
+            log.info("namespace check: %s did not answer (%r), the next node", _safe_url(url), exc)
+    return await aio_pika.connect(amqp_urls[-1])
 
 
 async def _claim(

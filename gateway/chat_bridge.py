@@ -70,7 +70,7 @@ from gateway.delivery import SystemSink
 from gateway.errors import ClientError, ErrorMessage
 from gateway.relay import Relay
 from gateway.relay.destinations import UserQueue
-from gateway.settings import Settings
+from gateway.settings import Settings, split_amqp_urls
 from store import UNAVAILABLE_ERRORS
 
 __all__ = [
@@ -370,7 +370,7 @@ async def check_namespace(settings: Settings, redis: aioredis.Redis) -> None:
         settings.redis_prefix,
         who=f"gateway node {settings.node_id}",
     )
-    await claim_namespace(settings.amqp_url, redis, me)
+    await claim_namespace(split_amqp_urls(settings.broker_url), redis, me)
 
 
 async def build_chat(

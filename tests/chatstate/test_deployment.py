@@ -35,7 +35,7 @@ async def own_redis(redis_url: str) -> AsyncIterator[tuple[aioredis.Redis, str]]
 
 
 async def claim(url: str, redis: aioredis.Redis, me: Namespace) -> str:
-    return await claim_namespace(url, redis, me)
+    return await claim_namespace([url], redis, me)
 
 
 async def test_nodes_of_one_deployment_starting_at_once_all_pass(

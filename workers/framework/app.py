@@ -358,7 +358,7 @@ class WorkerApp:
         if self._namespace is not None:
             namespace, redis = self._namespace
             assert self.amqp_url is not None  # checked by start()
-            await claim_namespace(self.amqp_url, redis, namespace)
+            await claim_namespace(split_amqp_urls(self.amqp_url), redis, namespace)
         channel = await connection.channel()
         try:
             if not self.topic_exchange.startswith("amq."):
