@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from chatstate.amqp_urls import split_amqp_urls
 from chatstate.deployment import Namespace, claim_namespace, lease_key_prefix
 from chatstate.keys import ChatKeys
 from gateway import stomp_headers
@@ -70,7 +71,7 @@ from gateway.delivery import SystemSink
 from gateway.errors import ClientError, ErrorMessage
 from gateway.relay import Relay
 from gateway.relay.destinations import UserQueue
-from gateway.settings import Settings, split_amqp_urls
+from gateway.settings import Settings
 from store import UNAVAILABLE_ERRORS
 
 __all__ = [

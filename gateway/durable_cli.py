@@ -29,10 +29,11 @@ from typing import TextIO
 import aiormq
 import aiormq.abc
 
+from chatstate.amqp_urls import split_amqp_urls
 from chatstate.client import client_name, redis_client
 from gateway.relay.durable import DurableInfo, DurableRegistry, DurableSubscriptions
 from gateway.relay.topology import Topology
-from gateway.settings import ConfigurationError, settings_from, split_amqp_urls
+from gateway.settings import ConfigurationError, settings_from
 
 __all__ = ["COMMAND", "build_parser", "run"]
 

@@ -14,14 +14,12 @@ import argparse
 import dataclasses
 import math
 import os
-import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from yarl import URL
-
+from chatstate.amqp_urls import split_amqp_urls, with_heartbeat
 from chatstate.client import check_key_prefixes
 from chatstate.deployment import (
     DEFAULT_DEPLOYMENT,
@@ -37,25 +35,6 @@ ENV_PREFIX = "STOMPGATE_"
 class ConfigurationError(Exception):
     """A setting (flag, environment variable or file it names) that cannot be used; the
     text says which one and why."""
-
-
-_URL_SEPARATOR = re.compile(r"\s*,\s*(?=[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
-
-
-def split_amqp_urls(value: str) -> tuple[str, ...]:
-    """The AMQP URLs of ``value``: one URL, or several separated by commas (the nodes of a
-    cluster). A comma splits only where a URL (``scheme://``) follows, so a
-    comma inside a password stays. Raises ValueError for an empty list or a URL that is
-    not ``amqp://host...`` or ``amqps://host...``."""
-    urls = tuple(u for u in _URL_SEPARATOR.split(value.strip()) if u)
-    if not urls:
-        raise ValueError("--amqp-url must name at least one AMQP URL")
-    for url in urls:
-        scheme, sep, rest = url.partition("://")
-        if not sep or scheme.lower() not in ("amqp", "amqps") or not rest.strip("/"):
-            shown = url if "@" not in url else f"{scheme}://...@{url.rpartition('@')[2]}"
-            raise ValueError(f"--amqp-url: not an amqp:// or amqps:// URL with a host: {shown!r}")
-    return urls
 
 
 def _default_node_id() -> str:
@@ -453,23 +432,9 @@ class Settings:
 
 def amqp_url_with_heartbeat(url: str, seconds: int) -> str:
     """``url`` (one AMQP URL, or several comma-separated: the nodes of a cluster) with
-    ``heartbeat=seconds`` in each URL's query (aiormq and the node's wire both read it there).
-    A URL that already says ``heartbeat=`` something else is a ValueError: the interval is
-    given once."""
-    return ",".join(_one_with_heartbeat(one, seconds) for one in split_amqp_urls(url))
-
-
-def _one_with_heartbeat(url: str, seconds: int) -> str:
-    parsed = URL(url)
-    given = parsed.query.get("heartbeat")
-    if given is not None:
-        if given.strip() != str(seconds):
-            raise ValueError(
-                f"the AMQP URL says heartbeat={given} and --amqp-heartbeat {seconds}:"
-                " give the interval once"
-            )
-        return url
-    return str(parsed.update_query(heartbeat=str(seconds)))
+    ``heartbeat=seconds`` in each URL's query; a URL that says another ``heartbeat=`` is a
+    ValueError."""
+    return with_heartbeat(url, seconds)
 
 
 def _parse_bool(text: str) -> bool:

@@ -25,12 +25,11 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from yarl import URL
-
+from chatstate.amqp_urls import split_amqp_urls as _split
+from chatstate.amqp_urls import with_heartbeat
 from chatstate.deployment import (
     DEFAULT_DEPLOYMENT,
     DEFAULT_TOPIC_EXCHANGE,
@@ -41,25 +40,11 @@ from chatstate.deployment import (
 
 PREFIX = "STOMPGATE_"
 
-_URL_SEPARATOR = re.compile(r"\s*,\s*(?=[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
-
 
 def split_amqp_urls(value: str) -> tuple[str, ...]:
-    """The AMQP URLs of ``value``: one URL, or several separated by commas (the nodes of a
-    cluster). A comma splits only where a URL (``scheme://``) follows, so a
-    comma inside a password stays. ValueError for none or for a URL that is not
-    ``amqp://host...`` or ``amqps://host...`` (the gateway's ``--amqp-url`` reads the same)."""
-    urls = tuple(u for u in _URL_SEPARATOR.split(value.strip()) if u)
-    if not urls:
-        raise ValueError(f"{PREFIX}AMQP_URL must name at least one AMQP URL")
-    for url in urls:
-        scheme, sep, rest = url.partition("://")
-        if not sep or scheme.lower() not in ("amqp", "amqps") or not rest.strip("/"):
-            shown = url if "@" not in url else f"{scheme}://...@{url.rpartition('@')[2]}"
-            raise ValueError(
-                f"{PREFIX}AMQP_URL: not an amqp:// or amqps:// URL with a host: {shown!r}"
-            )
-    return urls
+    """The AMQP URLs of ``value`` (one, or a cluster's nodes comma-separated), as the
+    gateway's ``--amqp-url`` reads them; errors name ``STOMPGATE_AMQP_URL``."""
+    return _split(value, f"{PREFIX}AMQP_URL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,21 +143,7 @@ def _heartbeat(raw: str | None, default: int) -> int:
 
 
 def _with_heartbeat(url: str, seconds: int) -> str:
-    """Each of the comma-separated AMQP URLs with ``heartbeat=seconds`` in its query."""
-    return ",".join(_one_with_heartbeat(one, seconds) for one in split_amqp_urls(url))
-
-
-def _one_with_heartbeat(url: str, seconds: int) -> str:
-    parsed = URL(url)
-    given = parsed.query.get("heartbeat")
-    if given is not None:
-        if given.strip() != str(seconds):
-            raise ValueError(
-                f"{PREFIX}AMQP_URL says heartbeat={given} and {PREFIX}AMQP_HEARTBEAT {seconds}:"
-                " give the interval once"
-            )
-        return url
-    return str(parsed.update_query(heartbeat=str(seconds)))
+    return with_heartbeat(url, seconds, f"{PREFIX}AMQP_URL", f"{PREFIX}AMQP_HEARTBEAT")
 
 
 def _port(raw: str | None, default: int | None) -> int | None:

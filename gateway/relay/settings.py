@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.settings import split_amqp_urls
+from chatstate.amqp_urls import split_amqp_urls
 
 __all__ = ["RelaySettings"]
 

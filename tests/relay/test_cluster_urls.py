@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 from yarl import URL
 
+from chatstate.amqp_urls import split_amqp_urls
 from gateway.relay import RelaySettings
-from gateway.settings import ConfigurationError, Settings, settings_from, split_amqp_urls
+from gateway.settings import ConfigurationError, Settings, settings_from
 from tests.relay.conftest import RelayFactory
 from tests.relay.helpers import RecordingSink, close_connections, connections, eventually
 from tests.support import rabbit
