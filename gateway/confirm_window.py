@@ -1,38 +1,114 @@
 """The window of one client's SENDs that were written to the broker without waiting.
 
-A SEND without a receipt is written to the broker and the connection handles the next frame
-at once; the broker's confirm comes back later. At most ``--max-unconfirmed`` such SENDs are
-in flight per client: when that many are, the next one waits for room (``settle(max - 1)``),
-which pushes back on a client that publishes faster than the broker confirms. A frame with a
-receipt (and DISCONNECT, and COMMIT) first waits until none is in flight (``settle()``), so
-a RECEIPT vouches for everything the client sent before it. Closing the window (the
-connection is closing) ends every wait.
+A relay SEND (with a receipt or without) is written to the broker and the connection
+handles the next frame at once; the broker's confirm comes back later, and confirms of
+SENDs that took different publish channels may come back in any order. At most
+``--max-unconfirmed`` such SENDs are in flight per client: when that many are, the next one
+waits for room (``settle(max - 1)``), which pushes back on a client that publishes faster
+than the broker confirms.
+
+A SEND's RECEIPT vouches for it and for everything the client sent before it, so it waits in
+a FIFO until its own confirm and every earlier SEND's have arrived: the SENDs in flight are
+kept in *batches*, each ending with a SEND that has a receipt (the last batch is still
+open), and a batch's RECEIPT is released once every SEND of it and of the batches before it
+is confirmed. RECEIPTs therefore go out in the order the SENDs came.
+
+Whatever else must vouch for every earlier SEND (another frame with a receipt, DISCONNECT,
+COMMIT, an awaited SEND) waits until none is in flight (``settle()``); by then every pending
+RECEIPT has been released. Closing the window (the connection is closing) ends every wait
+and releases no more RECEIPTs.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
 
-__all__ = ["ConfirmWindow"]
+from gateway.errors import ClientError
+
+__all__ = ["Batch", "ConfirmWindow"]
+
+#: ``release(receipt_id, headers)``: queue a RECEIPT whose SENDs are all confirmed.
+Release = Callable[[str, Sequence[tuple[str, str]] | None], None]
+#: ``answer(error, seconds)``: what the broker said about one SEND (None: confirmed).
+Answer = Callable[[ClientError | None, float], None]
+
+
+class Batch:
+    """SENDs in flight that end with one that has a receipt (the last batch: so far).
+    :meth:`on_confirm` is the publish callback of each of them."""
+
+    __slots__ = ("headers", "receipt", "unconfirmed", "window")
+
+    def __init__(self, window: ConfirmWindow) -> None:
+        self.window = window
+        self.unconfirmed = 0
+        self.receipt: str | None = None  # None: still open, more SENDs may join
+        self.headers: Sequence[tuple[str, str]] | None = None
+
+    def on_confirm(self, error: ClientError | None, seconds: float) -> None:
+        """The broker's answer to one SEND of this batch."""
+        window = self.window
+        window.answer(error, seconds)
+        window.done(self)
 
 
 class ConfirmWindow:
-    __slots__ = ("_closed", "_waiter", "_wake_at", "in_flight")
+    __slots__ = ("_batches", "_closed", "_release", "_waiter", "_wake_at", "answer", "in_flight")
 
-    def __init__(self) -> None:
-        self.in_flight = 0  # written, not confirmed yet (the connection adds each one)
+    def __init__(self, *, answer: Answer, release: Release) -> None:
+        self.in_flight = 0  # written, not confirmed yet
+        self.answer = answer  # told of every confirm or refusal first
+        self._release = release
+        self._batches: deque[Batch] = deque()  # oldest first; the last one may be open
         self._waiter: asyncio.Future[None] | None = None  # wakes when in_flight <= _wake_at
         self._wake_at = 0
         self._closed = False
 
-    def done(self) -> None:
-        """One SEND was confirmed or refused, or was not written after all."""
+    def add(self) -> Batch:
+        """Count one more SEND in flight; its publish callback is the batch's
+        :meth:`Batch.on_confirm`."""
+        batches = self._batches
+        if batches and batches[-1].receipt is None:
+            batch = batches[-1]
+        else:
+            batch = Batch(self)
+            batches.append(batch)
+        batch.unconfirmed += 1
+        self.in_flight += 1
+        return batch
+
+    def receipt_after(self, receipt: str, headers: Sequence[tuple[str, str]] | None) -> None:
+        """The SEND just added asked for a RECEIPT: release it once that SEND and every
+        earlier one is confirmed (at once if they are already)."""
+        batch = self._batches[-1]
+        batch.receipt = receipt
+        batch.headers = headers
+        self._release_confirmed()
+
+    def done(self, batch: Batch) -> None:
+        """One SEND of ``batch`` was confirmed or refused, or was not written after all."""
+        batch.unconfirmed -= 1
         self.in_flight -= 1
+        if not batch.unconfirmed and batch is self._batches[0]:
+            self._release_confirmed()
         waiter = self._waiter
         if waiter is not None and self.in_flight <= self._wake_at:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+    def _release_confirmed(self) -> None:
+        batches = self._batches
+        while batches:
+            head = batches[0]
+            receipt = head.receipt
+            if head.unconfirmed or receipt is None:
+                return
+            batches.popleft()
+            if not self._closed:
+                self._release(receipt, head.headers)
 
     async def settle(self, at_most: int = 0) -> bool:
         """Wait until at most ``at_most`` SENDs are in flight; False if the window closed."""
@@ -43,7 +119,7 @@ class ConfirmWindow:
         return not self._closed
 
     def close(self) -> None:
-        """The connection is closing: end any wait, and wait no more."""
+        """The connection is closing: end any wait, wait no more, release no RECEIPT."""
         self._closed = True
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():

@@ -15,8 +15,12 @@ Every write to the transport (flushes, RECEIPTs, that ERROR, the close) is the c
 :class:`~gateway.outbound.Output`; what input costs is its meter's
 (:mod:`gateway.auth.input_budget`).
 
-A COMMIT carries out its frames in order, each receipted when done (a SEND's once the
-broker confirmed it, as RabbitMQ's plugin does), then the COMMIT's; ABORT discards them.
+A relay SEND does not hold up the frames after it: its RECEIPT is queued by the sender's
+window once it and every earlier SEND are confirmed (inside the relay's read, so the host
+flushes it). Any other frame with a receipt, DISCONNECT and COMMIT first wait until no SEND
+is in flight, and a client's mistake waits for them too, so the RECEIPTs before its ERROR
+are out. A COMMIT carries out its frames in order, each receipted when done (a SEND's once
+the broker confirmed it, as RabbitMQ's plugin does), then the COMMIT's; ABORT discards them.
 
 Broker deliveries arrive on another path, :meth:`Connection.deliver`, called by the relay
 in-process: rendered into the session's outbound buffer, they are written once per broker
@@ -28,7 +32,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from gateway.access import Identity, UserLease
@@ -122,6 +126,7 @@ class Connection:
             metrics=metrics,
             max_unconfirmed=limits.max_unconfirmed,
             refuse=output.refuse,
+            receipt=self._receipt,
         )
         self._heads: MessageHeads | None = None  # made by the first delivery after CONNECTED
         self.dirty = False  # queued output the host will flush at the end of this loop turn
@@ -228,7 +233,10 @@ class Connection:
                 return  # an earlier SEND failed: its ERROR is out
             await _HANDLERS[type(event)](self, event)
         except ClientError as exc:
-            self._output.refuse(exc, _receipt_of(event))
+            # SENDs still in flight get their RECEIPTs first (False: one was refused and
+            # its ERROR is out already), then this frame's ERROR.
+            if await self._sender.settle():
+                self._output.refuse(exc, _receipt_of(event))
 
     async def _connect(self, event: events.ConnectRequested) -> None:
         access = self._access
@@ -245,11 +253,15 @@ class Connection:
         self._host.authenticated(self)  # heart-beats, idle, token; announced
 
     async def _send(self, event: events.SendRequested) -> None:
-        pipelined = event.receipt is None
-        extra = await self._sender.send(
-            self._identity(), event, authorize=self._authorize, pipelined=pipelined
-        )
-        self._output.receipt(event.receipt, extra)
+        await self._sender.send(self._identity(), event, authorize=self._authorize)
+
+    def _receipt(self, receipt: str, headers: Sequence[tuple[str, str]] | None) -> None:
+        """Queue a SEND's RECEIPT; one released by a confirm inside the relay's read is
+        written with that read's flush."""
+        self._output.receipt(receipt, headers)
+        if not self.dirty:
+            self.dirty = True
+            self._host.mark_dirty(self)
 
     async def _subscribe(self, event: events.SubscribeRequested) -> None:
         subscriptions = self._subscriptions
@@ -271,8 +283,9 @@ class Connection:
         receipt the COMMIT."""
         for frame in event.frames:
             if isinstance(frame, events.SendRequested):
-                extra = await self._sender.send(self._identity(), frame, authorize=self._authorize)
-                self._output.receipt(frame.receipt, extra)
+                await self._sender.send(
+                    self._identity(), frame, authorize=self._authorize, pipelined=False
+                )
             else:
                 await self._ack(frame)
         self._output.receipt(event.receipt)

@@ -27,6 +27,7 @@ class Rig:
         self.router = FakeRouter()
         self.metrics = Metrics()
         self.refused: list[ClientError] = []
+        self.receipts: list[tuple[str, object]] = []  # (receipt-id, headers), in order
         self.sender = Sender(
             NullSink(),
             access=FakeAccess(),
@@ -34,12 +35,19 @@ class Rig:
             metrics=self.metrics,
             max_unconfirmed=max_unconfirmed,
             refuse=self.refused.append,
+            receipt=self.receipt,
         )
 
-    async def send(self, destination: str, receipt: str | None = None) -> object:
+    def receipt(self, receipt: str, headers: object) -> None:
+        self.receipts.append((receipt, headers))
+
+    @property
+    def receipt_ids(self) -> list[str]:
+        return [receipt for receipt, _ in self.receipts]
+
+    async def send(self, destination: str, receipt: str | None = None) -> None:
         event = events.SendRequested(destination, (), b"x", receipt, None)
-        pipelined = receipt is None
-        return await self.sender.send(GUEST, event, authorize=allow, pipelined=pipelined)
+        await self.sender.send(GUEST, event, authorize=allow)
 
     def confirm(self, index: int, error: ClientError | None = None) -> None:
         on_confirm = self.router.sent[index].on_confirm
@@ -107,18 +115,119 @@ async def test_a_publish_that_fails_leaves_nothing_in_flight() -> None:
     assert rig.sender.window.in_flight == 0
 
 
-async def test_chat_and_receipted_sends_are_awaited_and_say_what_the_receipt_carries() -> None:
+async def test_chat_and_amq_queue_sends_are_awaited_and_say_what_the_receipt_carries() -> None:
     rig = Rig()
     rig.router.receipt_headers = (("stompgate-message-id", "42"),)
-    assert await rig.send("/app/rooms/r/messages") == (("stompgate-message-id", "42"),)
-    assert await rig.send("/queue/q", receipt="r1") is None
+    await rig.send("/app/rooms/r/messages", receipt="c1")
+    await rig.send("/amq/queue/q", receipt="a1")
     assert [s.on_confirm for s in rig.router.sent] == [None, None]
     assert rig.sender.window is None
+    assert rig.receipts == [("c1", (("stompgate-message-id", "42"),)), ("a1", None)]
     assert sum(rig.metrics.confirm_latency.counts) == 1  # the relay's; chat has its own
+
+
+async def test_a_receipted_send_goes_without_waiting_and_its_receipt_waits_for_its_confirm() -> (
+    None
+):
+    rig = Rig(max_unconfirmed=8)
+    await rig.send("/queue/q", receipt="r1")
+    assert rig.router.sent[0].on_confirm is not None  # not awaited
+    assert rig.sender.window is not None
+    assert rig.sender.window.in_flight == 1
+    assert rig.receipts == []
+    rig.confirm(0)
+    assert rig.receipts == [("r1", None)]
+    assert rig.sender.window.in_flight == 0
+
+
+async def test_receipts_wait_for_every_earlier_confirm_and_keep_the_sends_order() -> None:
+    # Confirms from different publish channels arrive in any order.
+    rig = Rig(max_unconfirmed=8)
+    await rig.send("/topic/t")  # 0, no receipt
+    await rig.send("/queue/q", receipt="r1")  # 1
+    await rig.send("/topic/t")  # 2, no receipt
+    await rig.send("/queue/q", receipt="r3")  # 3
+    await rig.send("/topic/t", receipt="r4")  # 4
+    rig.confirm(4)
+    rig.confirm(3)
+    rig.confirm(1)
+    assert rig.receipts == []  # SEND 0 is not confirmed yet
+    rig.confirm(0)
+    assert rig.receipt_ids == ["r1"]  # SEND 2 holds r3 and r4 back
+    rig.confirm(2)
+    assert rig.receipt_ids == ["r1", "r3", "r4"]
+    assert not rig.sender.must_settle(receipted())
+
+
+async def test_a_settled_window_has_released_every_receipt() -> None:
+    rig = Rig(max_unconfirmed=8)
+    await rig.send("/queue/q", receipt="r0")
+    await rig.send("/queue/q", receipt="r1")
+    assert rig.sender.must_settle(events.DisconnectRequested("bye"))
+    assert not rig.sender.must_settle(events.SendRequested("/queue/q", (), b"", "r2", None))
+    settled = asyncio.create_task(rig.sender.settle())
+    rig.confirm(1)
+    rig.confirm(0)
+    assert await settled
+    assert rig.receipt_ids == ["r0", "r1"]
+
+
+async def test_a_chat_post_with_a_receipt_waits_for_the_pending_receipts() -> None:
+    rig = Rig(max_unconfirmed=8)
+    await rig.send("/queue/q", receipt="r0")
+    post = asyncio.create_task(rig.send("/app/rooms/r/messages", receipt="c1"))
+    await asyncio.sleep(0.01)
+    assert not post.done()
+    rig.confirm(0)
+    await post
+    assert rig.receipt_ids == ["r0", "c1"]
+
+
+async def test_a_refusal_releases_no_receipt_for_it_or_after_it() -> None:
+    rig = Rig(max_unconfirmed=8)
+    for i in range(4):
+        await rig.send("/queue/q", receipt=f"r{i}")
+    refusal = ClientError("SEND not confirmed: nack", reason="publish")
+    rig.confirm(0)
+    rig.sender.close()  # what refuse() leads to: the connection closes
+    rig.confirm(1, refusal)
+    rig.confirm(2)
+    rig.confirm(3)
+    assert rig.receipt_ids == ["r0"]
+    assert rig.refused == [refusal]
+
+
+async def test_a_receipted_send_waits_for_room_in_a_full_window() -> None:
+    rig = Rig(max_unconfirmed=2)
+    await rig.send("/queue/q", receipt="r0")
+    await rig.send("/queue/q", receipt="r1")
+    third = asyncio.create_task(rig.send("/queue/q", receipt="r2"))
+    await asyncio.sleep(0.01)
+    assert not third.done()
+    rig.confirm(0)
+    await third
+    assert rig.receipt_ids == ["r0"]
+    rig.confirm(2)
+    rig.confirm(1)
+    assert rig.receipt_ids == ["r0", "r1", "r2"]
+
+
+async def test_a_receipted_send_that_is_not_written_gets_no_receipt() -> None:
+    rig = Rig(max_unconfirmed=8)
+    await rig.send("/queue/q", receipt="r0")
+    rig.router.refuse = ClientError("no route", reason="publish")
+    with pytest.raises(ClientError, match="no route"):
+        await rig.send("/queue/q", receipt="r1")
+    await rig.send("/queue/q", receipt="r2")  # what a test of the sender alone can do
+    rig.confirm(0)
+    rig.confirm(1)
+    assert rig.receipt_ids == ["r0", "r2"]
 
 
 async def test_no_window_when_max_unconfirmed_is_zero() -> None:
     rig = Rig(max_unconfirmed=0)
     await rig.send("/topic/t")
-    assert rig.router.sent[0].on_confirm is None  # awaited, as with a receipt
+    await rig.send("/queue/q", receipt="r1")
+    assert [s.on_confirm for s in rig.router.sent] == [None, None]  # both awaited
     assert rig.sender.window is None
+    assert rig.receipt_ids == ["r1"]
