@@ -13,6 +13,12 @@ kept in *batches*, each ending with a SEND that has a receipt (the last batch is
 open), and a batch's RECEIPT is released once every SEND of it and of the batches before it
 is confirmed. RECEIPTs therefore go out in the order the SENDs came.
 
+A SEND the broker refuses ends the session with one ERROR, which takes its place in the same
+FIFO (the broker may confirm out of order even on one channel): it is handed to ``refuse``
+once every batch before the refused SEND's is released, so the client gets the RECEIPTs
+before it, then the ERROR, and nothing after it (:attr:`ConfirmWindow.refusing` tells the
+connection to handle no more frames meanwhile).
+
 Whatever else must vouch for every earlier SEND (another frame with a receipt, DISCONNECT,
 COMMIT, an awaited SEND) waits until none is in flight (``settle()``); by then every pending
 RECEIPT has been released. Closing the window (the connection is closing) ends every wait
@@ -31,40 +37,66 @@ __all__ = ["Batch", "ConfirmWindow"]
 
 #: ``release(receipt_id, headers)``: queue a RECEIPT whose SENDs are all confirmed.
 Release = Callable[[str, Sequence[tuple[str, str]] | None], None]
-#: ``answer(error, seconds)``: what the broker said about one SEND (None: confirmed).
-Answer = Callable[[ClientError | None, float], None]
+#: ``refuse(error)``: end the session with the ERROR that says why a SEND was refused.
+Refuse = Callable[[ClientError], None]
 
 
 class Batch:
     """SENDs in flight that end with one that has a receipt (the last batch: so far).
     :meth:`on_confirm` is the publish callback of each of them."""
 
-    __slots__ = ("headers", "receipt", "unconfirmed", "window")
+    __slots__ = ("headers", "number", "receipt", "unconfirmed", "window")
 
-    def __init__(self, window: ConfirmWindow) -> None:
+    def __init__(self, window: ConfirmWindow, number: int) -> None:
         self.window = window
+        self.number = number  # batches are numbered in the order they began
         self.unconfirmed = 0
         self.receipt: str | None = None  # None: still open, more SENDs may join
         self.headers: Sequence[tuple[str, str]] | None = None
 
     def on_confirm(self, error: ClientError | None, seconds: float) -> None:
-        """The broker's answer to one SEND of this batch."""
+        """The broker's answer to one SEND of this batch (None: confirmed)."""
         window = self.window
-        window.answer(error, seconds)
+        window.observe(seconds)
+        if error is not None:
+            window.refused(self, error)
         window.done(self)
 
 
 class ConfirmWindow:
-    __slots__ = ("_batches", "_closed", "_release", "_waiter", "_wake_at", "answer", "in_flight")
+    __slots__ = (
+        "_batches",
+        "_closed",
+        "_numbered",
+        "_refuse",
+        "_release",
+        "_waiter",
+        "_wake_at",
+        "in_flight",
+        "observe",
+        "refusal",
+    )
 
-    def __init__(self, *, answer: Answer, release: Release) -> None:
+    def __init__(
+        self, *, observe: Callable[[float], None], release: Release, refuse: Refuse
+    ) -> None:
         self.in_flight = 0  # written, not confirmed yet
-        self.answer = answer  # told of every confirm or refusal first
+        self.observe = observe  # told how long each confirm or refusal took
         self._release = release
+        self._refuse = refuse
         self._batches: deque[Batch] = deque()  # oldest first; the last one may be open
+        self._numbered = 0
+        #: the earliest refused SEND's batch and why, its ERROR not handed out yet
+        self.refusal: tuple[Batch, ClientError] | None = None
         self._waiter: asyncio.Future[None] | None = None  # wakes when in_flight <= _wake_at
         self._wake_at = 0
         self._closed = False
+
+    @property
+    def refusing(self) -> bool:
+        """A SEND was refused: the session ends with its ERROR (once the RECEIPTs before it
+        are out); nothing more is to be handled."""
+        return self.refusal is not None
 
     def add(self) -> Batch:
         """Count one more SEND in flight; its publish callback is the batch's
@@ -73,7 +105,8 @@ class ConfirmWindow:
         if batches and batches[-1].receipt is None:
             batch = batches[-1]
         else:
-            batch = Batch(self)
+            self._numbered += 1
+            batch = Batch(self, self._numbered)
             batches.append(batch)
         batch.unconfirmed += 1
         self.in_flight += 1
@@ -99,16 +132,30 @@ class ConfirmWindow:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def refused(self, batch: Batch, error: ClientError) -> None:
+        """The broker refused a SEND of ``batch``: its ERROR goes out once every earlier
+        batch is released (at once if they are), instead of any RECEIPT after it."""
+        if self._closed:
+            return
+        refusal = self.refusal
+        if refusal is None or batch.number < refusal[0].number:
+            self.refusal = (batch, error)
+        self._release_confirmed()
+
     def _release_confirmed(self) -> None:
         batches = self._batches
-        while batches:
+        refusal = self.refusal
+        while batches and not self._closed:
             head = batches[0]
+            if refusal is not None and head is refusal[0]:
+                self._refuse(refusal[1])  # the connection closes
+                self.close()
+                return
             receipt = head.receipt
             if head.unconfirmed or receipt is None:
                 return
             batches.popleft()
-            if not self._closed:
-                self._release(receipt, head.headers)
+            self._release(receipt, head.headers)
 
     async def settle(self, at_most: int = 0) -> bool:
         """Wait until at most ``at_most`` SENDs are in flight; False if the window closed."""

@@ -229,6 +229,8 @@ class Connection:
         self._metrics.frames_in.inc(COMMANDS[type(event)])
         try:
             sender = self._sender
+            if sender.refusing:
+                return  # a refused SEND's ERROR waits for the RECEIPTs before it
             if sender.must_settle(event) and not await sender.settle():
                 return  # an earlier SEND failed: its ERROR is out
             await _HANDLERS[type(event)](self, event)

@@ -3,12 +3,13 @@
 A SEND is authorized (the access policy stamps the sender and drops spoofed headers), then
 the router says where it goes (:class:`~gateway.ports.SendMode`). A relay SEND outside a
 transaction, with a receipt or without, is written to the broker and the connection handles
-the next frame at once; its confirm comes back through the
+the next frame at once. Its confirm comes back through the
 :class:`~gateway.confirm_window.ConfirmWindow`'s callback, called by the relay inside its
-read, and a refusal ends the session with the ERROR that says so (the ``refuse`` callback
-the connection gives). Its RECEIPT, if it asked for one, is released by the window once its
-own confirm and every earlier SEND's have arrived, in the order the SENDs came (the
-``receipt`` callback the connection gives queues it).
+read; its RECEIPT, if it asked for one, is released by the window once its own confirm and
+every earlier SEND's have arrived, in the order the SENDs came (the ``receipt`` callback the
+connection gives queues it). A refusal ends the session with the ERROR that says so (the
+``refuse`` callback the connection gives) once the RECEIPTs of the SENDs before it are out;
+until then :attr:`Sender.refusing` tells the connection to handle nothing more.
 
 The window bounds how many SENDs are in flight (``--max-unconfirmed``; the next one waits
 for room; 0: every SEND is awaited) and makes whatever must vouch for every earlier SEND
@@ -70,6 +71,13 @@ class Sender:
         self._receipt = receipt  # queues a SEND's RECEIPT (also from inside the relay's read)
         self.window: ConfirmWindow | None = None  # made by the first SEND not awaited
 
+    @property
+    def refusing(self) -> bool:
+        """The broker refused a SEND: the session ends with its ERROR once the RECEIPTs before
+        it are out; no further frame is to be handled."""
+        window = self.window
+        return window is not None and window.refusal is not None
+
     def must_settle(self, event: events.Event) -> bool:
         """Whether ``event`` must wait (:meth:`settle`) until every earlier SEND is confirmed."""
         window = self.window
@@ -99,11 +107,17 @@ class Sender:
         receipt = event.receipt
         if pipelined and size and mode is SendMode.WINDOW:
             if window is None:
-                window = self.window = ConfirmWindow(answer=self.on_confirm, release=self._receipt)
+                window = self.window = ConfirmWindow(
+                    observe=self._metrics.confirm_latency.observe,
+                    release=self._receipt,
+                    refuse=self._refuse,
+                )
             elif window.in_flight >= size:
                 settled = await window.settle(size - 1)
                 if not settled:
                     return  # closing: an earlier SEND failed and its ERROR is out
+            if window.refusal is not None:
+                return  # an earlier SEND was refused: its ERROR is on its way
             batch = window.add()
             try:
                 await router.publish(
@@ -136,13 +150,6 @@ class Sender:
             self._metrics.confirm_latency.observe(time.perf_counter() - started)
         if receipt is not None:
             self._receipt(receipt, extra)
-
-    def on_confirm(self, error: ClientError | None, seconds: float) -> None:
-        """The broker's answer to a SEND written without waiting (the window then counts it
-        done and releases the RECEIPTs it completes)."""
-        self._metrics.confirm_latency.observe(seconds)
-        if error is not None:
-            self._refuse(error)
 
     def close(self) -> None:
         """The connection is closing: a wait for confirms ends with it, no RECEIPT follows."""

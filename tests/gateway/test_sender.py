@@ -100,7 +100,6 @@ async def test_a_refused_confirm_is_handed_to_refuse_and_ends_the_waits() -> Non
     waiting = asyncio.create_task(rig.sender.settle())
     await asyncio.sleep(0.01)
     refusal = ClientError("SEND not confirmed: nack", reason="publish")
-    rig.sender.close()  # what the connection does when refuse() sends the ERROR
     rig.confirm(0, refusal)
     assert rig.refused == [refusal]
     assert not await waiting
@@ -189,12 +188,44 @@ async def test_a_refusal_releases_no_receipt_for_it_or_after_it() -> None:
         await rig.send("/queue/q", receipt=f"r{i}")
     refusal = ClientError("SEND not confirmed: nack", reason="publish")
     rig.confirm(0)
-    rig.sender.close()  # what refuse() leads to: the connection closes
     rig.confirm(1, refusal)
     rig.confirm(2)
     rig.confirm(3)
     assert rig.receipt_ids == ["r0"]
     assert rig.refused == [refusal]
+
+
+async def test_a_refusal_waits_for_the_receipts_before_it() -> None:
+    # The broker may confirm out of order, even on one channel (a nack before fsynced acks).
+    rig = Rig(max_unconfirmed=8)
+    await rig.send("/queue/q", receipt="r0")
+    await rig.send("/topic/t")
+    await rig.send("/queue/q", receipt="r2")
+    await rig.send("/queue/q", receipt="r3")
+    refusal = ClientError("SEND not confirmed: nack", reason="publish")
+    rig.confirm(3)
+    rig.confirm(2, refusal)
+    assert rig.refused == []
+    assert rig.sender.refusing
+    await rig.send("/queue/q", receipt="r4")  # nothing more goes out
+    assert len(rig.router.sent) == 4
+    rig.confirm(0)
+    # SEND 1 (no receipt) belongs to the refused one's batch: no RECEIPT waits for it
+    assert rig.receipt_ids == ["r0"]
+    assert rig.refused == [refusal]
+
+
+async def test_the_earliest_refusal_is_the_one_error() -> None:
+    rig = Rig(max_unconfirmed=8)
+    for i in range(3):
+        await rig.send("/queue/q", receipt=f"r{i}")
+    early = ClientError("SEND not confirmed: early", reason="publish")
+    late = ClientError("SEND not confirmed: late", reason="publish")
+    rig.confirm(2, late)
+    rig.confirm(1, early)
+    rig.confirm(0)
+    assert rig.receipt_ids == ["r0"]
+    assert rig.refused == [early]
 
 
 async def test_a_receipted_send_waits_for_room_in_a_full_window() -> None:
