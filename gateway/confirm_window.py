@@ -9,9 +9,9 @@ than the broker confirms.
 
 A SEND's RECEIPT vouches for it and for everything the client sent before it, so it waits in
 a FIFO until its own confirm and every earlier SEND's have arrived: the SENDs in flight are
-kept in *batches*, each ending with a SEND that has a receipt (the last batch is still
-open), and a batch's RECEIPT is released once every SEND of it and of the batches before it
-is confirmed. RECEIPTs therefore go out in the order the SENDs came.
+kept in *batches* (a run of SENDs without a receipt, or one SEND with a receipt), and a
+batch's RECEIPT is released once its SEND and every SEND of the batches before it are
+confirmed. RECEIPTs therefore go out in the order the SENDs came.
 
 A SEND the broker refuses ends the session with one ERROR, which takes its place in the same
 FIFO (the broker may confirm out of order even on one channel): it is handed to ``refuse``
@@ -37,21 +37,23 @@ __all__ = ["Batch", "ConfirmWindow"]
 
 #: ``release(receipt_id, headers)``: queue a RECEIPT whose SENDs are all confirmed.
 Release = Callable[[str, Sequence[tuple[str, str]] | None], None]
-#: ``refuse(error)``: end the session with the ERROR that says why a SEND was refused.
-Refuse = Callable[[ClientError], None]
+#: ``refuse(error, receipt_id)``: end the session with the ERROR that says why a SEND was
+#: refused (with its ``receipt-id`` if it asked for a RECEIPT).
+Refuse = Callable[[ClientError, str | None], None]
 
 
 class Batch:
-    """SENDs in flight that end with one that has a receipt (the last batch: so far).
-    :meth:`on_confirm` is the publish callback of each of them."""
+    """SENDs in flight: either a run of SENDs without a receipt (more may join the last
+    one), or one SEND with a receipt. :meth:`on_confirm` is each one's publish callback."""
 
-    __slots__ = ("headers", "number", "receipt", "unconfirmed", "window")
+    __slots__ = ("closed", "headers", "number", "receipt", "unconfirmed", "window")
 
-    def __init__(self, window: ConfirmWindow, number: int) -> None:
+    def __init__(self, window: ConfirmWindow, number: int, *, closed: bool) -> None:
         self.window = window
         self.number = number  # batches are numbered in the order they began
+        self.closed = closed  # no more SENDs join it (a receipted SEND's own batch)
         self.unconfirmed = 0
-        self.receipt: str | None = None  # None: still open, more SENDs may join
+        self.receipt: str | None = None  # set once the receipted SEND is written
         self.headers: Sequence[tuple[str, str]] | None = None
 
     def on_confirm(self, error: ClientError | None, seconds: float) -> None:
@@ -98,24 +100,32 @@ class ConfirmWindow:
         are out); nothing more is to be handled."""
         return self.refusal is not None
 
-    def add(self) -> Batch:
-        """Count one more SEND in flight; its publish callback is the batch's
+    def add(self, receipted: bool = False) -> Batch:
+        """Count one more SEND in flight (``receipted``: it asks for a RECEIPT, which
+        :meth:`receipt_after` arms once it is written); its publish callback is the batch's
         :meth:`Batch.on_confirm`."""
         batches = self._batches
-        if batches and batches[-1].receipt is None:
+        if not receipted and batches and not batches[-1].closed:
             batch = batches[-1]
         else:
+            if batches:  # no more SENDs join the last batch
+                last = batches[-1]
+                if not last.unconfirmed and last.receipt is None:
+                    batches.pop()  # nothing in flight, nothing to release: it would block
+                else:
+                    last.closed = True
             self._numbered += 1
-            batch = Batch(self, self._numbered)
+            batch = Batch(self, self._numbered, closed=receipted)
             batches.append(batch)
         batch.unconfirmed += 1
         self.in_flight += 1
         return batch
 
-    def receipt_after(self, receipt: str, headers: Sequence[tuple[str, str]] | None) -> None:
-        """The SEND just added asked for a RECEIPT: release it once that SEND and every
-        earlier one is confirmed (at once if they are already)."""
-        batch = self._batches[-1]
+    def receipt_after(
+        self, batch: Batch, receipt: str, headers: Sequence[tuple[str, str]] | None
+    ) -> None:
+        """``batch``'s SEND was written and asked for a RECEIPT: release it once that SEND
+        and every earlier one is confirmed (at once if they are already)."""
         batch.receipt = receipt
         batch.headers = headers
         self._release_confirmed()
@@ -148,14 +158,15 @@ class ConfirmWindow:
         while batches and not self._closed:
             head = batches[0]
             if refusal is not None and head is refusal[0]:
-                self._refuse(refusal[1])  # the connection closes
+                self._refuse(refusal[1], head.receipt)  # the connection closes
                 self.close()
                 return
-            receipt = head.receipt
-            if head.unconfirmed or receipt is None:
+            if head.unconfirmed or not head.closed:
                 return
             batches.popleft()
-            self._release(receipt, head.headers)
+            receipt = head.receipt
+            if receipt is not None:  # None: its SEND was not written after all
+                self._release(receipt, head.headers)
 
     async def settle(self, at_most: int = 0) -> bool:
         """Wait until at most ``at_most`` SENDs are in flight; False if the window closed."""

@@ -59,7 +59,7 @@ class Sender:
         router: RouterPort,
         metrics: Metrics,
         max_unconfirmed: int,
-        refuse: Callable[[ClientError], None],
+        refuse: Callable[[ClientError, str | None], None],
         receipt: Callable[[str, Sequence[tuple[str, str]] | None], None],
     ) -> None:
         self._sink = sink
@@ -67,7 +67,7 @@ class Sender:
         self._router = router
         self._metrics = metrics
         self._max_unconfirmed = max_unconfirmed  # 0: every SEND waits for its confirm
-        self._refuse = refuse  # ends the session with one ERROR
+        self._refuse = refuse  # ends the session with one ERROR (with a receipt-id or not)
         self._receipt = receipt  # queues a SEND's RECEIPT (also from inside the relay's read)
         self.window: ConfirmWindow | None = None  # made by the first SEND not awaited
 
@@ -118,7 +118,7 @@ class Sender:
                     return  # closing: an earlier SEND failed and its ERROR is out
             if window.refusal is not None:
                 return  # an earlier SEND was refused: its ERROR is on its way
-            batch = window.add()
+            batch = window.add(receipt is not None)
             try:
                 await router.publish(
                     self._sink,
@@ -132,7 +132,7 @@ class Sender:
                 window.done(batch)  # nothing was written: no confirm will come
                 raise
             if receipt is not None:
-                window.receipt_after(receipt, None)
+                window.receipt_after(batch, receipt, None)
             return
         # An awaited SEND: earlier ones settle first (their RECEIPTs go out before its own;
         # /amq/queue/ ones take a channel of their own), except a chat post that asks for

@@ -495,7 +495,7 @@ async def test_a_refusal_among_receipted_sends_is_the_one_error() -> None:
     [receipt, error] = rig.out.frames()  # the close wrote both
     assert receipt == ("RECEIPT", {"receipt-id": "r0"})
     assert error[0] == "ERROR"
-    assert "receipt-id" not in error[1]
+    assert error[1]["receipt-id"] == "r1"  # the refused SEND's
     assert rig.out.closed
 
 

@@ -27,6 +27,7 @@ class Rig:
         self.router = FakeRouter()
         self.metrics = Metrics()
         self.refused: list[ClientError] = []
+        self.refused_receipts: list[str | None] = []  # the receipt-id each ERROR carries
         self.receipts: list[tuple[str, object]] = []  # (receipt-id, headers), in order
         self.sender = Sender(
             NullSink(),
@@ -34,9 +35,13 @@ class Rig:
             router=self.router,
             metrics=self.metrics,
             max_unconfirmed=max_unconfirmed,
-            refuse=self.refused.append,
+            refuse=self.refuse,
             receipt=self.receipt,
         )
+
+    def refuse(self, error: ClientError, receipt: str | None) -> None:
+        self.refused.append(error)
+        self.refused_receipts.append(receipt)
 
     def receipt(self, receipt: str, headers: object) -> None:
         self.receipts.append((receipt, headers))
@@ -158,6 +163,22 @@ async def test_receipts_wait_for_every_earlier_confirm_and_keep_the_sends_order(
     assert not rig.sender.must_settle(receipted())
 
 
+async def test_a_receipt_after_confirmed_sends_needs_only_its_own_confirm() -> None:
+    rig = Rig(max_unconfirmed=8)
+    await rig.send("/topic/t")
+    rig.confirm(0)
+    await rig.send("/queue/q", receipt="r1")
+    await rig.send("/topic/t")
+    await rig.send("/queue/q", receipt="r3")
+    rig.confirm(1)
+    assert rig.receipt_ids == ["r1"]
+    rig.confirm(3)
+    rig.confirm(2)
+    assert rig.receipt_ids == ["r1", "r3"]
+    assert rig.sender.window is not None
+    assert rig.sender.window.in_flight == 0
+
+
 async def test_a_settled_window_has_released_every_receipt() -> None:
     rig = Rig(max_unconfirmed=8)
     await rig.send("/queue/q", receipt="r0")
@@ -210,9 +231,12 @@ async def test_a_refusal_waits_for_the_receipts_before_it() -> None:
     await rig.send("/queue/q", receipt="r4")  # nothing more goes out
     assert len(rig.router.sent) == 4
     rig.confirm(0)
-    # SEND 1 (no receipt) belongs to the refused one's batch: no RECEIPT waits for it
+    assert rig.receipt_ids == ["r0"]
+    assert rig.refused == []  # SEND 1 is not confirmed yet
+    rig.confirm(1)
     assert rig.receipt_ids == ["r0"]
     assert rig.refused == [refusal]
+    assert rig.refused_receipts == ["r2"]
 
 
 async def test_the_earliest_refusal_is_the_one_error() -> None:
@@ -226,6 +250,7 @@ async def test_the_earliest_refusal_is_the_one_error() -> None:
     rig.confirm(0)
     assert rig.receipt_ids == ["r0"]
     assert rig.refused == [early]
+    assert rig.refused_receipts == ["r1"]  # the ERROR names the refused SEND's receipt
 
 
 async def test_a_receipted_send_waits_for_room_in_a_full_window() -> None:
