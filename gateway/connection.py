@@ -206,7 +206,7 @@ class Connection:
                     commit = isinstance(event, events.TransactionCommitted)
                     held = session.frames_held if commit else None
                     if breach := meter.charge_event(self.rate, now, frames_held=held):
-                        output.refuse(breach.error())
+                        await self._refuse(breach.error())
                         return
                 handled = True
                 await self._handle(event)
@@ -214,7 +214,7 @@ class Connection:
         if not output.closing:
             breach, started = meter.end_read(self.rate, now, session, progressed=handled)
             if breach is not None:
-                output.refuse(breach.error())
+                await self._refuse(breach.error())
                 return
             if started:
                 self._host.frame_started(self)
@@ -235,10 +235,13 @@ class Connection:
                 return  # an earlier SEND failed: its ERROR is out
             await _HANDLERS[type(event)](self, event)
         except ClientError as exc:
-            # SENDs still in flight get their RECEIPTs first (False: one was refused and
-            # its ERROR is out already), then this frame's ERROR.
-            if await self._sender.settle():
-                self._output.refuse(exc, _receipt_of(event))
+            await self._refuse(exc, _receipt_of(event))
+
+    async def _refuse(self, error: ClientError, receipt: str | None = None) -> None:
+        """The one ERROR for a client's mistake, after the RECEIPTs of the SENDs still in
+        flight (none if one of them was refused: its ERROR is the one)."""
+        if await self._sender.settle():
+            self._output.refuse(error, receipt)
 
     async def _connect(self, event: events.ConnectRequested) -> None:
         access = self._access
