@@ -691,3 +691,17 @@ async def test_fail_is_idempotent(reason: str) -> None:
     rig.conn.fail("again", reason="other")
     assert rig.out.commands() == ["ERROR"]
     assert rig.host.forgotten == [reason]
+
+
+async def test_a_rate_limit_breach_waits_for_the_pending_send_receipts() -> None:
+    access = FakeAccess(limiter=CountingLimiter(frames=2))
+    rig = make(access=access)
+    breached = asyncio.create_task(
+        rig.conn.feed(CONNECT + frame("SEND", "destination:/topic/t", "receipt:r1", body="1") * 2)
+    )
+    await asyncio.sleep(0.01)
+    assert not breached.done()
+    rig.unconfirmed[0](None, 0.001)
+    await breached
+    assert rig.out.commands() == ["CONNECTED", "RECEIPT", "ERROR"]
+    assert rig.out.header("stompgate-reason") == "frame_rate"
