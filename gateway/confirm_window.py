@@ -76,6 +76,7 @@ class ConfirmWindow:
         "_wake_at",
         "in_flight",
         "observe",
+        "receipts",
         "refusal",
     )
 
@@ -83,6 +84,7 @@ class ConfirmWindow:
         self, *, observe: Callable[[float], None], release: Release, refuse: Refuse
     ) -> None:
         self.in_flight = 0  # written, not confirmed yet
+        self.receipts = 0  # RECEIPTs waiting for confirms
         self.observe = observe  # told how long each confirm or refusal took
         self._release = release
         self._refuse = refuse
@@ -128,6 +130,7 @@ class ConfirmWindow:
         and every earlier one is confirmed (at once if they are already)."""
         batch.receipt = receipt
         batch.headers = headers
+        self.receipts += 1
         self._release_confirmed()
 
     def done(self, batch: Batch) -> None:
@@ -166,6 +169,7 @@ class ConfirmWindow:
             batches.popleft()
             receipt = head.receipt
             if receipt is not None:  # None: its SEND was not written after all
+                self.receipts -= 1
                 self._release(receipt, head.headers)
 
     async def settle(self, at_most: int = 0) -> bool:

@@ -18,9 +18,10 @@ Every write to the transport (flushes, RECEIPTs, that ERROR, the close) is the c
 A relay SEND does not hold up the frames after it: its RECEIPT is queued by the sender's
 window once it and every earlier SEND are confirmed (inside the relay's read, so the host
 flushes it). Any other frame with a receipt, DISCONNECT and COMMIT first wait until no SEND
-is in flight, and a client's mistake waits for them too, so the RECEIPTs before its ERROR
-are out. A COMMIT carries out its frames in order, each receipted when done (a SEND's once
-the broker confirmed it, as RabbitMQ's plugin does), then the COMMIT's; ABORT discards them.
+is in flight, and a client's mistake waits for them too while a RECEIPT is pending, so the
+RECEIPTs before its ERROR are out. A COMMIT carries out its frames in order, each receipted
+when done (a SEND's once the broker confirmed it, as RabbitMQ's plugin does), then the
+COMMIT's; ABORT discards them.
 
 Broker deliveries arrive on another path, :meth:`Connection.deliver`, called by the relay
 in-process: rendered into the session's outbound buffer, they are written once per broker
@@ -240,7 +241,7 @@ class Connection:
     async def _refuse(self, error: ClientError, receipt: str | None = None) -> None:
         """The one ERROR for a client's mistake, after the RECEIPTs of the SENDs still in
         flight (none if one of them was refused: its ERROR is the one)."""
-        if await self._sender.settle():
+        if await self._sender.settle_receipts():
             self._output.refuse(error, receipt)
 
     async def _connect(self, event: events.ConnectRequested) -> None:

@@ -88,6 +88,14 @@ class Sender:
         was refused (its ERROR is out: the connection is closing)."""
         return self.window is None or await self.window.settle()
 
+    async def settle_receipts(self) -> bool:
+        """Before an ERROR: wait until the RECEIPTs of the SENDs in flight are out (at once
+        if none is pending); False if a SEND was refused (its ERROR is the one)."""
+        window = self.window
+        if window is None or not (window.receipts or window.refusal is not None):
+            return True
+        return await window.settle()
+
     async def send(
         self,
         identity: Identity,
