@@ -15,8 +15,13 @@ Every write to the transport (flushes, RECEIPTs, that ERROR, the close) is the c
 :class:`~gateway.outbound.Output`; what input costs is its meter's
 (:mod:`gateway.auth.input_budget`).
 
-A COMMIT carries out its frames in order, each receipted when done (a SEND's once the
-broker confirmed it, as RabbitMQ's plugin does), then the COMMIT's; ABORT discards them.
+A relay SEND does not hold up the frames after it: its RECEIPT is queued by the sender's
+window once it and every earlier SEND are confirmed (inside the relay's read, so the host
+flushes it). Any other frame with a receipt, DISCONNECT and COMMIT first wait until no SEND
+is in flight, and a client's mistake waits for them too while a RECEIPT is pending, so the
+RECEIPTs before its ERROR are out. A COMMIT carries out its frames in order, each receipted
+when done (a SEND's once the broker confirmed it, as RabbitMQ's plugin does), then the
+COMMIT's; ABORT discards them.
 
 Broker deliveries arrive on another path, :meth:`Connection.deliver`, called by the relay
 in-process: rendered into the session's outbound buffer, they are written once per broker
@@ -28,7 +33,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from gateway.access import Identity, UserLease
@@ -122,6 +127,7 @@ class Connection:
             metrics=metrics,
             max_unconfirmed=limits.max_unconfirmed,
             refuse=output.refuse,
+            receipt=self._receipt,
         )
         self._heads: MessageHeads | None = None  # made by the first delivery after CONNECTED
         self.dirty = False  # queued output the host will flush at the end of this loop turn
@@ -201,7 +207,7 @@ class Connection:
                     commit = isinstance(event, events.TransactionCommitted)
                     held = session.frames_held if commit else None
                     if breach := meter.charge_event(self.rate, now, frames_held=held):
-                        output.refuse(breach.error())
+                        await self._refuse(breach.error())
                         return
                 handled = True
                 await self._handle(event)
@@ -209,7 +215,7 @@ class Connection:
         if not output.closing:
             breach, started = meter.end_read(self.rate, now, session, progressed=handled)
             if breach is not None:
-                output.refuse(breach.error())
+                await self._refuse(breach.error())
                 return
             if started:
                 self._host.frame_started(self)
@@ -224,11 +230,19 @@ class Connection:
         self._metrics.frames_in.inc(COMMANDS[type(event)])
         try:
             sender = self._sender
+            if sender.refusing:
+                return  # a refused SEND's ERROR waits for the RECEIPTs before it
             if sender.must_settle(event) and not await sender.settle():
                 return  # an earlier SEND failed: its ERROR is out
             await _HANDLERS[type(event)](self, event)
         except ClientError as exc:
-            self._output.refuse(exc, _receipt_of(event))
+            await self._refuse(exc, _receipt_of(event))
+
+    async def _refuse(self, error: ClientError, receipt: str | None = None) -> None:
+        """The one ERROR for a client's mistake, after the RECEIPTs of the SENDs still in
+        flight (none if one of them was refused: its ERROR is the one)."""
+        if await self._sender.settle_receipts():
+            self._output.refuse(error, receipt)
 
     async def _connect(self, event: events.ConnectRequested) -> None:
         access = self._access
@@ -245,11 +259,15 @@ class Connection:
         self._host.authenticated(self)  # heart-beats, idle, token; announced
 
     async def _send(self, event: events.SendRequested) -> None:
-        pipelined = event.receipt is None
-        extra = await self._sender.send(
-            self._identity(), event, authorize=self._authorize, pipelined=pipelined
-        )
-        self._output.receipt(event.receipt, extra)
+        await self._sender.send(self._identity(), event, authorize=self._authorize)
+
+    def _receipt(self, receipt: str, headers: Sequence[tuple[str, str]] | None) -> None:
+        """Queue a SEND's RECEIPT; one released by a confirm inside the relay's read is
+        written with that read's flush."""
+        self._output.receipt(receipt, headers)
+        if not self.dirty:
+            self.dirty = True
+            self._host.mark_dirty(self)
 
     async def _subscribe(self, event: events.SubscribeRequested) -> None:
         subscriptions = self._subscriptions
@@ -271,8 +289,9 @@ class Connection:
         receipt the COMMIT."""
         for frame in event.frames:
             if isinstance(frame, events.SendRequested):
-                extra = await self._sender.send(self._identity(), frame, authorize=self._authorize)
-                self._output.receipt(frame.receipt, extra)
+                await self._sender.send(
+                    self._identity(), frame, authorize=self._authorize, pipelined=False
+                )
             else:
                 await self._ack(frame)
         self._output.receipt(event.receipt)

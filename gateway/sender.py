@@ -1,20 +1,24 @@
-"""One client's SENDs, from an authorized frame to the broker's confirm.
+"""One client's SENDs, from an authorized frame to the broker's confirm and their RECEIPTs.
 
 A SEND is authorized (the access policy stamps the sender and drops spoofed headers), then
-the router says where it goes (:class:`~gateway.ports.SendMode`): the chat layer takes it
-whole and is awaited; a relay SEND that waits for its confirm (it has a receipt, it is
-inside a COMMIT, or it goes to ``/amq/queue/``) is awaited too, its confirm latency
-measured here; a relay SEND without a receipt is written to the broker and the connection
-handles the next frame at once. Its confirm comes back through :meth:`Sender.on_confirm`,
-called by the relay inside its read, and a refusal ends the session with the ERROR that says
-so (the ``refuse`` callback the connection gives).
+the router says where it goes (:class:`~gateway.ports.SendMode`). A relay SEND outside a
+transaction, with a receipt or without, is written to the broker and the connection handles
+the next frame at once. Its confirm comes back through the
+:class:`~gateway.confirm_window.ConfirmWindow`'s callback, called by the relay inside its
+read; its RECEIPT, if it asked for one, is released by the window once its own confirm and
+every earlier SEND's have arrived, in the order the SENDs came (the ``receipt`` callback the
+connection gives queues it). A refusal ends the session with the ERROR that says so (the
+``refuse`` callback the connection gives) once the RECEIPTs of the SENDs before it are out;
+until then :attr:`Sender.refusing` tells the connection to handle nothing more.
 
-The :class:`~gateway.confirm_window.ConfirmWindow` bounds how many such SENDs are in flight
-(``--max-unconfirmed``; the next one waits for room) and makes whatever must vouch for every
-earlier SEND wait until none is (:meth:`Sender.must_settle`, then :meth:`Sender.settle`): a
-frame with a receipt, a DISCONNECT (a refused SEND can still be reported), a COMMIT (its
-SENDs may take another channel); and, inside :meth:`Sender.send`, an ``/amq/queue/`` SEND
-(it takes a channel of its own).
+The window bounds how many SENDs are in flight (``--max-unconfirmed``; the next one waits
+for room; 0: every SEND is awaited) and makes whatever must vouch for every earlier SEND
+wait until none is (:meth:`Sender.must_settle`, then :meth:`Sender.settle`): a frame other
+than SEND with a receipt, a DISCONNECT (a refused SEND can still be reported), a COMMIT (its
+SENDs may take another channel); and, inside :meth:`Sender.send`, a SEND that is awaited (an
+``/amq/queue/`` one takes a channel of its own) and a chat post with a receipt (its RECEIPT
+comes after the earlier ones). Awaited SENDs (chat posts, ``/amq/queue/``, a COMMIT's) get
+their RECEIPT when they are done, their confirm latency measured here for the relay's.
 """
 
 from __future__ import annotations
@@ -36,7 +40,16 @@ __all__ = ["Sender"]
 class Sender:
     """The SEND path of one connection, and its window of unconfirmed SENDs."""
 
-    __slots__ = ("_access", "_max_unconfirmed", "_metrics", "_refuse", "_router", "_sink", "window")
+    __slots__ = (
+        "_access",
+        "_max_unconfirmed",
+        "_metrics",
+        "_receipt",
+        "_refuse",
+        "_router",
+        "_sink",
+        "window",
+    )
 
     def __init__(
         self,
@@ -46,15 +59,24 @@ class Sender:
         router: RouterPort,
         metrics: Metrics,
         max_unconfirmed: int,
-        refuse: Callable[[ClientError], None],
+        refuse: Callable[[ClientError, str | None], None],
+        receipt: Callable[[str, Sequence[tuple[str, str]] | None], None],
     ) -> None:
         self._sink = sink
         self._access = access
         self._router = router
         self._metrics = metrics
         self._max_unconfirmed = max_unconfirmed  # 0: every SEND waits for its confirm
-        self._refuse = refuse  # ends the session with one ERROR
-        self.window: ConfirmWindow | None = None  # made by the first SEND without a receipt
+        self._refuse = refuse  # ends the session with one ERROR (with a receipt-id or not)
+        self._receipt = receipt  # queues a SEND's RECEIPT (also from inside the relay's read)
+        self.window: ConfirmWindow | None = None  # made by the first SEND not awaited
+
+    @property
+    def refusing(self) -> bool:
+        """The broker refused a SEND: the session ends with its ERROR once the RECEIPTs before
+        it are out; no further frame is to be handled."""
+        window = self.window
+        return window is not None and window.refusal is not None
 
     def must_settle(self, event: events.Event) -> bool:
         """Whether ``event`` must wait (:meth:`settle`) until every earlier SEND is confirmed."""
@@ -62,9 +84,17 @@ class Sender:
         return window is not None and window.in_flight > 0 and _settles_first(event)
 
     async def settle(self) -> bool:
-        """Wait until no SEND is in flight; False if one was refused (its ERROR is out: the
-        connection is closing)."""
+        """Wait until no SEND is in flight (every pending RECEIPT is out then); False if one
+        was refused (its ERROR is out: the connection is closing)."""
         return self.window is None or await self.window.settle()
+
+    async def settle_receipts(self) -> bool:
+        """Before an ERROR: wait until the RECEIPTs of the SENDs in flight are out (at once
+        if none is pending); False if a SEND was refused (its ERROR is the one)."""
+        window = self.window
+        if window is None or not (window.receipts or window.refusal is not None):
+            return True
+        return await window.settle()
 
     async def send(
         self,
@@ -72,66 +102,76 @@ class Sender:
         event: events.SendRequested,
         *,
         authorize: Authorize,
-        pipelined: bool = False,
-    ) -> Sequence[tuple[str, str]] | None:
-        """Send; the headers its RECEIPT carries besides ``receipt-id`` (chat posts: the id).
-        ``pipelined``: it may go without waiting for its confirm (it has no receipt)."""
+        pipelined: bool = True,
+    ) -> None:
+        """Send, and see that its RECEIPT (if it asked for one) is queued when it is due.
+        ``pipelined``: it may go without waiting for its confirm (False inside a COMMIT)."""
         destination = event.destination
         headers = await self._access.authorize_send(identity, destination, event.headers)
         router = self._router
         mode = router.mode(destination)
-        if mode is SendMode.CHAT:
-            return await router.send(self._sink, destination, headers, event.body)
         window = self.window
         size = self._max_unconfirmed
+        receipt = event.receipt
         if pipelined and size and mode is SendMode.WINDOW:
             if window is None:
-                window = self.window = ConfirmWindow()
+                window = self.window = ConfirmWindow(
+                    observe=self._metrics.confirm_latency.observe,
+                    release=self._receipt,
+                    refuse=self._refuse,
+                )
             elif window.in_flight >= size:
                 settled = await window.settle(size - 1)
                 if not settled:
-                    return None  # closing: an earlier SEND failed and its ERROR is out
-            window.in_flight += 1
+                    return  # closing: an earlier SEND failed and its ERROR is out
+            if window.refusal is not None:
+                return  # an earlier SEND was refused: its ERROR is on its way
+            batch = window.add(receipt is not None)
             try:
                 await router.publish(
                     self._sink,
                     destination,
                     headers,
                     event.body,
-                    on_confirm=self.on_confirm,
+                    on_confirm=batch.on_confirm,
                     authorize=authorize,
                 )
             except BaseException:
-                window.done()  # nothing was written: no confirm will come
+                window.done(batch)  # nothing was written: no confirm will come
                 raise
-            return None
-        # A SEND that waits for its confirm; /amq/queue/ ones take a channel of their own,
-        # so earlier SENDs settle first (a receipt or a COMMIT settled them already).
-        if window is not None and not await window.settle():
-            return None
-        started = time.perf_counter()
-        extra = await router.send(self._sink, destination, headers, event.body, authorize=authorize)
-        self._metrics.confirm_latency.observe(time.perf_counter() - started)
-        return extra
-
-    def on_confirm(self, error: ClientError | None, seconds: float) -> None:
-        """The broker's answer to a SEND written without waiting."""
-        self._metrics.confirm_latency.observe(seconds)
-        if error is not None:
-            self._refuse(error)
-        if self.window is not None:
-            self.window.done()
+            if receipt is not None:
+                window.receipt_after(batch, receipt, None)
+            return
+        # An awaited SEND: earlier ones settle first (their RECEIPTs go out before its own;
+        # /amq/queue/ ones take a channel of their own), except a chat post that asks for
+        # no RECEIPT (the chat layer keeps its own order).
+        settles = mode is not SendMode.CHAT or receipt is not None
+        if window is not None and settles and not await window.settle():
+            return
+        if mode is SendMode.CHAT:
+            extra = await router.send(self._sink, destination, headers, event.body)
+        else:
+            started = time.perf_counter()
+            extra = await router.send(
+                self._sink, destination, headers, event.body, authorize=authorize
+            )
+            self._metrics.confirm_latency.observe(time.perf_counter() - started)
+        if receipt is not None:
+            self._receipt(receipt, extra)
 
     def close(self) -> None:
-        """The connection is closing: a wait for confirms ends with it."""
+        """The connection is closing: a wait for confirms ends with it, no RECEIPT follows."""
         if self.window is not None:
             self.window.close()
 
 
 def _settles_first(event: events.Event) -> bool:
-    """Whether ``event`` must wait until every earlier SEND is confirmed: anything with a
-    receipt (a RECEIPT vouches for all that came before), DISCONNECT (a refused SEND can
-    still be reported), and COMMIT (its SENDs may take another channel)."""
+    """Whether ``event`` must wait until every earlier SEND is confirmed: a frame other than
+    SEND with a receipt (a RECEIPT vouches for all that came before; a SEND's own waits in the
+    window, or :meth:`Sender.send` settles first), DISCONNECT (a refused SEND can still be
+    reported), and COMMIT (its SENDs may take another channel)."""
+    if isinstance(event, events.SendRequested):
+        return False
     return getattr(event, "receipt", None) is not None or isinstance(
         event, events.DisconnectRequested | events.TransactionCommitted
     )

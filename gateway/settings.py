@@ -280,8 +280,8 @@ class Settings:
     max_unconfirmed: int = field(
         default=128,
         metadata={
-            "help": "SENDs without a receipt a session may have awaiting the broker's"
-            " confirm; 0 = each SEND waits for its confirm"
+            "help": "relay SENDs (with a receipt or without) a session may have awaiting"
+            " the broker's confirm while it reads on; 0 = each SEND waits for its confirm"
         },
     )
     store: str = field(

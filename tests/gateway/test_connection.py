@@ -375,15 +375,40 @@ async def test_reading_marks_the_connection_active_once_until_the_host_clears_it
 # -- SEND ------------------------------------------------------------------------------------
 
 
-async def test_send_with_receipt_waits_for_the_confirm_then_receipts() -> None:
+async def test_a_send_with_receipt_goes_on_and_its_receipt_follows_the_confirm() -> None:
     rig = await connected()
     await rig.conn.feed(frame("SEND", "destination:/queue/q", "receipt:r1", body="hi"))
-    assert [(s.destination, s.body, s.on_confirm) for s in rig.router.sent] == [
-        ("/queue/q", b"hi", None)
-    ]
+    assert [(s.destination, s.body) for s in rig.router.sent] == [("/queue/q", b"hi")]
+    assert len(rig.unconfirmed) == 1  # written, the confirm to follow
+    assert rig.out.commands() == []
+    rig.unconfirmed[0](None, 0.002)  # inside the relay's read
+    assert rig.host.dirty == [rig.conn]  # the host writes it with that read's flush
+    rig.conn.flush()
     assert rig.out.commands() == ["RECEIPT"]
     assert rig.out.header("receipt-id") == "r1"
     assert sum(rig.metrics.confirm_latency.counts) == 1
+
+
+async def test_receipted_sends_in_one_read_are_all_written_and_receipted_in_order() -> None:
+    rig = await connected()
+    await rig.conn.feed(
+        b"".join(
+            frame("SEND", "destination:/topic/t", f"receipt:r{i}", body=str(i)) for i in range(5)
+        )
+    )
+    assert [s.body for s in rig.router.sent] == [b"0", b"1", b"2", b"3", b"4"]
+    assert rig.out.commands() == []  # nothing waited for a confirm
+    confirms = rig.unconfirmed
+    for i in (3, 1, 4, 0, 2):  # different publish channels: any order
+        confirms[i](None, 0.001)
+    rig.conn.flush()
+    assert [headers["receipt-id"] for _, headers in rig.out.frames()] == [
+        "r0",
+        "r1",
+        "r2",
+        "r3",
+        "r4",
+    ]
 
 
 async def test_send_without_receipt_goes_on_at_once_and_a_receipt_waits_for_it() -> None:
@@ -391,17 +416,45 @@ async def test_send_without_receipt_goes_on_at_once_and_a_receipt_waits_for_it()
     await rig.conn.feed(frame("SEND", "destination:/topic/t", body="1"))
     assert len(rig.unconfirmed) == 1  # written, the confirm to follow
     assert rig.out.commands() == []
-    receipted = asyncio.create_task(
-        rig.conn.feed(frame("SEND", "destination:/topic/t", "receipt:r2", body="2"))
-    )
-    await asyncio.sleep(0.01)
-    assert not receipted.done()  # a RECEIPT vouches for every earlier SEND
-    assert len(rig.router.sent) == 1
-    rig.unconfirmed[0](None, 0.002)
-    await receipted
+    await rig.conn.feed(frame("SEND", "destination:/topic/t", "receipt:r2", body="2"))
     assert [s.body for s in rig.router.sent] == [b"1", b"2"]
+    rig.unconfirmed[1](None, 0.002)
+    rig.conn.flush()
+    assert rig.out.commands() == []  # a RECEIPT vouches for every earlier SEND
+    rig.unconfirmed[0](None, 0.002)
+    rig.conn.flush()
     assert rig.out.commands() == ["RECEIPT"]
     assert sum(rig.metrics.confirm_latency.counts) == 2
+
+
+async def test_a_subscribe_receipt_waits_for_the_pending_send_receipts() -> None:
+    rig = await connected()
+    await rig.conn.feed(frame("SEND", "destination:/topic/t", "receipt:r1", body="1"))
+    subscribed = asyncio.create_task(
+        rig.conn.feed(frame("SUBSCRIBE", "id:s1", "destination:/topic/t", "receipt:r2"))
+    )
+    await asyncio.sleep(0.01)
+    assert not subscribed.done()  # settles first: its RECEIPT does not overtake the SEND's
+    rig.unconfirmed[0](None, 0.002)
+    await subscribed
+    assert [headers["receipt-id"] for _, headers in rig.out.frames()] == ["r1", "r2"]
+
+
+async def test_an_error_waits_for_the_pending_send_receipts() -> None:
+    rig = await connected()
+    rig.access.denied.add("/topic/secret")
+    refused = asyncio.create_task(
+        rig.conn.feed(
+            frame("SEND", "destination:/topic/t", "receipt:r1", body="1")
+            + frame("SEND", "destination:/topic/secret", "receipt:r2", body="2")
+        )
+    )
+    await asyncio.sleep(0.01)
+    assert not refused.done()
+    rig.unconfirmed[0](None, 0.002)
+    await refused
+    assert rig.out.commands() == ["RECEIPT", "ERROR"]
+    assert [headers["receipt-id"] for _, headers in rig.out.frames()] == ["r1", "r2"]
 
 
 async def test_a_full_window_makes_the_next_send_wait() -> None:
@@ -429,17 +482,21 @@ async def test_a_refused_confirm_ends_the_session_with_one_error() -> None:
     assert rig.out.closed
 
 
-async def test_a_refusal_waiting_behind_a_receipt_is_the_one_error() -> None:
+async def test_a_refusal_among_receipted_sends_is_the_one_error() -> None:
     rig = await connected()
-    await rig.conn.feed(frame("SEND", "destination:/queue/full", body="x"))
-    receipted = asyncio.create_task(
-        rig.conn.feed(frame("SEND", "destination:/queue/q", "receipt:r", body="y"))
+    await rig.conn.feed(
+        frame("SEND", "destination:/queue/q", "receipt:r0", body="w")
+        + frame("SEND", "destination:/queue/full", "receipt:r1", body="x")
+        + frame("SEND", "destination:/queue/q", "receipt:r2", body="y")
     )
-    await asyncio.sleep(0.01)
-    rig.unconfirmed[0](ClientError("SEND not confirmed: gone", reason="publish"), 0.001)
-    await receipted
-    assert rig.out.commands() == ["ERROR"]
-    assert [s.body for s in rig.router.sent] == [b"x"]  # the later SEND never went out
+    rig.unconfirmed[0](None, 0.001)
+    rig.unconfirmed[1](ClientError("SEND not confirmed: gone", reason="publish"), 0.001)
+    rig.unconfirmed[2](None, 0.001)
+    [receipt, error] = rig.out.frames()  # the close wrote both
+    assert receipt == ("RECEIPT", {"receipt-id": "r0"})
+    assert error[0] == "ERROR"
+    assert error[1]["receipt-id"] == "r1"  # the refused SEND's
+    assert rig.out.closed
 
 
 async def test_chat_sends_are_awaited_outside_the_window() -> None:
@@ -463,6 +520,8 @@ async def test_a_chat_send_s_receipt_carries_what_the_chat_layer_returned() -> N
     }
     rig.out.writes.clear()
     await rig.conn.feed(frame("SEND", "destination:/topic/t", "receipt:t-1", body="1"))
+    rig.unconfirmed[0](None, 0.001)
+    rig.conn.flush()
     assert rig.out.frames() == [("RECEIPT", {"receipt-id": "t-1"})]  # relay SENDs: nothing more
 
 
@@ -632,3 +691,17 @@ async def test_fail_is_idempotent(reason: str) -> None:
     rig.conn.fail("again", reason="other")
     assert rig.out.commands() == ["ERROR"]
     assert rig.host.forgotten == [reason]
+
+
+async def test_a_rate_limit_breach_waits_for_the_pending_send_receipts() -> None:
+    access = FakeAccess(limiter=CountingLimiter(frames=2))
+    rig = make(access=access)
+    breached = asyncio.create_task(
+        rig.conn.feed(CONNECT + frame("SEND", "destination:/topic/t", "receipt:r1", body="1") * 2)
+    )
+    await asyncio.sleep(0.01)
+    assert not breached.done()
+    rig.unconfirmed[0](None, 0.001)
+    await breached
+    assert rig.out.commands() == ["CONNECTED", "RECEIPT", "ERROR"]
+    assert rig.out.header("stompgate-reason") == "frame_rate"

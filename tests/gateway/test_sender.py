@@ -27,19 +27,32 @@ class Rig:
         self.router = FakeRouter()
         self.metrics = Metrics()
         self.refused: list[ClientError] = []
+        self.refused_receipts: list[str | None] = []  # the receipt-id each ERROR carries
+        self.receipts: list[tuple[str, object]] = []  # (receipt-id, headers), in order
         self.sender = Sender(
             NullSink(),
             access=FakeAccess(),
             router=self.router,
             metrics=self.metrics,
             max_unconfirmed=max_unconfirmed,
-            refuse=self.refused.append,
+            refuse=self.refuse,
+            receipt=self.receipt,
         )
 
-    async def send(self, destination: str, receipt: str | None = None) -> object:
+    def refuse(self, error: ClientError, receipt: str | None) -> None:
+        self.refused.append(error)
+        self.refused_receipts.append(receipt)
+
+    def receipt(self, receipt: str, headers: object) -> None:
+        self.receipts.append((receipt, headers))
+
+    @property
+    def receipt_ids(self) -> list[str]:
+        return [receipt for receipt, _ in self.receipts]
+
+    async def send(self, destination: str, receipt: str | None = None) -> None:
         event = events.SendRequested(destination, (), b"x", receipt, None)
-        pipelined = receipt is None
-        return await self.sender.send(GUEST, event, authorize=allow, pipelined=pipelined)
+        await self.sender.send(GUEST, event, authorize=allow)
 
     def confirm(self, index: int, error: ClientError | None = None) -> None:
         on_confirm = self.router.sent[index].on_confirm
@@ -92,7 +105,6 @@ async def test_a_refused_confirm_is_handed_to_refuse_and_ends_the_waits() -> Non
     waiting = asyncio.create_task(rig.sender.settle())
     await asyncio.sleep(0.01)
     refusal = ClientError("SEND not confirmed: nack", reason="publish")
-    rig.sender.close()  # what the connection does when refuse() sends the ERROR
     rig.confirm(0, refusal)
     assert rig.refused == [refusal]
     assert not await waiting
@@ -107,18 +119,171 @@ async def test_a_publish_that_fails_leaves_nothing_in_flight() -> None:
     assert rig.sender.window.in_flight == 0
 
 
-async def test_chat_and_receipted_sends_are_awaited_and_say_what_the_receipt_carries() -> None:
+async def test_chat_and_amq_queue_sends_are_awaited_and_say_what_the_receipt_carries() -> None:
     rig = Rig()
     rig.router.receipt_headers = (("stompgate-message-id", "42"),)
-    assert await rig.send("/app/rooms/r/messages") == (("stompgate-message-id", "42"),)
-    assert await rig.send("/queue/q", receipt="r1") is None
+    await rig.send("/app/rooms/r/messages", receipt="c1")
+    await rig.send("/amq/queue/q", receipt="a1")
     assert [s.on_confirm for s in rig.router.sent] == [None, None]
     assert rig.sender.window is None
+    assert rig.receipts == [("c1", (("stompgate-message-id", "42"),)), ("a1", None)]
     assert sum(rig.metrics.confirm_latency.counts) == 1  # the relay's; chat has its own
+
+
+async def test_a_receipted_send_goes_without_waiting_and_its_receipt_waits_for_its_confirm() -> (
+    None
+):
+    rig = Rig(max_unconfirmed=8)
+    await rig.send("/queue/q", receipt="r1")
+    assert rig.router.sent[0].on_confirm is not None  # not awaited
+    assert rig.sender.window is not None
+    assert rig.sender.window.in_flight == 1
+    assert rig.receipts == []
+    rig.confirm(0)
+    assert rig.receipts == [("r1", None)]
+    assert rig.sender.window.in_flight == 0
+
+
+async def test_receipts_wait_for_every_earlier_confirm_and_keep_the_sends_order() -> None:
+    # Confirms from different publish channels arrive in any order.
+    rig = Rig(max_unconfirmed=8)
+    await rig.send("/topic/t")  # 0, no receipt
+    await rig.send("/queue/q", receipt="r1")  # 1
+    await rig.send("/topic/t")  # 2, no receipt
+    await rig.send("/queue/q", receipt="r3")  # 3
+    await rig.send("/topic/t", receipt="r4")  # 4
+    rig.confirm(4)
+    rig.confirm(3)
+    rig.confirm(1)
+    assert rig.receipts == []  # SEND 0 is not confirmed yet
+    rig.confirm(0)
+    assert rig.receipt_ids == ["r1"]  # SEND 2 holds r3 and r4 back
+    rig.confirm(2)
+    assert rig.receipt_ids == ["r1", "r3", "r4"]
+    assert not rig.sender.must_settle(receipted())
+
+
+async def test_a_receipt_after_confirmed_sends_needs_only_its_own_confirm() -> None:
+    rig = Rig(max_unconfirmed=8)
+    await rig.send("/topic/t")
+    rig.confirm(0)
+    await rig.send("/queue/q", receipt="r1")
+    await rig.send("/topic/t")
+    await rig.send("/queue/q", receipt="r3")
+    rig.confirm(1)
+    assert rig.receipt_ids == ["r1"]
+    rig.confirm(3)
+    rig.confirm(2)
+    assert rig.receipt_ids == ["r1", "r3"]
+    assert rig.sender.window is not None
+    assert rig.sender.window.in_flight == 0
+
+
+async def test_a_settled_window_has_released_every_receipt() -> None:
+    rig = Rig(max_unconfirmed=8)
+    await rig.send("/queue/q", receipt="r0")
+    await rig.send("/queue/q", receipt="r1")
+    assert rig.sender.must_settle(events.DisconnectRequested("bye"))
+    assert not rig.sender.must_settle(events.SendRequested("/queue/q", (), b"", "r2", None))
+    settled = asyncio.create_task(rig.sender.settle())
+    rig.confirm(1)
+    rig.confirm(0)
+    assert await settled
+    assert rig.receipt_ids == ["r0", "r1"]
+
+
+async def test_a_chat_post_with_a_receipt_waits_for_the_pending_receipts() -> None:
+    rig = Rig(max_unconfirmed=8)
+    await rig.send("/queue/q", receipt="r0")
+    post = asyncio.create_task(rig.send("/app/rooms/r/messages", receipt="c1"))
+    await asyncio.sleep(0.01)
+    assert not post.done()
+    rig.confirm(0)
+    await post
+    assert rig.receipt_ids == ["r0", "c1"]
+
+
+async def test_a_refusal_releases_no_receipt_for_it_or_after_it() -> None:
+    rig = Rig(max_unconfirmed=8)
+    for i in range(4):
+        await rig.send("/queue/q", receipt=f"r{i}")
+    refusal = ClientError("SEND not confirmed: nack", reason="publish")
+    rig.confirm(0)
+    rig.confirm(1, refusal)
+    rig.confirm(2)
+    rig.confirm(3)
+    assert rig.receipt_ids == ["r0"]
+    assert rig.refused == [refusal]
+
+
+async def test_a_refusal_waits_for_the_receipts_before_it() -> None:
+    # The broker may confirm out of order, even on one channel (a nack before fsynced acks).
+    rig = Rig(max_unconfirmed=8)
+    await rig.send("/queue/q", receipt="r0")
+    await rig.send("/topic/t")
+    await rig.send("/queue/q", receipt="r2")
+    await rig.send("/queue/q", receipt="r3")
+    refusal = ClientError("SEND not confirmed: nack", reason="publish")
+    rig.confirm(3)
+    rig.confirm(2, refusal)
+    assert rig.refused == []
+    assert rig.sender.refusing
+    await rig.send("/queue/q", receipt="r4")  # nothing more goes out
+    assert len(rig.router.sent) == 4
+    rig.confirm(0)
+    assert rig.receipt_ids == ["r0"]
+    assert rig.refused == []  # SEND 1 is not confirmed yet
+    rig.confirm(1)
+    assert rig.receipt_ids == ["r0"]
+    assert rig.refused == [refusal]
+    assert rig.refused_receipts == ["r2"]
+
+
+async def test_the_earliest_refusal_is_the_one_error() -> None:
+    rig = Rig(max_unconfirmed=8)
+    for i in range(3):
+        await rig.send("/queue/q", receipt=f"r{i}")
+    early = ClientError("SEND not confirmed: early", reason="publish")
+    late = ClientError("SEND not confirmed: late", reason="publish")
+    rig.confirm(2, late)
+    rig.confirm(1, early)
+    rig.confirm(0)
+    assert rig.receipt_ids == ["r0"]
+    assert rig.refused == [early]
+    assert rig.refused_receipts == ["r1"]  # the ERROR names the refused SEND's receipt
+
+
+async def test_a_receipted_send_waits_for_room_in_a_full_window() -> None:
+    rig = Rig(max_unconfirmed=2)
+    await rig.send("/queue/q", receipt="r0")
+    await rig.send("/queue/q", receipt="r1")
+    third = asyncio.create_task(rig.send("/queue/q", receipt="r2"))
+    await asyncio.sleep(0.01)
+    assert not third.done()
+    rig.confirm(0)
+    await third
+    assert rig.receipt_ids == ["r0"]
+    rig.confirm(2)
+    rig.confirm(1)
+    assert rig.receipt_ids == ["r0", "r1", "r2"]
+
+
+async def test_a_receipted_send_that_is_not_written_gets_no_receipt() -> None:
+    rig = Rig(max_unconfirmed=8)
+    await rig.send("/queue/q", receipt="r0")
+    rig.router.refuse = ClientError("no route", reason="publish")
+    with pytest.raises(ClientError, match="no route"):
+        await rig.send("/queue/q", receipt="r1")
+    await rig.send("/queue/q", receipt="r2")  # what a test of the sender alone can do
+    rig.confirm(0)
+    rig.confirm(1)
+    assert rig.receipt_ids == ["r0", "r2"]
 
 
 async def test_no_window_when_max_unconfirmed_is_zero() -> None:
     rig = Rig(max_unconfirmed=0)
     await rig.send("/topic/t")
-    assert rig.router.sent[0].on_confirm is None  # awaited, as with a receipt
+    await rig.send("/queue/q", receipt="r1")
+    assert [s.on_confirm for s in rig.router.sent] == [None, None]  # both awaited
     assert rig.sender.window is None
+    assert rig.receipt_ids == ["r1"]
