@@ -104,7 +104,7 @@ class ConfirmWindow:
 
     def add(self, receipted: bool = False) -> Batch:
         """Count one more SEND in flight (``receipted``: it asks for a RECEIPT, which
-        :meth:`receipt_after` arms once it is written); its publish callback is the batch's
+        :meth:`receipt_after` arms before it is written); its publish callback is the batch's
         :meth:`Batch.on_confirm`."""
         batches = self._batches
         if not receipted and batches and not batches[-1].closed:
@@ -126,8 +126,8 @@ class ConfirmWindow:
     def receipt_after(
         self, batch: Batch, receipt: str, headers: Sequence[tuple[str, str]] | None
     ) -> None:
-        """``batch``'s SEND was written and asked for a RECEIPT: release it once that SEND
-        and every earlier one is confirmed (at once if they are already)."""
+        """``batch``'s SEND asks for a RECEIPT: release it once that SEND and every earlier
+        one is confirmed. Armed before the SEND is written, so no confirm can come first."""
         batch.receipt = receipt
         batch.headers = headers
         self.receipts += 1
@@ -144,6 +144,14 @@ class ConfirmWindow:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+    def unsent(self, batch: Batch) -> None:
+        """A SEND of ``batch`` was not written after all: no confirm will come for it, and
+        no RECEIPT goes out for it."""
+        if batch.receipt is not None:
+            batch.receipt = None
+            self.receipts -= 1
+        self.done(batch)
 
     def refused(self, batch: Batch, error: ClientError) -> None:
         """The broker refused a SEND of ``batch``: its ERROR goes out once every earlier

@@ -127,6 +127,8 @@ class Sender:
             if window.refusal is not None:
                 return  # an earlier SEND was refused: its ERROR is on its way
             batch = window.add(receipt is not None)
+            if receipt is not None:
+                window.receipt_after(batch, receipt, None)
             try:
                 await router.publish(
                     self._sink,
@@ -137,10 +139,8 @@ class Sender:
                     authorize=authorize,
                 )
             except BaseException:
-                window.done(batch)  # nothing was written: no confirm will come
+                window.unsent(batch)  # nothing was written: no confirm, no RECEIPT
                 raise
-            if receipt is not None:
-                window.receipt_after(batch, receipt, None)
             return
         # An awaited SEND: earlier ones settle first (their RECEIPTs go out before its own;
         # /amq/queue/ ones take a channel of their own), except a chat post that asks for

@@ -4,6 +4,8 @@ the router (the project's own interfaces), a recording ``refuse``."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any
 
 import pytest
 
@@ -278,6 +280,24 @@ async def test_a_receipted_send_that_is_not_written_gets_no_receipt() -> None:
     rig.confirm(0)
     rig.confirm(1)
     assert rig.receipt_ids == ["r0", "r2"]
+    assert rig.sender.window is not None
+    assert rig.sender.window.receipts == 0  # the unwritten SEND's RECEIPT was withdrawn
+
+
+async def test_a_confirm_that_comes_before_the_publish_returns_still_releases_the_receipt() -> None:
+    rig = Rig(max_unconfirmed=8)
+    publish = rig.router.publish
+
+    def confirming_publish(*args: Any, **kwargs: Any) -> Awaitable[None]:
+        written = publish(*args, **kwargs)
+        kwargs["on_confirm"](None, 0.001)  # the broker answered inside the publish call
+        return written
+
+    rig.router.publish = confirming_publish  # type: ignore[method-assign]
+    await rig.send("/queue/q", receipt="r0")
+    assert rig.receipt_ids == ["r0"]
+    assert rig.sender.window is not None
+    assert rig.sender.window.receipts == 0
 
 
 async def test_no_window_when_max_unconfirmed_is_zero() -> None:
