@@ -259,13 +259,22 @@ await step("seen by: alice sees bob read her message", async () => {
 let presence = null;
 await step("presence: alice sees bob online", async () => {
   const roomId = await openRoomId(alice.page);
-  presence = await alice.page.evaluate(async (id) => {
-    const creds = JSON.parse(localStorage.getItem("stompgate-demo:credentials"));
-    const response = await fetch(`/api/rooms/${id}/presence`, { headers: { Authorization: creds.authorization } });
-    return response.status;
-  }, roomId);
+  const ask = () =>
+    alice.page.evaluate(async (id) => {
+      const creds = JSON.parse(localStorage.getItem("stompgate-demo:credentials"));
+      const response = await fetch(`/api/rooms/${id}/presence`, { headers: { Authorization: creds.authorization } });
+      return { status: response.status, body: await response.text() };
+    }, roomId);
+  const first = await ask();
+  presence = first.status;
   check(presence === 200, `GET /api/rooms/<room>/presence answered ${presence}, not 200`);
-  await alice.page.locator('.members [data-member="bob"] [data-presence="online"]').waitFor();
+  try {
+    await alice.page.locator('.members [data-member="bob"] [data-presence="online"]').waitFor();
+  } catch (error) {
+    // Say whether the gateway or the page is wrong: what the API said then and says now.
+    const now = await ask();
+    throw new Error(`${error.message}\nGET presence when the room opened: ${first.body}\nGET presence now: ${now.body}`);
+  }
   return { status: presence };
 });
 
