@@ -122,6 +122,9 @@ export class Chat {
   rooms = new Map<string, Room>();
   openRoomId: string | null = null;
   presence = new Map<string, PresenceStatus>();
+  /** When each user's shown status was true (an event's or a snapshot's `at`): presence events
+   * from different gateway nodes can arrive out of order, and an older one must not win. */
+  private presenceAt = new Map<string, number>();
   /** Whether this gateway has presence (null: not known yet). */
   presenceSupported: boolean | null = null;
   profile: Profile | null = null;
@@ -252,6 +255,7 @@ export class Chat {
     this.pending.clear();
     this.drafts.clear();
     this.presence.clear();
+    this.presenceAt.clear();
     this.openRoomId = null;
     this.profile = null;
     this.alert = null;
@@ -592,12 +596,19 @@ export class Chat {
     }
   }
 
+  /** Show `status` for `user` unless what is shown is newer than `at`. */
+  private showPresence(user: string, status: PresenceStatus, at: number): void {
+    if ((this.presenceAt.get(user) ?? 0) > at) return;
+    this.presenceAt.set(user, at);
+    this.presence.set(user, status);
+  }
+
   private async loadPresence(room: Room): Promise<void> {
     if (this.presenceSupported === false) return;
     try {
       const snapshot = await this.api!.roomPresence(room.id);
       this.presenceSupported = true;
-      for (const entry of snapshot.users) this.presence.set(entry.user, entry.status);
+      for (const entry of snapshot.users) this.showPresence(entry.user, entry.status, snapshot.at ?? 0);
       this.changed();
     } catch (error) {
       if (error instanceof ApiError && error.missing) {
@@ -674,7 +685,7 @@ export class Chat {
       case "presence": {
         const presence = event as ChatPresence;
         this.presenceSupported = true;
-        this.presence.set(presence.user, presence.status);
+        this.showPresence(presence.user, presence.status, presence.at ?? 0);
         break;
       }
       case "member-joined":

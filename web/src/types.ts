@@ -94,6 +94,7 @@ export interface ChatPresence {
 /** chat.presence_snapshot.v1: GET /api/rooms/<room>/presence, GET /api/presence?users= */
 export interface PresenceSnapshot {
   v: 1;
+  at?: number;
   users: { user: string; status: PresenceStatus; last_seen?: number }[];
 }
 
