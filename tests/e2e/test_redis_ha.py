@@ -127,8 +127,7 @@ class Traffic:
         )
         self.posters = self.posting.posters
         self.readers = [
-            Reader(READER, port, rooms, passcode=hs_token(READER), catch_up=False)
-            for port in ports
+            Reader(READER, port, rooms, passcode=hs_token(READER), catch_up=False) for port in ports
         ]
         self.reading = [threading.Thread(target=r.run, daemon=True) for r in self.readers]
         for thread in self.reading:
@@ -188,11 +187,11 @@ def _check(
     assert len({r.message_id for r in receipted}) == len(receipted)
     # Delivered live, to a reader on each node, exactly the stored messages of each room.
     for reader in traffic.readers:
-        wait_for(
-            lambda r=reader: r.delivered() >= len(rows) or r.failure is not None,
-            20,
-            "every stored message delivered",
-        )
+
+        def done(r: Reader = reader) -> bool:
+            return r.delivered() >= len(rows) or r.failure is not None
+
+        wait_for(done, 20, "every stored message delivered")
         assert reader.failure is None, reader.failure
         for room in rooms:
             assert sorted(reader.ids(room)) == [r[0] for r in rows if r[1] == room]

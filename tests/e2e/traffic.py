@@ -42,7 +42,7 @@ import stomp.exception
 
 from gateway import stomp_headers
 from tests.e2e.procs import basic, http_get, post_body, store_rows
-from tests.support.stomp_client import RecordingListener, Received, StompClient
+from tests.support.stomp_client import Received, RecordingListener, StompClient
 
 LOST = (stomp.exception.StompException, OSError, TimeoutError)
 """What a broken or refused connection raises in stomp.py."""
