@@ -34,7 +34,7 @@ import pytest
 
 from tests.e2e.conftest import GatewayFactory
 from tests.e2e.procs import WorkerProcess, room_name, store_rows
-from tests.e2e.traffic import Poster, Posters, Reader, wait_for
+from tests.e2e.traffic import Reader, one_by_one, wait_for
 from tests.support.gateway_proc import GatewayProcess
 from tests.support.tcp_proxy import TcpProxy
 
@@ -105,25 +105,10 @@ def test_network_cut_and_black_hole_between_node_and_broker(
 
 def _run(node: GatewayProcess, proxy: TcpProxy, worker: WorkerProcess, store_path: Path) -> None:
     room = room_name("cut")
-    # Each SEND ends in a RECEIPT or an ERROR: one that vanishes (nothing within 30 s, or a
-    # close without an ERROR) is recorded in `silent`; the reader completes a long replay from
-    # the history API, which may answer 503 for a while (the worker behind).
+    # The reader completes a long replay from the history API, which may answer 503 for a
+    # while (the worker behind).
     reader = Reader("reader", node.stomp_port, [room], http_url=node.http_url, history_wait=60)
-    posting = Posters(
-        [
-            Poster(
-                user,
-                room,
-                [node.stomp_port],
-                pause=0.005,
-                receipt_wait=30,
-                connect_wait=60,
-                retry_pause=0.1,
-                deadline=None,
-            )
-            for user in ("p1", "p2")
-        ]
-    )
+    posting = one_by_one(("p1", "p2"), room, node.stomp_port, pause=0.005)
     posters = posting.posters
     reading = threading.Thread(target=reader.run, daemon=True)
     reading.start()

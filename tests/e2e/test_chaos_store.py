@@ -34,7 +34,7 @@ import pytest
 
 from tests.e2e.conftest import GatewayFactory
 from tests.e2e.procs import WorkerProcess, basic, room_name, store_rows
-from tests.e2e.traffic import Poster, Posters
+from tests.e2e.traffic import one_by_one
 from tests.support import rabbit
 from tests.support.stomp_client import Received, StompClient
 
@@ -100,23 +100,7 @@ def test_store_unavailable_30_s_worker_retries_history_503_nothing_dropped(
         "store-a", "--chat-recent-limit", str(RECENT), "--dev-users", DEV_USERS, **GATEWAY_ENV
     )
     room = room_name("outage")
-    # Each SEND ends in a RECEIPT or an ERROR: one that vanishes (nothing within 30 s, or a
-    # close without an ERROR) is recorded in `silent`. No deadline: the outage's length is set.
-    posting = Posters(
-        [
-            Poster(
-                user,
-                room,
-                [node.stomp_port],
-                pause=0.01,
-                receipt_wait=30,
-                connect_wait=60,
-                retry_pause=0.1,
-                deadline=None,
-            )
-            for user in USERS
-        ]
-    )
+    posting = one_by_one(USERS, room, node.stomp_port, pause=0.01)
     posters = posting.posters
     posting.start()
 

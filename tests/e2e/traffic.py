@@ -18,7 +18,8 @@ it gets: each message id once (``duplicates`` counts the copies), live or replay
 ``cur-max-message-id`` set to the highest id it has of each room, and follows
 ``stompgate-replay-more`` with the history API; without it, one session is all it has.
 
-:class:`Posters` runs posters together in threads and waits for their progress;
+:class:`Posters` runs posters together in threads and waits for their progress (`one_by_one`
+makes those of the tests where no SEND may vanish);
 :func:`stored_per_post` reads the store back, one entry per (sender, client id).
 
 Where the tests differ (how long a receipt, a connection or a history page may take, pauses
@@ -33,7 +34,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -225,6 +226,27 @@ class Poster:
                 continue
             self.port = port
             return client, node
+
+
+def one_by_one(users: Sequence[str], room: str, port: int, *, pause: float) -> Posters:
+    """Posters for the tests where no SEND may vanish: one SEND in flight each, new posts until
+    stopped (no deadline: the test sets how long), a SEND with neither RECEIPT nor ERROR within
+    30 s counted `silent`, reconnects tried for 60 s (a node may refuse sessions meanwhile)."""
+    return Posters(
+        [
+            Poster(
+                user,
+                room,
+                [port],
+                pause=pause,
+                receipt_wait=30,
+                connect_wait=60,
+                retry_pause=0.1,
+                deadline=None,
+            )
+            for user in users
+        ]
+    )
 
 
 class Posters:
