@@ -39,8 +39,8 @@ import aiormq
 import pytest
 import redis
 
-from tests.e2e.chaos_traffic import Poster, Reader, stored_per_post
 from tests.e2e.procs import WorkerProcess, http_get, room_name
+from tests.e2e.traffic import Poster, Posters, Reader, stored_per_post
 from tests.support.gateway_proc import GatewayProcess
 from tests.support.private_rabbit import PrivateRabbit, RabbitHome
 
@@ -106,30 +106,45 @@ def _traffic(
     """Posters and readers on ROOMS rooms; ``disrupt()`` once a third is receipted (it returns
     timings to print); then every check, with exact counts."""
     rooms = [room_name(f"chaos{n}") for n in range(ROOMS)]
-    readers = [Reader(room, gateway.stomp_port, gateway.http_url) for room in rooms]
+    readers = [
+        Reader(
+            "alice",
+            gateway.stomp_port,
+            [room],
+            http_url=gateway.http_url,
+            subscribe_wait=20,
+            retry_pause=0.3,
+        )
+        for room in rooms
+    ]
     reader_threads = [threading.Thread(target=r.run, daemon=True) for r in readers]
     for t in reader_threads:
         t.start()
     for r in readers:
         assert r.subscribed.wait(20), "a reader could not subscribe"
-    posters = [
-        Poster(user, rooms[n % ROOMS], [gateway.stomp_port], PER_POSTER)
-        for n, user in enumerate(USERS)
-    ]
-    progress = threading.Semaphore(0)
-    threads = [threading.Thread(target=p.run, args=(progress,), daemon=True) for p in posters]
+    posting = Posters(
+        [
+            Poster(
+                user,
+                rooms[n % ROOMS],
+                [gateway.stomp_port],
+                count=PER_POSTER,
+                window=4,
+                receipt_wait=20,
+                connect_wait=120,  # the node may refuse sessions while the broker boots
+            )
+            for n, user in enumerate(USERS)
+        ]
+    )
+    posters = posting.posters
     started = time.monotonic()
-    for t in threads:
-        t.start()
+    posting.start()
     total = len(posters) * PER_POSTER
-    for _ in range(total // 3):
-        assert progress.acquire(timeout=60), "posting stalled before the disruption"
+    posting.wait_receipted(total // 3, what="posting before the disruption")
     timings = disrupt()
-    for t in threads:
-        t.join(150)
+    posting.join(150)
     posted = time.monotonic()
-    assert [(p.user, p.error) for p in posters if p.error is not None] == []
-    receipted = {(p.user, cid) for p in posters for cid in p.receipted}
+    receipted = posting.receipted()
     assert len(receipted) == total  # every post receipted, once each
 
     # Stored: every receipted post exactly once, in its room; nothing else.
@@ -149,7 +164,7 @@ def _traffic(
 
     # Delivered: each reader has every stored message of its room.
     deadline = time.monotonic() + 30
-    while any(not ids_by_room[r.room] <= set(r.seen) for r in readers):
+    while any(not ids_by_room[r.rooms[0]] <= r.ids(r.rooms[0]) for r in readers):
         if time.monotonic() > deadline:
             break
         time.sleep(0.2)
@@ -157,23 +172,26 @@ def _traffic(
         r.stop.set()
     for t in reader_threads:
         t.join(10)
-    assert [(r.room, r.error) for r in readers if r.error is not None] == []
+    assert [(r.rooms, r.failure) for r in readers if r.failure is not None] == []
     for r in readers:
-        missing = ids_by_room[r.room] - set(r.seen)
+        room = r.rooms[0]
+        seen, top = r.seen[room], r.highest[room]
+        missing = ids_by_room[room] - set(seen)
         assert not missing, (
-            f"reader of {r.room} never got {len(missing)} (below its highest id"
-            f" {r.max_id}: {sum(1 for i in missing if i < r.max_id)}; sessions {r.sessions},"
+            f"reader of {room} never got {len(missing)} (below its highest id"
+            f" {top}: {sum(1 for i in missing if i < top)}; sessions {r.sessions},"
             f" refused {r.refused}; history now:"
-            f" {http_get(f'{gateway.http_url}/api/rooms/{r.room}/messages?after={r.max_id}')[:2]})"
+            f" {http_get(f'{gateway.http_url}/api/rooms/{room}/messages?after={top}')[:2]})"
         )
         # Nothing beyond the store: a post re-sent after its confirm was lost is taken over
         # under its first id, never published again under a second one.
-        extra = {i: cid for i, cid in r.seen.items() if i not in ids_by_room[r.room]}
-        assert extra == {}, f"reader of {r.room} got ids the store never kept: {extra}"
-    delivered = sum(len(r.seen) for r in readers)
+        extra = {i: cid for i, cid in seen.items() if i not in ids_by_room[room]}
+        assert extra == {}, f"reader of {room} got ids the store never kept: {extra}"
+        assert r.other_events == 0  # chat messages only (an event without an id is no post)
+    delivered = sum(r.delivered() for r in readers)
     down_at = timings["broker_down_at"]
     up_at = timings["broker_up_at"]
-    first_after = min((t for p in posters for t in p.receipt_times if t > up_at), default=up_at)
+    first_after = min((r.at for r in posting.receipts() if r.at > up_at), default=up_at)
     since = "it was back" if up_at > down_at else "the kill"
     print(
         f"\n{what}: sent {total} posts ({sum(p.sends for p in posters)} SEND frames,"

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -33,9 +32,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.chaos import ChaosPoster
 from tests.e2e.conftest import GatewayFactory
 from tests.e2e.procs import WorkerProcess, basic, room_name, store_rows
+from tests.e2e.traffic import one_by_one
 from tests.support import rabbit
 from tests.support.stomp_client import Received, StompClient
 
@@ -101,13 +100,12 @@ def test_store_unavailable_30_s_worker_retries_history_503_nothing_dropped(
         "store-a", "--chat-recent-limit", str(RECENT), "--dev-users", DEV_USERS, **GATEWAY_ENV
     )
     room = room_name("outage")
-    posters = [ChaosPoster(user, room, node.stomp_port, pause=0.01) for user in USERS]
-    threads = [threading.Thread(target=p.run, daemon=True) for p in posters]
-    for thread in threads:
-        thread.start()
+    posting = one_by_one(USERS, room, node.stomp_port, pause=0.01)
+    posters = posting.posters
+    posting.start()
 
     def receipted() -> int:
-        return sum(len(p.posted) for p in posters)
+        return len(posting.receipts())
 
     # Before: posts flow and are stored.
     deadline = time.monotonic() + 30
@@ -159,12 +157,8 @@ def test_store_unavailable_30_s_worker_retries_history_503_nothing_dropped(
 
     # After: posting stops soon; everything receipted is stored once, history is whole.
     time.sleep(1.0)
-    for poster in posters:
-        poster.stop.set()
-    for thread in threads:
-        thread.join(30)
-    failed = [(p.user, p.failure) for p in posters if p.failure is not None]
-    assert not failed, failed
+    posting.stop()
+    posting.join(30)
     assert [cid for p in posters for cid in p.silent] == []
     sent = receipted()
     deadline = time.monotonic() + 60
@@ -176,7 +170,7 @@ def test_store_unavailable_30_s_worker_retries_history_503_nothing_dropped(
     rows = store_rows(store_path, room)
     keys = {(sender, cid) for _, _, sender, cid in rows}
     assert len(rows) == len(keys) == sent
-    assert keys == {(p.user, cid) for p in posters for cid in p.posted}
+    assert keys == posting.receipted()
     assert _all_after(node.http_url, room, before_id) == [r[0] for r in rows if r[0] > before_id]
     for reason in ("invalid", "exhausted"):
         dead = worker.metric(

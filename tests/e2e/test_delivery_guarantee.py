@@ -18,28 +18,16 @@ dropped) is tested at worker level: tests/workers/test_persist.py
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
-import sqlite3
-import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import stomp.exception
 
 from tests.e2e.conftest import GatewayFactory
-from tests.e2e.procs import (
-    WorkerProcess,
-    history_after,
-    post_body,
-    room_name,
-    store_rows,
-    wait_stored,
-)
+from tests.e2e.procs import WorkerProcess, history_after, room_name, store_rows, wait_stored
+from tests.e2e.traffic import Poster, Posters, stored_per_post
 from tests.support.gateway_proc import GatewayProcess
 from tests.support.stomp_client import StompClient
 
@@ -53,90 +41,6 @@ GATEWAY_ENV = {
     "STOMPGATE_FRAMES_PER_SECOND": "0",  # the per-session rate limit would pace this test
     "STOMPGATE_MAX_CONNECTIONS_PER_IP": "0",
 }
-
-
-class ConnectionLostError(Exception):
-    pass
-
-
-@dataclass
-class Poster:
-    """One client: posts its messages in order, WINDOW at a time; on a lost connection it
-    moves to another node and sends everything not yet receipted again (same client_id)."""
-
-    user: str
-    room: str
-    ports: list[int]  # preferred node first
-    receipted: list[str] = field(default_factory=list)
-    reconnects: int = 0
-    error: BaseException | None = None
-    port: int = 0  # the node it is connected to now
-
-    def run(self, progress: threading.Semaphore) -> None:
-        try:
-            self._run(progress)
-        except BaseException as exc:
-            self.error = exc
-
-    def _run(self, progress: threading.Semaphore) -> None:
-        todo = deque(f"{self.user}-{n}" for n in range(PER_CLIENT))
-        in_flight: deque[str] = deque()
-        port_index = 0
-        client = self._connect(self.ports[port_index])
-        deadline = time.monotonic() + 150
-        while todo or in_flight:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.user}: {len(todo) + len(in_flight)} not receipted")
-            try:
-                while todo and len(in_flight) < WINDOW:
-                    cid = todo[0]
-                    client.conn.send(
-                        f"/app/rooms/{self.room}/messages",
-                        post_body(f"{self.user} says {cid}", cid),
-                        headers={"receipt": cid},
-                    )
-                    in_flight.append(todo.popleft())
-                self._wait_receipt(client, in_flight[0])
-                self.receipted.append(in_flight.popleft())
-                progress.release()
-            except (ConnectionLostError, stomp.exception.StompException, OSError):
-                # Whatever was not receipted is sent again, in order, on another node.
-                todo.extendleft(reversed(in_flight))
-                in_flight.clear()
-                _quietly_disconnect(client)
-                self.reconnects += 1
-                port_index = (port_index + 1) % len(self.ports)
-                time.sleep(0.2)
-                client = self._connect(self.ports[port_index])
-        _quietly_disconnect(client)
-
-    def _connect(self, port: int) -> StompClient:
-        for _ in range(50):
-            client = StompClient(port, login=self.user, passcode=self.user)
-            try:
-                client.connect()
-                self.port = port
-                return client
-            except (stomp.exception.StompException, OSError):
-                time.sleep(0.2)
-        raise ConnectionLostError(f"{self.user} cannot connect to port {port}")
-
-    @staticmethod
-    def _wait_receipt(client: StompClient, receipt_id: str) -> None:
-        listener = client.listener
-        deadline = time.monotonic() + 20
-        with listener.receipt_cond:
-            while receipt_id not in listener.receipts:
-                if listener.disconnected.is_set() or not listener.errors.empty():
-                    raise ConnectionLostError(receipt_id)
-                if time.monotonic() > deadline:
-                    raise ConnectionLostError(f"no receipt {receipt_id}")
-                listener.receipt_cond.wait(0.1)
-
-
-def _quietly_disconnect(client: StompClient) -> None:
-    with contextlib.suppress(stomp.exception.StompException, OSError):
-        client.disconnect()
 
 
 def _catch_up(node: GatewayProcess, room: str, after: int) -> list[int]:
@@ -173,31 +77,31 @@ def test_10k_messages_50_clients_two_nodes_worker_and_gateway_killed(
     gw_a = start_gateway("big-a", "--dev-users", DEV_USERS, **GATEWAY_ENV)
     gw_b = start_gateway("big-b", "--dev-users", DEV_USERS, **GATEWAY_ENV)
     rooms = [room_name(f"big{n}") for n in range(ROOMS)]
-    posters = [
-        Poster(
-            user,
-            rooms[n % ROOMS],
-            [gw_a.stomp_port, gw_b.stomp_port] if n % 2 else [gw_b.stomp_port, gw_a.stomp_port],
-        )
-        for n, user in enumerate(USERS)
-    ]
-    progress = threading.Semaphore(0)
-    threads = [
-        threading.Thread(target=p.run, args=(progress,), name=p.user, daemon=True) for p in posters
-    ]
-    for t in threads:
-        t.start()
-
-    def wait_receipts(count: int) -> None:
-        for _ in range(count):
-            assert progress.acquire(timeout=60), "posting stalled"
+    # Each client posts its messages in order, WINDOW at a time; on a lost connection it moves
+    # to its other node and sends everything not yet receipted again (same client_id).
+    posting = Posters(
+        [
+            Poster(
+                user,
+                rooms[n % ROOMS],
+                [gw_a.stomp_port, gw_b.stomp_port] if n % 2 else [gw_b.stomp_port, gw_a.stomp_port],
+                count=PER_CLIENT,
+                window=WINDOW,
+                receipt_wait=20,
+                deadline=150,
+            )
+            for n, user in enumerate(USERS)
+        ]
+    )
+    posters = posting.posters
+    posting.start()
 
     total = CLIENTS * PER_CLIENT
-    wait_receipts(total // 4)
+    posting.wait_receipted(total // 4)
     worker.kill()  # SIGKILL: batches received and not acked come back to the next one
-    wait_receipts(total // 10)
+    posting.wait_receipted(total // 4 + total // 10)
     worker.start(log_dir)
-    wait_receipts(total // 4)
+    posting.wait_receipted(total // 4 + total // 10 + total // 4)
     # The clients on big-b with more left to post than can be receipted before the kill
     # lands (a window in flight, receipts already in their sockets) must move.
     moving = [
@@ -206,27 +110,18 @@ def test_10k_messages_50_clients_two_nodes_worker_and_gateway_killed(
         if p.port == gw_b.stomp_port and PER_CLIENT - len(p.receipted) > 2 * WINDOW + 10
     ]
     gw_b.kill()  # SIGKILL: its clients move to big-a and send the un-receipted ones again
-    for t in threads:
-        t.join(200)
+    posting.join(200)
     posted = time.monotonic()
-    errors = [(p.user, p.error) for p in posters if p.error is not None]
-    assert not errors, errors
-    receipted = {(p.user, cid) for p in posters for cid in p.receipted}
+    receipted = posting.receipted()
     assert len(receipted) == total
     assert moving, "every client on big-b had finished before it was killed"
     assert [p.user for p in moving if not p.reconnects] == []  # big-b's clients moved
 
     wait_stored(store_path, total, timeout=60)
     time.sleep(0.5)  # anything still arriving would be a duplicate (it could not be stored)
-    conn = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True)
-    try:
-        per_key = conn.execute(
-            "SELECT sender, client_id, COUNT(*) FROM messages GROUP BY sender, client_id"
-        ).fetchall()
-    finally:
-        conn.close()
-    assert all(count == 1 for _, _, count in per_key)
-    assert {(sender, cid) for sender, cid, _ in per_key} == receipted
+    per_key = stored_per_post(store_path)
+    assert {key: len(rows) for key, rows in per_key.items() if len(rows) != 1} == {}
+    assert set(per_key) == receipted
     rows = store_rows(store_path)
     assert len(rows) == total
     for row in rows:

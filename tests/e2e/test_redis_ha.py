@@ -32,9 +32,9 @@ import pytest
 import redis
 
 from chatstate.keys import ChatKeys
-from tests.e2e.chat_traffic import Poster, Reader, Receipted, stored, wait_for
-from tests.e2e.procs import WorkerProcess, wait_stored
+from tests.e2e.procs import WorkerProcess, store_rows, wait_stored
 from tests.e2e.test_rooms import Api, messages_until, send
+from tests.e2e.traffic import Poster, Posters, Reader, Receipted, wait_for
 from tests.support.gateway_proc import GatewayProcess
 from tests.support.private_redis import PrivateCluster, PrivateRedis, PrivateSentinel
 from tests.support.security import StompPeer, hs_token, jwt_env
@@ -107,32 +107,51 @@ def _mark_read(node: GatewayProcess, room: str, message_id: int) -> None:
 
 
 class Traffic:
-    """Four posters (two per room) spread over both nodes, a reader on each node."""
+    """Four posters (two per room) spread over both nodes, a reader on each node: one live
+    session each (no catch-up: what they get is what was delivered live)."""
 
     def __init__(self, nodes: list[GatewayProcess], rooms: list[str]) -> None:
-        self.stop = threading.Event()
         ports = [n.stomp_port for n in nodes]
-        self.posters = [
-            Poster(user, hs_token(user), rooms[i // 2], ports[i % 2 :] + ports[: i % 2], self.stop)
-            for i, user in enumerate(POSTERS)
+        self.posting = Posters(
+            [
+                Poster(
+                    user,
+                    rooms[i // 2],
+                    ports[i % 2 :] + ports[: i % 2],
+                    passcode=hs_token(user),
+                    connect_wait=120,  # a node may refuse sessions while Redis is away
+                    retry_pause=0.1,
+                )
+                for i, user in enumerate(POSTERS)
+            ]
+        )
+        self.posters = self.posting.posters
+        self.readers = [
+            Reader(READER, port, rooms, passcode=hs_token(READER), catch_up=False) for port in ports
         ]
-        self.readers = [Reader(port, READER, hs_token(READER), rooms) for port in ports]
-        self.threads = [threading.Thread(target=p.run, daemon=True) for p in self.posters]
-        for thread in self.threads:
+        self.reading = [threading.Thread(target=r.run, daemon=True) for r in self.readers]
+        for thread in self.reading:
             thread.start()
+        for reader in self.readers:
+            assert reader.subscribed.wait(30), reader.failure
+        self.posting.start()
 
     def receipts(self) -> list[Receipted]:
-        return [r for p in self.posters for r in list(p.receipted)]
+        return self.posting.receipts()
 
     def wait_receipts(self, count: int, timeout: float = 30) -> None:
         wait_for(lambda: len(self.receipts()) >= count, timeout, f"{count} receipts")
 
     def finish(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(60)
-        errors = [(p.user, p.error) for p in self.posters if p.error is not None]
-        assert not errors, errors
+        self.posting.stop()
+        self.posting.join(60)
+
+    def close_readers(self) -> None:
+        """End the readers' sessions (what had come before counts)."""
+        for reader in self.readers:
+            reader.stop.set()
+        for thread in self.reading:
+            thread.join(10)
 
 
 def _check(
@@ -147,9 +166,9 @@ def _check(
 ) -> dict[str, Any]:
     """The accounting every scenario ends with; the figures for the printout."""
     receipted = traffic.receipts()
-    sent = sum(p.sent for p in traffic.posters)
+    sent = sum(p.posts for p in traffic.posters)
     wait_stored(store_path, len(receipted), timeout=30)
-    rows = stored(store_path)
+    rows = store_rows(store_path)
     by_key = {(r[2], r[3]): r for r in rows}
     assert len(by_key) == len(rows)  # one row per (sender, client id)
     mine = {(p.user, r.client_id): r.message_id for p in traffic.posters for r in p.receipted}
@@ -168,13 +187,14 @@ def _check(
     assert len({r.message_id for r in receipted}) == len(receipted)
     # Delivered live, to a reader on each node, exactly the stored messages of each room.
     for reader in traffic.readers:
-        wait_for(
-            lambda r=reader: (r.drain(), sum(len(v) for v in r.ids.values()) >= len(rows))[1],
-            20,
-            "every stored message delivered",
-        )
+
+        def done(r: Reader = reader) -> bool:
+            return r.delivered() >= len(rows) or r.failure is not None
+
+        wait_for(done, 20, "every stored message delivered")
+        assert reader.failure is None, reader.failure
         for room in rooms:
-            assert sorted(set(reader.ids[room])) == [r[0] for r in rows if r[1] == room]
+            assert sorted(reader.ids(room)) == [r[0] for r in rows if r[1] == room]
     # Room counters rebuilt from the store, then counted on: counter - holes = stored.
     keys = ChatKeys(prefix)
     for room in rooms:
@@ -190,7 +210,7 @@ def _leases(client: redis.Redis, prefix: str) -> set[bytes]:
 
 def _pointer_checks(node: GatewayProcess, rooms: list[str], store_path: Path) -> None:
     """The reader's unread counts: exactly the stored messages above its pointer."""
-    rows = stored(store_path)
+    rows = store_rows(store_path)
     counts = _unread(node, READER)
     assert set(counts) == set(rooms)
     return_value = {room: counts[room] for room in rooms}
@@ -218,7 +238,7 @@ def _run_outage(
         traffic.wait_receipts(40)
         # A read pointer before the outage (the store keeps it too).
         wait_stored(store_path, 40, timeout=30)
-        first = [r for r in stored(store_path) if r[1] == rooms[0]][5][0]
+        first = [r for r in store_rows(store_path) if r[1] == rooms[0]][5][0]
         _mark_read(nodes[0], rooms[0], first)
         pointers = {rooms[0]: first}
         for node in nodes:
@@ -250,7 +270,7 @@ def _run_outage(
         # Unread counts: the pointer from before the outage (Redis lost it; the store has
         # it), then one moved after it.
         _pointer_checks(nodes[1], rooms, store_path)
-        later = [r for r in stored(store_path) if r[1] == rooms[1]][-3][0]
+        later = [r for r in store_rows(store_path) if r[1] == rooms[1]][-3][0]
         _mark_read(nodes[1], rooms[1], later)
         pointers[rooms[1]] = later
         _pointer_checks(nodes[0], rooms, store_path)
@@ -259,18 +279,18 @@ def _run_outage(
         # published while a node resubscribes is missed, see gateway/chat/control.py).
         channel = ChatKeys(prefix).control_channel()
         wait_for(lambda: client.pubsub_numsub(channel)[0][1] == 2, 15, "both nodes listening again")
-        ids = [r[0] for r in stored(store_path) if r[1] == rooms[0]]
+        ids = [r[0] for r in store_rows(store_path) if r[1] == rooms[0]]
         asyncio.run(_removal_and_catch_up(nodes[0], nodes[1], rooms[0], ids[-4], ids[-3:]))
     finally:
         client.close()
-        for reader in traffic.readers:
-            reader.close()
+        traffic.close_readers()
     print(
         f"\n{what}: posting resumed {resumed - back:.2f} s after Redis was back "
         f"({back - outage_started:.2f} s outage); sent {figures['sent']}, receipted "
         f"{figures['receipted']} ({before} before), delivered {figures['stored']} to each of "
-        f"2 readers, stored {figures['stored']}; refusals/reconnects "
-        f"{sum(p.refusals for p in traffic.posters)}; node ids leased again within "
+        f"2 readers, stored {figures['stored']}; poster reconnects "
+        f"{sum(p.reconnects for p in traffic.posters)} (connections refused "
+        f"{sum(p.connect_failures for p in traffic.posters)}); node ids leased again within "
         f"{leased:.1f} s"
     )
 
@@ -397,14 +417,14 @@ def test_chat_and_presence_on_a_redis_cluster(
     finally:
         traffic.finish()
     wait_stored(store_path, len(traffic.receipts()), timeout=30)
-    rows = [r for r in stored(store_path) if r[1] == rooms[0]]
+    rows = [r for r in store_rows(store_path) if r[1] == rooms[0]]
     _POINTERS["cl-a"] = _POINTERS["cl-b"] = {rooms[0]: rows[3][0]}
     _mark_read(nodes[0], rooms[0], rows[3][0])
     _pointer_checks(nodes[1], rooms, store_path)
+    traffic.close_readers()
     for reader in traffic.readers:
-        reader.drain()
-        assert sorted(set(reader.ids[rooms[0]])) == [r[0] for r in rows]
-        reader.close()
+        assert reader.failure is None, reader.failure
+        assert sorted(reader.ids(rooms[0])) == [r[0] for r in rows]
     asyncio.run(
         _removal_and_catch_up(nodes[0], nodes[1], rooms[0], rows[-4][0], [r[0] for r in rows[-3:]])
     )
