@@ -40,7 +40,12 @@ Measured per traffic run, over a window after a warm-up:
 * delivered messages/s, counted at the subscribers;
 * server CPU per delivered message: utime+stime from ``/proc/<pid>/stat`` of the gateway
   process plus ``beam.smp`` (gateway), of ``beam.smp`` alone (Web-STOMP); for the gateway
-  also split into the two processes (us per delivered message and % of a core each);
+  also split into the two processes (us per delivered message and % of a core each); of
+  each process the part spent in the kernel (stime: system calls and the loopback TCP work
+  done in them) and its sleeps per SEND (voluntary context switches: each is a wake-up);
+* per CPU target a *floor*: the ratio the gateway path would reach if the gateway process
+  spent nothing in user space (the broker's CPU plus the gateway's kernel time); a floor
+  above a target means no user-space change meets it without fewer system calls;
 * end-to-end latency p50/p99: the publisher writes ``t=<ms>;`` at the start of the body,
   the subscriber (same process, same clock) subtracts it on receipt;
 * the load generator's own CPU, and everything else on the machine ("other"), so a reader
@@ -101,11 +106,29 @@ TARGETS = ("gateway", "web-stomp")
 # -- /proc ---------------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process (all its threads), in seconds: user space (the
+    interpreter, uvloop, the Erlang VM) and the kernel (system calls, TCP on loopback)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    return sum(cpu_split(pid))
+
+
+def sleeps(pid: int) -> int:
+    """Voluntary context switches of all a process's threads: how often it went to sleep
+    waiting for something (each one is a wake-up later)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
 
 
 def rss_bytes(pid: int) -> int:
@@ -301,6 +324,8 @@ class TrafficResult:
     cpu_us_per_msg: float
     cpu_by_proc: dict[str, float]  # label -> % of one core
     cpu_us_by_proc: dict[str, float]  # label -> us of CPU per delivered message
+    sys_us_by_proc: dict[str, float]  # label -> of which in the kernel (stime)
+    sleeps_per_send: dict[str, float]  # label -> voluntary context switches per SEND
     p50_ms: float | None
     p99_ms: float | None
     p999_ms: float | None
@@ -377,11 +402,15 @@ def run_traffic(
         if args.py_spy and server.gateway is not None:
             spy = start_py_spy(server.pids["gateway"], args, scenario, mode)
         before = {label: cpu_seconds(pid) for label, pid in server.pids.items()}
+        sys_before = {label: cpu_split(pid)[1] for label, pid in server.pids.items()}
+        sleeps_before = {label: sleeps(pid) for label, pid in server.pids.items()}
         gen_before = cpu_seconds(gen.pid)
         all_before = busy_cpu_seconds()
         gen.call("mark")
         time.sleep(args.duration)
         after = {label: cpu_seconds(pid) for label, pid in server.pids.items()}
+        sys_after = {label: cpu_split(pid)[1] for label, pid in server.pids.items()}
+        sleeps_after = {label: sleeps(pid) for label, pid in server.pids.items()}
         gen_after = cpu_seconds(gen.pid)
         all_after = busy_cpu_seconds()
         report = gen.call("report")
@@ -392,17 +421,30 @@ def run_traffic(
         gen.close()
     seconds = float(report["seconds"])
     delivered = int(report["delivered"])
+    published = int(report["published"])
     server_cpu = sum(after[label] - before[label] for label in server.pids)
     other = (all_after - all_before) - server_cpu - (gen_after - gen_before)
     return TrafficResult(
         delivered_per_s=delivered / seconds,
-        published_per_s=int(report["published"]) / seconds,
+        published_per_s=published / seconds,
         cpu_us_per_msg=server_cpu / delivered * 1e6 if delivered else float("nan"),
         cpu_by_proc={
             label: (after[label] - before[label]) / seconds * 100 for label in server.pids
         },
         cpu_us_by_proc={
             label: (after[label] - before[label]) / delivered * 1e6 if delivered else float("nan")
+            for label in server.pids
+        },
+        sys_us_by_proc={
+            label: (sys_after[label] - sys_before[label]) / delivered * 1e6
+            if delivered
+            else float("nan")
+            for label in server.pids
+        },
+        sleeps_per_send={
+            label: (sleeps_after[label] - sleeps_before[label]) / published
+            if published
+            else float("nan")
             for label in server.pids
         },
         p50_ms=report["p50"],
@@ -691,6 +733,17 @@ def ratios(sc: Scenario, suffix: str, metric: Any) -> list[float]:
     return out
 
 
+def kernel_and_broker_us(r: TrafficResult) -> float:
+    """What a message would cost the gateway path if the gateway process spent no time in
+    user space at all (no interpreter, no event loop): the broker's CPU and the gateway's
+    kernel time (its system calls and the loopback TCP work done in them). For Web-STOMP,
+    whose only process is the broker, this is its whole CPU. A ratio above a target here
+    means no user-space change meets that target without fewer system calls or broker work."""
+    return sum(
+        r.cpu_us_by_proc.get(label, 0.0) for label in r.cpu_us_by_proc if label != "gateway"
+    ) + r.sys_us_by_proc.get("gateway", 0.0)
+
+
 def verdict(value: float | None, limit: float | None) -> str:
     if limit is None:
         return "info"
@@ -750,6 +803,21 @@ def print_targets(scenarios: list[Scenario]) -> None:
                     verdict(m, limit),
                 )
             )
+            floor = ratios(sc, suffix, kernel_and_broker_us)
+            if floor:
+                mf = median(floor)
+                g_floor = median(per_round(sc, "gateway" + suffix, kernel_and_broker_us))
+                rows.append(
+                    (
+                        "  floor: broker + gateway's kernel time",
+                        size,
+                        f"{fmt(g_floor, 1)} us",
+                        "",
+                        f"{fmt(mf, 2)} ({', '.join(fmt(x, 2) for x in floor)})",
+                        f"<= {limit:.2f}x" if limit is not None else "-",
+                        "info" if limit is None or mf is None or mf <= limit else "beyond",
+                    )
+                )
             if suffix == "":
                 p99 = ratios(sc, "", lambda r: r.p99_ms)
                 m99 = median(p99)
@@ -1075,7 +1143,9 @@ def run_one(
         r = run_traffic(server, sc, args, broker.vhost, log_dir, mode=mode, rate=rate)
         sc.results[target + ("/max" if mode == "max" else "")] = r
         split = ", ".join(
-            f"{k} {r.cpu_us_by_proc[k]:.1f} us = {v:.0f}%" for k, v in r.cpu_by_proc.items()
+            f"{k} {r.cpu_us_by_proc[k]:.1f} us (kernel {r.sys_us_by_proc[k]:.1f}) = {v:.0f}%,"
+            f" {r.sleeps_per_send[k]:.2f} sleeps/SEND"
+            for k, v in r.cpu_by_proc.items()
         )
         offered = f" at {rate:,.0f}/s offered" if mode == "fixed" else ""
         print(
