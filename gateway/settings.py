@@ -295,6 +295,14 @@ class Settings:
     chat_replay_limit: int = field(
         default=1000, metadata={"help": "messages replayed at most on a catch-up SUBSCRIBE"}
     )
+    post_idempotency_ttl: int = field(
+        default=24 * 3600,
+        metadata={
+            "help": "seconds a confirmed chat post's client_id is remembered in Redis: a retry"
+            " with the same client_id within them gets the original message id and publishes"
+            " nothing; at least 60 (a post's pending window)"
+        },
+    )
     room_max_members: int = field(
         default=100, metadata={"help": "members a group room may have (rooms API)"}
     )
@@ -368,6 +376,11 @@ class Settings:
         with_heartbeat(self.amqp_url, self.amqp_heartbeat)  # a conflict raises
         if self.order_hold_ms < 0:
             raise ValueError(f"--order-hold-ms must not be negative, got {self.order_hold_ms}")
+        if self.post_idempotency_ttl < 60:
+            raise ValueError(
+                "--post-idempotency-ttl must be at least 60 (seconds), got"
+                f" {self.post_idempotency_ttl}"
+            )
         if self.room_max_members < 2:
             raise ValueError(f"--room-max-members must be at least 2, got {self.room_max_members}")
         if self.seen_by_max_members < 0:
