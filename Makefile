@@ -126,7 +126,8 @@ bench: install test-services
 	$(PY) -m benchmarks.bench_gateway $(ARGS)
 
 # Idle WebSocket sessions with heart-beats on one node (default 100,000: needs an open-files
-# hard limit above that): RSS per session and idle CPU. make bench-sessions ARGS="--sessions 10000"
+# hard limit above that): RSS per session and idle CPU; --ws-impl lean aiohttp compares the
+# WebSocket paths, --sends N the CPU per SEND. make bench-sessions ARGS="--sessions 10000"
 bench-sessions: install services
 	$(PY) -m benchmarks.bench_sessions $(ARGS)
 

@@ -1,17 +1,23 @@
 """Idle WebSocket sessions with heart-beats on one gateway node: ``make bench-sessions``.
 
 ``python -m benchmarks.bench_sessions [--sessions 100000] [--heartbeat 10000] [--measure 30]
-[--gateway-arg=--some-flag ...]``
+[--ws-impl lean aiohttp] [--rounds 1] [--warmup 0] [--gateway-arg=--some-flag ...]``
+``python -m benchmarks.bench_sessions --sends 2000 [--senders 50] [--ws-impl ...]``
 
-One fresh gateway process (``python -m gateway --auth dev``, the connection caps and rate
-limits off, ``--log-level WARNING``; every ``--gateway-arg`` is passed on to it, so the same
-run measures either WebSocket path) on a fresh vhost of the shared RabbitMQ. Load processes
-(this module with ``client``, uvloop, raw sockets: no WebSocket library) open the sessions:
-the HTTP upgrade (``v12.stomp``), ``CONNECT`` with ``heart-beat:<ms>,<ms>``, then one
-heart-beat EOL per session every ``--heartbeat`` ms, spread evenly over the interval. Each
-load process holds at most its open-files limit of sockets and connects from a loopback
-address of its own (``127.0.1.<n>``), so no process runs out of descriptors and no source
-address runs out of ephemeral ports.
+Per run, one fresh gateway process (``python -m gateway --auth dev``, the connection caps and
+rate limits off, ``--log-level WARNING``, WebSockets served by the run's ``--ws-impl``; every
+``--gateway-arg`` is passed on to it) on a fresh vhost of the shared RabbitMQ. A run is made
+for each WebSocket path named by ``--ws-impl`` (default ``lean``; ``--ws-impl lean aiohttp``
+compares the two, each on a gateway of its own, one after the other), all of them
+``--rounds`` times, and a table of every run closes the output. Load processes (this module
+with ``client``, uvloop, raw sockets: no WebSocket library) open the sessions: the HTTP
+upgrade (``v12.stomp``), ``CONNECT`` with ``heart-beat:<ms>,<ms>``, then one heart-beat EOL
+per session every ``--heartbeat`` ms, spread evenly over the interval. Each load process
+holds at most its open-files limit of sockets and connects from a loopback address of its
+own (``127.0.1.<n>``), so no process runs out of descriptors and no source address runs out
+of ephemeral ports. ``--warmup N`` first opens N sessions from a load process of their own
+(``127.0.2.1``) before the RSS baseline, so what the first sessions allocate once (caches,
+arenas) is not charged to the measured ones; they stay open and beat through the run.
 
 Measured, once every session is open and ``--settle`` seconds have passed:
 
@@ -25,6 +31,13 @@ Sessions the server closed while idle make the figures void (printed). The gatew
 open-files limit above the sessions: the benchmark raises its own soft limit to the hard one
 (the gateway inherits it) and tries to raise the hard one; where it cannot (no
 CAP_SYS_RESOURCE) it says what the limit allows and stops; ``--sessions`` runs fewer.
+
+With ``--sends N`` the run measures SENDs instead of idle sessions: ``--senders`` sessions
+(one load process) each write N SENDs of 200 bytes to a topic nobody is subscribed to, one
+per WebSocket message, all at once, the last with a receipt; the gateway's CPU from the
+first write until every session has its RECEIPT, over the SENDs, is the CPU per SEND (the
+WebSocket read, the STOMP parse, the publish and its confirm), printed with the SENDs per
+second. CPU figures are noisy on a shared machine: run several ``--rounds``.
 Not part of ``make test``.
 """
 
@@ -50,7 +63,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from benchmarks.bench_gateway import GATEWAY_ENV, cpu_seconds, rss_bytes
-from tests.support.gateway_proc import GatewayProcess
+from tests.support.gateway_proc import WS_IMPLS, GatewayProcess
 from tests.support.rabbit import amqp_url, create_vhost, delete_vhost
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +71,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SPARE_FDS = 512
 #: IP_BIND_ADDRESS_NO_PORT (Linux): the port is chosen at connect, per 4-tuple
 IP_BIND_ADDRESS_NO_PORT = 24
+#: what the RECEIPT of the last SEND of a burst starts with
+RECEIPT = b"RECEIPT\nreceipt-id:end\n"
 TARGET_RSS = 10 * 1024
 TARGET_CPU_PCT = 5.0
 
@@ -98,9 +113,20 @@ class Stats:
 
 
 class IdleSession(asyncio.Protocol):
-    """Upgrade, CONNECT, then nothing but heart-beats; counts what the server sends."""
+    """Upgrade, CONNECT, then nothing but heart-beats (or, told to, a burst of SENDs whose
+    last RECEIPT it waits for); counts what the server sends."""
 
-    __slots__ = ("_buf", "_connect", "_connected", "_request", "_stats", "_transport", "_waiter")
+    __slots__ = (
+        "_buf",
+        "_connect",
+        "_connected",
+        "_receipt",
+        "_request",
+        "_stats",
+        "_tail",
+        "_transport",
+        "_waiter",
+    )
 
     def __init__(self, request: bytes, connect: bytes, stats: Stats) -> None:
         self._request = request
@@ -108,6 +134,8 @@ class IdleSession(asyncio.Protocol):
         self._stats = stats
         self._buf = b""
         self._connected = False
+        self._receipt: asyncio.Future[None] | None = None
+        self._tail = b""  # the end of the last read, while a RECEIPT is awaited
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -118,6 +146,10 @@ class IdleSession(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._connected:
             self._stats.received += 1
+            if self._receipt is not None and not self._receipt.done():
+                if RECEIPT in self._tail + data:  # also one split over two reads
+                    self._receipt.set_result(None)
+                self._tail = data[-len(RECEIPT) :]
             return
         self._buf += data
         head_end = self._buf.find(b"\r\n\r\n")
@@ -148,6 +180,8 @@ class IdleSession(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._connected:
             self._stats.lost += 1
+            if self._receipt is not None and not self._receipt.done():
+                self._receipt.set_exception(ConnectionError(f"closed before the RECEIPT: {exc}"))
         elif not self._waiter.done():
             self._waiter.set_exception(ConnectionError(f"closed during setup: {exc}"))
 
@@ -159,6 +193,15 @@ class IdleSession(asyncio.Protocol):
         if transport is not None and not transport.is_closing():
             transport.write(frame)
             self._stats.sent += 1
+
+    def send_burst(self, frames: bytes) -> asyncio.Future[None]:
+        """Write ``frames`` (SENDs, the last with a receipt); the future is done at the
+        RECEIPT."""
+        self._receipt = asyncio.get_running_loop().create_future()
+        self._tail = b""
+        assert self._transport is not None
+        self._transport.write(frames)
+        return self._receipt
 
     def abort(self) -> None:
         if self._transport is not None:
@@ -234,9 +277,29 @@ async def open_all(
     return beater
 
 
+SEND_DESTINATION = "/topic/bench.sessions-sends"
+
+
+def sends_burst(count: int) -> bytes:
+    """``count`` SENDs of 200 bytes, one WebSocket message each, the last with a receipt."""
+    plain = ws_frame(f"SEND\ndestination:{SEND_DESTINATION}\n\n".encode() + b"x" * 200 + b"\x00")
+    last = ws_frame(f"SEND\ndestination:{SEND_DESTINATION}\nreceipt:end\n\nend\x00".encode())
+    return plain * (count - 1) + last
+
+
+async def send_all(sessions: list[IdleSession], count: int) -> float:
+    """Every session writes ``count`` SENDs at once; the seconds until each has its RECEIPT
+    (the caller bounds the wait)."""
+    burst = sends_burst(count)
+    started = time.monotonic()
+    await asyncio.gather(*(session.send_burst(burst) for session in sessions))
+    return time.monotonic() - started
+
+
 async def client_main(cfg: dict[str, Any]) -> None:
     """One load process: say ``ready`` with the counts once all sessions are open, then a
-    ``report`` line per ``report`` line on stdin; exit at ``close`` or end of input."""
+    ``report`` line per ``report`` line on stdin, a ``sent`` line (seconds) once every
+    session has the RECEIPT of ``sends <n>`` SENDs; exit at ``close`` or end of input."""
     loop = asyncio.get_running_loop()
     stats = Stats()
     sessions: list[IdleSession] = []
@@ -265,6 +328,10 @@ async def client_main(cfg: dict[str, Any]) -> None:
                     "open": stats.opened - stats.lost,
                 }
             )
+        elif line.startswith("sends "):
+            async with asyncio.timeout(float(cfg.get("send_timeout", 300.0))):
+                seconds = await send_all(sessions, int(line.split()[1]))
+            emit({"event": "sent", "seconds": seconds})
         elif line in ("close", ""):
             break
     beater.cancel()
@@ -371,6 +438,7 @@ def voluntary_switches(pid: int) -> int:
 
 @dataclass
 class SessionsResult:
+    ws_impl: str
     sessions: int
     failed: int
     first_error: str
@@ -383,56 +451,105 @@ class SessionsResult:
     beats_out_per_s: float  # what the load processes received, a second
     load_cpu_pct: float
     lost: int
+    warmup: int = 0
 
     @property
     def rss_per_session(self) -> float:
         return (self.rss_after - self.rss_before) / self.sessions if self.sessions else math.nan
 
 
-def measure(args: argparse.Namespace, log_dir: Path) -> SessionsResult:
+@dataclass
+class SendsResult:
+    ws_impl: str
+    sends: int  # SENDs written, all senders together
+    seconds: float  # from the first write to the last RECEIPT
+    cpu_s: float  # the gateway's, over those seconds
+
+    @property
+    def us_per_send(self) -> float:
+        return self.cpu_s / self.sends * 1e6
+
+    @property
+    def sends_per_s(self) -> float:
+        return self.sends / self.seconds if self.seconds else math.nan
+
+
+def load_config(port: int, source: str, count: int, args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "path": "/ws",
+        "vhost": "/",
+        "source": source,
+        "count": count,
+        "heartbeat": args.heartbeat,
+        "concurrency": args.concurrency,
+        "timeout": 60.0,
+        "send_timeout": args.send_timeout,
+    }
+
+
+def start_gateway(
+    args: argparse.Namespace, ws_impl: str, vhost: str, log_dir: Path
+) -> GatewayProcess:
+    gateway = GatewayProcess(
+        amqp_url=amqp_url(vhost),
+        node_id=f"sessions-{ws_impl}-{os.getpid()}",
+        extra_args=("--log-level", "WARNING", *args.gateway_arg),
+        env=GATEWAY_ENV,
+        ws_impl=ws_impl,
+    )
+    gateway.start(log_dir)
+    return gateway
+
+
+def ready_counts(loads: list[LoadProcess], timeout: float) -> tuple[int, int, str]:
+    """(opened, failed, the first error) once every load process said ``ready``."""
+    ready = [load.read(timeout) for load in loads]
+    opened = sum(int(r["opened"]) for r in ready)
+    failed = sum(int(r["failed"]) for r in ready)
+    first_error = next((str(r["first_error"]) for r in ready if r["first_error"]), "")
+    return opened, failed, first_error
+
+
+def measure(args: argparse.Namespace, ws_impl: str, log_dir: Path) -> SessionsResult:
     per_process = max(
         1, min(args.per_process, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - SPARE_FDS)
     )
     processes = math.ceil(args.sessions / per_process)
     vhost = create_vhost("stompgate-sessions")
-    gateway = GatewayProcess(
-        amqp_url=amqp_url(vhost),
-        node_id=f"sessions-{os.getpid()}",
-        extra_args=("--log-level", "WARNING", *args.gateway_arg),
-        env=GATEWAY_ENV,
-    )
     loads: list[LoadProcess] = []
+    gateway: GatewayProcess | None = None
     try:
-        gateway.start(log_dir)
+        gateway = start_gateway(args, ws_impl, vhost, log_dir)
         assert gateway.process is not None
         pid = gateway.process.pid
+        if args.warmup:
+            cfg = load_config(gateway.http_port, "127.0.2.1", args.warmup, args)
+            loads.append(LoadProcess(cfg, log_dir / f"load-{ws_impl}-warmup.log"))
+            warm, warm_failed, warm_error = ready_counts(loads, args.setup_timeout)
+            print(
+                f"[{ws_impl}] {warm:,} warm-up sessions open"
+                f"{f' ({warm_failed:,} failed: {warm_error})' if warm_failed else ''}",
+                flush=True,
+            )
         time.sleep(args.settle)
         rss_before = rss_bytes(pid)
         left = args.sessions
+        measured: list[LoadProcess] = []
         for i in range(processes):
             count = min(per_process, left)
             left -= count
-            cfg = {
-                "host": "127.0.0.1",
-                "port": gateway.http_port,
-                "path": "/ws",
-                "vhost": "/",
-                "source": f"127.0.1.{i + 1}",
-                "count": count,
-                "heartbeat": args.heartbeat,
-                "concurrency": args.concurrency,
-                "timeout": 60.0,
-            }
-            loads.append(LoadProcess(cfg, log_dir / f"load-{i}.log"))
+            cfg = load_config(gateway.http_port, f"127.0.1.{i + 1}", count, args)
+            measured.append(LoadProcess(cfg, log_dir / f"load-{ws_impl}-{i}.log"))
+        loads += measured
         started = time.monotonic()
-        ready = [load.read(args.setup_timeout) for load in loads]
+        opened, failed, first_error = ready_counts(measured, args.setup_timeout)
         setup_s = time.monotonic() - started
-        opened = sum(int(r["opened"]) for r in ready)
-        failed = sum(int(r["failed"]) for r in ready)
-        first_error = next((str(r["first_error"]) for r in ready if r["first_error"]), "")
         print(
-            f"{opened:,} sessions open ({failed:,} failed{': ' + first_error if failed else ''})"
-            f" in {setup_s:.1f} s from {len(loads)} load process(es); settling {args.settle:g} s",
+            f"[{ws_impl}] {opened:,} sessions open ({failed:,} failed"
+            f"{': ' + first_error if failed else ''}) in {setup_s:.1f} s from"
+            f" {len(measured)} load process(es); settling {args.settle:g} s",
             flush=True,
         )
         time.sleep(args.settle)
@@ -454,13 +571,15 @@ def measure(args: argparse.Namespace, log_dir: Path) -> SessionsResult:
     finally:
         for load in loads:
             load.close()
-        gateway.stop()
+        if gateway is not None:
+            gateway.stop()
         delete_vhost(vhost)
 
     def total(reports: list[dict[str, Any]], key: str) -> int:
         return sum(int(r[key]) for r in reports)
 
     return SessionsResult(
+        ws_impl=ws_impl,
         sessions=opened,
         failed=failed,
         first_error=first_error,
@@ -473,6 +592,39 @@ def measure(args: argparse.Namespace, log_dir: Path) -> SessionsResult:
         beats_out_per_s=(total(after, "received") - total(before, "received")) / seconds,
         load_cpu_pct=(load1 - load0) / seconds * 100,
         lost=total(after, "lost"),
+        warmup=args.warmup,
+    )
+
+
+def measure_sends(args: argparse.Namespace, ws_impl: str, log_dir: Path) -> SendsResult:
+    vhost = create_vhost("stompgate-sessions")
+    load: LoadProcess | None = None
+    gateway: GatewayProcess | None = None
+    try:
+        gateway = start_gateway(args, ws_impl, vhost, log_dir)
+        assert gateway.process is not None
+        pid = gateway.process.pid
+        cfg = load_config(gateway.http_port, "127.0.1.1", args.senders, args)
+        load = LoadProcess(cfg, log_dir / f"load-{ws_impl}-sends.log")
+        opened, failed, first_error = ready_counts([load], args.setup_timeout)
+        if failed:
+            raise RuntimeError(f"{failed} of {args.senders} senders failed: {first_error}")
+        time.sleep(1)
+        cpu0 = cpu_seconds(pid)
+        load.send(f"sends {args.sends}")
+        sent = load.read(args.send_timeout + 30)
+        cpu1 = cpu_seconds(pid)
+    finally:
+        if load is not None:
+            load.close()
+        if gateway is not None:
+            gateway.stop()
+        delete_vhost(vhost)
+    return SendsResult(
+        ws_impl=ws_impl,
+        sends=opened * args.sends,
+        seconds=float(sent["seconds"]),
+        cpu_s=cpu1 - cpu0,
     )
 
 
@@ -511,17 +663,37 @@ def report(r: SessionsResult, args: argparse.Namespace) -> None:
             " server while idle"
         )
     print(
-        f"\n{args.sessions:,} sessions asked, heart-beat {args.heartbeat} ms both ways,"
+        f"\n{args.sessions:,} sessions asked ({r.warmup:,} warm-up before them),"
+        f" WebSocket path {r.ws_impl}, heart-beat {args.heartbeat} ms both ways,"
         f" {args.measure:g} s measured; gateway args: {' '.join(args.gateway_arg) or '(none)'}"
     )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["client"]:
-        run_client(argv[1])
-        return
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+def summary(results: list[SessionsResult]) -> str:
+    """Every run in one table: the WebSocket paths side by side."""
+    lines = [
+        f"{'path':<8} {'sessions':>9} {'B/session':>10} {'CPU %':>7} {'setup s':>8} {'lost':>6}",
+    ]
+    for r in results:
+        lines.append(
+            f"{r.ws_impl:<8} {r.sessions:>9,} {r.rss_per_session:>10,.0f} {r.cpu_pct:>7.2f}"
+            f" {r.setup_s:>8.1f} {r.lost + r.failed:>6}"
+        )
+    return "\n".join(lines)
+
+
+def sends_line(r: SendsResult) -> str:
+    return (
+        f"{r.ws_impl:<8} {r.sends:>9,} SENDs {r.us_per_send:>8.1f} us/SEND (gateway CPU)"
+        f" {r.sends_per_s:>9,.0f} SENDs/s"
+    )
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_sessions",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
     p.add_argument("--sessions", type=int, default=100_000)
     p.add_argument("--heartbeat", type=int, default=10_000, help="ms, both ways (STOMP.js: 10000)")
     p.add_argument("--measure", type=float, default=30.0, help="seconds of idle measured")
@@ -535,33 +707,84 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     p.add_argument("--setup-timeout", type=float, default=900.0, help="seconds to open them all")
     p.add_argument(
+        "--ws-impl",
+        nargs="+",
+        choices=WS_IMPLS,
+        default=["lean"],
+        help="the WebSocket path(s) to measure, each on a gateway of its own (default: lean)",
+    )
+    p.add_argument("--rounds", type=int, default=1, help="runs of every --ws-impl")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="sessions opened before the RSS baseline, not counted (they stay open)",
+    )
+    p.add_argument(
+        "--sends",
+        type=int,
+        default=0,
+        help="SENDs per sender: measure the gateway's CPU per SEND instead of idle sessions",
+    )
+    p.add_argument("--senders", type=int, default=50, help="sessions that SEND (with --sends)")
+    p.add_argument(
+        "--send-timeout", type=float, default=300.0, help="seconds the SENDs may take (--sends)"
+    )
+    p.add_argument(
         "--gateway-arg",
         action="append",
         default=[],
         metavar="ARG",
-        help="passed on to `python -m gateway` (repeat; e.g. --gateway-arg=--ws-impl=lean)",
+        help="passed on to `python -m gateway` (repeat; e.g. --gateway-arg=--ws-compress=true)",
     )
     args = p.parse_args(argv)
     if args.sessions < 1:
-        raise SystemExit("--sessions must be at least 1")
+        p.error("--sessions must be at least 1")
     if args.heartbeat < 100:
-        raise SystemExit("--heartbeat must be at least 100 ms")
-    soft, hard = nofile_for(args.sessions + SPARE_FDS)
+        p.error("--heartbeat must be at least 100 ms")
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
+    if args.warmup < 0:
+        p.error("--warmup must not be negative")
+    if args.sends < 0:
+        p.error("--sends must not be negative")
+    if args.sends and args.senders < 1:
+        p.error("--senders must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["client"]:
+        run_client(argv[1])
+        return
+    args = parse_args(argv)
+    sockets = args.senders if args.sends else args.sessions + args.warmup
+    soft, hard = nofile_for(sockets + SPARE_FDS)
     print(f"RLIMIT_NOFILE {soft}/{hard} (soft/hard) for the gateway and the load processes")
-    if soft < args.sessions + SPARE_FDS:
+    if soft < sockets + SPARE_FDS:
         raise SystemExit(
-            f"the gateway needs an open-files limit above {args.sessions + SPARE_FDS:,} for"
-            f" {args.sessions:,} sessions; this process may raise it only to {hard:,} (no"
+            f"the gateway needs an open-files limit above {sockets + SPARE_FDS:,} for"
+            f" {sockets:,} sessions; this process may raise it only to {hard:,} (no"
             " CAP_SYS_RESOURCE). Raise the hard limit (ulimit -Hn, limits.conf, a container's"
             f" --ulimit nofile) or run fewer: --sessions {max(1, hard - SPARE_FDS):,}"
         )
     log_dir = Path(tempfile.mkdtemp(prefix="stompgate-sessions-"))
+    results: list[SessionsResult] = []
     try:
-        result = measure(args, log_dir)
+        for _ in range(args.rounds):
+            for ws_impl in args.ws_impl:
+                if args.sends:
+                    print(sends_line(measure_sends(args, ws_impl, log_dir)), flush=True)
+                    continue
+                result = measure(args, ws_impl, log_dir)
+                report(result, args)
+                results.append(result)
     except BaseException:
         print(f"logs in {log_dir}", file=sys.stderr)
         raise
-    report(result, args)
+    if len(results) > 1:
+        print("\nevery run:\n" + summary(results))
 
 
 if __name__ == "__main__":

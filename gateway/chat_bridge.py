@@ -431,6 +431,7 @@ async def build_chat(
         rooms_of=None if rooms is None else rooms.membership.rooms_of,
         recent_limit=settings.chat_recent_limit,
         max_body=settings.chat_max_body,
+        idempotency_ttl_s=settings.post_idempotency_ttl,
         typing=typing,
         on_post_confirmed=confirm_latency,
     )

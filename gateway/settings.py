@@ -295,6 +295,14 @@ class Settings:
     chat_replay_limit: int = field(
         default=1000, metadata={"help": "messages replayed at most on a catch-up SUBSCRIBE"}
     )
+    post_idempotency_ttl: int = field(
+        default=24 * 3600,
+        metadata={
+            "help": "seconds a confirmed chat post's client_id is remembered in Redis: a retry"
+            " with the same client_id within them gets the original message id and publishes"
+            " nothing; at least 60 (a post's pending window)"
+        },
+    )
     room_max_members: int = field(
         default=100, metadata={"help": "members a group room may have (rooms API)"}
     )
@@ -365,9 +373,14 @@ class Settings:
             raise ValueError("--heartbeat-grace must be at least 1.0")
         if not 0 <= self.amqp_heartbeat <= 65535:
             raise ValueError(f"--amqp-heartbeat must be 0..65535 s, got {self.amqp_heartbeat}")
-        amqp_url_with_heartbeat(self.amqp_url, self.amqp_heartbeat)  # a conflict raises
+        with_heartbeat(self.amqp_url, self.amqp_heartbeat)  # a conflict raises
         if self.order_hold_ms < 0:
             raise ValueError(f"--order-hold-ms must not be negative, got {self.order_hold_ms}")
+        if self.post_idempotency_ttl < 60:
+            raise ValueError(
+                "--post-idempotency-ttl must be at least 60 (seconds), got"
+                f" {self.post_idempotency_ttl}"
+            )
         if self.room_max_members < 2:
             raise ValueError(f"--room-max-members must be at least 2, got {self.room_max_members}")
         if self.seen_by_max_members < 0:
@@ -408,7 +421,7 @@ class Settings:
     def broker_url(self) -> str:
         """``amqp_url`` with ``heartbeat=amqp_heartbeat`` in its query: what every AMQP
         connection of the node opens."""
-        return amqp_url_with_heartbeat(self.amqp_url, self.amqp_heartbeat)
+        return with_heartbeat(self.amqp_url, self.amqp_heartbeat)
 
     @property
     def seen_by_limit(self) -> int:
@@ -428,13 +441,6 @@ class Settings:
                 raise ValueError(f"--dev-users: expected login:passcode, got {item!r}")
             pairs[login] = passcode
         return pairs
-
-
-def amqp_url_with_heartbeat(url: str, seconds: int) -> str:
-    """``url`` (one AMQP URL, or several comma-separated: the nodes of a cluster) with
-    ``heartbeat=seconds`` in each URL's query; a URL that says another ``heartbeat=`` is a
-    ValueError."""
-    return with_heartbeat(url, seconds)
 
 
 def _parse_bool(text: str) -> bool:

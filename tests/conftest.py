@@ -1,9 +1,11 @@
 """Shared fixtures: a private RabbitMQ vhost and a Redis key prefix per test run; a private
-apertium-apy (the offline translation provider) for the run, started when first asked for."""
+apertium-apy (the offline translation provider) for the run, started when first asked for;
+and a check that the run left nothing new on RabbitMQ's default vhost "/"."""
 
 from __future__ import annotations
 
 import os
+import urllib.error
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,32 @@ from tests.support import rabbit
 from tests.support.gateway_proc import WS_IMPLS
 from tests.support.namespace import share_default_namespace
 from tests.translate.apertium_proc import ApertiumProcess
+
+
+def _default_vhost_queues() -> set[str] | None:
+    """The queues on "/" of the shared RabbitMQ; None when its management API does not answer
+    (a run of unit tests without the services)."""
+    try:
+        return {str(queue["name"]) for queue in rabbit.list_queues("/")}
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_on_the_default_vhost() -> Iterator[None]:
+    """Every test declares on a vhost of its own, so a run leaves no queue on "/" (where the
+    default deployment of a `make up` keeps its registry streams, chatstate/deployment.py):
+    a queue there after the run that was not there before fails the run's last teardown."""
+    before = _default_vhost_queues()
+    yield
+    after = _default_vhost_queues()
+    if before is None or after is None:
+        return
+    new = sorted(after - before)
+    assert not new, (
+        f"the test run left queues on RabbitMQ's default vhost '/': {new} (a test on '/'"
+        " instead of a vhost of its own, or something else using '/' meanwhile)"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,8 @@ itself) and ``gateway.errors.ErrorMessage`` (the node's). This test holds the do
 them, and the code to them: it reads every place in ``gateway/`` that makes an ERROR (an
 error value, a ``ClientError``, a ``fail``/``reject``/``error`` call, a ``message=`` argument)
 and refuses text made there, so a new error cannot reach a client without being listed.
+
+Its table of a presence event's fields is held to what the gateway sends and to the schema.
 """
 
 from __future__ import annotations
@@ -16,10 +18,16 @@ import pkgutil
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args
+
+import orjson
 
 import gateway
+from chatstate.presence import Status
 from gateway import stomp_headers
 from gateway.errors import ClientError, ErrorMessage
+from gateway.presence.events import presence_event
+from gateway.presence.store import PresenceChange
 from gateway.stomp import ProtocolMessage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +52,21 @@ def test_the_contract_lists_every_message_once() -> None:
     listed = documented()
     assert len(listed) == len(set(listed)), "a message is listed twice"
     assert set(listed) == CATALOGUE
+
+
+def test_the_presence_event_table_names_the_fields_the_gateway_sends() -> None:
+    text = CONTRACT.read_text(encoding="utf-8")
+    section = text.split("## Presence events", 1)[1].split("\n## ", 1)[0]
+    rows = section.split("\n|---|", 1)[1].split("\n\n", 1)[0]
+    listed = re.findall(r"^\| `([^`]+)` \|", rows, flags=re.MULTILINE)
+    change = PresenceChange(user="bob", status="online", last_seen=1, at=1)
+    sent = orjson.loads(presence_event(change, "general"))
+    assert listed == list(sent)
+    schema = orjson.loads((ROOT / "schemas" / "chat.presence.v1.json").read_bytes())
+    assert listed == list(schema["properties"])
+    statuses = re.search(r"^\| `status` \| (.*) \|$", rows, flags=re.MULTILINE)
+    assert statuses is not None
+    assert re.findall(r"`(\w+)` or `(\w+)`", statuses.group(1))[0] == get_args(Status)
 
 
 def sources() -> Iterator[tuple[str, ast.AST]]:

@@ -140,7 +140,9 @@ class ChatLayer:
         on_post_confirmed: Callable[[float], None] | None = None,
     ) -> None:
         """``on_post_confirmed`` hears the seconds each post's publish took to be confirmed
-        by the broker (the node's publish-confirm histogram, as for any other SEND)."""
+        by the broker (the node's publish-confirm histogram, as for any other SEND).
+        ``idempotency_ttl_s``: how long a confirmed post's client id is remembered (the
+        gateway passes its ``--post-idempotency-ttl``)."""
         if recent_limit < 1:
             raise ValueError("recent_limit must be at least 1")
         if prune_every < 1:

@@ -15,8 +15,9 @@ A post goes through three states, each one atomic Lua step:
    event is built from a `MessageTemplate` in that step too (its id and ``sent_at``). A room
    with no counter (it never had a post, or Redis lost it) reserves nothing: the ledger sets
    the counter (from the store) and reserves again.
-2. ``confirm`` (after the broker confirmed the publish): the key becomes ``<id>`` for 24 h, so
-   a retry with the same client id gets the original id and publishes nothing.
+2. ``confirm`` (after the broker confirmed the publish): the key becomes ``<id>`` for
+   ``idempotency_ttl_s`` (the gateway's ``--post-idempotency-ttl``, 24 h by default), so a
+   retry with the same client id within it gets the original id and publishes nothing.
 3. ``abort`` (the publish failed): delete the key if still ours and take the message out of
    the cache, so a retry goes through as new; its ordinal becomes a hole (unread counts skip
    it).

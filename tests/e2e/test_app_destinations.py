@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 
+import redis
 import stomp
 import stomp.exception
 
+from chatstate.keys import ChatKeys
 from tests.e2e.conftest import GatewayFactory
 from tests.e2e.procs import post_body, room_name
 from tests.support.security import StompPeer
@@ -65,6 +67,18 @@ def test_retry_with_same_client_id_is_not_published_again(start_gateway: Gateway
         alice.send(f"/app/rooms/{room}/messages", body)  # receipted again, not republished
         assert json.loads(alice.next_message().body)["client_id"] == "same-id"
         assert alice.no_message(0.5)
+
+
+def test_the_client_id_is_remembered_for_the_post_idempotency_ttl(
+    start_gateway: GatewayFactory, redis_keys: redis.Redis, redis_prefix: str
+) -> None:
+    gw = start_gateway("gw-idem-ttl", "--post-idempotency-ttl", "3600")
+    with stomp_client(gw.stomp_port, login="alice", passcode="alice") as alice:
+        receipt = alice.send(f"/app/rooms/{room_name()}/messages", post_body("x", "ttl-id"))
+    key = ChatKeys(redis_prefix).client("alice", "ttl-id")
+    assert redis_keys.get(key) == receipt["stompgate-message-id"].encode()  # confirmed
+    # Neither the pending window (60 s) nor the default (86,400 s): the setting's.
+    assert 60 < redis_keys.ttl(key) <= 3600
 
 
 def test_a_post_s_receipt_carries_its_id_and_a_retry_the_original(

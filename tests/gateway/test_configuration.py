@@ -48,6 +48,21 @@ def test_the_amqp_heartbeat_goes_into_the_broker_url_once() -> None:
         settings_from({"amqp_heartbeat": "-1"}, environ={})
 
 
+def test_the_post_idempotency_ttl_is_read_and_a_too_short_one_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert settings_from({}, environ={}).post_idempotency_ttl == 86400
+    env = {"STOMPGATE_POST_IDEMPOTENCY_TTL": "600"}
+    assert settings_from({}, environ=env).post_idempotency_ttl == 600
+    assert settings_from({"post_idempotency_ttl": "60"}, environ=env).post_idempotency_ttl == 60
+    with pytest.raises(ConfigurationError, match=r"--post-idempotency-ttl must be at least 60"):
+        settings_from({}, environ={"STOMPGATE_POST_IDEMPOTENCY_TTL": "59"})
+    assert main(["--post-idempotency-ttl", "0"]) == 1
+    assert capsys.readouterr().err == (
+        "stompgate: --post-idempotency-ttl must be at least 60 (seconds), got 0\n"
+    )
+
+
 def test_auth_settings_that_cannot_be_used_are_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match=r"JWT_ALGORITHMS.*\(see docs/security.md\)$"):
         build_access(Settings(auth="jwt"), environ={})

@@ -51,6 +51,35 @@ def check_parser(chunks: list[bytes], version: str, limits: Limits) -> None:
     assert all(isinstance(event, Frame | HeartBeat) for event in seen[: len(seen) - len(errors)])
 
 
+def check_violation_last(seen: list[events.Event], session: ServerSession) -> None:
+    """At most one ProtocolViolation among a session's events, the last, and the session
+    closed after it."""
+    violations = [i for i, e in enumerate(seen) if isinstance(e, events.ProtocolViolation)]
+    assert len(violations) <= 1, f"more than one protocol violation: {seen!r}"
+    if violations:
+        assert violations[0] == len(seen) - 1, f"events after a protocol violation: {seen!r}"
+        assert session.closed, "a protocol violation left the session open"
+
+
+def check_fresh_session(chunks: list[bytes], limits: Limits) -> list[events.Event]:
+    """A fresh session fed ``chunks`` (accepted as soon as it asks): never more events than
+    bytes, at most one violation, the last. Returns its events (the fuzzer tells new
+    behaviour by them)."""
+    most = sum(len(chunk) for chunk in chunks) + 2
+    session = ServerSession(SessionConfig(limits=limits))
+    seen: list[events.Event] = []
+    for chunk in chunks:
+        session.receive_data(chunk)
+        while batch := session.events_received():
+            seen.extend(batch)
+            assert len(seen) <= most, "the session produced more events than bytes"
+            if session.state is SessionState.CONNECTING:
+                session.accept(session_id="s")
+        session.data_to_send()
+    check_violation_last(seen, session)
+    return seen
+
+
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({min(c, len(data)) for c in cuts})
     return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
@@ -63,6 +92,8 @@ def test_random_bytes(data: bytes, cuts: list[int], version: str) -> None:
 
 
 ALPHABET = b"\x00\n\r:\\ cSENDACKtransaction-length0123456789\xff\xc3"
+#: What a mutation inserts: the bytes that delimit frames, headers and escapes.
+DELIMITERS = [b"\x00", b"\n", b":", b"\\", b"\r"]
 
 
 @settings(max_examples=400, deadline=None)
@@ -88,7 +119,7 @@ def mutated_streams(draw: st.DrawFn) -> tuple[bytes, str]:
         if kind == "flip" and position < len(stream):
             stream[position] = draw(st.integers(0, 255))
         elif kind == "insert":
-            stream[position:position] = draw(st.sampled_from([b"\x00", b"\n", b":", b"\\", b"\r"]))
+            stream[position:position] = draw(st.sampled_from(DELIMITERS))
         elif kind == "delete":
             del stream[position : position + draw(st.integers(1, 4))]
         elif kind == "truncate":
@@ -123,11 +154,7 @@ def test_session_never_raises(sample: tuple[bytes, str], cuts: list[int]) -> Non
             assert len(seen) <= len(data) + 1
         session.data_to_send()
     assert time.perf_counter() - start < BUDGET_SECONDS
-    violations = [i for i, e in enumerate(seen) if isinstance(e, events.ProtocolViolation)]
-    assert len(violations) <= 1
-    if violations:
-        assert session.closed
-        assert violations[0] == len(seen) - 1
+    check_violation_last(seen, session)
 
 
 @settings(max_examples=300, deadline=None)
@@ -138,17 +165,4 @@ def test_fresh_session_never_raises(
     data, version = sample
     if with_connect:
         data = f"CONNECT\naccept-version:{version}\n\n\x00".encode() + data
-    session = ServerSession(SessionConfig(limits=SMALL))
-    seen: list[events.Event] = []
-    for chunk in split(data, cuts):
-        session.receive_data(chunk)
-        while batch := session.events_received():
-            seen.extend(batch)
-            if session.state is SessionState.CONNECTING:
-                session.accept(session_id="s")
-        session.data_to_send()
-    violations = [i for i, e in enumerate(seen) if isinstance(e, events.ProtocolViolation)]
-    assert len(violations) <= 1
-    if violations:
-        assert violations[0] == len(seen) - 1
-        assert session.closed
+    check_fresh_session(split(data, cuts), SMALL)

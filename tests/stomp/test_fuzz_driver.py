@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.fuzz_stomp import Target, fuzz, main, node_case, targets
+from gateway.stomp import Limits, events
 
 
 def test_every_target_runs_and_the_codec_holds(tmp_path: Path) -> None:
@@ -18,6 +19,25 @@ def test_every_target_runs_and_the_codec_holds(tmp_path: Path) -> None:
     stats = fuzz(3.0, seed=7, findings_dir=tmp_path, report=lambda line: None)
     assert all(s.executions > 0 for s in stats.values()), stats
     assert [f for s in stats.values() for f in s.findings] == []
+
+
+def test_the_raw_target_checks_the_session_with_the_property_tests_checker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from benchmarks import fuzz_stomp
+    from tests.stomp import test_fuzz
+
+    checked: list[list[bytes]] = []
+    real = test_fuzz.check_fresh_session
+
+    def spy(chunks: list[bytes], limits: Limits) -> list[events.Event]:
+        checked.append(chunks)
+        return real(chunks, limits)
+
+    monkeypatch.setattr(test_fuzz, "check_fresh_session", spy)
+    data = b"CONNECT\n\n\x00SEND\ndestination:/a\n\nx\x00"
+    assert fuzz_stomp._raw(data) == "ConnectRequested SendRequested"
+    assert [b"".join(chunks) for chunks in checked] == [data]
 
 
 def _fragile(data: bytes) -> None:
