@@ -62,7 +62,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from benchmarks.bench_gateway import GATEWAY_ENV, cpu_seconds, rss_bytes
+from benchmarks.bench_gateway import GATEWAY_ENV, cpu_seconds, cpu_split, rss_bytes, sleeps
 from tests.support.gateway_proc import WS_IMPLS, GatewayProcess
 from tests.support.rabbit import amqp_url, create_vhost, delete_vhost
 
@@ -75,6 +75,7 @@ IP_BIND_ADDRESS_NO_PORT = 24
 RECEIPT = b"RECEIPT\nreceipt-id:end\n"
 TARGET_RSS = 10 * 1024
 TARGET_CPU_PCT = 5.0
+TARGET_SESSIONS = 100_000  # issue 19: sessions one node should hold
 
 
 # -- the load processes ----------------------------------------------------------------------
@@ -429,13 +430,6 @@ def nofile_for(wanted: int) -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-def voluntary_switches(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("voluntary_ctxt_switches:"):
-            return int(line.split()[1])
-    return 0
-
-
 @dataclass
 class SessionsResult:
     ws_impl: str
@@ -446,6 +440,7 @@ class SessionsResult:
     rss_before: int
     rss_after: int
     cpu_pct: float  # gateway, % of one core, while idle
+    kernel_pct: float  # of which in the kernel (stime: the heart-beats' system calls)
     sleeps_per_s: float
     beats_in_per_s: float  # heart-beats the load processes wrote, a second
     beats_out_per_s: float  # what the load processes received, a second
@@ -557,11 +552,11 @@ def measure(args: argparse.Namespace, ws_impl: str, log_dir: Path) -> SessionsRe
         for load in loads:
             load.send("report")
         before = [load.read(30) for load in loads]
-        cpu0, sleeps0 = cpu_seconds(pid), voluntary_switches(pid)
+        cpu0, sleeps0, kernel0 = cpu_seconds(pid), sleeps(pid), cpu_split(pid)[1]
         load0 = sum(cpu_seconds(load.pid) for load in loads)
         t0 = time.monotonic()
         time.sleep(args.measure)
-        cpu1, sleeps1 = cpu_seconds(pid), voluntary_switches(pid)
+        cpu1, sleeps1, kernel1 = cpu_seconds(pid), sleeps(pid), cpu_split(pid)[1]
         load1 = sum(cpu_seconds(load.pid) for load in loads)
         seconds = time.monotonic() - t0
         for load in loads:
@@ -587,6 +582,7 @@ def measure(args: argparse.Namespace, ws_impl: str, log_dir: Path) -> SessionsRe
         rss_before=rss_before,
         rss_after=rss_after,
         cpu_pct=(cpu1 - cpu0) / seconds * 100,
+        kernel_pct=(kernel1 - kernel0) / seconds * 100,
         sleeps_per_s=(sleeps1 - sleeps0) / seconds,
         beats_in_per_s=(total(after, "sent") - total(before, "sent")) / seconds,
         beats_out_per_s=(total(after, "received") - total(before, "received")) / seconds,
@@ -645,6 +641,11 @@ def report(r: SessionsResult, args: argparse.Namespace) -> None:
         f"{'CPU idle, heart-beats + timeouts, % of a core':<52}{r.cpu_pct:>15.2f}%  "
         f"{'< 5 %':<12}{verdict(r.cpu_pct < TARGET_CPU_PCT)}"
     )
+    print(f"{'  of which in the kernel (system calls)':<52}{r.kernel_pct:>15.2f}%")
+    if r.sessions:
+        scale = TARGET_SESSIONS / r.sessions
+        at_target = f"{r.cpu_pct * scale:.1f}% ({r.kernel_pct * scale:.1f}% kernel)"
+        print(f"{f'  at {TARGET_SESSIONS:,} sessions, scaled linearly':<52}{at_target:>16}")
     beats_io = f"{r.beats_in_per_s:,.0f} / {r.beats_out_per_s:,.0f}"
     print(f"{'  heart-beats in / out per second':<52}{beats_io:>16}")
     beats = r.beats_in_per_s + r.beats_out_per_s
@@ -694,7 +695,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         prog="python -m benchmarks.bench_sessions",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
-    p.add_argument("--sessions", type=int, default=100_000)
+    p.add_argument("--sessions", type=int, default=TARGET_SESSIONS)
     p.add_argument("--heartbeat", type=int, default=10_000, help="ms, both ways (STOMP.js: 10000)")
     p.add_argument("--measure", type=float, default=30.0, help="seconds of idle measured")
     p.add_argument("--settle", type=float, default=5.0, help="seconds before each RSS sample")

@@ -18,14 +18,29 @@ from benchmarks.bench_gateway import (
 
 
 def traffic(
-    us: float, *, p99: float = 1.0, beam: float = 0.0, rate: float = 1000.0
+    us: float,
+    *,
+    p99: float = 1.0,
+    beam: float = 0.0,
+    rate: float = 1000.0,
+    gateway_kernel: float | None = None,
 ) -> TrafficResult:
+    """A gateway run when ``gateway_kernel`` is given (the gateway process is ``us - beam``
+    of which ``gateway_kernel`` in the kernel), else one whose only process is beam.smp."""
+    if gateway_kernel is None:
+        procs = {"beam.smp": beam} if beam else {}
+        kernel: dict[str, float] = {}
+    else:
+        procs = {"gateway": us - beam, "beam.smp": beam}
+        kernel = {"gateway": gateway_kernel, "beam.smp": 0.0}
     return TrafficResult(
         delivered_per_s=rate,
         published_per_s=rate,
         cpu_us_per_msg=us,
         cpu_by_proc={},
-        cpu_us_by_proc={"beam.smp": beam} if beam else {},
+        cpu_us_by_proc=procs,
+        sys_us_by_proc=kernel,
+        sleeps_per_send={},
         p50_ms=p99 / 2,
         p99_ms=p99,
         p999_ms=p99,
@@ -104,3 +119,30 @@ def test_the_moderate_load_is_a_fifth_of_web_stomps_maximum_unless_fixed() -> No
     sc.results = {}  # Web-STOMP skipped this round: the last round's load
     assert moderate_rate(sc, args) == 2_400.0
     assert moderate_rate(sc, argparse.Namespace(rate=4_000.0, moderate=0.2)) == 4_000.0
+
+
+def test_the_floor_is_the_broker_and_the_gateways_kernel_time_against_web_stomps_whole(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A target whose floor is above its limit cannot be met by user-space work: the floor
+    row says "beyond"; one below it says "info"."""
+    pairs = Scenario("pairs", "pairs", rooms=200, subs=2)
+    # full speed: gateway 60 = 20 broker + 40 gateway (10 kernel) against 100 -> floor 0.30
+    # moderate: gateway 150 = 70 broker + 80 gateway (30 kernel) against 100 -> floor 1.00
+    pairs.rounds.append(
+        {
+            "gateway/max": traffic(60.0, beam=20.0, gateway_kernel=10.0),
+            "web-stomp/max": traffic(100.0, beam=100.0),
+            "gateway": traffic(150.0, beam=70.0, gateway_kernel=30.0),
+            "web-stomp": traffic(100.0, beam=100.0),
+        }
+    )
+    lines = target_lines([pairs], capsys)
+    floors = [line for line in lines if line.startswith("  floor")]
+    assert len(floors) == 2, lines
+    assert "30.0 us" in floors[0]
+    assert "0.30 (0.30)" in floors[0]
+    assert floors[0].endswith("info")
+    assert "100.0 us" in floors[1]
+    assert "1.00 (1.00)" in floors[1]
+    assert floors[1].endswith("beyond")
