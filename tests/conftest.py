@@ -12,35 +12,39 @@ from pathlib import Path
 
 import pytest
 
+from chatstate.deployment import REGISTRY_PREFIX
 from tests.support import rabbit
 from tests.support.gateway_proc import WS_IMPLS
 from tests.support.namespace import share_default_namespace
 from tests.translate.apertium_proc import ApertiumProcess
 
 
-def _default_vhost_queues() -> set[str] | None:
-    """The queues on "/" of the shared RabbitMQ; None when its management API does not answer
-    (a run of unit tests without the services)."""
+def _default_vhost_registries() -> set[str] | None:
+    """The deployment registry streams on "/" of the shared RabbitMQ (chatstate/deployment.py:
+    ``<deployment>.registry`` and ``stompgate.registry.exchange.<exchange>``); None when its
+    management API does not answer (a run of unit tests without the services). Only these:
+    a `make up` started meanwhile declares its worker queues on "/" and must not fail the run."""
     try:
-        return {str(queue["name"]) for queue in rabbit.list_queues("/")}
+        names = {str(queue["name"]) for queue in rabbit.list_queues("/")}
     except (OSError, urllib.error.URLError):
         return None
+    return {n for n in names if n.endswith(".registry") or n.startswith(REGISTRY_PREFIX)}
 
 
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_on_the_default_vhost() -> Iterator[None]:
-    """Every test declares on a vhost of its own, so a run leaves no queue on "/" (where the
-    default deployment of a `make up` keeps its registry streams, chatstate/deployment.py):
-    a queue there after the run that was not there before fails the run's last teardown."""
-    before = _default_vhost_queues()
+    """Every test declares on a vhost of its own, so a run leaves no registry stream on "/"
+    (where the default deployment of a `make up` keeps its own, chatstate/deployment.py): one
+    there after the run that was not there before fails the run's last teardown."""
+    before = _default_vhost_registries()
     yield
-    after = _default_vhost_queues()
+    after = _default_vhost_registries()
     if before is None or after is None:
         return
     new = sorted(after - before)
     assert not new, (
-        f"the test run left queues on RabbitMQ's default vhost '/': {new} (a test on '/'"
-        " instead of a vhost of its own, or something else using '/' meanwhile)"
+        f"the test run left registry streams on RabbitMQ's default vhost '/': {new} (a test"
+        " on '/' instead of a vhost of its own, or a first `make up` started meanwhile)"
     )
 
 
